@@ -1,0 +1,5 @@
+import sys
+
+from aimds_ray.cli import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""The `aimds` command line: thin; each command group is a module here with `register(subparsers)`.
+
+Exit codes: 0 success / allow, 1 threat found or policy violated, 2 usage or input error, 3 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# command modules, in help order; each defines register(sub) and sets `func` on its parser
+COMMANDS = ("scan", "rescore", "version")
+
+
+class UsageError(Exception):
+    """Bad arguments or input: printed without a traceback, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aimds", description="AI Manipulation Defense System (aimds-ray)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"aimds_ray.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    from aimds_ray.core.config import ConfigError
+    from aimds_ray.core.detector import InputError
+
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, ConfigError, InputError, FileNotFoundError) as e:
+        print(f"aimds {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # the user sees one line; AIMDS_DEBUG=1 shows the traceback
+        if os.environ.get("AIMDS_DEBUG"):
+            raise
+        from aimds_ray.core.batch import RescoreError
+
+        if isinstance(e, RescoreError):
+            print(f"aimds {args.command}: error: {e}", file=sys.stderr)
+            return 2
+        print(f"aimds {args.command}: internal error: {type(e).__name__}: {e} (AIMDS_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""`aimds rescore INPUT OUTPUT --engine local|ray`: score historical traffic, keep every column, add the verdict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rescore", help="re-score JSONL/Parquet traffic; adds is_threat, score, threat_type, action")
+    p.add_argument("input", help="a .jsonl or .parquet file, a directory of them, or a glob")
+    p.add_argument("output", help="output file (.jsonl or .parquet) for --engine local, directory for ray")
+    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--config", help="config file merged over the default")
+    p.add_argument("--address", help="Ray address for --engine ray (default: start a local Ray)")
+    p.add_argument("--workers", type=int, default=None, help="detector actors for --engine ray")
+    p.add_argument("--sessions", help="session_col,time_col: also replay sessions (--engine ray)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aimds_ray.core.detector import Detector
+
+    if args.engine == "local":
+        from aimds_ray.core.batch import rescore_local
+
+        summary = rescore_local(args.input, args.output, detector=Detector(args.config),
+                                text_column=args.text_column, progress=False if args.quiet else None)
+    else:
+        try:
+            from aimds_ray.distributed.rescore import rescore_ray
+        except ImportError as e:
+            from aimds_ray.cli import UsageError
+
+            raise UsageError(f"--engine ray is not available: {e}") from None
+        summary = rescore_ray(args.input, args.output, config=args.config, text_column=args.text_column,
+                              address=args.address, workers=args.workers, sessions=args.sessions,
+                              progress=not args.quiet)
+    print(json.dumps(summary.to_dict()), file=sys.stdout)
+    return 0

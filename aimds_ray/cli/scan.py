@@ -1,0 +1,39 @@
+"""`aimds scan TEXT | --file F | < stdin`: one JSON report; exit 0 allow, 1 threat, 2 usage error."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scan", help="scan one text and print its ThreatReport as JSON")
+    p.add_argument("text", nargs="?", help="the text (omit to read --file or stdin)")
+    p.add_argument("--file", "-f", help="read the text from this file ('-' for stdin)")
+    p.add_argument("--pretty", action="store_true", help="indented JSON for people")
+    p.add_argument("--config", help="config file merged over the default")
+    p.set_defaults(func=run)
+
+
+def _read_input(args: argparse.Namespace) -> str | bytes:
+    from aimds_ray.cli import UsageError
+
+    if args.text is not None and args.file:
+        raise UsageError("give TEXT or --file, not both")
+    if args.text is not None:
+        return args.text
+    if args.file and args.file != "-":
+        with open(args.file, "rb") as f:
+            return f.read()
+    if sys.stdin is None or (sys.stdin.isatty() and not args.file):
+        raise UsageError("no text: give TEXT, --file F, or pipe text on stdin")
+    return sys.stdin.buffer.read()
+
+
+def run(args: argparse.Namespace) -> int:
+    from aimds_ray.core.detector import Detector
+
+    data = _read_input(args)
+    report = Detector(args.config).scan(data)
+    print(report.to_json(indent=2 if args.pretty else None))
+    return 1 if report.is_threat else 0

@@ -1,0 +1,1 @@
+"""Algorithms and the embedded pipeline. Nothing in this package imports Ray."""

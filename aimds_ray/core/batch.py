@@ -1,0 +1,284 @@
+"""Re-scoring tables of historical traffic: Arrow batches in, the same batches plus report columns out.
+
+`score_table` is the one function both engines run: the local engine (`aimds rescore --engine local`) calls it on
+each chunk of the input; the Ray Data engine calls it inside `map_batches` actors. Bad rows (null, non-string,
+invalid UTF-8, oversized) are not dropped: they get `is_threat = null` and a message in `aimds_error`.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from aimds_ray.core.detector import Detector, InputError
+
+REPORT_COLUMNS = ("is_threat", "score", "threat_type", "action", "aimds_error")
+REPORT_SCHEMA = pa.schema(
+    [
+        ("is_threat", pa.bool_()),
+        ("score", pa.float64()),
+        ("threat_type", pa.string()),
+        ("action", pa.string()),
+        ("aimds_error", pa.string()),
+    ]
+)
+
+
+class RescoreError(ValueError):
+    """Bad invocation or unreadable input (exit code 2 at the CLI)."""
+
+
+def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_column: str = "text") -> pa.Table:
+    """Append the report columns to `table` (existing columns of the same name are replaced)."""
+    if text_column not in table.schema.names:
+        raise RescoreError(f"input has no column {text_column!r} (columns: {', '.join(table.schema.names)})")
+    col = table.column(text_column)
+    values = col.to_pylist() if not pa.types.is_binary(col.type) else [
+        None if v is None else v for v in col.to_pylist()
+    ]
+    n = len(values)
+    is_threat: list[bool | None] = [None] * n
+    score: list[float | None] = [None] * n
+    ttype: list[str | None] = [None] * n
+    action: list[str | None] = [None] * n
+    error: list[str | None] = [None] * n
+    good_idx: list[int] = []
+    good_txt: list[str] = []
+    max_chars = detector.config.limits.max_input_chars
+    input_errors = (table.column("aimds_input_error").to_pylist() if "aimds_input_error" in table.schema.names
+                    else [None] * n)
+    for i, v in enumerate(values):
+        if v is None:
+            error[i] = input_errors[i] or "null text"
+            continue
+        if isinstance(v, bytes):
+            try:
+                v = v.decode("utf-8")
+            except UnicodeDecodeError as e:
+                error[i] = f"invalid UTF-8 at byte {e.start}"
+                continue
+        if not isinstance(v, str):
+            error[i] = f"text is {type(v).__name__}, not a string"
+            continue
+        if len(v) > max_chars:
+            error[i] = f"text has {len(v)} characters, over limits.max_input_chars={max_chars}"
+            continue
+        good_idx.append(i)
+        good_txt.append(v)
+    if good_txt:
+        try:
+            reports = detector.scan_batch(good_txt)
+        except InputError:
+            reports = []
+            for t in good_txt:  # fall back to one-by-one so one bad row cannot sink the batch
+                try:
+                    reports.append(detector.scan(t))
+                except InputError as e:
+                    reports.append(str(e))
+        for i, r in zip(good_idx, reports, strict=True):
+            if isinstance(r, str):
+                error[i] = r
+                continue
+            is_threat[i] = r.is_threat
+            score[i] = r.score
+            ttype[i] = r.threat_type
+            action[i] = str(r.action)
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    for name in (*REPORT_COLUMNS, "aimds_input_error"):
+        if name in table.schema.names:
+            table = table.drop_columns([name])
+    arrays = [
+        pa.array(is_threat, pa.bool_()),
+        pa.array(score, pa.float64()),
+        pa.array(ttype, pa.string()),
+        pa.array(action, pa.string()),
+        pa.array(error, pa.string()),
+    ]
+    for f, arr in zip(REPORT_SCHEMA, arrays, strict=True):
+        table = table.append_column(f, arr)
+    return table
+
+
+# --- input / output -----------------------------------------------------------------------------------------------
+
+
+def expand_inputs(spec: str) -> list[str]:
+    """A file, a directory (its *.parquet / *.jsonl files) or a glob, sorted; an empty match is an error."""
+    if any(c in spec for c in "*?["):
+        files = sorted(glob.glob(spec, recursive=True))
+    elif os.path.isdir(spec):
+        files = sorted(
+            str(p) for p in Path(spec).rglob("*") if p.suffix in (".parquet", ".jsonl", ".json", ".ndjson")
+        )
+    elif os.path.exists(spec):
+        files = [spec]
+    else:
+        raise RescoreError(f"input {spec!r} does not exist")
+    if not files:
+        raise RescoreError(f"input {spec!r} matches no .parquet or .jsonl files")
+    return files
+
+
+def _is_jsonl(path: str) -> bool:
+    return path.endswith((".jsonl", ".json", ".ndjson"))
+
+
+def read_jsonl_chunks(path: str, chunk_rows: int, text_column: str = "text") -> Iterator[pa.Table]:
+    """JSONL as Arrow tables; a line that is not a JSON object becomes a row with `aimds_error`, not a crash."""
+    rows: list[dict[str, Any]] = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+                if not isinstance(obj, dict):
+                    raise ValueError("not an object")
+            except (ValueError, UnicodeDecodeError) as e:
+                obj = {"aimds_input_error": f"line {lineno}: invalid JSON ({e})"}
+            val = obj.get(text_column)
+            if val is not None and not isinstance(val, str):
+                obj["aimds_input_error"] = f"line {lineno}: {text_column} is {type(val).__name__}, not a string: " \
+                    f"{json.dumps(val)[:200]}"
+                obj[text_column] = None
+            rows.append(obj)
+            if len(rows) >= chunk_rows:
+                yield _rows_to_table(rows)
+                rows = []
+    if rows:
+        yield _rows_to_table(rows)
+
+
+def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Columns are the union of all rows' keys (Arrow's from_pylist would only look at the first row); a column
+    whose values mix types is kept as JSON strings rather than dropped."""
+    keys: dict[str, None] = {}
+    for r in rows:
+        keys.update(dict.fromkeys(r))
+    cols = {}
+    for k in keys:
+        vals = [r.get(k) for r in rows]
+        try:
+            cols[k] = pa.array(vals)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            cols[k] = pa.array([None if v is None else (v if isinstance(v, str) else json.dumps(v))
+                                for v in vals], pa.string())
+    return pa.table(cols)
+
+
+def iter_input(path: str, chunk_rows: int, text_column: str = "text") -> Iterator[pa.Table]:
+    if _is_jsonl(path):
+        yield from read_jsonl_chunks(path, chunk_rows, text_column)
+    else:
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=chunk_rows):
+            yield pa.Table.from_batches([batch])
+
+
+@dataclass
+class RescoreSummary:
+    rows: int = 0
+    threats: int = 0
+    errors: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    model_version: str = ""
+    engine: str = "local"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "rows": self.rows,
+            "threats": self.threats,
+            "errors": self.errors,
+            "threats_by_type": dict(sorted(self.by_type.items())),
+            "seconds": round(self.seconds, 3),
+            "rows_per_s": round(self.rows / self.seconds, 1) if self.seconds > 0 else None,
+            "model_version": self.model_version,
+        }
+
+    def add(self, table: pa.Table) -> None:
+        self.rows += table.num_rows
+        for t, e in zip(table.column("threat_type").to_pylist(), table.column("is_threat").to_pylist(),
+                        strict=True):
+            if e:
+                self.threats += 1
+                self.by_type[t] = self.by_type.get(t, 0) + 1
+        self.errors += table.num_rows - table.column("aimds_error").null_count
+
+
+def _write_jsonl(f: Any, table: pa.Table) -> None:
+    for row in table.to_pylist():
+        f.write(json.dumps(row, ensure_ascii=False, default=str))
+        f.write("\n")
+
+
+def rescore_local(
+    input_spec: str, output: str, *, detector: Detector | None = None, text_column: str = "text",
+    chunk_rows: int = 4096, progress: bool | None = None,
+) -> RescoreSummary:
+    """Score every row of the input(s) in-process and write one JSONL or Parquet file (chosen by extension)."""
+    files = expand_inputs(input_spec)
+    detector = detector or Detector()
+    out_jsonl = _is_jsonl(output)
+    if not out_jsonl and not output.endswith(".parquet"):
+        raise RescoreError(f"output {output!r} must end in .jsonl or .parquet")
+    summary = RescoreSummary(model_version=detector.model_version)
+    progress = sys.stderr.isatty() if progress is None else progress
+    t0 = time.perf_counter()
+    tmp = output + ".tmp"
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
+    with open(tmp, "w", encoding="utf-8") if out_jsonl else _nullctx() as jf:
+        for path in files:
+            for chunk in iter_input(path, chunk_rows, text_column):
+                if text_column not in chunk.schema.names:
+                    if "aimds_input_error" not in chunk.schema.names:
+                        raise RescoreError(f"{path}: no column {text_column!r} "
+                                           f"(columns: {', '.join(chunk.schema.names)}); use --text-column")
+                    chunk = chunk.append_column(text_column, pa.nulls(chunk.num_rows, pa.string()))
+                scored = score_table(detector, chunk, text_column)
+                summary.add(scored)
+                if out_jsonl:
+                    _write_jsonl(jf, scored)
+                else:
+                    meta = {b"aimds_model_version": detector.model_version.encode()}
+                    if writer is None:
+                        schema = scored.schema.with_metadata(meta)
+                        writer = pq.ParquetWriter(tmp, schema)
+                    scored = scored.cast(schema) if scored.schema.remove_metadata() != schema.remove_metadata() \
+                        else scored.replace_schema_metadata(meta)
+                    writer.write_table(scored)
+                if progress:
+                    el = time.perf_counter() - t0
+                    print(f"\r{summary.rows} rows  {summary.rows / max(el, 1e-9):,.0f} rows/s", end="",
+                          file=sys.stderr)
+    if writer is not None:
+        writer.close()
+    elif not out_jsonl:
+        pq.write_table(pa.table({}).replace_schema_metadata({b"aimds_model_version": b""}), tmp)
+    os.replace(tmp, output)  # the output appears whole or not at all
+    if progress:
+        print(file=sys.stderr)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+class _nullctx:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: object) -> None:
+        return None

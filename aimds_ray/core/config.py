@@ -1,0 +1,237 @@
+"""Typed configuration, validated once at the edge.
+
+`configs/default.yaml` (shipped inside the package as well, so an installed wheel works without the repo) is read
+into these dataclasses. Unknown keys and wrongly typed or out-of-range values raise `ConfigError` naming the full
+key path, e.g. ``detector.thresholds.block: expected a number in [0, 1], got 'high'``. Inner code receives these
+objects, never dicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds on the fused threat score."""
+
+    threat: float = 0.5  # score >= threat -> is_threat
+    block: float = 0.8  # score >= block -> action block (else escalate)
+
+    def validate(self, path: str) -> None:
+        for name in ("threat", "block"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"{path}.{name}: expected a number in [0, 1], got {v!r}")
+        if self.block < self.threat:
+            raise ConfigError(f"{path}.block: must be >= {path}.threat ({self.block} < {self.threat})")
+
+
+@dataclass(frozen=True)
+class NormalizeConfig:
+    max_decode_depth: int = 3  # nested encodings unwrapped at most this deep
+    max_decoded_chars: int = 200_000  # total decoded text per scan window (decompression-bomb bound)
+    max_variants: int = 16  # decoded variants scanned per window
+    min_base64_chars: int = 16
+    min_hex_chars: int = 16
+
+    def validate(self, path: str) -> None:
+        _positive(self, path, "max_decode_depth", "max_decoded_chars", "max_variants", "min_base64_chars",
+                  "min_hex_chars")
+
+
+@dataclass(frozen=True)
+class PiiConfig:
+    enabled: bool = True
+    redaction: str = "placeholder"  # mask | placeholder | hash
+    entities: tuple[str, ...] = (
+        "EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS", "SECRET",
+    )
+    counts_as_threat: bool = False  # PII alone redacts; it is not a manipulation attempt
+
+    def validate(self, path: str) -> None:
+        if self.redaction not in ("mask", "placeholder", "hash"):
+            raise ConfigError(f"{path}.redaction: expected one of mask|placeholder|hash, got {self.redaction!r}")
+        from aimds_ray.core.pii import ENTITY_TYPES
+
+        for e in self.entities:
+            if e not in ENTITY_TYPES:
+                raise ConfigError(f"{path}.entities: unknown entity {e!r} (known: {', '.join(ENTITY_TYPES)})")
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_input_chars: int = 16_000_000  # past this: InputTooLarge (HTTP 413), never a silent truncation
+    window_chars: int = 4096  # long inputs are scanned in windows of this size ...
+    window_overlap: int = 512  # ... overlapping so a phrase across a boundary is still seen whole
+
+    def validate(self, path: str) -> None:
+        _positive(self, path, "max_input_chars", "window_chars")
+        if not 0 <= self.window_overlap < self.window_chars // 2:
+            raise ConfigError(f"{path}.window_overlap: must be in [0, window_chars/2), got {self.window_overlap}")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    signals: tuple[str, ...] = ("invisible", "encoding", "signatures", "pii")
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    harmful_request: bool = False  # flag plain harmful questions (not a manipulation) as threats
+    category_weights: dict[str, float] = field(default_factory=dict)  # per-category multipliers in fusion
+
+    def validate(self, path: str) -> None:
+        from aimds_ray.core.signals import registered_signals
+
+        known = registered_signals()
+        for s in self.signals:
+            if s not in known:
+                raise ConfigError(f"{path}.signals: unknown signal {s!r} (known: {', '.join(sorted(known))})")
+        self.thresholds.validate(f"{path}.thresholds")
+        for k, v in self.category_weights.items():
+            if v < 0:
+                raise ConfigError(f"{path}.category_weights.{k}: must be >= 0, got {v}")
+
+
+@dataclass(frozen=True)
+class AimdsConfig:
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    pii: PiiConfig = field(default_factory=PiiConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    extensions: dict[str, Any] = field(default_factory=dict)  # sections owned by other layers (serve, graph, ...)
+
+    def validate(self, path: str = "") -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if hasattr(v, "validate"):
+                v.validate(f"{path}{f.name}")
+
+
+def _positive(obj: Any, path: str, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if v <= 0:
+            raise ConfigError(f"{path}.{n}: must be > 0, got {v!r}")
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    """Convert a YAML value to the annotated type, or raise ConfigError naming `path`."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        return from_dict(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        (inner, _ellipsis) = typing.get_args(tp)
+        return tuple(_coerce(inner, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        kt, vt = typing.get_args(tp)
+        return {_coerce(kt, k, path): _coerce(vt, v, f"{path}.{k}") for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for alt in typing.get_args(tp):
+            if alt is type(None) and value is None:
+                return None
+            try:
+                return _coerce(alt, value, path)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{path}: invalid value {value!r}")
+    if tp is Any:
+        return value
+    raise ConfigError(f"{path}: unsupported type {tp!r}")
+
+
+def from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
+    """Build dataclass `cls` from a mapping; unknown keys are errors that name the key."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in data.items():
+        key_path = f"{path}.{k}" if path else str(k)
+        if k not in names:
+            raise ConfigError(f"{key_path}: unknown key (allowed: {', '.join(sorted(names))})")
+        kwargs[k] = _coerce(hints[k], v, key_path)
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def default_config_path() -> Path:
+    """The shipped default (a copy of configs/default.yaml inside the package)."""
+    return Path(__file__).resolve().parent.parent / "data" / "default.yaml"
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> AimdsConfig:
+    """Load the default config, then `path` (or $AIMDS_CONFIG) on top, then `overrides`; validate the result."""
+    raw: dict[str, Any] = _read_yaml(default_config_path())
+    user = path or os.environ.get("AIMDS_CONFIG")
+    if user:
+        raw = _merge(raw, _read_yaml(Path(user)))
+    if overrides:
+        raw = _merge(raw, overrides)
+    cfg = from_dict(AimdsConfig, raw)
+    cfg.validate()
+    return cfg
+
+
+def _read_yaml(p: Path) -> dict[str, Any]:
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config {p}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: invalid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: top level must be a mapping")
+    return data
+
+
+def aimds_home() -> Path:
+    """Local state (models, feedback, graph, caches) lives here: $AIMDS_HOME, default ~/.aimds."""
+    p = Path(os.environ.get("AIMDS_HOME") or Path.home() / ".aimds")
+    p.mkdir(parents=True, exist_ok=True)
+    return p

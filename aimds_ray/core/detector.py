@@ -1,0 +1,195 @@
+"""The embedded pipeline: text -> normalise -> signals -> fusion -> `ThreatReport`.
+
+`Detector().scan(text)` needs no cluster and no server. The Ray layer (Serve replicas, Data actors) hosts this same
+object; it never re-implements it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from aimds_ray.core.config import AimdsConfig, load_config
+from aimds_ray.core.fusion import Fusion
+from aimds_ray.core.normalize import Normalized, normalize
+from aimds_ray.core.pii import PiiMatch, redact
+from aimds_ray.core.report import Evidence, ThreatReport
+from aimds_ray.core.signals import SignalContext, registered_signals
+from aimds_ray.core.signals.base import Signal
+
+
+class InputError(ValueError):
+    """The input cannot be scanned (wrong type, invalid UTF-8). Edges map it to a 4xx / exit code 2."""
+
+    status = 400
+
+
+class InputTooLarge(InputError):
+    status = 413
+
+
+def coerce_text(value: Any, max_chars: int) -> str:
+    """Accept `str` or UTF-8 `bytes`; anything else, invalid UTF-8 or oversize input is an `InputError`."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"text is not valid UTF-8 (byte {e.start}: {e.reason})") from None
+    if not isinstance(value, str):
+        raise InputError(f"text must be a string, got {type(value).__name__}")
+    if len(value) > max_chars:
+        raise InputTooLarge(
+            f"text has {len(value)} characters; the limit is {max_chars} (limits.max_input_chars). "
+            "Split it, or raise the limit: inputs below it are scanned whole, in overlapping windows."
+        )
+    return value
+
+
+class Detector:
+    """Scans text for manipulation attempts and data leakage. Thread-safe for concurrent `scan` calls."""
+
+    def __init__(
+        self,
+        config: AimdsConfig | str | os.PathLike[str] | None = None,
+        *,
+        model: Any = None,
+        load_model: bool = True,
+    ) -> None:
+        self.config = config if isinstance(config, AimdsConfig) else load_config(config)
+        if model is None and load_model:
+            from aimds_ray.core.model import load_current_model
+
+            model = load_current_model()
+        self._install(model)
+
+    def _install(self, model: Any) -> None:
+        """Build signals and fusion for `model`; swapping these references is what makes a switch atomic."""
+        ctx = SignalContext(self.config, model)
+        registry = registered_signals()
+        signals: list[Signal] = [registry[name](ctx) for name in self.config.detector.signals]
+        fusion = Fusion(self.config, model)
+        self._state = (model, signals, fusion)
+
+    def reload(self, model: Any) -> None:
+        """Switch to another model version; scans in flight finish on the old one."""
+        self._install(model)
+
+    @property
+    def model(self) -> Any:
+        return self._state[0]
+
+    @property
+    def model_version(self) -> str:
+        model = self._state[0]
+        return model.version if model is not None else "rules-only"
+
+    @property
+    def signal_names(self) -> list[str]:
+        return [s.name for s in self._state[1]]
+
+    # --- scanning ---------------------------------------------------------------------------------------------
+
+    def _windows(self, text: str) -> Iterator[tuple[int, str]]:
+        lim = self.config.limits
+        if len(text) <= lim.window_chars:
+            yield 0, text
+            return
+        step = lim.window_chars - lim.window_overlap
+        start = 0
+        while True:
+            yield start, text[start : start + lim.window_chars]
+            if start + lim.window_chars >= len(text):
+                return
+            start += step
+
+    def _docs(self, text: str) -> list[Normalized]:
+        ncfg = self.config.normalize
+        return [normalize(chunk, ncfg, offset=off) for off, chunk in self._windows(text)]
+
+    def scan(self, text: Any, *, request_id: str | None = None) -> ThreatReport:
+        t0 = time.perf_counter_ns()
+        text = coerce_text(text, self.config.limits.max_input_chars)
+        model, signals, fusion = self._state
+        docs = self._docs(text)
+        evidence: list[Evidence] = []
+        for sig in signals:
+            if len(docs) == 1:
+                evidence.extend(sig.scan(docs[0]))
+            else:
+                for ev in sig.scan_batch(docs):
+                    evidence.extend(ev)
+        return self._report(text, docs, evidence, fusion, model, t0, request_id)
+
+    def scan_batch(self, texts: Sequence[Any], *, request_ids: Sequence[str] | None = None) -> list[ThreatReport]:
+        """Scan many texts; signals that vectorise (the learned model) see them all at once. Same verdicts as
+        `scan` one by one. An invalid item raises `InputError` naming its index."""
+        t0 = time.perf_counter_ns()
+        model, signals, fusion = self._state
+        clean: list[str] = []
+        for i, t in enumerate(texts):
+            try:
+                clean.append(coerce_text(t, self.config.limits.max_input_chars))
+            except InputError as e:
+                raise type(e)(f"texts[{i}]: {e}") from None
+        owners: list[int] = []
+        docs: list[Normalized] = []
+        for i, t in enumerate(clean):
+            for d in self._docs(t):
+                owners.append(i)
+                docs.append(d)
+        per_text: list[list[Evidence]] = [[] for _ in clean]
+        per_docs: list[list[Normalized]] = [[] for _ in clean]
+        for i, d in zip(owners, docs, strict=True):
+            per_docs[i].append(d)
+        for sig in signals:
+            for i, ev in zip(owners, sig.scan_batch(docs), strict=True):
+                per_text[i].extend(ev)
+        reports = []
+        t_each = (time.perf_counter_ns() - t0) // max(1, len(clean))
+        for i, t in enumerate(clean):
+            rid = request_ids[i] if request_ids is not None else None
+            r = self._report(t, per_docs[i], per_text[i], fusion, model, time.perf_counter_ns() - t_each, rid)
+            reports.append(r)
+        return reports
+
+    def _report(
+        self, text: str, docs: list[Normalized], evidence: list[Evidence], fusion: Fusion, model: Any,
+        t0: int, request_id: str | None,
+    ) -> ThreatReport:
+        decision = fusion.decide(evidence)
+        pii = [
+            PiiMatch(e.detail.split(":")[0].upper(), e.start, e.end, text[e.start : e.end], e.detail.split(":")[-1])
+            for e in evidence
+            if e.detector == "pii"
+        ]
+        if len(docs) > 1:
+            pii = _dedupe_spans(pii)
+        sanitized = redact(text, pii, self.config.pii.redaction) if pii else text
+        evidence.sort(key=lambda e: (e.start, -e.score))
+        return ThreatReport(
+            is_threat=decision.is_threat,
+            action=decision.action,
+            score=round(decision.score, 6),
+            threat_type=decision.threat_type,
+            categories=decision.categories,
+            evidence=evidence,
+            sanitized_text=sanitized,
+            latency_us=(time.perf_counter_ns() - t0) / 1000.0,
+            model_version=model.version if model is not None else "rules-only",
+            request_id=request_id or uuid.uuid4().hex,
+            input_chars=len(text),
+            windows=len(docs),
+        )
+
+
+def _dedupe_spans(matches: list[PiiMatch]) -> list[PiiMatch]:
+    """Windows overlap, so the same PII can be found twice; keep one of each span, no overlaps."""
+    out: list[PiiMatch] = []
+    for m in sorted(set(matches), key=lambda m: (m.start, -m.end)):
+        if out and m.start < out[-1].end:
+            continue
+        out.append(m)
+    return out

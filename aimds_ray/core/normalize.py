@@ -1,0 +1,425 @@
+"""Text normalisation and de-obfuscation, with every character mapped back to the original text.
+
+`normalize(text)` returns the views the signals scan:
+
+* ``normalized`` – NFKD-folded, diacritics and invisible/format characters removed, case-folded, homoglyphs folded
+  to Latin. ASCII input without control characters takes a fast path (a `lower()` with an identity mapping).
+* ``leet`` – digits and symbols inside words read as letters (``1gn0r3`` -> ``ignore``), when there are any.
+* ``despaced`` – runs of single letters joined (``i g n o r e`` -> ``ignore``), when there are any.
+* decoded variants – base64, hex, URL-encoding, Unicode tag characters ("ASCII smuggling"), rot13 and reversed text,
+  found inside the text and decoded recursively up to ``max_decode_depth`` and ``max_decoded_chars`` (so a nested or
+  huge payload costs a bounded amount of work).
+
+Each `Variant` carries a map from its characters to character spans of the original text, so evidence found in any
+view points at the original. Removed invisible characters and decoded payloads are reported as `Evidence`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from urllib.parse import unquote_to_bytes
+
+from aimds_ray.core.config import NormalizeConfig
+from aimds_ray.core.report import Category, Evidence
+
+# --- character classes --------------------------------------------------------------------------------------------
+
+# Homoglyphs that NFKD does not fold: Cyrillic, Greek and a few Latin look-alikes -> ASCII.
+_CONFUSABLES = {
+    # Cyrillic lower / upper
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
+    "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w", "һ": "h", "ѵ": "v",
+    "ӏ": "l", "ɡ": "g", "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p", "С": "c",
+    "Т": "t", "У": "y", "Х": "x", "Ѕ": "s", "І": "i", "Ј": "j", "Ԁ": "d", "Ԛ": "q", "Ԝ": "w",
+    # Greek
+    "α": "a", "β": "b", "γ": "y", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
+    "υ": "u", "χ": "x", "ω": "w", "Α": "a", "Β": "b", "Ε": "e", "Ζ": "z", "Η": "h", "Ι": "i", "Κ": "k", "Μ": "m",
+    "Ν": "n", "Ο": "o", "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
+    # Latin and symbol look-alikes
+    "ı": "i", "ȷ": "j", "ℓ": "l", "ß": "ss", "ø": "o", "Ø": "o", "đ": "d", "ħ": "h", "ł": "l", "ŀ": "l",
+    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-", "\u00a0": " ",
+}
+_CONFUSABLE_SCRIPTS_CHARS = frozenset(c for c in _CONFUSABLES if ord(c) >= 0x370 and c.isalpha())
+
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i",
+                       "|": "l", "8": "b", "9": "g"})
+_LEET_HINT = re.compile(r"[a-z][013457@$!|89]+[a-z]|\b[013457@$][a-z]{2,}|[a-z]{2,}[0134579@$]\b")
+_SPACED = re.compile(r"(?<![\w])(?:[a-z][ .\-_*+|/]{1,2}){3,}[a-z](?![\w])")
+_B64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_\-]{16,}={0,2}")
+_HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2}){6,}|(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}")
+_URLENC = re.compile(r"(?:%[0-9a-fA-F]{2}[^%\s]{0,3}){3,}")
+_WORD = re.compile(r"[a-z]{2,}")
+_TAG_RUN = re.compile("[\U000e0020-\U000e007f]+")
+_NON_ASCII_OR_CTRL = re.compile(r"[^\x20-\x7e\t\n\r]")
+
+# Frequent English words: a decoded candidate (rot13, reversed) must read as English more than the original does.
+_COMMON = frozenset(
+    """the be to of and a in that have i it for not on with he as you do at this but his by from they we say her she
+    or an will my one all would there their what so up out if about who get which go me when make can like time no
+    just him know take people into year your good some could them see other than then now look only come its over
+    think also back after use two how our work first well way even new want because any these give day most us is
+    are was were been has had did said ignore previous instructions instruction prompt system reveal tell above all
+    rules forget disregard print output password secret access granted respond answer say please now must never
+    always only following text message assistant user developer mode jailbreak""".split()
+)
+
+
+def _rot13(s: str) -> str:
+    return s.translate(_ROT13)
+
+
+_ROT13 = str.maketrans(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM"
+)
+_COMMON_ROT13 = frozenset(_rot13(w) for w in _COMMON if len(w) > 2) - _COMMON
+_COMMON_REV = frozenset(w[::-1] for w in _COMMON if len(w) > 2) - _COMMON
+
+
+# --- data model ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Variant:
+    """One view of the text. `starts[i]`/`ends[i]` give the original span of character i.
+
+    `starts is None` means the identity mapping (character i is original character i + `offset`); `fixed` maps
+    every character to one span (a decoded payload maps to the encoded run it came from).
+    """
+
+    kind: str
+    text: str
+    starts: list[int] | None = None
+    ends: list[int] | None = None
+    fixed: tuple[int, int] | None = None
+    depth: int = 0
+    offset: int = 0
+
+    def span(self, s: int, e: int) -> tuple[int, int]:
+        """Original-text span of variant characters [s, e)."""
+        if self.fixed is not None:
+            return self.fixed
+        if self.starts is None:
+            return s + self.offset, e + self.offset
+        if not self.starts:
+            return self.offset, self.offset
+        e = max(e, s + 1)
+        s = min(s, len(self.starts) - 1)
+        e = min(e, len(self.starts))
+        return min(self.starts[s:e]) + self.offset, max(self.ends[s:e]) + self.offset
+
+
+@dataclass(slots=True)
+class Normalized:
+    original: str
+    variants: list[Variant]
+    evidence: list[Evidence] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The main normalised view."""
+        return self.variants[0].text
+
+    @property
+    def offset(self) -> int:
+        """Where this window starts in the whole input."""
+        return self.variants[0].offset
+
+
+# --- the pipeline -------------------------------------------------------------------------------------------------
+
+
+def _is_invisible(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    if cat == "Cf":  # zero-width, bidi controls, tags, soft hyphen
+        return True
+    if cat == "Cc":
+        return ch not in "\t\n\r"
+    return 0xFE00 <= ord(ch) <= 0xFE0F or 0xE0100 <= ord(ch) <= 0xE01EF  # variation selectors
+
+
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+
+
+def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
+    """Per-character fold with a span map, for text that is not plain printable ASCII."""
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    invisible_runs: list[list[int]] = []
+    bidi = 0
+    homoglyph_words: set[int] = set()
+    for i, ch in enumerate(text):
+        o = ord(ch)
+        if o < 128 and (ch.isprintable() or ch in "\t\n\r"):
+            c = ch.lower()
+            out.append(c)
+            starts.append(i)
+            ends.append(i + 1)
+            continue
+        if _is_invisible(ch):
+            if ch in _BIDI:
+                bidi += 1
+            if invisible_runs and invisible_runs[-1][1] == i:
+                invisible_runs[-1][1] = i + 1
+            else:
+                invisible_runs.append([i, i + 1])
+            continue
+        if ch in _CONFUSABLES:
+            rep = _CONFUSABLES[ch]
+            if ch in _CONFUSABLE_SCRIPTS_CHARS:
+                homoglyph_words.add(i)
+        else:
+            rep = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)).casefold()
+            rep = "".join(_CONFUSABLES.get(c, c) for c in rep)
+        for c in rep:
+            out.append(c)
+            starts.append(i)
+            ends.append(i + 1)
+    for s, e in invisible_runs:
+        tags = sum(1 for c in text[s:e] if 0xE0000 <= ord(c) <= 0xE007F)
+        score = 0.9 if tags >= 4 else (0.6 if bidi else 0.25)
+        evidence.append(
+            Evidence("invisible", Category.ENCODING_OBFUSCATION, score, s, e, "", "raw",
+                     f"{e - s} invisible/format character(s) removed")
+        )
+    if homoglyph_words:
+        _homoglyph_evidence(text, homoglyph_words, evidence)
+    return Variant("normalized", "".join(out), starts, ends)
+
+
+def _homoglyph_evidence(text: str, positions: set[int], evidence: list[Evidence]) -> None:
+    """Report words that mix Latin letters with Cyrillic/Greek look-alikes (a classic filter evasion)."""
+    for m in re.finditer(r"\w+", text):
+        s, e = m.span()
+        word = m.group()
+        has_conf = any(i in positions for i in range(s, e))
+        has_latin = any("a" <= c.lower() <= "z" for c in word)
+        if has_conf and has_latin:
+            evidence.append(
+                Evidence("invisible", Category.ENCODING_OBFUSCATION, 0.5, s, e, word, "raw",
+                         "word mixes Latin letters with look-alike letters of another script")
+            )
+
+
+def _fold(text: str, evidence: list[Evidence]) -> Variant:
+    if text.isascii() and not _NON_ASCII_OR_CTRL.search(text):
+        return Variant("normalized", text.lower())
+    return _fold_slow(text, evidence)
+
+
+def _despace(v: Variant) -> Variant | None:
+    """Join spaced-out letters ("i g n o r e" -> "ignore"), keeping the span map."""
+    t = v.text
+    if not _SPACED.search(t):
+        return None
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+
+    def copy(a: int, b: int) -> None:
+        for j in range(a, b):
+            out.append(t[j])
+            s, e = v.span(j, j + 1)
+            starts.append(s - v.offset)
+            ends.append(e - v.offset)
+
+    for m in _SPACED.finditer(t):
+        copy(pos, m.start())
+        for j in range(m.start(), m.end()):
+            if t[j].isalpha():
+                copy(j, j + 1)
+        pos = m.end()
+    copy(pos, len(t))
+    return Variant("despaced", "".join(out), starts, ends, offset=v.offset)
+
+
+def _printable_ratio(s: str) -> float:
+    if not s:
+        return 0.0
+    good = sum(1 for c in s if c.isprintable() or c in "\t\n\r")
+    return good / len(s)
+
+
+def _looks_like_text(s: str) -> bool:
+    """Decoded bytes are worth scanning when they read as text, not as binary or random letters."""
+    if len(s) < 4 or _printable_ratio(s) < 0.95:
+        return False
+    letters = sum(1 for c in s if c.isalpha())
+    spaces = s.count(" ")
+    return letters >= 0.5 * len(s) and (spaces >= 1 or len(s) < 24)
+
+
+def _decode_bytes(b: bytes) -> str | None:
+    try:
+        s = b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return s if _looks_like_text(s) else None
+
+
+def _b64(run: str) -> str | None:
+    core = run.rstrip("=")
+    if len(set(core)) < 8:  # "AAAAAAAAAAAAAAAAAAAA..." is not a payload
+        return None
+    pad = "=" * (-len(core) % 4)
+    alt = "-" in core or "_" in core
+    try:
+        raw = base64.urlsafe_b64decode(core + pad) if alt else base64.b64decode(core + pad, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _decode_bytes(raw)
+
+
+def _hex(run: str) -> str | None:
+    h = re.sub(r"\\x|0x|[ :]", "", run)
+    if len(h) % 2:
+        h = h[:-1]
+    try:
+        return _decode_bytes(bytes.fromhex(h))
+    except ValueError:
+        return None
+
+
+def _url(run: str) -> str | None:
+    return _decode_bytes(unquote_to_bytes(run))
+
+
+def _word_hits(text: str) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
+    """Count common English words, and locate words that are common words in rot13 or reversed."""
+    common = 0
+    rot: list[tuple[int, int]] = []
+    rev: list[tuple[int, int]] = []
+    for m in _WORD.finditer(text):
+        w = m.group()
+        if w in _COMMON:
+            common += 1
+        elif w in _COMMON_ROT13:
+            rot.append(m.span())
+        elif w in _COMMON_REV:
+            rev.append(m.span())
+    return common, rot, rev
+
+
+def _cluster(spans: list[tuple[int, int]], gap: int = 60, min_words: int = 3) -> list[tuple[int, int]]:
+    """Group nearby word hits into regions that hold at least `min_words` of them."""
+    out: list[tuple[int, int]] = []
+    if not spans:
+        return out
+    s0, e0 = spans[0]
+    n = 1
+    for s, e in spans[1:]:
+        if s - e0 <= gap:
+            e0, n = e, n + 1
+        else:
+            if n >= min_words:
+                out.append((s0, e0))
+            s0, e0, n = s, e, 1
+    if n >= min_words:
+        out.append((s0, e0))
+    return out
+
+
+def _expand_line(text: str, s: int, e: int) -> tuple[int, int]:
+    """Widen a region to the enclosing line so the decoded sentence is whole."""
+    ls = text.rfind("\n", 0, s) + 1
+    le = text.find("\n", e)
+    return ls, (len(text) if le < 0 else le)
+
+
+def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) -> Normalized:
+    """Build every view of `text` (spans are shifted by `offset`, used for windows of a long input)."""
+    cfg = cfg or NormalizeConfig()
+    evidence: list[Evidence] = []
+    base = _fold(text, evidence)
+    base.offset = offset
+    for ev in evidence:
+        ev.start += offset
+        ev.end += offset
+    variants = [base]
+    if _LEET_HINT.search(base.text):
+        leet = base.text.translate(_LEET)
+        if leet != base.text:
+            variants.append(Variant("leet", leet, base.starts, base.ends, depth=0, offset=offset))
+    desp = _despace(base)
+    if desp is not None:
+        variants.append(desp)
+
+    budget = [cfg.max_decoded_chars]
+    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget)
+    return Normalized(text, variants, evidence)
+
+
+def _add_decoded(
+    kind: str, decoded: str, span: tuple[int, int], variants: list[Variant], evidence: list[Evidence],
+    cfg: NormalizeConfig, depth: int, budget: list[int], mapped: Variant | None = None,
+) -> None:
+    """Append a decoded view; `span` is the original-text span of the encoded run, `mapped` a per-char map."""
+    if len(variants) >= cfg.max_variants or budget[0] <= 0:
+        return
+    decoded = decoded[: budget[0]]
+    budget[0] -= len(decoded)
+    folded = _fold(decoded, []).text
+    if mapped is not None and len(folded) == len(mapped.starts or folded):
+        v = mapped
+        v.text = folded
+    else:
+        v = Variant(kind, folded, fixed=span, depth=depth)
+    variants.append(v)
+    evidence.append(
+        Evidence("encoding", Category.ENCODING_OBFUSCATION, 0.1, span[0], span[1], decoded[:80], kind,
+                 f"{kind}-encoded text decoded (depth {depth})")
+    )
+    if depth < cfg.max_decode_depth:
+        _decode_into(decoded, v, variants, evidence, cfg, depth + 1, budget)
+
+
+def _decode_into(
+    raw: str, view: Variant, variants: list[Variant], evidence: list[Evidence], cfg: NormalizeConfig,
+    depth: int, budget: list[int],
+) -> None:
+    """Find encoded runs in `raw` and decode them. `view` is the folded view of `raw`: at depth 1 `raw` is the
+    original window (positions are original positions); deeper, `raw` is a payload mapped to one fixed span."""
+
+    def span_of(s: int, e: int) -> tuple[int, int]:
+        return view.fixed if view.fixed is not None else (s + view.offset, e + view.offset)
+
+    for m in _B64.finditer(raw):
+        if len(m.group()) >= cfg.min_base64_chars and (d := _b64(m.group())):
+            _add_decoded("base64", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
+    for m in _HEX.finditer(raw):
+        run = m.group().strip()
+        if len(run) >= cfg.min_hex_chars and (d := _hex(run)):
+            _add_decoded("hex", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
+    if "%" in raw:
+        for m in _URLENC.finditer(raw):
+            if d := _url(m.group()):
+                _add_decoded("url", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
+    if depth == 1 and not raw.isascii():
+        for m in _TAG_RUN.finditer(raw):
+            if m.start() > 0 and raw[m.start() - 1] == "\U0001f3f4":
+                continue  # emoji subdivision flags legitimately use tag characters
+            d = "".join(chr(ord(c) - 0xE0000) for c in m.group())
+            if len(d) >= 4:
+                _add_decoded("unicode_tags", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
+    # rot13 / reversed: only where such words cluster and outnumber plain English words
+    folded = view.text
+    common, rot, rev = _word_hits(folded)
+    for kind, hits in (("rot13", rot), ("reversed", rev)):
+        if len(hits) < 3 or len(hits) < 0.5 * common:
+            continue
+        for s, e in _cluster(hits):
+            s, e = _expand_line(folded, s, e)
+            seg = folded[s:e]
+            idx = range(s, e) if kind == "rot13" else range(e - 1, s - 1, -1)
+            dec = _rot13(seg) if kind == "rot13" else seg[::-1]
+            mapped = None
+            if view.fixed is None:
+                spans = [view.span(j, j + 1) for j in idx]
+                mapped = Variant(kind, "", [a for a, _ in spans], [b for _, b in spans], depth=depth)
+            _add_decoded(kind, dec, view.fixed or view.span(s, e), variants, evidence, cfg, depth, budget,
+                         mapped)
