@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+ORDER = 20
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rescore", help="re-score JSONL/Parquet traffic; adds is_threat, score, threat_type, action")

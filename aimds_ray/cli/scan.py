@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+ORDER = 10
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scan", help="scan one text and print its ThreatReport as JSON")

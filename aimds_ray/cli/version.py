@@ -6,6 +6,7 @@ import argparse
 import json
 import platform
 
+ORDER = 90
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("version", help="print versions as JSON")
