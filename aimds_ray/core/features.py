@@ -1,0 +1,249 @@
+"""Hashed text features: character 3-5-grams, word 1-2-grams and a few shape features, in one numba pass.
+
+Texts are handed over as one UTF-32 code-point array plus offsets (one `str.encode` for a whole batch), so a batch
+of 10,000 prompts is featurised by a single compiled call with no per-row Python objects. The output is CSR
+(indptr, indices, values) with L2-normalised log-count values; `hash_features_ref` is the plain-Python reference
+that the numba kernel is tested against.
+
+Hashing (FNV-1a, 32 bit) makes the feature space fixed-size (`2**bits`) so the classifier, the vector index and
+the learner agree on features without a vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from numba import njit
+
+FNV_OFFSET = np.uint32(2166136261)
+FNV_PRIME = np.uint32(16777619)
+DEFAULT_BITS = 18
+
+# salts keep the feature families apart in the hashed space
+SALT_CHAR = 0x9E3779B1
+SALT_WORD = 0x85EBCA77
+SALT_BIGRAM = 0xC2B2AE3D
+SALT_SHAPE = 0x27D4EB2F
+
+
+def encode_texts(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """All texts as one uint32 code-point array and int64 offsets (len(texts)+1)."""
+    lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    return codes, offsets
+
+
+@njit(cache=True, inline="always")
+def _is_word(c: np.uint32) -> bool:
+    return (97 <= c <= 122) or (48 <= c <= 57) or (65 <= c <= 90) or c >= 0xC0
+
+
+@njit(cache=True, inline="always")
+def _lower(c: np.uint32) -> np.uint32:
+    if 65 <= c <= 90:
+        return c + np.uint32(32)
+    return c
+
+
+@njit(cache=True, inline="always")
+def _mix(h: np.uint32, v: np.uint32) -> np.uint32:
+    return (h ^ v) * FNV_PRIME
+
+
+@njit(cache=True)
+def _doc_hashes(codes: np.ndarray, start: int, end: int, mask: np.uint32, out: np.ndarray) -> int:
+    """Write the raw feature ids of one text into `out`; return how many."""
+    n = 0
+    # 1) a cleaned stream: lower-case word characters, runs of anything else -> one space, padded with spaces
+    m = end - start
+    buf = np.empty(m + 2, dtype=np.uint32)
+    k = 0
+    buf[k] = 32
+    k += 1
+    for i in range(start, end):
+        c = codes[i]
+        if _is_word(c):
+            buf[k] = _lower(c)
+            k += 1
+        elif buf[k - 1] != 32:
+            buf[k] = 32
+            k += 1
+    if buf[k - 1] != 32:
+        buf[k] = 32
+        k += 1
+    # 2) character 3..5-grams over the stream
+    for i in range(k - 2):
+        h = FNV_OFFSET ^ np.uint32(SALT_CHAR)
+        for j in range(5):
+            if i + j >= k:
+                break
+            h = _mix(h, buf[i + j])
+            if j >= 2:
+                out[n] = (h ^ np.uint32(j)) & mask
+                n += 1
+    # 3) word unigrams and bigrams
+    prev = np.uint32(0)
+    have_prev = False
+    wstart = -1
+    nwords = 0
+    for i in range(k):
+        c = buf[i]
+        if c != 32:
+            if wstart < 0:
+                wstart = i
+        elif wstart >= 0:
+            h = FNV_OFFSET ^ np.uint32(SALT_WORD)
+            for j in range(wstart, i):
+                h = _mix(h, buf[j])
+            out[n] = h & mask
+            n += 1
+            if have_prev:
+                out[n] = (_mix(prev * np.uint32(31), h) ^ np.uint32(SALT_BIGRAM)) & mask
+                n += 1
+            prev = h
+            have_prev = True
+            wstart = -1
+            nwords += 1
+    # 4) shape features: length bucket, and ratios of symbols / digits / upper case / non-ASCII in the raw text
+    sym = 0
+    dig = 0
+    upp = 0
+    nona = 0
+    for i in range(start, end):
+        c = codes[i]
+        if 48 <= c <= 57:
+            dig += 1
+        elif 65 <= c <= 90:
+            upp += 1
+        elif c >= 128:
+            nona += 1
+        elif not (97 <= c <= 122) and c != 32 and c != 10:
+            sym += 1
+    lb = 0
+    L = m
+    while L > 16 and lb < 12:
+        L >>= 1
+        lb += 1
+    denom = max(m, 1)
+    feats = (lb, 16 + (10 * sym) // denom, 32 + (10 * dig) // denom, 48 + (10 * upp) // denom,
+             64 + (10 * nona) // denom)
+    for f in feats:
+        out[n] = (_mix(FNV_OFFSET ^ np.uint32(SALT_SHAPE), np.uint32(f))) & mask
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def _max_feats(m: int) -> int:
+    return 3 * (m + 2) + 2 * (m + 2) + 8
+
+
+@njit(cache=True)
+def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR features of every text: ids sorted and unique per row, values (1 + log count) L2-normalised."""
+    ndoc = offsets.shape[0] - 1
+    mask = np.uint32((1 << bits) - 1)
+    cap = 0
+    for d in range(ndoc):
+        cap += _max_feats(offsets[d + 1] - offsets[d])
+    indices = np.empty(cap, dtype=np.int32)
+    values = np.empty(cap, dtype=np.float32)
+    indptr = np.zeros(ndoc + 1, dtype=np.int64)
+    pos = 0
+    for d in range(ndoc):
+        s = offsets[d]
+        e = offsets[d + 1]
+        tmp = np.empty(_max_feats(e - s), dtype=np.uint32)
+        n = _doc_hashes(codes, s, e, mask, tmp)
+        ids = np.sort(tmp[:n])
+        start = pos
+        i = 0
+        norm = 0.0
+        while i < n:
+            j = i
+            while j < n and ids[j] == ids[i]:
+                j += 1
+            v = 1.0 + math.log(j - i)
+            indices[pos] = ids[i]
+            values[pos] = v
+            norm += v * v
+            pos += 1
+            i = j
+        if norm > 0:
+            inv = 1.0 / math.sqrt(norm)
+            for p in range(start, pos):
+                values[p] *= inv
+        indptr[d + 1] = pos
+    return indptr, indices[:pos].copy(), values[:pos].copy()
+
+
+def featurize(texts: Sequence[str], bits: int = DEFAULT_BITS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    codes, offsets = encode_texts(texts)
+    return hash_features(codes, offsets, bits)
+
+
+# --- plain-Python reference (tests only: same definition, no numba) -----------------------------------------------
+
+
+def _fnv(h: int, v: int) -> int:
+    return ((h ^ v) * 16777619) & 0xFFFFFFFF
+
+
+def hash_features_ref(text: str, bits: int = DEFAULT_BITS) -> dict[int, float]:
+    mask = (1 << bits) - 1
+    cps = [ord(c) for c in text]
+
+    def is_word(c: int) -> bool:
+        return 97 <= c <= 122 or 48 <= c <= 57 or 65 <= c <= 90 or c >= 0xC0
+
+    buf = [32]
+    for c in cps:
+        if is_word(c):
+            buf.append(c + 32 if 65 <= c <= 90 else c)
+        elif buf[-1] != 32:
+            buf.append(32)
+    if buf[-1] != 32:
+        buf.append(32)
+    ids: list[int] = []
+    k = len(buf)
+    for i in range(k - 2):
+        h = 2166136261 ^ SALT_CHAR
+        for j in range(5):
+            if i + j >= k:
+                break
+            h = _fnv(h, buf[i + j])
+            if j >= 2:
+                ids.append((h ^ j) & mask)
+    words = "".join(chr(c) for c in buf).split()
+    prev = None
+    for w in words:
+        h = 2166136261 ^ SALT_WORD
+        for ch in w:
+            h = _fnv(h, ord(ch))
+        ids.append(h & mask)
+        if prev is not None:
+            ids.append((_fnv((prev * 31) & 0xFFFFFFFF, h) ^ SALT_BIGRAM) & mask)
+        prev = h
+    m = len(cps)
+    dig = sum(48 <= c <= 57 for c in cps)
+    upp = sum(65 <= c <= 90 for c in cps)
+    nona = sum(c >= 128 for c in cps)
+    sym = sum(1 for c in cps if c < 128 and not (97 <= c <= 122 or 48 <= c <= 57 or 65 <= c <= 90)
+              and c not in (32, 10))
+    lb, L = 0, m
+    while L > 16 and lb < 12:
+        L >>= 1
+        lb += 1
+    d = max(m, 1)
+    for f in (lb, 16 + (10 * sym) // d, 32 + (10 * dig) // d, 48 + (10 * upp) // d, 64 + (10 * nona) // d):
+        ids.append(_fnv(2166136261 ^ SALT_SHAPE, f) & mask)
+    counts: dict[int, int] = {}
+    for i in ids:
+        counts[i] = counts.get(i, 0) + 1
+    vals = {i: 1.0 + math.log(c) for i, c in counts.items()}
+    norm = math.sqrt(sum(v * v for v in vals.values())) or 1.0
+    return {i: v / norm for i, v in vals.items()}
