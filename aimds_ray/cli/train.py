@@ -1,0 +1,54 @@
+"""`aimds train`: build a model bundle from labelled JSONL (deterministic)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ORDER = 30
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model bundle from labelled JSONL files")
+    p.add_argument("files", nargs="*", help="JSONL files (default: the licence-clean list in configs/training.yaml)")
+    p.add_argument("--data-dir", help="directory the default file list is relative to (default ../shared/data)")
+    p.add_argument("--out", help="bundle directory (default: a new version in $AIMDS_HOME/models, made current)")
+    p.add_argument("--version", default=None, help="version name (default: next free vN)")
+    p.add_argument("--config", help="config file merged over the default")
+    p.set_defaults(func=run)
+
+
+def load_training_spec() -> dict:
+    import yaml
+
+    return yaml.safe_load((Path(__file__).resolve().parent.parent / "data" / "training.yaml").read_text())
+
+
+def run(args: argparse.Namespace) -> int:
+    from aimds_ray.cli import UsageError
+    from aimds_ray.core.config import load_config
+    from aimds_ray.core.model import ModelStore
+    from aimds_ray.core.training import TrainParams, read_jsonl, train_bundle
+
+    spec = load_training_spec()
+    files = args.files
+    if not files:
+        data_dir = Path(args.data_dir or spec["data_dir"])
+        files = [str(data_dir / f) for f in spec["files"]]
+    missing = [f for f in files if not Path(f).exists()]
+    if missing:
+        raise UsageError(f"training files not found: {', '.join(missing)} (use --data-dir or list files)")
+    params = TrainParams(**spec.get("params", {}))
+    store = ModelStore()
+    version = args.version or store.next_version()
+    bundle = train_bundle(read_jsonl(files), config=load_config(args.config), params=params, version=version,
+                          notes="aimds train: " + ", ".join(Path(f).name for f in files),
+                          log=lambda m: print(m, file=__import__("sys").stderr))
+    if args.out:
+        path = bundle.save(Path(args.out))
+    else:
+        store.commit(bundle)
+        path = store.path_of(version)
+    print(json.dumps({"version": version, "path": str(path), **bundle.metrics}))
+    return 0

@@ -1,0 +1,161 @@
+"""A multi-head logistic model over hashed n-gram features, trained and scored with numba.
+
+Heads are independent one-vs-rest logistic regressions sharing the feature space: head 0 is "manipulation"
+(any attack except a plain harmful request), the others name the category. Training is AdaGrad SGD with L2 decay on
+the touched weights, a fixed-seed order and one thread, so the same data gives the same weights bit for bit.
+`predict_logits` is the numba kernel; `predict_logits_ref` the numpy reference it is tested against.
+`partial_fit` is the online update the learner uses (same kernel, a few passes over a small batch).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+HEADS: tuple[str, ...] = (
+    "manipulation",
+    "prompt_injection",
+    "jailbreak",
+    "prompt_extraction",
+    "indirect_injection",
+    "adversarial_suffix",
+    "harmful_request",
+)
+
+
+@njit(cache=True)
+def predict_logits(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, W: np.ndarray,
+                   b: np.ndarray) -> np.ndarray:
+    """(n_docs, n_heads) logits for CSR rows; W is (n_heads, D)."""
+    n = indptr.shape[0] - 1
+    k = W.shape[0]
+    out = np.empty((n, k), dtype=np.float32)
+    for d in range(n):
+        for h in range(k):
+            acc = b[h]
+            for p in range(indptr[d], indptr[d + 1]):
+                acc += W[h, indices[p]] * values[p]
+            out[d, h] = acc
+    return out
+
+
+def predict_logits_ref(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, W: np.ndarray,
+                       b: np.ndarray) -> np.ndarray:
+    n = len(indptr) - 1
+    out = np.empty((n, W.shape[0]), dtype=np.float32)
+    for d in range(n):
+        s, e = indptr[d], indptr[d + 1]
+        out[d] = W[:, indices[s:e]] @ values[s:e] + b
+    return out
+
+
+@njit(cache=True)
+def _sgd(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, Y: np.ndarray, sw: np.ndarray,
+         order: np.ndarray, W: np.ndarray, b: np.ndarray, G: np.ndarray, Gb: np.ndarray, lr: float,
+         l2: float) -> float:
+    """One AdaGrad pass in `order`. Y[i, h] is 1, 0, or -1 (no label for that head). Returns mean loss."""
+    k = W.shape[0]
+    loss = 0.0
+    cnt = 0
+    for i in order:
+        s = indptr[i]
+        e = indptr[i + 1]
+        for h in range(k):
+            y = Y[i, h]
+            if y < 0:
+                continue
+            z = b[h]
+            for p in range(s, e):
+                z += W[h, indices[p]] * values[p]
+            if z > 30.0:
+                pr = 1.0
+            elif z < -30.0:
+                pr = 0.0
+            else:
+                pr = 1.0 / (1.0 + np.exp(-z))
+            g = (pr - y) * sw[i]
+            if y > 0:
+                loss -= np.log(max(pr, 1e-12)) * sw[i]
+            else:
+                loss -= np.log(max(1.0 - pr, 1e-12)) * sw[i]
+            cnt += 1
+            for p in range(s, e):
+                j = indices[p]
+                gj = g * values[p] + l2 * W[h, j]
+                G[h, j] += gj * gj
+                W[h, j] -= lr * gj / np.sqrt(G[h, j] + 1e-8)
+            Gb[h] += g * g
+            b[h] -= lr * g / np.sqrt(Gb[h] + 1e-8)
+    return loss / max(cnt, 1)
+
+
+@dataclass
+class LinearModel:
+    W: np.ndarray  # (n_heads, 2**bits) float32
+    b: np.ndarray  # (n_heads,) float32
+    bits: int
+    heads: tuple[str, ...] = HEADS
+    G: np.ndarray | None = field(default=None, repr=False)  # AdaGrad accumulators, kept for online updates
+    Gb: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def zeros(cls, bits: int, heads: tuple[str, ...] = HEADS) -> LinearModel:
+        k, d = len(heads), 1 << bits
+        return cls(np.zeros((k, d), np.float32), np.zeros(k, np.float32), bits, heads,
+                   np.zeros((k, d), np.float32), np.zeros(k, np.float32))
+
+    def logits(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return predict_logits(indptr, indices, values, self.W, self.b)
+
+    def proba(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
+        z = np.clip(self.logits(indptr, indices, values), -30, 30)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def fit(self, X: tuple[np.ndarray, np.ndarray, np.ndarray], Y: np.ndarray, sample_weight: np.ndarray,
+            *, epochs: int = 6, lr: float = 0.3, l2: float = 1e-6, seed: int = 0) -> list[float]:
+        indptr, indices, values = X
+        if self.G is None:
+            self.G = np.zeros_like(self.W)
+            self.Gb = np.zeros_like(self.b)
+        rng = np.random.default_rng(seed)
+        losses = []
+        for _ in range(epochs):
+            order = rng.permutation(len(indptr) - 1).astype(np.int64)
+            losses.append(_sgd(indptr, indices, values, Y.astype(np.float32), sample_weight.astype(np.float32),
+                               order, self.W, self.b, self.G, self.Gb, lr, l2))
+        return losses
+
+    def copy(self) -> LinearModel:
+        return LinearModel(self.W.copy(), self.b.copy(), self.bits, self.heads,
+                           None if self.G is None else self.G.copy(), None if self.Gb is None else self.Gb.copy())
+
+    # --- persistence: npz (no pickle) + json header ---------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        # weights are stored sparsely: most hashed buckets are never touched
+        nz = np.nonzero(np.any(self.W != 0, axis=0))[0].astype(np.int32)
+        arrays = {"cols": nz, "W": self.W[:, nz].astype(np.float16), "b": self.b}
+        if self.G is not None:
+            arrays["G"] = self.G[:, nz].astype(np.float16)
+            arrays["Gb"] = self.Gb
+        np.savez_compressed(path / "linear.npz", **arrays)
+        (path / "linear.json").write_text(json.dumps({"bits": self.bits, "heads": list(self.heads)}))
+
+    @classmethod
+    def load(cls, path: Path) -> LinearModel:
+        meta = json.loads((path / "linear.json").read_text())
+        z = np.load(path / "linear.npz", allow_pickle=False)
+        k, d = len(meta["heads"]), 1 << int(meta["bits"])
+        W = np.zeros((k, d), np.float32)
+        W[:, z["cols"]] = z["W"].astype(np.float32)
+        G = Gb = None
+        if "G" in z:
+            G = np.zeros((k, d), np.float32)
+            G[:, z["cols"]] = z["G"].astype(np.float32)
+            Gb = z["Gb"].astype(np.float32)
+        return cls(W, z["b"].astype(np.float32), int(meta["bits"]), tuple(meta["heads"]), G, Gb)

@@ -1,0 +1,248 @@
+"""Training a model bundle from labelled JSONL: linear heads, fusion stacker and a threshold at a target FPR.
+
+1. Rows (`text`, `label`, `category`) from the given files, plus this project's synthetic mechanisms
+   (`aimds_ray.core.synth`), and synthetic indirect injections inserted into the benign documents of the data.
+2. K-fold out-of-fold probabilities of the linear heads, so the stacker and the threshold are fitted on scores of
+   rows the linear model did not see (fitting them on training-set scores would make both over-confident).
+3. The stacker: logistic regression over one feature per detector (`fusion.detector_features`).
+4. The threshold: the (1 - target_fpr) quantile of the out-of-fold fused scores of benign rows.
+5. The final linear heads on all rows. Weights are rounded to float16 before the threshold is applied, because
+   that is what the saved bundle holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aimds_ray.core import synth
+from aimds_ray.core.classifier import HEADS, LinearModel
+from aimds_ray.core.config import AimdsConfig, load_config
+from aimds_ray.core.features import featurize
+from aimds_ray.core.fusion import detector_features, fuse
+from aimds_ray.core.model import ModelBundle
+from aimds_ray.core.normalize import normalize
+from aimds_ray.core.report import MANIPULATION_CATEGORIES
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    bits: int = 18
+    epochs: int = 6
+    lr: float = 0.3
+    l2: float = 1e-6
+    folds: int = 4
+    target_fpr: float = 0.004
+    synth_attacks: int = 2500
+    synth_benign: int = 900
+    synth_indirect_docs: int = 300
+    seed: int = 0
+
+
+def read_jsonl(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    rows = []
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    r.setdefault("source", Path(p).name)
+                    r["file"] = Path(p).name
+                    rows.append(r)
+    return rows
+
+
+def augment(rows: list[dict[str, Any]], params: TrainParams) -> list[dict[str, Any]]:
+    """Synthetic mechanisms, and synthetic indirect injections embedded in benign documents of `rows`."""
+    out = synth.generate(params.synth_attacks, params.synth_benign, seed=params.seed + 7)
+    docs = [r["text"] for r in rows if r.get("category") == "benign_document"]
+    r = random.Random(params.seed + 11)
+    for i in range(min(params.synth_indirect_docs, 3 * len(docs))):
+        doc = docs[i % len(docs)]
+        out.append({"text": synth.embed_in_document(doc, synth.indirect_sentence(r), r), "label": 1,
+                    "category": "indirect_injection", "source": "aimds-synth-doc", "file": "synthetic"})
+    for row in out:
+        row.setdefault("file", "synthetic")
+    return out
+
+
+def label_matrix(rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Y (n, heads) in {1, 0, -1 = no label} and balanced sample weights."""
+    n, k = len(rows), len(HEADS)
+    Y = np.zeros((n, k), np.float32)
+    for i, r in enumerate(rows):
+        cat = r.get("category", "")
+        if int(r["label"]) == 1:
+            Y[i, 0] = 0.0 if cat == "harmful_request" else 1.0
+            for h, name in enumerate(HEADS[1:], 1):
+                Y[i, h] = 1.0 if cat == name else 0.0
+        else:
+            Y[i, :] = 0.0
+    pos = Y[:, 0] == 1
+    w = np.ones(n, np.float32)
+    if pos.any() and (~pos).any():
+        w[pos] = 0.5 * n / pos.sum()
+        w[~pos] = 0.5 * n / (~pos).sum()
+    return Y, w
+
+
+def norm_texts(rows: Sequence[dict[str, Any]], config: AimdsConfig) -> list[str]:
+    return [normalize(r["text"], config.normalize).text for r in rows]
+
+
+def _fold_of(text: str, folds: int) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=4).digest(), "little") % folds
+
+
+def rule_features(rows: Sequence[dict[str, Any]], config: AimdsConfig) -> list[dict[str, float]]:
+    """Per-row detector features of every non-learned signal (the stacker's inputs besides the model)."""
+    from aimds_ray.core.detector import Detector
+    from aimds_ray.core.report import Category
+
+    sigs = tuple(s for s in config.detector.signals if s != "learned")
+    det = Detector(_with_signals(config, sigs), load_model=False)
+    manip = set(MANIPULATION_CATEGORIES)
+    if config.detector.harmful_request:
+        manip.add(Category.HARMFUL_REQUEST)
+    feats = []
+    texts = [r["text"] for r in rows]
+    for i in range(0, len(texts), 512):
+        for rep in det.scan_batch(texts[i : i + 512]):
+            f = detector_features(rep.evidence, manip)
+            f.pop("learned", None)
+            feats.append(f)
+    return feats
+
+
+def _with_signals(config: AimdsConfig, signals: tuple[str, ...]) -> AimdsConfig:
+    import dataclasses
+
+    return dataclasses.replace(config, detector=dataclasses.replace(config.detector, signals=signals))
+
+
+def fit_platt(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, iters: int = 2000) -> tuple[float, float]:
+    """1-D logistic calibration p = sigmoid(a*x + b) by full-batch gradient descent. Unweighted: the probability
+    is P(manipulation | the detector said x) under the training mix, which is what noisy-OR needs."""
+    n = len(x)
+    sw = np.ones(n)
+    a, b = 1.0, 0.0
+    scale = max(1.0, float(np.abs(x).max()))
+    lr = 0.5 / scale
+    for _ in range(iters):
+        z = np.clip(a * x + b, -30, 30)
+        g = (1 / (1 + np.exp(-z)) - y) * sw
+        a -= lr * (float((g * x).mean()) + l2 * a)
+        b -= 0.5 * float(g.mean())
+    return float(a), float(b)
+
+
+def fit_fusion(F: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, list[float]]:
+    """Calibrate each detector on the rows where it said something (the learned model: on all rows)."""
+    out: dict[str, list[float]] = {}
+    for j, nm in enumerate(names):
+        mask = np.ones(len(y), bool) if nm == "learned" else F[:, j] > 0
+        if mask.sum() < 5:
+            continue
+        yj = y[mask]
+        if yj.min() == yj.max():  # only one class seen: trust it, but not blindly
+            p = 0.98 if yj[0] == 1 else 0.02
+            out[nm] = [0.0, float(np.log(p / (1 - p)))]
+            continue
+        a, b = fit_platt(F[mask, j], yj)
+        out[nm] = [round(a, 6), round(b, 6)]
+    return out
+
+
+def stack_matrix(rule_feats: list[dict[str, float]], learned_logit: np.ndarray,
+                 names: list[str]) -> np.ndarray:
+    F = np.zeros((len(rule_feats), len(names)))
+    for i, f in enumerate(rule_feats):
+        for j, nm in enumerate(names):
+            F[i, j] = learned_logit[i] if nm == "learned" else f.get(nm, 0.0)
+    return F
+
+
+def _learned_logit(P: np.ndarray) -> np.ndarray:
+    p = np.clip(P[:, 0].astype(np.float64), 1e-4, 1 - 1e-4)
+    x = np.log(p / (1 - p))
+    return np.where(p < 0.05, -4.0, x)  # below the signal's reporting floor it is LEARNED_ABSENT
+
+
+def train_bundle(
+    rows: list[dict[str, Any]], *, config: AimdsConfig | None = None, params: TrainParams | None = None,
+    version: str = "v1", notes: str = "", log: Any = print,
+) -> ModelBundle:
+    config = config or load_config()
+    params = params or TrainParams()
+    t0 = time.perf_counter()
+    rows = list(rows) + augment(rows, params)
+    seen: set[str] = set()
+    rows = [r for r in rows if isinstance(r.get("text"), str) and not (r["text"] in seen or seen.add(r["text"]))]
+    texts = norm_texts(rows, config)
+    X = featurize(texts, params.bits)
+    Y, sw = label_matrix(rows)
+    log(f"train: {len(rows)} rows ({int((Y[:, 0] == 1).sum())} manipulation), "
+        f"{X[1].size} feature entries, {time.perf_counter() - t0:.1f}s")
+
+    # out-of-fold linear scores
+    folds = np.array([_fold_of(t, params.folds) for t in texts])
+    oof = np.zeros((len(rows), len(HEADS)), np.float32)
+    indptr, indices, values = X
+    for k in range(params.folds):
+        tr = np.nonzero(folds != k)[0]
+        te = np.nonzero(folds == k)[0]
+        m = LinearModel.zeros(params.bits)
+        m.fit(_subset(X, tr), Y[tr], sw[tr], epochs=params.epochs, lr=params.lr, l2=params.l2, seed=params.seed)
+        oof[te] = m.proba(*_subset(X, te))
+    log(f"train: out-of-fold scores done, {time.perf_counter() - t0:.1f}s")
+
+    rules = rule_features(rows, config)
+    names = ["learned"] + sorted({k for f in rules for k in f})
+    F = stack_matrix(rules, _learned_logit(oof), names)
+    y = (Y[:, 0] == 1).astype(np.float64)
+    weights = fit_fusion(F, y, names)
+    platt = {k: (v[0], v[1]) for k, v in weights.items()}
+    fused = np.array([fuse(dict(zip(names, row, strict=True)), platt) for row in F])
+    benign = np.array([int(r["label"]) == 0 for r in rows])
+    threshold = float(np.quantile(fused[benign], 1 - params.target_fpr)) if benign.any() else 0.5
+    threshold = min(max(threshold, 0.05), 0.999999)
+    manip = y == 1
+    oof_tpr = float((fused[manip] >= threshold).mean()) if manip.any() else float("nan")
+    oof_fpr = float((fused[benign] >= threshold).mean()) if benign.any() else float("nan")
+    log(f"train: fusion {weights}; threshold {threshold:.4f} "
+        f"(out-of-fold TPR {oof_tpr:.3f} FPR {oof_fpr:.4f})")
+
+    final = LinearModel.zeros(params.bits)
+    final.fit(X, Y, sw, epochs=params.epochs, lr=params.lr, l2=params.l2, seed=params.seed)
+    final.W = final.W.astype(np.float16).astype(np.float32)
+    metrics = {"rows": len(rows), "manipulation_rows": int(manip.sum()), "oof_tpr": round(oof_tpr, 4),
+               "oof_fpr": round(oof_fpr, 4), "target_fpr": params.target_fpr,
+               "train_seconds": round(time.perf_counter() - t0, 1),
+               "files": sorted({r.get("file", "?") for r in rows})}
+    return ModelBundle(version=version, linear=final, threshold=round(threshold, 6),
+                       fusion_weights=weights, metrics=metrics, notes=notes)
+
+
+def _subset(X: tuple[np.ndarray, np.ndarray, np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, ...]:
+    indptr, indices, values = X
+    starts, ends = indptr[idx], indptr[idx + 1]
+    lens = ends - starts
+    new_ptr = np.zeros(len(idx) + 1, np.int64)
+    np.cumsum(lens, out=new_ptr[1:])
+    take = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)]) if len(idx) else \
+        np.zeros(0, np.int64)
+    return new_ptr, indices[take], values[take]
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
