@@ -1,0 +1,60 @@
+"""`aimds client --h3 https://127.0.0.1:4433 TEXT [--insecure]`: send one text to a running aimds HTTP/3 front and
+print the answer JSON; exit 0 allow, 1 threat (like `aimds scan`), 2 usage / 4xx, 3 connection or server error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+ORDER = 80
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("client", help="send a text to a running aimds server over HTTP/3 and print the report")
+    p.add_argument("text", nargs="?", help="the text (omit to read --file or stdin)")
+    p.add_argument("--h3", metavar="URL", default="https://127.0.0.1:4433",
+                   help="HTTP/3 endpoint (default https://127.0.0.1:4433)")
+    p.add_argument("--file", "-f", help="read the text from this file ('-' for stdin)")
+    p.add_argument("--path", default="/v1/detect", help="API path: /v1/detect (default) or /v1/detect/batch")
+    p.add_argument("--insecure", "-k", action="store_true",
+                   help="do not verify the server certificate (the self-signed development certificate)")
+    p.add_argument("--cafile", help="trust this CA / certificate file (e.g. $AIMDS_HOME/tls/dev-cert.pem)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)")
+    p.add_argument("--pretty", action="store_true", help="indented JSON for people")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aimds_ray.cli import UsageError
+    from aimds_ray.cli.scan import _read_input
+    from aimds_ray.quic.client import H3Error, detect
+
+    data = _read_input(args)
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UsageError(f"text is not valid UTF-8 (byte {e.start}: {e.reason})") from None
+    if args.path.rstrip("/") not in ("/v1/detect", "/v1/detect/batch"):
+        raise UsageError(f"--path: expected /v1/detect or /v1/detect/batch, got {args.path!r}")
+    try:
+        resp = detect(args.h3, data, insecure=args.insecure, cafile=args.cafile, timeout=args.timeout,
+                      path=args.path)
+    except ValueError as e:  # bad URL
+        raise UsageError(str(e)) from None
+    except H3Error as e:
+        print(f"aimds client: error: {e}", file=sys.stderr)
+        return 3
+    try:
+        body = resp.json()
+    except ValueError:
+        print(f"aimds client: error: HTTP {resp.status}, not JSON: {resp.body[:200]!r}", file=sys.stderr)
+        return 3
+    print(json.dumps(body, indent=2 if args.pretty else None))
+    if resp.status >= 400:
+        print(f"aimds client: HTTP {resp.status}: {body.get('error') if isinstance(body, dict) else body}",
+              file=sys.stderr)
+        return 2 if resp.status < 500 else 3
+    reports = body.get("reports", [body]) if isinstance(body, dict) else []
+    return 1 if any(r.get("is_threat") for r in reports) else 0

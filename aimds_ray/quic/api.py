@@ -1,0 +1,164 @@
+"""The HTTP API surface at the proxy edge: routing and request validation, free of I/O.
+
+Same paths, JSON and status codes as the Serve ingress (issue 7), so a client can switch transport without changing
+anything else. Validation happens here, before any work is queued: unknown fields / wrong types -> 422, an empty
+body, invalid UTF-8 or invalid JSON -> 400, too large -> 413; errors are `{"error": ..., "status": N}`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+class ApiError(Exception):
+    """A request the edge refuses; `status` is the HTTP status."""
+
+    def __init__(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str  # detect | detect_batch | feedback | session | health | metrics
+    method: str
+    idempotent: bool  # replay-safe: may be answered from 0-RTT early data
+    has_body: bool
+
+
+ROUTES: dict[str, Route] = {
+    "/v1/detect": Route("detect", "POST", True, True),  # a pure function of its input: replaying it changes nothing
+    "/v1/detect/batch": Route("detect_batch", "POST", True, True),
+    "/v1/feedback": Route("feedback", "POST", False, True),  # writes to the learner: never from replayable data
+    "/healthz": Route("health", "GET", True, False),
+    "/metrics": Route("metrics", "GET", True, False),
+}
+SESSION_ROUTE = Route("session", "GET", True, False)
+_SESSION_PREFIX = "/v1/sessions/"
+_SESSION_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,256}$")
+
+
+def route(method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
+    """Resolve (method, path) to a route; 404 for unknown paths, 405 (with Allow) for the wrong method."""
+    path = raw_path.split("?", 1)[0].split("#", 1)[0]
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    params: dict[str, str] = {}
+    r = ROUTES.get(path)
+    if r is None and path.startswith(_SESSION_PREFIX):
+        sid = path[len(_SESSION_PREFIX):]
+        if not _SESSION_ID.match(sid):
+            raise ApiError(422, "session id must be 1-256 characters of [A-Za-z0-9._:@-]")
+        r, params = SESSION_ROUTE, {"session_id": sid}
+    if r is None:
+        raise ApiError(404, f"no such path: {path}")
+    if method != r.method and not (method == "HEAD" and r.method == "GET"):
+        raise ApiError(405, f"{path} accepts {r.method}, not {method}", (("allow", r.method),))
+    return r, params
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    if not body:
+        raise ApiError(400, "empty body: expected a JSON object")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(400, f"body is not valid UTF-8 (byte {e.start}: {e.reason})") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        raise ApiError(400, f"body is not valid JSON: {e}") from None
+
+
+def _object(obj: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise ApiError(422, f"expected a JSON object, got {_json_type(obj)}")
+    unknown = sorted(set(obj) - set(allowed))
+    if unknown:
+        raise ApiError(422, f"unknown field {unknown[0]!r} (allowed: {', '.join(allowed)})")
+    return obj
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def _opt_str(obj: dict[str, Any], key: str, max_len: int = 256) -> None:
+    v = obj.get(key)
+    if v is None:
+        return
+    if not isinstance(v, str):
+        raise ApiError(422, f"{key}: expected a string, got {_json_type(v)}")
+    if len(v) > max_len:
+        raise ApiError(422, f"{key}: at most {max_len} characters")
+
+
+def validate_detect(obj: Any) -> dict[str, Any]:
+    """`{"text": str, "session_id"?: str, "metadata"?: object}` -> the item passed to `detect_batch`."""
+    obj = _object(obj, ("text", "session_id", "metadata"))
+    if "text" not in obj:
+        raise ApiError(422, "text: required")
+    if not isinstance(obj["text"], str):
+        raise ApiError(422, f"text: expected a string, got {_json_type(obj['text'])}")
+    _opt_str(obj, "session_id")
+    meta = obj.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise ApiError(422, f"metadata: expected an object, got {_json_type(meta)}")
+    return {k: v for k, v in obj.items() if v is not None}
+
+
+def validate_batch(obj: Any, max_texts: int) -> list[str]:
+    """`{"texts": [str, ...]}` -> the texts."""
+    obj = _object(obj, ("texts",))
+    texts = obj.get("texts")
+    if texts is None:
+        raise ApiError(422, "texts: required")
+    if not isinstance(texts, list):
+        raise ApiError(422, f"texts: expected an array of strings, got {_json_type(texts)}")
+    if len(texts) > max_texts:
+        raise ApiError(413, f"texts: {len(texts)} items; at most {max_texts} per request (split the batch)")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise ApiError(422, f"texts[{i}]: expected a string, got {_json_type(t)}")
+    return texts
+
+
+def validate_feedback(obj: Any) -> dict[str, Any]:
+    """`{"text" | "request_id", "label": 0|1, "category"?, "source"?}`."""
+    obj = _object(obj, ("text", "request_id", "label", "category", "source"))
+    if obj.get("text") is None and obj.get("request_id") is None:
+        raise ApiError(422, "give text or request_id")
+    if obj.get("text") is not None and not isinstance(obj["text"], str):
+        raise ApiError(422, f"text: expected a string, got {_json_type(obj['text'])}")
+    _opt_str(obj, "request_id")
+    _opt_str(obj, "category", 64)
+    _opt_str(obj, "source", 256)
+    label = obj.get("label")
+    if "label" not in obj:
+        raise ApiError(422, "label: required (0 benign, 1 threat)")
+    if isinstance(label, bool) or not isinstance(label, int) or label not in (0, 1):
+        raise ApiError(422, f"label: expected 0 or 1, got {json.dumps(label)}")
+    return {k: v for k, v in obj.items() if v is not None}
+
+
+def error_body(status: int, message: str) -> bytes:
+    return json.dumps({"error": message, "status": status}).encode()

@@ -1,0 +1,137 @@
+"""What the HTTP/3 front forwards to: a small async `Backend` protocol with two implementations.
+
+The protocol is the method surface of the Serve ingress deployment (`AimdsIngress` in app `aimds`), so the proxy code
+is identical whether it runs next to a Ray cluster (`ServeBackend`, through a `DeploymentHandle`) or in-process
+(`EmbeddedBackend`, a `Detector`; used by tests, benchmarks and single-machine setups without Ray).
+
+Results are plain dicts. A dict with an integer `status` and an `error` message is an error answer with that HTTP
+status; anything else is a 200 answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, runtime_checkable
+
+SERVE_APP_NAME = "aimds"
+SERVE_INGRESS_NAME = "AimdsIngress"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The four calls the proxy makes. Items/bodies are already validated at the proxy edge."""
+
+    async def detect_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One result per item, in order: a report dict or an error dict `{"error": ..., "status": ...}`."""
+        ...
+
+    async def feedback(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def session(self, session_id: str) -> dict[str, Any]: ...
+
+    async def health(self) -> dict[str, Any]: ...
+
+
+def error(message: str, status: int) -> dict[str, Any]:
+    return {"error": message, "status": status}
+
+
+def is_error(result: Any) -> bool:
+    return isinstance(result, dict) and "error" in result and isinstance(result.get("status"), int)
+
+
+class EmbeddedBackend:
+    """An in-process `Detector`. Scans run on a small thread pool so the QUIC event loop keeps serving packets
+    while a batch is scanned. Feedback and sessions need the learner / session actors of the Serve app, so they
+    answer 501 here, saying so."""
+
+    name = "embedded"
+
+    def __init__(self, detector: Any = None, *, workers: int = 2) -> None:
+        if detector is None:
+            from aimds_ray.core.detector import Detector
+
+            detector = Detector()
+        self.detector = detector
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aimds-h3-scan")
+
+    def _detect_sync(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from aimds_ray.core.detector import InputError, coerce_text
+
+        det = self.detector
+        max_chars = det.config.limits.max_input_chars
+        out: list[dict[str, Any] | None] = [None] * len(items)
+        idx: list[int] = []
+        texts: list[str] = []
+        for i, item in enumerate(items):
+            try:
+                texts.append(coerce_text(item.get("text"), max_chars))
+                idx.append(i)
+            except InputError as e:
+                out[i] = error(str(e), e.status)
+        if texts:
+            try:
+                reports = det.scan_batch(texts)
+            except InputError:  # cannot happen after coerce_text, but never fail the whole batch for one item
+                reports = []
+                for t in texts:
+                    try:
+                        reports.append(det.scan(t))
+                    except InputError as e:
+                        reports.append(e)
+            for i, r in zip(idx, reports, strict=True):
+                out[i] = error(str(r), r.status) if isinstance(r, InputError) else r.to_dict()
+        return [o if o is not None else error("internal: no result", 500) for o in out]
+
+    async def detect_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._detect_sync, items)
+
+    async def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
+        return error("feedback is not available with the embedded backend: it is stored by the learner of the "
+                     "Serve app (aimds serve); nothing was recorded", 501)
+
+    async def session(self, session_id: str) -> dict[str, Any]:
+        return error("session state is not available with the embedded backend: sessions live in the Serve app's "
+                     "analyzer actors (aimds serve)", 501)
+
+    async def health(self) -> dict[str, Any]:
+        return {"status": "ok", "backend": self.name, "model_version": self.detector.model_version}
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class ServeBackend:
+    """The Serve ingress through a `DeploymentHandle`: no HTTP hop between proxy and replicas, and Serve's router
+    does replica choice and its own queueing. Build it inside the event loop that will use it (the proxy thread);
+    `ray.init` / the Serve app must already be up in this process's cluster."""
+
+    name = "serve"
+
+    def __init__(self, handle: Any = None, *, deployment: str = SERVE_INGRESS_NAME,
+                 app_name: str = SERVE_APP_NAME) -> None:
+        if handle is None:
+            from ray import serve
+
+            handle = serve.get_deployment_handle(deployment, app_name=app_name)
+        self._handle = handle
+
+    async def detect_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return await self._handle.detect_batch.remote(items)
+
+    async def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._handle.feedback.remote(body)
+
+    async def session(self, session_id: str) -> dict[str, Any]:
+        return await self._handle.session.remote(session_id)
+
+    async def health(self) -> dict[str, Any]:
+        out = await self._handle.health.remote()
+        if isinstance(out, dict) and "backend" not in out:
+            out = {**out, "backend": self.name}
+        return out
+
+    async def close(self) -> None:
+        return None
