@@ -53,7 +53,14 @@ def register(cls: type[Signal]) -> type[Signal]:
 
 def _builtin() -> None:
     # imported here so the registry is complete whenever it is read; each module registers its classes
-    from aimds_ray.core.signals import learned, obfuscation, pii_signal, signatures  # noqa: F401
+    from aimds_ray.core.signals import (  # noqa: F401
+        learned,
+        obfuscation,
+        pii_signal,
+        sequence,
+        signatures,
+        similarity,
+    )
 
 
 def registered_signals() -> dict[str, type[Signal]]:
