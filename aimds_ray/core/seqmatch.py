@@ -41,6 +41,7 @@ KEY_LEN = 5      # anchor key: hash of the first KEY_LEN characters
 STOP_WEIGHT = 0.3
 INS_COST = 0.4        # an extra content word inside an aligned phrase
 INS_COST_STOP = 0.15  # an extra function word
+MISSING_ANCHOR_COST = 0.5  # prefilter bound: least cost of a phrase anchor word whose key is absent
 
 FNV_OFFSET = np.uint32(2166136261)
 FNV_PRIME = np.uint32(16777619)
@@ -140,7 +141,7 @@ def projection() -> np.ndarray:
     return (rng.standard_normal((EMB_BUCKETS, EMB_DIM)) / math.sqrt(EMB_DIM)).astype(np.float32)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def embed_tokens(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray, need: np.ndarray,
                  proj: np.ndarray) -> np.ndarray:
     """Unit vectors of the tokens with need[t] != 0 (others stay zero): sum of the projection rows of the token's
@@ -149,7 +150,7 @@ def embed_tokens(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray, need: 
     dim = proj.shape[1]
     bmask = np.uint32(proj.shape[0] - 1)
     out = np.zeros((nt, dim), dtype=np.float32)
-    acc = np.zeros(dim, dtype=np.float64)
+    acc = np.zeros(dim, dtype=np.float32)
     for t in range(nt):
         if need[t] == 0:
             continue
@@ -178,10 +179,10 @@ def embed_tokens(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray, need: 
             b = h & bmask
             for d in range(dim):
                 acc[d] += proj[b, d]
-        nrm = 0.0
+        nrm = np.float32(0.0)
         for d in range(dim):
             nrm += acc[d] * acc[d]
-        inv = 1.0 / math.sqrt(nrm) if nrm > 0 else 0.0
+        inv = np.float32(1.0 / math.sqrt(nrm)) if nrm > 0 else np.float32(0.0)
         for d in range(dim):
             out[t, d] = acc[d] * inv
     return out
@@ -399,7 +400,7 @@ def lcs_ref(M: np.ndarray) -> int:
     return int(L[m, n])
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def align_candidates(E: np.ndarray, pat_emb: np.ndarray, pat_ptr: np.ndarray, pat_w: np.ndarray,
                      cand_pat: np.ndarray, cand_lo: np.ndarray, cand_hi: np.ndarray,
                      ins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -419,7 +420,7 @@ def align_candidates(E: np.ndarray, pat_emb: np.ndarray, pat_ptr: np.ndarray, pa
         S = np.empty((b - a, hi - lo), dtype=np.float64)
         for i in range(b - a):
             for j in range(hi - lo):
-                acc = 0.0
+                acc = np.float32(0.0)  # float32 + fastmath: this reduction vectorises (the hot loop)
                 for d in range(dim):
                     acc += pat_emb[a + i, d] * E[lo + j, d]
                 S[i, j] = acc
@@ -437,10 +438,12 @@ def align_candidates(E: np.ndarray, pat_emb: np.ndarray, pat_ptr: np.ndarray, pa
 
 @njit(cache=True)
 def find_candidates(hit_tok: np.ndarray, hit_key: np.ndarray, kp_ptr: np.ndarray, kp_idx: np.ndarray,
-                    pat_need: np.ndarray, pat_len: np.ndarray, n_tok: int,
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    pat_need: np.ndarray, pat_len: np.ndarray, pat_nanchor: np.ndarray, pat_wsum: np.ndarray,
+                    n_tok: int, min_sim: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Windows worth aligning: per phrase, clusters of anchor hits (within ~2 phrase lengths) that hold at least
-    `pat_need` distinct anchor keys of the phrase. Returns (phrase, lo token, hi token) per window."""
+    `pat_need` distinct anchor keys of the phrase, and whose optimistic similarity bound reaches `min_sim` (each
+    anchor word of the phrase absent from the cluster costs at least MISSING_ANCHOR_COST: a word with another
+    5-letter prefix is rarely closer than that). Returns (phrase, lo token, hi token) per window."""
     total = 0
     for h in range(hit_tok.shape[0]):
         k = hit_key[h]
@@ -482,7 +485,8 @@ def find_candidates(hit_tok: np.ndarray, hit_key: np.ndarray, kp_ptr: np.ndarray
                 nseen += 1
             last = poss[order[j]]
             j += 1
-        if nseen >= pat_need[p]:
+        bound = 1.0 - MISSING_ANCHOR_COST * max(0, pat_nanchor[p] - nseen) / pat_wsum[p]
+        if nseen >= pat_need[p] and bound >= min_sim:
             out_p[nout] = p
             out_lo[nout] = max(0, c0 - pat_len[p])
             out_hi[nout] = min(n_tok, last + pat_len[p] + 1)
@@ -542,6 +546,15 @@ def load_phrases(path: str | Path = PHRASES_PATH) -> list[Phrase]:
     return out
 
 
+def in_sorted(keys: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Membership of each key in a sorted table (np.isin sorts both sides; this is ~10x cheaper for small inputs)."""
+    if len(table) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    pos = np.searchsorted(table, keys)
+    pos[pos >= len(table)] = 0
+    return table[pos] == keys
+
+
 def _codes(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
@@ -560,7 +573,7 @@ class SequenceMatcher:
         self.proj = projection()
         embs, ws, ptr = [], [], [0]
         key_pats: dict[int, set[int]] = {}
-        need, lens = [], []
+        need, lens, nanchor, wsum = [], [], [], []
         for p in self.phrases:
             text = " ".join(p.tokens)
             codes = _codes(text)
@@ -575,11 +588,15 @@ class SequenceMatcher:
                 key_pats.setdefault(k, set()).add(p.id)
             need.append(min(2, len(anchors)))
             lens.append(len(p.tokens))
+            nanchor.append(len(anchors))
+            wsum.append(sum(ws[ptr[-2] : ptr[-1]]))
         self.pat_emb = np.ascontiguousarray(np.vstack(embs), dtype=np.float32)
         self.pat_w = np.asarray(ws, dtype=np.float64)
         self.pat_ptr = np.asarray(ptr, dtype=np.int64)
         self.pat_need = np.asarray(need, dtype=np.int64)
         self.pat_len = np.asarray(lens, dtype=np.int64)
+        self.pat_nanchor = np.asarray(nanchor, dtype=np.int64)
+        self.pat_wsum = np.asarray(wsum, dtype=np.float64)
         keys = sorted(key_pats)
         self.anchor_keys = np.asarray(keys, dtype=np.uint32)
         kp_ptr, kp_idx = [0], []
@@ -592,7 +609,7 @@ class SequenceMatcher:
 
     # -- core ---------------------------------------------------------------------------------------------------
 
-    def _align(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+    def _align(self, text: str, min_sim: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                          np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Candidates and their alignments in one view: (codes, tok starts, tok ends, E, phrase ids, sims,
         start tokens, end tokens)."""
@@ -608,20 +625,20 @@ class SequenceMatcher:
             return codes, ts, te, np.empty((0, EMB_DIM), np.float32), empty, np.empty(0), empty, empty
         hit_tok = np.nonzero(hit)[0].astype(np.int64)
         cp, clo, chi = find_candidates(hit_tok, pos[hit_tok].astype(np.int64), self.kp_ptr, self.kp_idx,
-                                       self.pat_need, self.pat_len, len(ts))
+                                       self.pat_need, self.pat_len, self.pat_nanchor, self.pat_wsum, len(ts),
+                                       float(min_sim))
         if len(cp) == 0:
             return codes, ts, te, np.empty((0, EMB_DIM), np.float32), empty, np.empty(0), empty, empty
-        need = np.zeros(len(ts), dtype=np.uint8)
-        for lo, hi in zip(clo, chi, strict=True):
-            need[lo:hi] = 1
-        E = embed_tokens(codes, ts, te, need, self.proj)
-        ins = np.where(np.isin(keys, self.stop_keys), self.ins_stop, self.ins)
+        n = len(ts)
+        cover = np.cumsum(np.bincount(clo, minlength=n + 1) - np.bincount(chi, minlength=n + 1))[:n]
+        E = embed_tokens(codes, ts, te, (cover > 0).astype(np.uint8), self.proj)
+        ins = np.where(in_sorted(keys, self.stop_keys), self.ins_stop, self.ins)
         sims, st, en = align_candidates(E, self.pat_emb, self.pat_ptr, self.pat_w, cp, clo, chi, ins)
         return codes, ts, te, E, cp, sims, st, en
 
     def match_variant(self, v: Variant, min_similarity: float = 0.0, per_family: bool = True) -> list[SeqMatch]:
         """Best alignment per family (or overall) in one view, at or above `min_similarity`, best first."""
-        _, ts, te, E, cp, sims, st, en = self._align(v.text)
+        _, ts, te, E, cp, sims, st, en = self._align(v.text, min_similarity)
         if len(cp) == 0:
             return []
         order = np.argsort(-sims, kind="stable")

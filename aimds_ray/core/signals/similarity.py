@@ -15,7 +15,7 @@ import numpy as np
 
 from aimds_ray.core.normalize import Normalized, Variant
 from aimds_ray.core.report import Evidence
-from aimds_ray.core.seqmatch import default_matcher, tokenize_codes
+from aimds_ray.core.seqmatch import default_matcher, in_sorted, tokenize_codes
 from aimds_ray.core.signals.base import Signal, SignalContext, register
 from aimds_ray.core.vector_index import PHRASE_INDEX_PATH, VectorIndex
 
@@ -89,12 +89,12 @@ class SimilaritySignal(Signal):
         if len(text) <= WHOLE_MAX_CHARS:
             return [(0, len(text))] if text.strip() else []
         _, _, keys = tokenize_codes(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
-        if len(keys) == 0 or not np.isin(keys, self.anchor_keys).any():
+        if len(keys) == 0 or not in_sorted(keys, self.anchor_keys).any():
             return []
         out = []
         for a, b in chunks(text):
             _, _, k = tokenize_codes(np.frombuffer(text[a:b].encode("utf-32-le"), dtype=np.uint32))
-            if len(k) and np.isin(k, self.anchor_keys).any():
+            if len(k) and in_sorted(k, self.anchor_keys).any():
                 out.append((a, b))
         return out
 
