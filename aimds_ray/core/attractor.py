@@ -1,0 +1,761 @@
+"""Attractor analysis of a time series: delay embedding, largest Lyapunov exponent, attractor class.
+
+Why: a client's request stream is treated as a dynamical system. A steady client sits near a fixed point or cycles;
+a probing client becomes erratic. This module measures that from a plain numeric series (no Ray, no text).
+
+Pipeline (`analyze`):
+
+1. **Lag** (`choose_lag`): 1 if the series decorrelates within one step (|acf(1)| < 1/e: maps and noise have
+   nothing to unfold); otherwise the first local minimum of the average mutual information (equiprobable bins);
+   if MI has no minimum up to `max_lag`, the lag where the autocorrelation first decays below 1/e.
+2. **Dimension** (`choose_dim`): false nearest neighbours (Kennel, Brown & Abarbanel 1992) with both criteria
+   (distance ratio > `fnn_rtol`, or the grown distance > `fnn_atol` times the attractor size); the smallest
+   dimension whose false-neighbour fraction is <= `fnn_threshold`. Never below 2 (a 1-D "embedding" folds flows
+   onto themselves). If no dimension qualifies up to `max_dim` (typical of noise) `max_dim` is used and that is
+   recorded as evidence.
+3. **Largest Lyapunov exponent** (`lyapunov_rosenstein`, Rosenstein, Collins & De Luca 1993): each reference point's
+   nearest neighbours (`neighbours` of them, all with |i - j| > Theiler window, default the mean period from the
+   power spectrum as Rosenstein suggests, at least 10 steps when the series is long enough) are followed for k
+   steps; y(k) = mean log distance. The slope of y(k) is the exponent **per sample step**. For a flow sampled
+   every dt, divide by dt to get it per time unit (Lorenz at dt=0.01: 0.00906/step = 0.906/time unit).
+   Using a few neighbours per reference point instead of one is the same estimator with lower variance.
+4. **Fit region** (`fit_divergence`): y(k) rises linearly, then saturates at the attractor size. The upper end is
+   where y first reaches `fit_upper_fraction` (0.7) of its total rise; within [0, upper], local least-squares slopes
+   over windows of upper/8 steps are computed and the longest run of consecutive windows whose slopes agree within
+   `fit_slope_tolerance` (20%) of one another is taken as the linear region (this skips the steep initial
+   transient of flows, where neighbours are not yet aligned with the unstable direction, and the bend into
+   saturation). The exponent is the least-squares slope over that region.
+5. **Class** (`classify`):
+   - `fixed_point`: no variation, or the last quarter has converged to a constant.
+   - `periodic` / `quasi_periodic`: the series is *recurrent* (trajectories that start close stay close for the
+     whole horizon: the divergence curve grows by < 30% of its depth) or the spectrum is dominated by narrow lines
+     (>= 90% of the variance above the local background); periodic when every line is a harmonic (aliasing
+     allowed) of the lowest one, quasi-periodic otherwise.
+   - `chaotic` vs `stochastic`: noise also gives a positive exponent, so a surrogate-data test decides: the
+     nearest-neighbour prediction error of the series is compared with that of `surrogates` IAAFT surrogates
+     (same spectrum and amplitude distribution, no nonlinear determinism). Deterministic when the original
+     predicts better than every surrogate (p <= 1/(S+1)) by a margin of z >= 3; chaotic when deterministic and the
+     exponent is positive per mean period, stochastic otherwise.
+   The result lists the reasons and the measured evidence; `confidence` in [0, 1] is how clearly the deciding test
+   passed, scaled down for short series.
+
+Numba kernels (`_knn_kernel`, `_divergence_kernel`, `_mi_kernel`) each have a numpy reference (`*_ref`) that the
+tests compare them against. Nearest neighbours are found by sorting on the first coordinate and scanning outwards
+with pruning: memory is linear in n (no n x n matrix).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+KINDS = ("fixed_point", "periodic", "quasi_periodic", "chaotic", "stochastic")
+MIN_POINTS = 16
+
+
+@dataclass(frozen=True)
+class AttractorConfig:
+    """Knobs of `analyze`; the defaults are the ones the tests and benchmarks use."""
+
+    max_lag: int = 64
+    max_dim: int = 6
+    min_dim: int = 2
+    fnn_rtol: float = 15.0
+    fnn_atol: float = 2.0
+    fnn_threshold: float = 0.01
+    fnn_queries: int = 2000
+    neighbours: int = 4
+    min_theiler: int = 10
+    max_references: int = 5000
+    fit_upper_fraction: float = 0.7
+    fit_slope_tolerance: float = 0.2
+    surrogates: int = 19
+    surrogate_points: int = 4096
+    prediction_queries: int = 1000
+    surrogate_z: float = 3.0
+    recurrence_growth: float = 0.3
+    line_fraction: float = 0.9
+    chaos_per_period: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_lag < 1 or self.max_dim < 1 or self.min_dim < 1 or self.neighbours < 1:
+            raise ValueError("max_lag, max_dim, min_dim and neighbours must be >= 1")
+        if self.min_dim > self.max_dim:
+            raise ValueError("min_dim must be <= max_dim")
+        if not 0.0 < self.fit_upper_fraction <= 1.0 or self.fit_slope_tolerance <= 0.0:
+            raise ValueError("fit_upper_fraction must be in (0, 1] and fit_slope_tolerance > 0")
+        if self.surrogates < 1:
+            raise ValueError("surrogates must be >= 1")
+
+
+DEFAULT_CONFIG = AttractorConfig()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# kernels (numba) and their numpy references
+
+
+@njit(cache=True)
+def _knn_kernel(emb: np.ndarray, queries: np.ndarray, n_lib: int, theiler: int, k: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest library points (rows < n_lib, |i - j| > theiler) of each query row; squared distances.
+
+    Library rows are sorted by their first coordinate; each query scans outwards from its position and stops in a
+    direction once the first-coordinate gap alone exceeds the current k-th best distance. O(n) memory.
+    """
+    n_lib = min(n_lib, emb.shape[0])
+    d = emb.shape[1]
+    order = np.argsort(emb[:n_lib, 0], kind="mergesort")
+    key = np.empty(n_lib)
+    for t in range(n_lib):
+        key[t] = emb[order[t], 0]
+    nq = queries.shape[0]
+    idx = np.full((nq, k), -1, np.int64)
+    dist = np.full((nq, k), np.inf)
+    bd = np.empty(k)
+    bi = np.empty(k, np.int64)
+    for qi in range(nq):
+        q = queries[qi]
+        x0 = emb[q, 0]
+        p = np.searchsorted(key, x0)
+        for r in range(k):
+            bd[r] = np.inf
+            bi[r] = -1
+        for direction in (1, -1):
+            j = p if direction == 1 else p - 1
+            while 0 <= j < n_lib:
+                dx = key[j] - x0
+                worst = bd[k - 1]
+                if dx * dx > worst:
+                    break
+                c = order[j]
+                if abs(c - q) > theiler:
+                    s = 0.0
+                    for t in range(d):
+                        u = emb[c, t] - emb[q, t]
+                        s += u * u
+                    if s < worst or (s == worst and bi[k - 1] >= 0 and c < bi[k - 1]):
+                        m = k - 1
+                        while m > 0 and (bd[m - 1] > s or (bd[m - 1] == s and bi[m - 1] > c)):
+                            bd[m] = bd[m - 1]
+                            bi[m] = bi[m - 1]
+                            m -= 1
+                        bd[m] = s
+                        bi[m] = c
+                j += direction
+        for r in range(k):
+            idx[qi, r] = bi[r]
+            dist[qi, r] = bd[r]
+    return idx, dist
+
+
+def knn_ref(emb: np.ndarray, queries: np.ndarray, n_lib: int, theiler: int, k: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """numpy reference of `_knn_kernel` (blocked brute force, ties broken by the lower index)."""
+    emb = np.asarray(emb, dtype=np.float64)
+    n_lib = min(n_lib, emb.shape[0])
+    lib = emb[:n_lib]
+    nq = len(queries)
+    idx = np.full((nq, k), -1, np.int64)
+    dist = np.full((nq, k), np.inf)
+    for s in range(0, nq, 256):
+        q = np.asarray(queries[s:s + 256], dtype=np.int64)
+        d2 = ((emb[q][:, None, :] - lib[None, :, :]) ** 2).sum(-1)
+        d2[np.abs(q[:, None] - np.arange(n_lib)[None, :]) <= theiler] = np.inf
+        order = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        dd = np.take_along_axis(d2, order, axis=1)
+        order = np.where(np.isinf(dd), -1, order)
+        kk = order.shape[1]
+        idx[s:s + len(q), :kk] = order
+        dist[s:s + len(q), :kk] = dd
+    return idx, dist
+
+
+@njit(cache=True)
+def _divergence_kernel(emb: np.ndarray, refs: np.ndarray, nn: np.ndarray, horizon: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of log distances between each reference trajectory and its neighbours' after k = 0..horizon steps.
+
+    Pairs are used at step k while both trajectories still exist; zero distances (exact repeats) are skipped.
+    """
+    m, d = emb.shape
+    sums = np.zeros(horizon + 1)
+    counts = np.zeros(horizon + 1, np.int64)
+    for a in range(refs.shape[0]):
+        i = refs[a]
+        for r in range(nn.shape[1]):
+            j = nn[a, r]
+            if j < 0:
+                continue
+            kmax = min(horizon, m - 1 - max(i, j))
+            for k in range(kmax + 1):
+                s = 0.0
+                for c in range(d):
+                    t = emb[i + k, c] - emb[j + k, c]
+                    s += t * t
+                if s > 0.0:
+                    sums[k] += 0.5 * math.log(s)
+                    counts[k] += 1
+    return sums, counts
+
+
+def divergence_ref(emb: np.ndarray, refs: np.ndarray, nn: np.ndarray, horizon: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """numpy reference of `_divergence_kernel`."""
+    m = emb.shape[0]
+    sums = np.zeros(horizon + 1)
+    counts = np.zeros(horizon + 1, np.int64)
+    i = np.repeat(np.asarray(refs, np.int64), nn.shape[1])
+    j = np.asarray(nn, np.int64).reshape(-1)
+    ok = j >= 0
+    i, j = i[ok], j[ok]
+    for k in range(horizon + 1):
+        live = np.maximum(i, j) + k <= m - 1
+        if not live.any():
+            continue
+        s = ((emb[i[live] + k] - emb[j[live] + k]) ** 2).sum(-1)
+        s = s[s > 0]
+        sums[k] = 0.5 * np.log(s).sum()
+        counts[k] = s.size
+    return sums, counts
+
+
+@njit(cache=True)
+def _mi_kernel(codes: np.ndarray, nbins: int, max_lag: int) -> np.ndarray:
+    """Average mutual information (nats) between codes[t] and codes[t + lag] for lag = 0..max_lag."""
+    n = codes.shape[0]
+    out = np.zeros(max_lag + 1)
+    joint = np.zeros((nbins, nbins))
+    pa = np.zeros(nbins)
+    pb = np.zeros(nbins)
+    for lag in range(max_lag + 1):
+        m = n - lag
+        if m <= 0:
+            break
+        joint[:, :] = 0.0
+        pa[:] = 0.0
+        pb[:] = 0.0
+        for t in range(m):
+            a = codes[t]
+            b = codes[t + lag]
+            joint[a, b] += 1.0
+            pa[a] += 1.0
+            pb[b] += 1.0
+        mi = 0.0
+        for a in range(nbins):
+            for b in range(nbins):
+                c = joint[a, b]
+                if c > 0.0:
+                    mi += c / m * math.log(c * m / (pa[a] * pb[b]))
+        out[lag] = mi
+    return out
+
+
+def mi_ref(codes: np.ndarray, nbins: int, max_lag: int) -> np.ndarray:
+    """numpy reference of `_mi_kernel`."""
+    codes = np.asarray(codes, np.int64)
+    out = np.zeros(max_lag + 1)
+    for lag in range(max_lag + 1):
+        m = len(codes) - lag
+        if m <= 0:
+            break
+        joint = np.zeros((nbins, nbins))
+        np.add.at(joint, (codes[:m], codes[lag:lag + m]), 1.0)
+        p = joint / m
+        pa, pb = p.sum(1), p.sum(0)
+        nz = p > 0
+        out[lag] = float((p[nz] * np.log(p[nz] / np.outer(pa, pb)[nz])).sum())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# building blocks
+
+
+def embed(x: np.ndarray, dim: int, lag: int) -> np.ndarray:
+    """Delay vectors (x[t], x[t+lag], ..., x[t+(dim-1)lag]) as a contiguous (m, dim) array."""
+    m = len(x) - (dim - 1) * lag
+    if m <= 0:
+        raise ValueError(f"series too short for dim={dim} lag={lag}")
+    return np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(x, (dim - 1) * lag + 1)[:, ::lag][:m])
+
+
+def knn(emb: np.ndarray, queries: np.ndarray, n_lib: int, theiler: int, k: int = 1
+        ) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest neighbours (indices, Euclidean distances) excluding |i - j| <= theiler; -1/inf when none."""
+    idx, d2 = _knn_kernel(np.ascontiguousarray(emb, np.float64), np.asarray(queries, np.int64), int(n_lib),
+                          int(theiler), int(k))
+    return idx, np.sqrt(d2)
+
+
+def autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Biased autocorrelation for lags 0..max_lag via FFT (0 variance -> zeros)."""
+    x = x - x.mean()
+    n = len(x)
+    f = np.fft.rfft(x, 2 * n)
+    ac = np.fft.irfft(f * np.conj(f))[: max_lag + 1]
+    return ac / ac[0] if ac[0] > 0 else np.zeros(max_lag + 1)
+
+
+def mutual_information(x: np.ndarray, max_lag: int, nbins: int | None = None) -> np.ndarray:
+    """Average mutual information by lag with equiprobable (rank) bins."""
+    n = len(x)
+    nbins = nbins or int(np.clip(round(math.sqrt(n / 5)), 4, 32))
+    ranks = np.argsort(np.argsort(x, kind="stable"), kind="stable")
+    codes = (ranks * nbins // n).astype(np.int64)
+    return _mi_kernel(codes, nbins, int(min(max_lag, n - 2)))
+
+
+def mean_period(x: np.ndarray) -> float:
+    """1 / power-weighted mean frequency (Rosenstein's Theiler window)."""
+    x = x - x.mean()
+    p = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x))
+    tot = p[1:].sum()
+    if tot <= 0:
+        return 1.0
+    return float(1.0 / max((f[1:] * p[1:]).sum() / tot, 1e-12))
+
+
+def choose_lag(x: np.ndarray, max_lag: int) -> tuple[int, str]:
+    """Embedding lag and the rule that chose it (see module docstring)."""
+    max_lag = max(1, min(max_lag, len(x) // 4))
+    ac = autocorrelation(x, max_lag)
+    if abs(ac[1]) < 1 / math.e:
+        return 1, "acf(1) < 1/e: decorrelates within one step"
+    mi = mutual_information(x, max_lag)
+    for k in range(2, len(mi) - 1):
+        if mi[k] < mi[k - 1] and mi[k] <= mi[k + 1]:
+            return k, "first minimum of mutual information"
+    below = np.nonzero(ac < 1 / math.e)[0]
+    if below.size:
+        return int(below[0]), "autocorrelation decays below 1/e (no MI minimum)"
+    return max_lag, "max_lag (neither MI minimum nor acf decay found)"
+
+
+def false_neighbour_fractions(x: np.ndarray, lag: int, max_dim: int, theiler: int, rtol: float, atol: float,
+                              n_queries: int) -> list[float]:
+    """Kennel's false-nearest-neighbour fraction for dim = 1..max_dim (queries subsampled evenly)."""
+    size = float(x.std()) or 1.0
+    out: list[float] = []
+    for d in range(1, max_dim + 1):
+        m_next = len(x) - d * lag
+        if m_next < 8:
+            break
+        emb = embed(x, d, lag)[:m_next]
+        q = np.unique(np.linspace(0, m_next - 1, min(n_queries, m_next)).astype(np.int64))
+        idx, dist = knn(emb, q, m_next, theiler, 1)
+        j = idx[:, 0]
+        ok = j >= 0
+        if not ok.any():
+            break
+        qi, j, r = q[ok], j[ok], dist[ok, 0]
+        extra = np.abs(x[qi + d * lag] - x[j + d * lag])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            false = (extra > rtol * r) | (np.sqrt(r * r + extra * extra) > atol * size)
+        false &= ~((r == 0) & (extra == 0))
+        out.append(float(false.mean()))
+    return out
+
+
+def choose_dim(x: np.ndarray, lag: int, cfg: AttractorConfig, theiler: int) -> tuple[int, list[float], bool]:
+    """Smallest dimension with few false neighbours; (dim, fractions, found)."""
+    fr = false_neighbour_fractions(x, lag, cfg.max_dim, theiler, cfg.fnn_rtol, cfg.fnn_atol, cfg.fnn_queries)
+    for d, f in enumerate(fr, start=1):
+        if f <= cfg.fnn_threshold:
+            return max(d, cfg.min_dim), fr, True
+    return max(cfg.min_dim, min(cfg.max_dim, len(fr) or cfg.min_dim)), fr, False
+
+
+def fit_divergence(y: np.ndarray, upper_fraction: float = 0.7, tolerance: float = 0.2
+                   ) -> tuple[float, int, int]:
+    """Slope of the linear region of a divergence curve y(k) and that region [a, b] (see module docstring)."""
+    y = np.asarray(y, dtype=np.float64)
+    if len(y) < 3:
+        return 0.0, 0, max(0, len(y) - 1)
+    y0 = y[0]
+    rise = float(np.max(y) - y0)
+    if not rise > 0:
+        k_hi = len(y) - 1
+        return float(np.polyfit(np.arange(k_hi + 1), y, 1)[0]), 0, k_hi
+    k_hi = max(int(np.argmax(y >= y0 + upper_fraction * rise)), 2)
+    w = max(1, int(round(k_hi / 8)))
+    nloc = k_hi - w + 1
+    # local least-squares slopes over [k, k + w] for every k, from cumulative sums
+    ks = np.arange(len(y), dtype=np.float64)
+    cy, cky = np.concatenate([[0.0], np.cumsum(y)]), np.concatenate([[0.0], np.cumsum(ks * y)])
+    ck, ckk = np.concatenate([[0.0], np.cumsum(ks)]), np.concatenate([[0.0], np.cumsum(ks * ks)])
+    a = np.arange(nloc)
+    b = a + w + 1
+    npts = w + 1
+    sy, sky, sk, skk = cy[b] - cy[a], cky[b] - cky[a], ck[b] - ck[a], ckk[b] - ckk[a]
+    s = (npts * sky - sk * sy) / (npts * skk - sk * sk)
+    best_len, best_a, best_b = 0, 0, nloc - 1
+    for ref in s[s > 0]:
+        ok = np.abs(s - ref) <= tolerance * ref
+        # longest run of True
+        edges = np.diff(np.concatenate([[0], ok.astype(np.int8), [0]]))
+        starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+        lens = ends - starts
+        t = int(np.argmax(lens))
+        if lens[t] > best_len:
+            best_len, best_a, best_b = int(lens[t]), int(starts[t]), int(ends[t] - 1)
+    lo, hi = best_a, min(best_b + w, len(y) - 1)
+    if best_len == 0:
+        lo, hi = 0, k_hi
+    slope = float(np.polyfit(ks[lo:hi + 1], y[lo:hi + 1], 1)[0])
+    return slope, lo, hi
+
+
+@dataclass
+class Divergence:
+    """Result of the Rosenstein step: exponent per step, curve, fit region, settings."""
+
+    lyapunov: float
+    curve: np.ndarray
+    fit_start: int
+    fit_end: int
+    theiler: int
+    horizon: int
+    references: int
+    depth: float  # log(attractor size) - y(0): how close neighbours start, in nats
+    growth: float  # (max y - y(0)) / depth: ~0 recurrent, ~1 diverges to the attractor size
+    exact_repeats: float = 0.0  # fraction of reference points whose nearest neighbour is an exact repeat
+
+
+def lyapunov_rosenstein(emb: np.ndarray, theiler: int, horizon: int | None = None, neighbours: int = 4,
+                        max_references: int = 5000, upper_fraction: float = 0.7, tolerance: float = 0.2,
+                        period: float | None = None, recurrence_growth: float = 0.3) -> Divergence:
+    """Largest Lyapunov exponent per step of an embedded trajectory (Rosenstein 1993, see module docstring).
+
+    `horizon` defaults to 4 mean periods (at least 30 steps) and is doubled (up to a third of the series) while the
+    curve is still rising at its end, so flows reach saturation without a hand-set trajectory length.
+    """
+    emb = np.ascontiguousarray(emb, np.float64)
+    m = emb.shape[0]
+    refs = np.arange(m, dtype=np.int64)
+    if m > max_references:
+        refs = np.unique(np.linspace(0, m - 1, max_references).astype(np.int64))
+    nn, nd = knn(emb, refs, m, theiler, neighbours)
+    exact = float(np.mean(nd[:, 0] == 0.0)) if len(refs) else 0.0
+    limit = max(3, m // 3)
+    if horizon is None:
+        horizon = int(min(limit, max(30, 4 * (period or 1.0))))
+        auto = True
+    else:
+        horizon = int(min(horizon, m - 2))
+        auto = False
+    while True:
+        sums, counts = _divergence_kernel(emb, refs, nn, horizon)
+        valid = counts > 0
+        last = int(np.nonzero(valid)[0].max()) if valid.any() else 0
+        y = sums[: last + 1] / np.maximum(counts[: last + 1], 1)
+        if not auto or horizon >= limit or len(y) < 8:
+            break
+        tail = y[int(len(y) * 0.8):]
+        rise = y.max() - y[0]
+        if rise <= 0 or tail[-1] - tail[0] < 0.1 * rise:
+            break
+        horizon = min(limit, 2 * horizon)
+    if len(y) == 0 or exact >= 0.5:
+        # most neighbours repeat exactly (a discrete periodic orbit): nothing diverges
+        return Divergence(0.0, y, 0, max(0, len(y) - 1), theiler, horizon, len(refs), math.inf, 0.0, exact)
+    size = math.log(float(np.sqrt(2 * emb.var(0).sum())) or 1.0)
+    depth = size - float(y[0])
+    growth = float((y.max() - y[0]) / depth) if depth > 1e-9 else 1.0
+    if depth > 1.0 and growth < recurrence_growth:
+        # recurrent: close trajectories stay close, there is no divergence region; the trend over the whole
+        # horizon is the estimate (~0 for cycles and tori)
+        slope, a, b = float(np.polyfit(np.arange(len(y)), y, 1)[0]), 0, len(y) - 1
+    else:
+        slope, a, b = fit_divergence(y, upper_fraction, tolerance)
+    return Divergence(slope, y, a, b, theiler, horizon, len(refs), depth, growth, exact)
+
+
+def iaaft(x: np.ndarray, rng: np.random.Generator, iterations: int = 8) -> np.ndarray:
+    """Iterated amplitude-adjusted Fourier-transform surrogate (Schreiber & Schmitz 1996)."""
+    amp = np.abs(np.fft.rfft(x))
+    sorted_x = np.sort(x)
+    s = rng.permutation(x)
+    for _ in range(iterations):
+        f = np.fft.rfft(s)
+        s = np.fft.irfft(amp * np.exp(1j * np.angle(f)), len(x))
+        s = sorted_x[np.argsort(np.argsort(s))]
+    return s
+
+
+def prediction_error(x: np.ndarray, dim: int, lag: int, horizon: int, theiler: int, n_queries: int,
+                     k: int = 4) -> float:
+    """Normalised RMS error of the k-nearest-neighbour ("analogue") prediction `horizon` steps ahead."""
+    emb = embed(x, dim, lag)
+    m = emb.shape[0] - horizon
+    if m < 8:
+        return 1.0
+    q = np.unique(np.linspace(0, m - 1, min(n_queries, m)).astype(np.int64))
+    idx, _ = knn(emb, q, m, theiler, k)
+    off = (dim - 1) * lag + horizon
+    fut = np.where(idx >= 0, x[np.clip(idx, 0, None) + off], np.nan)
+    pred = np.nanmean(fut, axis=1)
+    err = pred - x[q + off]
+    sd = float(x.std()) or 1.0
+    ok = np.isfinite(err)
+    return float(np.sqrt(np.mean(err[ok] ** 2)) / sd) if ok.any() else 1.0
+
+
+def line_spectrum(x: np.ndarray, max_lines: int = 16) -> tuple[float, list[float]]:
+    """Fraction of variance in narrow spectral lines (above the local background) and their frequencies."""
+    n = len(x)
+    w = np.hanning(n)
+    p = np.abs(np.fft.rfft((x - x.mean()) * w)) ** 2
+    p[0] = 0.0
+    total = p.sum()
+    if total <= 0 or n < 16:
+        return 0.0, []
+    half = 2
+    bg_half = 12
+    peaks = np.nonzero((p[1:-1] >= p[:-2]) & (p[1:-1] > p[2:]))[0] + 1
+    peaks = peaks[np.argsort(p[peaks])[::-1]]
+    taken = np.zeros(len(p), bool)
+    line_power = 0.0
+    freqs: list[float] = []
+    for pk in peaks[: 4 * max_lines]:
+        if len(freqs) >= max_lines or taken[pk]:
+            continue
+        lo, hi = max(1, pk - half), min(len(p), pk + half + 1)
+        band = p[lo:hi].sum()
+        blo, bhi = max(1, pk - bg_half), min(len(p), pk + bg_half + 1)
+        neigh = np.concatenate([p[blo:lo], p[hi:bhi]])
+        bg = float(np.median(neigh)) * (hi - lo) if neigh.size else 0.0
+        excess = band - bg
+        if excess <= 0.01 * total or band < 8 * bg:
+            continue
+        taken[lo:hi] = True
+        line_power += excess
+        # parabolic interpolation on log power for a sub-bin frequency
+        if 1 <= pk < len(p) - 1 and p[pk - 1] > 0 and p[pk + 1] > 0:
+            a_, b_, c_ = np.log(p[pk - 1]), np.log(p[pk]), np.log(p[pk + 1])
+            den = a_ - 2 * b_ + c_
+            delta = 0.5 * (a_ - c_) / den if den != 0 else 0.0
+        else:
+            delta = 0.0
+        freqs.append(float((pk + np.clip(delta, -0.5, 0.5)) / n))
+    return float(min(1.0, line_power / total)), freqs
+
+
+def harmonic(freqs: list[float], n: int, max_harmonic: int = 16) -> bool:
+    """True when every line is (up to aliasing) one of the first `max_harmonic` multiples of the lowest one.
+
+    The tolerance is half a bin plus the interpolation error of the fundamental times k; harmonics are bounded so
+    that an incommensurate line is not "explained" by some high aliased multiple.
+    """
+    if len(freqs) <= 1:
+        return True
+    f0 = min(freqs)
+    for f in freqs:
+        ok = False
+        for k in range(1, max_harmonic + 1):
+            kf = (k * f0) % 1.0
+            alias = min(kf, 1.0 - kf)
+            if abs(alias - f) <= (0.5 + 0.05 * k) / n:
+                ok = True
+                break
+        if not ok:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the result and the entry point
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+@dataclass
+class AttractorResult:
+    """What `analyze` found. `lyapunov` is per sample step (divide by dt for per time unit)."""
+
+    lyapunov: float
+    kind: str
+    confidence: float
+    lag: int
+    dim: int
+    n: int
+    reasons: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (non-finite numbers become null)."""
+        return _clean(asdict(self))
+
+
+def _as_series(series: Any) -> np.ndarray:
+    a = np.asarray(series, dtype=np.float64)
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim not in (1, 2):
+        raise ValueError(f"expected a 1-D series or a 2-D array (one row per time step), got shape {a.shape}")
+    if a.shape[0] < MIN_POINTS:
+        raise ValueError(f"need at least {MIN_POINTS} points, got {a.shape[0]}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError("series contains NaN or infinite values")
+    return a
+
+
+def _fixed_point(a: np.ndarray) -> tuple[bool, float, str]:
+    scale = float(np.abs(a).max()) + 1e-300
+    spread = float(np.ptp(a, axis=0).max())
+    if spread <= 1e-12 * max(scale, 1.0):
+        return True, 1.0, "no variation: constant series"
+    tail = a[-max(8, len(a) // 4):]
+    tail_spread = float(np.ptp(tail, axis=0).max())
+    if tail_spread <= 1e-6 * spread:
+        return True, 0.9, "the last quarter has converged to a constant (transient decays to a fixed point)"
+    return False, 0.0, ""
+
+
+def analyze(series: Any, *, lag: int | None = None, dim: int | None = None, theiler: int | None = None,
+            config: AttractorConfig | None = None) -> AttractorResult:
+    """Embed, measure the largest Lyapunov exponent and classify the attractor of `series`.
+
+    `series`: 1-D array, or 2-D with one row per time step (columns are standardised and used directly as the
+    state vector; `lag` is then 1 and `dim` the number of columns). Raises ValueError on unusable input.
+    """
+    cfg = config or DEFAULT_CONFIG
+    a = _as_series(series)
+    n = a.shape[0]
+    reasons: list[str] = []
+    ev: dict[str, Any] = {}
+    is_fixed, conf, why = _fixed_point(a)
+    if is_fixed:
+        return AttractorResult(0.0, "fixed_point", conf, lag or 1, dim or (a.shape[1] if a.ndim == 2 else 1), n,
+                               [why, "exponent not measurable: reported as 0"], {"std": float(a.std())})
+
+    # scalar view for the lag, the spectrum and the surrogate test: the series, or the first principal component
+    if a.ndim == 2:
+        z = (a - a.mean(0)) / np.where(a.std(0) > 0, a.std(0), 1.0)
+        _, _, vt = np.linalg.svd(z[: min(n, 4096)], full_matrices=False)
+        x = z @ vt[0]
+    else:
+        x = (a - a.mean()) / a.std()
+    period = mean_period(x)
+    ev["mean_period"] = period
+
+    if a.ndim == 2:
+        lag_used, dim_used = 1, a.shape[1]
+        emb = np.ascontiguousarray(z)
+        reasons.append("2-D input: standardised rows used as state vectors")
+        fnn: list[float] = []
+    else:
+        if lag is None:
+            lag_used, lag_why = choose_lag(x, cfg.max_lag)
+        else:
+            lag_used, lag_why = int(lag), "given"
+        if lag_used < 1:
+            raise ValueError("lag must be >= 1")
+        ev["lag_rule"] = lag_why
+        th_fnn = _theiler(theiler, period, lag_used, n, cfg)
+        if dim is None:
+            dim_used, fnn, found = choose_dim(x, lag_used, cfg, th_fnn)
+            ev["fnn_fractions"] = fnn
+            if not found:
+                reasons.append(f"false neighbours stay above {cfg.fnn_threshold:.0%} up to dim {len(fnn)} "
+                               "(typical of noise)")
+        else:
+            dim_used, fnn = int(dim), []
+        if dim_used < 1:
+            raise ValueError("dim must be >= 1")
+        if n - (dim_used - 1) * lag_used < MIN_POINTS:
+            dim_used = max(1, min(dim_used, (n - MIN_POINTS) // lag_used + 1))
+        emb = embed(x, dim_used, lag_used)
+
+    th = _theiler(theiler, period, lag_used * max(1, dim_used - 1) if a.ndim == 1 else 1, emb.shape[0], cfg)
+    div = lyapunov_rosenstein(emb, th, None, cfg.neighbours, cfg.max_references, cfg.fit_upper_fraction,
+                              cfg.fit_slope_tolerance, period, cfg.recurrence_growth)
+    lam = div.lyapunov
+    ev.update(theiler=div.theiler, horizon=div.horizon, references=div.references,
+              fit_range=[div.fit_start, div.fit_end], depth=div.depth, growth=div.growth,
+              lyapunov_per_period=lam * period)
+
+    lines, freqs = line_spectrum(x)
+    ev["line_fraction"] = lines
+    ev["line_frequencies"] = freqs[:8]
+    size_factor = min(1.0, math.sqrt(n / 500.0))
+    recurrent = div.depth > 1.0 and div.growth < cfg.recurrence_growth
+    ev["exact_repeats"] = div.exact_repeats
+    if recurrent or lines >= cfg.line_fraction:
+        harm = harmonic(freqs, n) if freqs else True
+        kind = "periodic" if harm else "quasi_periodic"
+        if div.exact_repeats >= 0.5:
+            reasons.append(f"exact repeats: {div.exact_repeats:.0%} of states recur exactly (discrete cycle)")
+        elif recurrent:
+            reasons.append(f"recurrent: neighbours stay close (growth {div.growth:.2f} of depth {div.depth:.1f} nats)")
+        if lines >= cfg.line_fraction:
+            reasons.append(f"line spectrum: {lines:.0%} of the variance in {len(freqs)} narrow lines")
+        reasons.append("lines are harmonics of one frequency" if harm
+                       else "lines are not harmonics of one frequency (incommensurate)")
+        c_rec = float(np.clip(1 - div.growth / cfg.recurrence_growth, 0, 1)) if recurrent else 0.0
+        c_line = float(np.clip((lines - 0.5) / (cfg.line_fraction - 0.5), 0, 1))
+        conf = max(c_rec, c_line)
+        if len(freqs) == 0 and kind == "periodic":
+            conf *= 0.8
+        return AttractorResult(lam, kind, round(conf * size_factor, 3), lag_used, dim_used, n, reasons, ev)
+
+    # chaos or noise: surrogate-data test on the analogue prediction error
+    ns = min(n, cfg.surrogate_points)
+    xs = x[:ns]
+    s_dim = min(dim_used, 4) if a.ndim == 1 else 2
+    s_lag = lag_used if a.ndim == 1 else 1
+    h = max(1, s_lag)
+    th_s = min(th, max(1, ns // 10))
+    e0 = prediction_error(xs, s_dim, s_lag, h, th_s, cfg.prediction_queries)
+    rng = np.random.default_rng(cfg.seed)
+    es = np.array([prediction_error(iaaft(xs, rng), s_dim, s_lag, h, th_s, cfg.prediction_queries)
+                   for _ in range(cfg.surrogates)])
+    sd = float(es.std()) or 1e-12
+    zscore = float((es.mean() - e0) / sd)
+    rank_ok = bool(e0 < es.min())
+    ev.update(prediction_error=e0, surrogate_error_mean=float(es.mean()), surrogate_error_min=float(es.min()),
+              surrogate_z=zscore, surrogates=cfg.surrogates)
+    deterministic = rank_ok and zscore >= cfg.surrogate_z
+    if deterministic and lam * period > cfg.chaos_per_period:
+        reasons.append(f"deterministic: predicts better than all {cfg.surrogates} IAAFT surrogates "
+                       f"(error {e0:.3f} vs {es.mean():.3f}, z={zscore:.1f})")
+        reasons.append(f"positive exponent: {lam:.4g}/step ({lam * period:.2f} per mean period)")
+        conf = float(np.clip((zscore - cfg.surrogate_z) / 6 + 0.5, 0, 1))
+        conf *= float(np.clip(lam * period / (3 * cfg.chaos_per_period), 0, 1))
+        return AttractorResult(lam, "chaotic", round(conf * size_factor, 3), lag_used, dim_used, n, reasons, ev)
+    if deterministic:
+        reasons.append(f"deterministic (z={zscore:.1f}) but exponent ~0 per mean period: treated as a noisy cycle")
+        harm = harmonic(freqs, n) if freqs else True
+        kind = "periodic" if harm else "quasi_periodic"
+        return AttractorResult(lam, kind, round(0.5 * size_factor, 3), lag_used, dim_used, n, reasons, ev)
+    reasons.append(f"not distinguishable from linear noise: prediction error {e0:.3f} vs surrogates "
+                   f"{es.mean():.3f} (z={zscore:.1f}); a positive exponent here reflects noise, not chaos")
+    conf = float(np.clip(1 - max(zscore, 0.0) / cfg.surrogate_z, 0, 1)) * 0.5 + 0.5 * (1 - rank_ok)
+    return AttractorResult(lam, "stochastic", round(conf * size_factor, 3), lag_used, dim_used, n, reasons, ev)
+
+
+def _theiler(given: int | None, period: float, span: int, m: int, cfg: AttractorConfig) -> int:
+    """Theiler window: given, else max(mean period, embedding span, min_theiler), at most m // 8."""
+    if given is not None:
+        return max(0, int(given))
+    floor = cfg.min_theiler if m >= 20 * cfg.min_theiler else 1
+    return int(max(1, min(max(math.ceil(period), span, floor), m // 8)))
