@@ -60,7 +60,7 @@ STOPWORDS = frozenset(
 NON_ANCHOR = STOPWORDS | frozenset(
     """not no never now only all any every each one two first following above below before after new tell say show
     give make let get know want need like use time way thing things following text words word message answer
-    question""".split()
+    question user users data code update version test link file email content information request""".split()
 )
 
 

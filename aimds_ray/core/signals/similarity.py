@@ -2,8 +2,9 @@
 
 The index is the model bundle's when it carries one (`ctx.model.vector_index`, appended to by the learner), else the
 shipped phrase index. Short texts are queried whole; long texts in sentence-aligned chunks, and only chunks that
-contain an attack-vocabulary word (the phrase library's anchor keys) are embedded -- the featuriser costs ~85 us per
-KB, so querying every chunk of every 2 KB benign text would spend the whole fast-path budget on nothing.
+contain attack-vocabulary words (the phrase library's anchor keys) are embedded -- the featuriser costs ~85 us per
+KB, so querying every chunk of every 2 KB benign text would spend the whole fast-path budget on nothing. Chunks
+need two distinct anchor words (one alone is too common in ordinary text to be a useful filter).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ SCORE_MAX = 0.95
 WHOLE_MAX_CHARS = 400   # texts up to this length are one query
 CHUNK_CHARS = 240       # longer texts: sentence-aligned chunks of at most this size
 MIN_CHUNK_CHARS = 60    # sentences shorter than this are merged with the next
+MIN_CHUNK_ANCHORS = 2   # a chunk of a long text is queried only if it holds this many distinct anchor words
 _SENT = re.compile(r"[^.!?\n]+[.!?\n]*")
 
 
@@ -88,13 +90,15 @@ class SimilaritySignal(Signal):
         text = v.text
         if len(text) <= WHOLE_MAX_CHARS:
             return [(0, len(text))] if text.strip() else []
-        _, _, keys = tokenize_codes(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
-        if len(keys) == 0 or not in_sorted(keys, self.anchor_keys).any():
+        starts, _, keys = tokenize_codes(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
+        hit = in_sorted(keys, self.anchor_keys)
+        if hit.sum() < MIN_CHUNK_ANCHORS:
             return []
+        hit_pos, hit_key = starts[hit], keys[hit]
         out = []
         for a, b in chunks(text):
-            _, _, k = tokenize_codes(np.frombuffer(text[a:b].encode("utf-32-le"), dtype=np.uint32))
-            if len(k) and in_sorted(k, self.anchor_keys).any():
+            lo, hi = np.searchsorted(hit_pos, [a, b])
+            if len(np.unique(hit_key[lo:hi])) >= MIN_CHUNK_ANCHORS:
                 out.append((a, b))
         return out
 
