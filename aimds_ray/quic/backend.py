@@ -48,13 +48,14 @@ class EmbeddedBackend:
 
     name = "embedded"
 
-    def __init__(self, detector: Any = None, *, workers: int = 2) -> None:
+    def __init__(self, detector: Any = None, *, workers: int = 1) -> None:
         if detector is None:
             from aimds_ray.core.detector import Detector
 
             detector = Detector()
         self.detector = detector
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aimds-h3-scan")
+        # workers=0 scans inline on the event loop thread (no GIL hand-offs; packets wait while a batch is scanned)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aimds-h3-scan") if workers else None
 
     def _detect_sync(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from aimds_ray.core.detector import InputError, coerce_text
@@ -85,6 +86,8 @@ class EmbeddedBackend:
         return [o if o is not None else error("internal: no result", 500) for o in out]
 
     async def detect_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self._pool is None:
+            return self._detect_sync(items)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._detect_sync, items)
 
@@ -100,7 +103,8 @@ class EmbeddedBackend:
         return {"status": "ok", "backend": self.name, "model_version": self.detector.model_version}
 
     async def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class ServeBackend:

@@ -125,7 +125,7 @@ class _ClientProtocol(QuicConnectionProtocol):
         self.http.send_headers(stream_id, hdrs, end_stream=not body)
         if body:
             self.http.send_data(stream_id, body, end_stream=True)
-        self.transmit()
+        self._transmit_soon()  # requests issued in the same loop turn share packets
         return fut
 
 

@@ -386,7 +386,8 @@ class _H3Protocol(QuicConnectionProtocol):
                 self._quic.stop_stream(req.stream_id, ErrorCode.H3_NO_ERROR)
         except Exception as e:  # the client reset the stream or the connection is closing
             log.debug("HTTP/3: could not answer stream %d: %s", req.stream_id, e)
-        self.transmit()
+        # coalesce: a fanned-out batch answers many streams in one loop turn; send them in shared packets
+        self._transmit_soon()
 
     def _release(self, req: _Request) -> None:
         """Forget a request once answered or reset (streams must not accumulate on long-lived connections)."""
