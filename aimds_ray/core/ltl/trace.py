@@ -12,7 +12,6 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -83,7 +82,9 @@ def trace_vocabulary(events: Iterable[dict]) -> set[str]:
 
 
 class Trace:
-    """Column store of a validated trace. `atom(a)` is a cached bool array over events."""
+    """Validated trace with lazily built columns. `atom(a)` is a cached bool array over events; each column is one
+    list comprehension over the events and each atom one vectorised comparison, so N formulas over the same trace
+    share the conversion cost."""
 
     __slots__ = ("events", "t", "n", "_cols", "_types", "_cache", "_vocab")
 
@@ -91,77 +92,101 @@ class Trace:
         n = len(events)
         self.events = events
         self.n = n
-        t = np.empty(n, dtype=np.float64)
-        cols: dict[str, tuple[list[int], list[Any]]] = {}
-        prev = -math.inf
-        for i, ev in enumerate(events):
-            if validate:
-                prev = t[i] = check_time(ev, i, prev)
-            else:
-                t[i] = ev["t"]
-            for k, v in ev.items():
-                c = cols.get(k)
-                if c is None:
-                    c = cols[k] = ([], [])
-                c[0].append(i)
-                c[1].append(v)
+        t = None
+        try:
+            if not validate or {type(ev["t"]) for ev in events} <= {int, float}:
+                t = np.fromiter((ev["t"] for ev in events), dtype=np.float64, count=n)
+        except (KeyError, TypeError, IndexError):
+            t = None
+        if validate and (t is None or not np.isfinite(t).all() or (n > 1 and (np.diff(t) < 0).any())):
+            prev = -math.inf
+            for i, ev in enumerate(events):  # slow path only to name the bad event
+                prev = check_time(ev, i, prev)
+        assert t is not None
         self.t = t
-        self._cols = cols
+        self._cols: dict[str, list] = {}
         self._cache: dict[Atom, np.ndarray] = {}
-        self._types: dict[str, np.ndarray] | None = None
+        self._types: np.ndarray | None = None
         self._vocab: set[str] | None = None
 
     @property
     def vocabulary(self) -> set[str]:
+        """Event types and field names in the trace (what an atom could refer to)."""
+        tc = self._type_codes()
+        types = {k for k in tc[0] if isinstance(k, str)} if tc is not None else {
+            v for v in self._col("type") if isinstance(v, str)}
+        return self._keys() | types
+
+    def _col(self, name: str) -> list:
+        c = self._cols.get(name)
+        if c is None:
+            c = self._cols[name] = [ev.get(name) for ev in self.events]
+        return c
+
+    def _keys(self) -> set:
         if self._vocab is None:
-            v = set(self._cols) - {"t"}
-            v.update(k for k in self._type_index() if isinstance(k, str))
-            self._vocab = v
+            try:
+                self._vocab = set().union(*self.events) - {"t"}
+            except TypeError:
+                self._vocab = trace_vocabulary(self.events)
         return self._vocab
 
-    def _type_index(self) -> dict[str, np.ndarray]:
+    def _type_codes(self) -> tuple[dict, np.ndarray] | None:
+        """Event types factorised once (C-level map), so each type atom is one vectorised comparison."""
         if self._types is None:
-            groups: dict[str, list[int]] = {}
-            c = self._cols.get("type")
-            if c is not None:
-                for i, v in zip(c[0], c[1], strict=True):
-                    if isinstance(v, str):
-                        groups.setdefault(v, []).append(i)
-            self._types = {k: np.asarray(v, dtype=np.int64) for k, v in groups.items()}
-        return self._types
+            col = self._col("type")
+            try:
+                tmap = {u: i for i, u in enumerate(set(col))}
+            except TypeError:  # an unhashable type value: per-atom scan instead
+                self._types = (None, None)  # type: ignore[assignment]
+                return None
+            codes = np.fromiter(map(tmap.__getitem__, col), dtype=np.int64, count=self.n)
+            self._types = (tmap, codes)  # type: ignore[assignment]
+        return None if self._types[0] is None else self._types  # type: ignore[index,return-value]
 
     def atom(self, a: Atom) -> np.ndarray:
         r = self._cache.get(a)
         if r is not None:
             return r
-        out = np.zeros(self.n, dtype=np.bool_)
-        col = self._cols.get(a.name)
+        n = self.n
+        out = np.zeros(n, dtype=np.bool_)
+        present = a.name in self._keys()
+        col = self._col(a.name) if present else None
+        lit = a.value
         if a.op is None:
-            idx = self._type_index().get(a.name)
-            if idx is not None:
-                out[idx] = True
+            tc = self._type_codes()
+            if tc is not None:
+                code = tc[0].get(a.name)
+                if code is not None:
+                    out |= tc[1] == code
+            else:
+                out[[i for i, v in enumerate(self._col("type")) if v == a.name and type(v) is str]] = True
             if col is not None:
-                out[[i for i, v in zip(col[0], col[1], strict=True) if v is True]] = True
-        elif col is not None:
-            out[self._compare(col, a)] = True
+                out[[i for i, v in enumerate(col) if v is True]] = True
+        elif col is None:
+            pass
+        elif isinstance(lit, str):
+            if a.op == "==":
+                out[[i for i, v in enumerate(col) if v == lit and type(v) is str]] = True
+            else:
+                out[[i for i, v in enumerate(col) if type(v) is str and v != lit]] = True
+        elif isinstance(lit, bool):
+            op = a.op
+            out[[i for i, v in enumerate(col) if compare(v, op, lit)]] = True
+        else:
+            idx = [i for i, v in enumerate(col) if type(v) is float or type(v) is int]
+            nums = [col[i] for i in idx]
+            if any(type(v) is int and abs(v) >= 2**53 for v in nums) or abs(lit) >= 2**53:  # type: ignore[arg-type]
+                op = a.op
+                out[[i for i, v in enumerate(col) if compare(v, op, lit)]] = True  # type: ignore[arg-type]
+            elif idx:
+                vals = np.asarray(nums, dtype=np.float64)
+                cmp = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater,
+                       ">=": np.greater_equal}[a.op]  # type: ignore[index]
+                ii = np.asarray(idx, dtype=np.int64)
+                out[ii[cmp(vals, float(lit))]] = True  # type: ignore[arg-type]
         self._cache[a] = out
         return out
-
-    @staticmethod
-    def _compare(col: tuple[list[int], list[Any]], a: Atom) -> np.ndarray | list[int]:
-        idx, vals = col
-        lit = a.value
-        if isinstance(lit, _NUM) and not isinstance(lit, bool):
-            # vectorised when every numeric value converts to float64 exactly
-            num = [(i, v) for i, v in zip(idx, vals, strict=True) if type(v) in _NUM]
-            if num and all(type(v) is float or abs(v) < 2**53 for _, v in num) and abs(lit) < 2**53:
-                ii = np.fromiter((i for i, _ in num), dtype=np.int64, count=len(num))
-                vv = np.fromiter((v for _, v in num), dtype=np.float64, count=len(num))
-                x = float(lit)
-                m = {"==": vv == x, "!=": vv != x, "<": vv < x, "<=": vv <= x, ">": vv > x, ">=": vv >= x}[a.op]
-                return ii[m]
-        assert a.op is not None
-        return [i for i, v in zip(idx, vals, strict=True) if compare(v, a.op, lit)]
 
     def atoms_matrix(self, atoms: Sequence[Atom]) -> np.ndarray:
         m = np.empty((len(atoms), self.n), dtype=np.bool_)

@@ -53,15 +53,22 @@ def _compiled_monitor(f: Formula) -> CompiledMonitor:
 class VerifyResult:
     """`verdict` is "satisfied" or "violated" (LTLf at position 0); `witness` is computed on first access."""
 
-    def __init__(self, formula: Formula, text: str, verdict: bool, trace: Trace, unknown: list[str],
+    def __init__(self, formula: Formula, text: str, verdict: bool, trace: Trace,
                  table: np.ndarray | None = None, program: Program | None = None) -> None:
         self.formula = formula
         self.text = text
         self.verdict = "satisfied" if verdict else "violated"
         self.trace = trace
-        self.unknown_atoms = unknown
+        self._unknown: list[str] | None = None
         self._table, self._program = table, program
         self._witness: dict | None = None
+
+    @property
+    def unknown_atoms(self) -> list[str]:
+        """Atom names that are neither an event type nor a field anywhere in the trace (likely typos)."""
+        if self._unknown is None:
+            self._unknown = sorted({a.name for a in atoms_of(self.formula)} - self.trace.vocabulary)
+        return self._unknown
 
     @property
     def satisfied(self) -> bool:
@@ -90,15 +97,15 @@ def _as_formula(formula: str | Formula) -> tuple[Formula, str]:
     return parse(formula), formula
 
 
-def _check_atoms(f: Formula, trace: Trace, atoms: Iterable[str] | None, strict: bool) -> list[str]:
-    names = {a.name for a in atoms_of(f)}
-    missing = sorted(names - trace.vocabulary)
+def _check_atoms(f: Formula, trace: Trace, atoms: Iterable[str] | None, strict: bool) -> None:
     if atoms is not None or strict:
-        declared = set(atoms or ()) | trace.vocabulary | DEFAULT_VOCABULARY
+        names = {a.name for a in atoms_of(f)}
+        declared = set(atoms or ()) | DEFAULT_VOCABULARY
+        if names - declared:
+            declared |= trace.vocabulary
         unknown = names - declared
         if unknown:
             raise UnknownAtomError(unknown, declared)
-    return missing
 
 
 def verify_many(formulas: Sequence[str | Formula], trace: Sequence[dict] | Trace, *,
@@ -109,11 +116,11 @@ def verify_many(formulas: Sequence[str | Formula], trace: Sequence[dict] | Trace
         raise TraceError("the trace is empty (LTLf is defined on non-empty traces)")
     parsed = [_as_formula(f) for f in formulas]
     atoms = list(atoms) if atoms is not None else None
-    unknown = [_check_atoms(f, tr, atoms, strict) for f, _ in parsed]
+    for f, _ in parsed:
+        _check_atoms(f, tr, atoms, strict)
     prog = _program(tuple(f for f, _ in parsed))
     tab = prog.table(tr)
-    return [VerifyResult(f, text, bool(tab[prog.index[f], 0]), tr, unk, tab, prog)
-            for (f, text), unk in zip(parsed, unknown, strict=True)]
+    return [VerifyResult(f, text, bool(tab[prog.index[f], 0]), tr, tab, prog) for f, text in parsed]
 
 
 def verify(formula: str | Formula, trace: Sequence[dict] | Trace, *, atoms: Iterable[str] | None = None,
