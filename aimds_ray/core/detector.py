@@ -87,6 +87,11 @@ class Detector:
         return model.version if model is not None else "rules-only"
 
     @property
+    def threshold(self) -> float:
+        """The decision threshold in force (the model's fitted one, or the config's)."""
+        return self._state[2].threat_th
+
+    @property
     def signal_names(self) -> list[str]:
         return [s.name for s in self._state[1]]
 
@@ -123,7 +128,8 @@ class Detector:
                     evidence.extend(ev)
         return self._report(text, docs, evidence, fusion, model, t0, request_id)
 
-    def scan_batch(self, texts: Sequence[Any], *, request_ids: Sequence[str] | None = None) -> list[ThreatReport]:
+    def scan_batch(self, texts: Sequence[Any], *,
+                   request_ids: Sequence[str | None] | None = None) -> list[ThreatReport]:
         """Scan many texts; signals that vectorise (the learned model) see them all at once. Same verdicts as
         `scan` one by one. An invalid item raises `InputError` naming its index."""
         t0 = time.perf_counter_ns()

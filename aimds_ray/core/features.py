@@ -218,7 +218,7 @@ def hash_features_ref(text: str, bits: int = DEFAULT_BITS) -> dict[int, float]:
             h = _fnv(h, buf[i + j])
             if j >= 2:
                 ids.append((h ^ j) & mask)
-    words = "".join(chr(c) for c in buf).split()
+    words = [w for w in "".join(chr(c) for c in buf).split(" ") if w]  # only the kernel's separator
     prev = None
     for w in words:
         h = 2166136261 ^ SALT_WORD

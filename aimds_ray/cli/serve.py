@@ -1,0 +1,108 @@
+"""`aimds serve`: start (or join) Ray, deploy the Serve app of configs/serve.yaml, start the HTTP/3 proxy, print
+the endpoints, and shut down cleanly on Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+ORDER = 25
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the online detection service on Ray Serve (+ HTTP/3)")
+    p.add_argument("--config", help="Serve config YAML (default: configs/serve.yaml, shipped with the package)")
+    p.add_argument("--address", default=None, help="Ray address to join (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--h3-port", type=int, default=None, help="UDP port of the HTTP/3 proxy (default 4433)")
+    p.add_argument("--no-h3", action="store_true", help="do not start the HTTP/3 proxy")
+    p.add_argument("--num-cpus", type=float, default=None, help="CPUs of a local Ray (default: all)")
+    p.set_defaults(func=run)
+
+
+def default_serve_config() -> Path:
+    return Path(__file__).resolve().parent.parent / "data" / "serve.yaml"
+
+
+def load_serve_config(path: str | None) -> dict[str, Any]:
+    import yaml
+
+    from aimds_ray.cli import UsageError
+
+    p = Path(path) if path else default_serve_config()
+    try:
+        cfg = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise UsageError(f"cannot read {p}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"{p}: invalid YAML: {e}") from None
+    apps = cfg.get("applications") if isinstance(cfg, dict) else None
+    if not apps or not isinstance(apps, list):
+        raise UsageError(f"{p}: not a Serve config (no applications)")
+    return cfg
+
+
+def deploy(cfg: dict[str, Any], *, address: str | None, host: str, port: int,
+           num_cpus: float | None) -> list[dict[str, Any]]:
+    """Start/join Ray and deploy each application of `cfg` as `serve run` would; returns the applications."""
+    import importlib
+
+    import ray
+    from ray import serve
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": host, "port": port})
+    apps = cfg["applications"]
+    for app in apps:
+        mod, _, attr = app["import_path"].partition(":")
+        builder = getattr(importlib.import_module(mod), attr)
+        deps = app.get("deployments") or []
+        opts = {k: v for k, v in deps[0].items() if k != "name"} if deps else None
+        serve.run(builder(app.get("args") or {}, opts), name=app.get("name", "default"),
+                  route_prefix=app.get("route_prefix", "/"), blocking=False)
+    return apps
+
+
+def run(args: argparse.Namespace) -> int:
+    from aimds_ray.quic import QuicConfig, ServeBackend, start_h3_proxy_in_thread
+
+    cfg = load_serve_config(args.config)
+    qdict = dict((cfg["applications"][0].get("args") or {}).get("quic") or {})
+    qdict["host"] = args.host
+    if args.h3_port is not None:
+        qdict["port"] = args.h3_port
+    qcfg = QuicConfig.from_dict(qdict)  # validate before starting anything
+    apps = deploy(cfg, address=args.address, host=args.host, port=args.port, num_cpus=args.num_cpus)
+    base = f"http://{args.host}:{args.port}"
+    endpoints = {"http": base, "detect": f"{base}/v1/detect", "batch": f"{base}/v1/detect/batch",
+                 "openapi": f"{base}/openapi.json", "health": f"{base}/healthz"}
+    proxy = None
+    if not args.no_h3:
+        app_name = apps[0].get("name", "aimds")
+        proxy = start_h3_proxy_in_thread(qcfg, lambda: ServeBackend(app_name=app_name))
+        endpoints["h3"] = f"https://{qcfg.host}:{qcfg.port}"
+    print(json.dumps({"status": "serving", "endpoints": endpoints}), flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    print("aimds serve: shutting down", file=sys.stderr, flush=True)
+    if proxy is not None:
+        proxy.stop()
+    import ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+    return 0

@@ -1,0 +1,185 @@
+"""Deadline scheduling of deep-path work: priority classes, earliest deadline first, admission and shedding.
+
+Order: critical > high > medium > low; within a class, earliest deadline first (EDF is optimal for one server
+when the load is feasible). Admission control estimates when a new task would start (work queued ahead of it times
+the running mean service time); a non-critical task that cannot meet its deadline is refused at the door rather
+than queued to miss it. When the queue is full, the newest task of the lowest non-empty class below the newcomer's
+is shed; a newcomer that is itself the lowest is refused. Critical work is never shed by lower work.
+
+Plain Python (heapq per class): the Ray `DeadlineScheduler` actor hosts one of these; its decision cost is
+measured in `benchmarks/scheduler.py`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+
+class Priority(IntEnum):
+    CRITICAL = 0
+    HIGH = 1
+    MEDIUM = 2
+    LOW = 3
+
+    @classmethod
+    def parse(cls, v: str | int | Priority) -> Priority:
+        if isinstance(v, Priority):
+            return v
+        if isinstance(v, int):
+            return cls(v)
+        try:
+            return cls[v.upper()]
+        except KeyError:
+            raise ValueError(f"unknown priority {v!r} (critical|high|medium|low)") from None
+
+
+@dataclass(slots=True)
+class Task:
+    id: str
+    priority: Priority
+    deadline: float  # absolute, time.monotonic() seconds
+    payload: Any = None
+    submitted: float = 0.0
+    seq: int = 0
+
+
+@dataclass(slots=True)
+class Admission:
+    accepted: bool
+    reason: str = ""
+    shed: list[Task] = field(default_factory=list)
+
+
+@dataclass
+class SchedulerStats:
+    submitted: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    shed: int = 0
+    completed: int = 0
+    deadline_misses: int = 0
+    misses_by_priority: dict[str, int] = field(default_factory=lambda: {p.name.lower(): 0 for p in Priority})
+    completed_by_priority: dict[str, int] = field(default_factory=lambda: {p.name.lower(): 0 for p in Priority})
+    shed_by_priority: dict[str, int] = field(default_factory=lambda: {p.name.lower(): 0 for p in Priority})
+    wait_sum: float = 0.0
+    wait_max: float = 0.0
+
+
+class DeadlineQueue:
+    def __init__(self, capacity: int = 1024, service_time_s: float = 0.001, clock: Any = time.monotonic) -> None:
+        if capacity <= 0:
+            raise ValueError("capacity must be > 0")
+        self.capacity = capacity
+        self._heaps: list[list[tuple[float, int, Task]]] = [[] for _ in Priority]
+        self._seq = itertools.count()
+        self._len = 0
+        self.service_ewma = service_time_s  # running mean service time, for admission
+        self.clock = clock
+        self.stats = SchedulerStats()
+
+    def __len__(self) -> int:
+        return self._len
+
+    def depth(self) -> dict[str, int]:
+        return {p.name.lower(): len(self._heaps[p]) for p in Priority}
+
+    def _ahead(self, prio: Priority) -> int:
+        return sum(len(self._heaps[p]) for p in Priority if p <= prio)
+
+    def submit(self, task: Task) -> Admission:
+        now = self.clock()
+        self.stats.submitted += 1
+        task.submitted = now
+        task.seq = next(self._seq)
+        if task.priority != Priority.CRITICAL:
+            start_eta = now + self._ahead(task.priority) * self.service_ewma
+            if start_eta + self.service_ewma > task.deadline:
+                self.stats.rejected += 1
+                return Admission(False, "deadline cannot be met at the current load")
+        shed: list[Task] = []
+        if self._len >= self.capacity:
+            victim = self._evict_below(task.priority)
+            if victim is None:
+                self.stats.rejected += 1
+                return Admission(False, "queue full")
+            shed.append(victim)
+        heapq.heappush(self._heaps[task.priority], (task.deadline, task.seq, task))
+        self._len += 1
+        self.stats.accepted += 1
+        return Admission(True, "", shed)
+
+    def _evict_below(self, prio: Priority) -> Task | None:
+        for p in reversed(Priority):
+            if p <= prio:
+                return None
+            h = self._heaps[p]
+            if h:
+                # the newest (largest seq) of the lowest class: it has waited least
+                i = max(range(len(h)), key=lambda k: h[k][1])
+                item = h[i]
+                h[i] = h[-1]
+                h.pop()
+                heapq.heapify(h)
+                self._len -= 1
+                self._count_shed(item[2])
+                return item[2]
+        return None
+
+    def _count_shed(self, t: Task) -> None:
+        self.stats.shed += 1
+        self.stats.shed_by_priority[t.priority.name.lower()] += 1
+
+    def pop(self) -> Task | None:
+        """Next task to run. Expired low/medium tasks are shed here instead of run late."""
+        now = self.clock()
+        for p in Priority:
+            h = self._heaps[p]
+            while h:
+                _, _, t = heapq.heappop(h)
+                self._len -= 1
+                if t.deadline < now and p >= Priority.MEDIUM:
+                    self._count_shed(t)
+                    continue
+                wait = now - t.submitted
+                self.stats.wait_sum += wait
+                self.stats.wait_max = max(self.stats.wait_max, wait)
+                return t
+        return None
+
+    def complete(self, task: Task, started: float, finished: float | None = None) -> bool:
+        """Record a finished task; returns True when it met its deadline."""
+        finished = self.clock() if finished is None else finished
+        self.service_ewma = 0.9 * self.service_ewma + 0.1 * max(finished - started, 1e-6)
+        self.stats.completed += 1
+        name = task.priority.name.lower()
+        self.stats.completed_by_priority[name] += 1
+        met = finished <= task.deadline
+        if not met:
+            self.stats.deadline_misses += 1
+            self.stats.misses_by_priority[name] += 1
+        return met
+
+    def snapshot(self) -> dict[str, Any]:
+        s = self.stats
+        popped = s.completed or 1
+        return {
+            "queue_depth": self._len,
+            "depth_by_priority": self.depth(),
+            "submitted": s.submitted,
+            "accepted": s.accepted,
+            "rejected": s.rejected,
+            "shed": s.shed,
+            "shed_by_priority": dict(s.shed_by_priority),
+            "completed": s.completed,
+            "completed_by_priority": dict(s.completed_by_priority),
+            "deadline_misses": s.deadline_misses,
+            "misses_by_priority": dict(s.misses_by_priority),
+            "mean_wait_ms": round(1000 * s.wait_sum / popped, 3),
+            "max_wait_ms": round(1000 * s.wait_max, 3),
+            "service_ewma_ms": round(1000 * self.service_ewma, 4),
+        }

@@ -1,0 +1,79 @@
+"""Request-level helpers shared by every front (Serve ingress, HTTP/3 proxy, Ray Data): validated request items in,
+report or error dicts out. Plain Python; the fronts only translate to their protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aimds_ray.core.detector import Detector, InputError, coerce_text
+
+DETECT_FIELDS = frozenset({"text", "session_id", "client_id", "metadata", "request_id"})
+FEEDBACK_FIELDS = frozenset({"text", "request_id", "label", "category", "source", "session_id"})
+
+
+def error(message: str, status: int) -> dict[str, Any]:
+    return {"error": message, "status": status}
+
+
+def validate_detect_item(item: Any) -> dict[str, Any] | None:
+    """None when `item` is a valid /v1/detect body, else an error dict (422 for schema problems)."""
+    if not isinstance(item, dict):
+        return error(f"request body must be a JSON object, got {type(item).__name__}", 422)
+    unknown = set(item) - DETECT_FIELDS
+    if unknown:
+        return error(f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(DETECT_FIELDS))})",
+                     422)
+    if "text" not in item:
+        return error("missing field: text", 422)
+    if not isinstance(item["text"], str):
+        return error(f"text must be a string, got {type(item['text']).__name__}", 422)
+    for k in ("session_id", "client_id", "request_id"):
+        v = item.get(k)
+        if v is not None and (not isinstance(v, str) or not 0 < len(v) <= 256):
+            return error(f"{k} must be a string of 1-256 characters", 422)
+    if item.get("metadata") is not None and not isinstance(item["metadata"], dict):
+        return error("metadata must be a JSON object", 422)
+    return None
+
+
+def validate_feedback(body: Any) -> dict[str, Any] | None:
+    if not isinstance(body, dict):
+        return error("request body must be a JSON object", 422)
+    unknown = set(body) - FEEDBACK_FIELDS
+    if unknown:
+        return error(f"unknown field(s): {', '.join(sorted(unknown))}", 422)
+    if body.get("label") not in (0, 1) or isinstance(body.get("label"), bool):
+        return error("label must be 0 or 1", 422)
+    if not isinstance(body.get("text"), str) and not isinstance(body.get("request_id"), str):
+        return error("give text (string) or request_id", 422)
+    for k in ("category", "source", "session_id"):
+        if body.get(k) is not None and not isinstance(body[k], str):
+            return error(f"{k} must be a string", 422)
+    return None
+
+
+def detect_items(detector: Detector, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One result per item, in order: a report dict, or an error dict. One bad item never fails the batch."""
+    max_chars = detector.config.limits.max_input_chars
+    out: list[dict[str, Any] | None] = [None] * len(items)
+    idx: list[int] = []
+    texts: list[str] = []
+    rids: list[str] = []
+    for i, item in enumerate(items):
+        bad = validate_detect_item(item)
+        if bad is not None:
+            out[i] = bad
+            continue
+        try:
+            texts.append(coerce_text(item["text"], max_chars))
+        except InputError as e:
+            out[i] = error(str(e), e.status)
+            continue
+        idx.append(i)
+        rids.append(item.get("request_id") or "")
+    if texts:
+        reports = detector.scan_batch(texts, request_ids=[r or None for r in rids])  # type: ignore[list-item]
+        for i, r in zip(idx, reports, strict=True):
+            out[i] = r.to_dict()
+    return [o if o is not None else error("internal: no result", 500) for o in out]

@@ -1,0 +1,359 @@
+"""Ray actors. Each owns one core object and forwards to it; no algorithm lives here.
+
+* `DeadlineScheduler` – a `core.scheduler.DeadlineQueue`, plus the dispatch loop that runs deep-path tasks on the
+  analyzer / verifier / matcher actors, at most `scheduler_concurrency` at a time.
+* `AttractorAnalyzer` – a `core.behaviour.BehaviourModel` for the sessions hashed to it; checkpointed to
+  `$AIMDS_HOME/state/` so a restart restores it (the state call says `restored` or `rebuilt`).
+* `PolicyVerifier` – one `core.ltl.SessionPolicyMonitor` per session (LRU-bounded).
+* `PatternMatcherShard` – one shard of a `core.vector_index.VectorIndex`.
+* `Learner` – the `core.learner.Learner` (feedback log, model versions); replicas long-poll it for new versions.
+* `GraphWriterActor` – a `graph.GraphWriter`: batched, spooled writes off the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from aimds_ray.distributed.runtime import HashRing, RuntimeConfig
+
+
+def _state_dir() -> Path:
+    from aimds_ray.core.config import aimds_home
+
+    p = aimds_home() / "state"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class AttractorAnalyzer:
+    """Behaviour state of the sessions hashed to this actor, checkpointed every `checkpoint_every` observations."""
+
+    def __init__(self, index: int, cfg: dict[str, Any]) -> None:
+        from aimds_ray.core.behaviour import BehaviourConfig, BehaviourModel
+
+        self.cfg = RuntimeConfig.from_dict(cfg)
+        self.path = _state_dir() / f"analyzer-{index}.bin"
+        self.origin = "new"
+        self.model = None
+        if self.path.exists():
+            try:
+                self.model = BehaviourModel.loads(self.path.read_bytes())
+                self.origin = "restored"
+            except Exception:  # a damaged checkpoint: start clean and say so
+                self.origin = "rebuilt"
+        if self.model is None:
+            self.model = BehaviourModel(BehaviourConfig(max_sessions=self.cfg.max_sessions_per_actor))
+        self._since = 0
+
+    def observe(self, session_id: str, t: float, score: float, text_len: int, entropy: float | None,
+                categories: dict[str, float]) -> dict[str, Any]:
+        r = self.model.observe(session_id, t, score=score, length=text_len, entropy=entropy, categories=categories)
+        self._since += 1
+        if self._since >= self.cfg.checkpoint_every:
+            self.checkpoint()
+        return r.to_dict()
+
+    def checkpoint(self) -> None:
+        _atomic_write(self.path, self.model.dumps())
+        self._since = 0
+
+    def state(self, session_id: str) -> dict[str, Any] | None:
+        st = self.model.state(session_id)
+        if st is not None:
+            st = {**st, "state_origin": self.origin}
+        return st
+
+    def info(self) -> dict[str, Any]:
+        return {"sessions": len(self.model), "memory_bytes": self.model.memory_bytes(), "origin": self.origin,
+                "pid": os.getpid()}
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class PolicyVerifier:
+    """LTL runtime monitors per session; violations (with witnesses) go back to the scheduler for the audit."""
+
+    def __init__(self, index: int, cfg: dict[str, Any], policy_dir: str | None = None) -> None:
+        from aimds_ray.core.ltl import load_policies
+
+        self.cfg = RuntimeConfig.from_dict(cfg)
+        self.policies = load_policies(policy_dir)
+        self.sessions: OrderedDict[str, Any] = OrderedDict()
+        self.violations: dict[str, list[dict[str, Any]]] = {}
+
+    def step(self, session_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        mon = self.sessions.get(session_id)
+        if mon is None:
+            mon = self.policies.session(session_id)
+            self.sessions[session_id] = mon
+            while len(self.sessions) > self.cfg.max_sessions_per_actor:
+                old, _ = self.sessions.popitem(last=False)
+                self.violations.pop(old, None)
+        else:
+            self.sessions.move_to_end(session_id)
+        out: list[dict[str, Any]] = []
+        for ev in events:
+            out.extend(mon.step(ev))
+        if out:
+            self.violations.setdefault(session_id, []).extend(out)
+        return out
+
+    def state(self, session_id: str) -> dict[str, Any] | None:
+        mon = self.sessions.get(session_id)
+        if mon is None:
+            return None
+        return {"verdicts": mon.verdicts(), "action": mon.action(),
+                "violations": self.violations.get(session_id, [])}
+
+
+@ray.remote(max_restarts=-1, max_task_retries=-1)
+class PatternMatcherShard:
+    """One shard of the attack-exemplar index. `rebuild` swaps in a new shard when the learner publishes one."""
+
+    def __init__(self, index: int, n_shards: int) -> None:
+        self.index, self.n = index, n_shards
+        self.version = "shipped"
+        from aimds_ray.core.signals.similarity import shipped_index
+
+        self.shard = shipped_index().shard(n_shards)[index]
+
+    def find_similar(self, texts: list[str], k: int) -> list[list[Any]]:
+        return [[_hit(h) for h in hits] for hits in self.shard.find_similar_batch(texts, k)]
+
+    def rebuild(self, shard_bytes: bytes, version: str) -> int:
+        import tempfile
+
+        from aimds_ray.core.vector_index import VectorIndex
+
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "idx.npz"
+            p.write_bytes(shard_bytes)
+            self.shard = VectorIndex.load(p)
+        self.version = version
+        return len(self.shard)
+
+    def info(self) -> dict[str, Any]:
+        return {"index": self.index, "size": len(self.shard), "version": self.version, "pid": os.getpid()}
+
+
+def _hit(h: Any) -> Any:
+    if hasattr(h, "_asdict"):
+        return h._asdict()
+    if hasattr(h, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(h)
+    return h
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class Learner:
+    """The one learner: durable feedback and model versions. Replicas long-poll `wait_for_version`."""
+
+    def __init__(self) -> None:
+        from aimds_ray.core.learner import Learner as CoreLearner
+
+        self.learner = CoreLearner()
+        self._changed = asyncio.Event()
+
+    def _version(self) -> str:
+        b = self.learner.current_bundle()
+        return b.version if b is not None else "rules-only"
+
+    async def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
+        before = self._version()
+        ack = self.learner.submit(**body) if hasattr(self.learner, "submit") else self.learner.feedback(**body)
+        ack = ack if isinstance(ack, dict) else _hit(ack)
+        if self._version() != before:
+            self._changed.set()
+            self._changed = asyncio.Event()
+        return ack
+
+    async def wait_for_version(self, known: str, timeout_s: float = 30.0) -> tuple[str, Any]:
+        """Long poll: returns (version, bundle) as soon as the current version differs from `known`."""
+        deadline = time.monotonic() + timeout_s
+        while self._version() == known:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return known, None
+            ev = self._changed
+            try:
+                await asyncio.wait_for(ev.wait(), remaining)
+            except TimeoutError:
+                pass
+        return self._version(), self.learner.current_bundle()
+
+    def version(self) -> str:
+        return self._version()
+
+    def info(self) -> dict[str, Any]:
+        return {"version": self._version(), "pid": os.getpid()}
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class GraphWriterActor:
+    """Batched, spooled graph writes; `write` acknowledges once the record is spooled to disk."""
+
+    def __init__(self, uri: str | None = None) -> None:
+        from aimds_ray.graph import GraphWriter, open_graph_store
+
+        self.writer = GraphWriter(open_graph_store(uri))
+
+    def write(self, records: list[dict[str, Any]]) -> int:
+        return self.writer.submit_dicts(records) if hasattr(self.writer, "submit_dicts") else \
+            sum(1 for r in records if self.writer.submit(r))
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class DeadlineScheduler:
+    """Orders deep-path work by priority and deadline, runs it on the session actors, keeps the counters."""
+
+    def __init__(self, cfg: dict[str, Any], handles: dict[str, Any]) -> None:
+        from aimds_ray.core.scheduler import DeadlineQueue
+
+        self.cfg = RuntimeConfig.from_dict(cfg)
+        self.q = DeadlineQueue(capacity=self.cfg.scheduler_capacity, service_time_s=0.002)
+        self.h = handles
+        self.ring_a = HashRing(len(handles["analyzers"]))
+        self.ring_v = HashRing(len(handles["verifiers"]))
+        self._wake = asyncio.Event()
+        self._sem = asyncio.Semaphore(self.cfg.scheduler_concurrency)
+        self._loop_task: asyncio.Task | None = None
+        self.decision_ns: list[int] = []
+        self.last_errors: OrderedDict[str, str] = OrderedDict()
+        self.degraded: dict[str, float] = {}
+
+    def _ensure_loop(self) -> None:
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = asyncio.get_running_loop().create_task(self._run())
+
+    async def submit(self, task: dict[str, Any]) -> dict[str, Any]:
+        """Admit one deep-path task: {id, priority, deadline_ms, session_id, report, t, text_len, entropy}."""
+        from aimds_ray.core.scheduler import Priority, Task
+
+        self._ensure_loop()
+        t0 = time.perf_counter_ns()
+        pr = Priority.parse(task.get("priority", "low"))
+        deadline = time.monotonic() + float(task.get("deadline_ms") or self.cfg.deadlines_ms[pr.name.lower()]) / 1e3
+        adm = self.q.submit(Task(task["id"], pr, deadline, task))
+        self.decision_ns.append(time.perf_counter_ns() - t0)
+        if len(self.decision_ns) > 10_000:
+            del self.decision_ns[:5000]
+        if adm.accepted:
+            self._wake.set()
+        return {"accepted": adm.accepted, "reason": adm.reason, "shed": [t.id for t in adm.shed]}
+
+    async def _run(self) -> None:
+        while True:
+            await self._sem.acquire()
+            t = self.q.pop()
+            while t is None:
+                self._wake.clear()
+                await self._wake.wait()
+                t = self.q.pop()
+            asyncio.get_running_loop().create_task(self._execute(t))
+
+    async def _execute(self, t: Any) -> None:
+        started = time.monotonic()
+        try:
+            await self._deep(t.payload)
+        except Exception as e:  # a failed component degrades the deep path, never the scheduler
+            self.last_errors[t.id] = f"{type(e).__name__}: {e}"
+            while len(self.last_errors) > 100:
+                self.last_errors.popitem(last=False)
+        finally:
+            self.q.complete(t, started)
+            self._sem.release()
+
+    async def _call(self, name: str, ref: Any) -> Any:
+        try:
+            out = await asyncio.wait_for(ref, self.cfg.call_timeout_s)
+            self.degraded.pop(name, None)
+            return out
+        except Exception:
+            self.degraded[name] = time.time()
+            raise
+
+    async def _deep(self, p: dict[str, Any]) -> None:
+        sid = p.get("session_id")
+        rep = p["report"]
+        if not sid:
+            return
+        a = self.h["analyzers"][self.ring_a.owner(sid)]
+        v = self.h["verifiers"][self.ring_v.owner(sid)]
+        cats = {k: float(x) for k, x in rep.get("categories", {}).items()}
+        obs = a.observe.remote(sid, p["t"], float(rep["score"]), int(p.get("text_len", 0)), p.get("entropy"), cats)
+        events = session_events(p)
+        viol = v.step.remote(sid, events)
+        await self._call("analyzer", obs)
+        violations = await self._call("verifier", viol)
+        if self.cfg.graph and self.h.get("graph") is not None:
+            rec = {"kind": "report", "session_id": sid, "client_id": p.get("client_id") or sid, "t": p["t"],
+                   "report": rep, "violations": violations}
+            self.h["graph"].write.remote([rec])
+
+    def stats(self) -> dict[str, Any]:
+        import numpy as np
+
+        d = np.array(self.decision_ns[-5000:], dtype=np.float64) / 1000.0
+        out = self.q.snapshot()
+        out["decision_us_p50"] = round(float(np.percentile(d, 50)), 3) if d.size else None
+        out["decision_us_p99"] = round(float(np.percentile(d, 99)), 3) if d.size else None
+        out["degraded"] = sorted(self.degraded)
+        out["recent_errors"] = list(self.last_errors.values())[-5:]
+        return out
+
+
+def session_events(p: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trace events one answered request contributes to its session (the vocabulary policies speak)."""
+    rep = p["report"]
+    t_in = float(p["t"])
+    t_out = t_in + float(rep.get("latency_us", 0.0)) / 1e6
+    pii = any(e.get("category") == "data_leakage" for e in rep.get("evidence", []))
+    ev = {"t": t_in, "type": "detect", "is_threat": bool(rep["is_threat"]), "threat_type": rep["threat_type"],
+          "score": float(rep["score"]), "action": rep["action"], "pii": pii,
+          "critical": rep["action"] == "block", "request_id": rep.get("request_id", "")}
+    # events the application reports with the request (tool calls, human approvals, ...) happened before it
+    out = [*p.get("events", []), ev]
+    if rep["action"] in ("block", "escalate"):
+        out.append({"t": t_out, "type": "mitigated", "action": rep["action"]})
+    if rep["action"] == "block":
+        out.append({"t": t_out, "type": "blocked"})
+    if pii and rep["action"] == "redact":
+        out.append({"t": t_out, "type": "redacted"})
+    if rep["action"] != "block":  # the verdict let the request through: the application answers it
+        out.append({"t": t_out, "type": "response", "redacted": rep["action"] == "redact"})
+    return out
+
+
+def client_events(metadata: Any, t: float) -> list[dict[str, Any]]:
+    """`metadata.events`: [{"type": "tool_call", ...}] reported by the application, scalar fields only."""
+    out: list[dict[str, Any]] = []
+    evs = metadata.get("events") if isinstance(metadata, dict) else None
+    if not isinstance(evs, list):
+        return out
+    for e in evs[:32]:
+        if isinstance(e, dict) and isinstance(e.get("type"), str):
+            ev = {k: v for k, v in e.items() if isinstance(v, str | int | float | bool) and k != "t"}
+            ev["t"] = t
+            out.append(ev)
+    return out

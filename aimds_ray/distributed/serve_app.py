@@ -1,0 +1,356 @@
+"""The Ray Serve application: online detection over HTTP, autoscaled.
+
+`AimdsIngress` hosts one `core.Detector` per replica (the model is loaded once, at replica start) and answers the
+fast path in the replica itself, batching concurrent `/v1/detect` calls with `@serve.batch` so the learned model
+scores them in one vectorised call. Requests with a session, or whose score is uncertain, are handed to the
+`DeadlineScheduler` actor for the deep path (behaviour analysis, policies, graph) without waiting: the answer says
+`deep_analysis: "pending"`. New model versions arrive by long-polling the `Learner` actor; no restart.
+
+Deploy with `serve run configs/serve.yaml`, `serve deploy configs/serve.yaml`, or `aimds serve`.
+"""
+
+# no `from __future__ import annotations`: FastAPI reads these annotations at runtime, in a replica where the
+# class may be rebuilt by value (string annotations would not resolve there)
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve import Application
+
+from aimds_ray import __version__
+from aimds_ray.core.service import detect_items, error, validate_detect_item, validate_feedback
+from aimds_ray.distributed.actors import client_events
+from aimds_ray.distributed.runtime import NAMESPACE, HashRing, RuntimeConfig, actor_names
+
+log = logging.getLogger("aimds.serve")
+
+api = FastAPI(
+    title="aimds-ray",
+    version=__version__,
+    description="AI Manipulation Defense System: prompt-injection, jailbreak and data-leakage screening.",
+)
+
+MAX_BODY = 1 << 20  # /v1/detect and /v1/feedback
+MAX_BATCH_BODY = 32 << 20  # /v1/detect/batch
+MAX_BATCH_ITEMS = 10_000
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The body as JSON, with the size limit enforced before and while reading; errors are 4xx, not crashes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(f"request body is {declared} bytes; the limit is {limit}", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(f"request body exceeds the limit of {limit} bytes", 413)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise ApiError("empty request body: send a JSON object", 400)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ApiError(f"request body is not valid UTF-8 (byte {e.start})", 400) from None
+    except json.JSONDecodeError as e:
+        raise ApiError(f"request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}", 400) from None
+
+
+def _respond(result: dict[str, Any]) -> JSONResponse:
+    status = result.get("status") if "error" in result and isinstance(result.get("status"), int) else 200
+    return JSONResponse(result, status_code=status)
+
+
+class _Metrics:
+    """Ray metrics (exported by Ray's metrics agent in Prometheus format); no-ops if metrics are unavailable."""
+
+    def __init__(self) -> None:
+        try:
+            from ray.util.metrics import Counter, Gauge, Histogram
+
+            self.requests = Counter("aimds_requests_total", "requests scanned", tag_keys=("endpoint",))
+            self.threats = Counter("aimds_threats_total", "threats found", tag_keys=("threat_type",))
+            self.lat = Histogram("aimds_request_latency_ms", "request latency per stage",
+                                 boundaries=[0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000],
+                                 tag_keys=("stage",))
+            self.version = Gauge("aimds_model_version_info", "1 for the loaded model version", tag_keys=("version",))
+        except Exception:  # pragma: no cover - metrics are best effort
+            self.requests = self.threats = self.lat = self.version = None
+
+    def report(self, rep: dict[str, Any], endpoint: str) -> None:
+        if self.requests is None:
+            return
+        self.requests.inc(1, {"endpoint": endpoint})
+        self.lat.observe(rep.get("latency_us", 0.0) / 1000.0, {"stage": "fast_path"})
+        if rep.get("is_threat"):
+            self.threats.inc(1, {"threat_type": rep.get("threat_type", "unknown")})
+
+    def latency(self, stage: str, seconds: float) -> None:
+        if self.lat is not None:
+            self.lat.observe(seconds * 1000.0, {"stage": stage})
+
+    def model(self, version: str) -> None:
+        if self.version is not None:
+            self.version.set(1, {"version": version})
+
+
+@serve.deployment(
+    name="AimdsIngress",
+    max_ongoing_requests=64,
+    ray_actor_options={"num_cpus": 0.5},
+    autoscaling_config={
+        "min_replicas": 1,
+        "max_replicas": 4,
+        "target_ongoing_requests": 16,
+        "upscale_delay_s": 2,
+        "downscale_delay_s": 30,
+    },
+)
+@serve.ingress(api)
+class AimdsIngress:
+    def __init__(self, config: str | None = None, runtime: dict[str, Any] | None = None) -> None:
+        from aimds_ray.core.detector import Detector
+
+        self.detector = Detector(config)
+        self.detector.scan_batch(["warm-up: compile and load everything before the first request"])
+        self.rcfg = RuntimeConfig.from_dict(runtime)
+        self.handles: dict[str, Any] | None = None
+        self.ring_a = HashRing(self.rcfg.analyzers)
+        self.ring_v = HashRing(self.rcfg.verifiers)
+        self._bg: asyncio.Task | None = None
+        self._metrics = _Metrics()
+        self.degraded: dict[str, str] = {}
+        self._metrics.model(self.detector.model_version)
+
+    # --- runtime wiring -----------------------------------------------------------------------------------------
+
+    def _connect(self) -> dict[str, Any]:
+        """Get or create the named detached actors (first replica creates them; the rest attach)."""
+        if self.handles is not None:
+            return self.handles
+        from aimds_ray.distributed import actors
+
+        names = actor_names(self.rcfg)
+        cpus = self.rcfg.actor_cpus
+        cfg = self.rcfg.to_dict()
+
+        def mk(cls: Any, name: str, *args: Any, **kw: Any) -> Any:
+            return cls.options(name=name, namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
+                               num_cpus=cpus, **kw).remote(*args)
+
+        h: dict[str, Any] = {
+            "analyzers": [mk(actors.AttractorAnalyzer, n, i, cfg) for i, n in enumerate(names["analyzers"])],
+            "verifiers": [mk(actors.PolicyVerifier, n, i, cfg) for i, n in enumerate(names["verifiers"])],
+        }
+        try:
+            h["learner"] = mk(actors.Learner, names["learner"][0], max_concurrency=16)
+        except Exception as e:
+            self.degraded["learner"] = str(e)
+            h["learner"] = None
+        h["graph"] = None
+        if self.rcfg.graph:
+            try:
+                h["graph"] = mk(actors.GraphWriterActor, names["graph"][0])
+            except Exception as e:
+                self.degraded["graph"] = str(e)
+        h["scheduler"] = mk(actors.DeadlineScheduler, names["scheduler"][0], cfg,
+                            {"analyzers": h["analyzers"], "verifiers": h["verifiers"], "graph": h["graph"]},
+                            max_concurrency=1000)
+        self.handles = h
+        return h
+
+    def _ensure_background(self) -> None:
+        if self._bg is None or self._bg.done():
+            self._bg = asyncio.get_running_loop().create_task(self._follow_models())
+
+    async def _follow_models(self) -> None:
+        """Long-poll the learner; swap the detector's model when a new version is committed."""
+        while True:
+            learner = self._connect().get("learner")
+            if learner is None:
+                await asyncio.sleep(5)
+                continue
+            try:
+                version, bundle = await learner.wait_for_version.remote(self.detector.model_version, 20.0)
+                if bundle is not None and version != self.detector.model_version:
+                    self.detector.reload(bundle)
+                    self._metrics.model(version)
+                    log.info("model switched to %s", version)
+                self.degraded.pop("learner", None)
+            except Exception as e:  # learner restarting: keep serving with the current model
+                self.degraded["learner"] = f"{type(e).__name__}"
+                await asyncio.sleep(1)
+
+    # --- the fast path --------------------------------------------------------------------------------------------
+
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.001)
+    async def _scan(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return detect_items(self.detector, items)
+
+    def _dispatch(self, item: dict[str, Any], report: dict[str, Any], t: float) -> str:
+        """Hand session-relevant or uncertain requests to the scheduler; never wait for it."""
+        th = self.detector.threshold
+        uncertain = self.rcfg.uncertain_band * th <= report["score"] < th
+        if not item.get("session_id") and not uncertain:
+            return "none"
+        if report["action"] == "block":
+            prio = "critical"
+        elif report["is_threat"]:
+            prio = "high"
+        elif uncertain:
+            prio = "medium"
+        else:
+            prio = "low"
+        task = {"id": report.get("request_id") or uuid.uuid4().hex, "priority": prio, "t": t,
+                "session_id": item.get("session_id"), "client_id": item.get("client_id"),
+                "text_len": len(item["text"]), "entropy": None,
+                "events": client_events(item.get("metadata"), t),
+                "report": {k: report[k] for k in ("score", "is_threat", "threat_type", "action", "categories",
+                                                  "evidence", "latency_us", "request_id", "sanitized_text")}}
+        try:
+            self._connect()["scheduler"].submit.remote(task)
+            return "pending"
+        except Exception as e:
+            self.degraded["scheduler"] = f"{type(e).__name__}"
+            return "unavailable"
+
+    async def _detect_one(self, item: dict[str, Any]) -> dict[str, Any]:
+        t = time.time()
+        bad = validate_detect_item(item)
+        if bad is not None:
+            return bad
+        res = await self._scan(item)
+        if "error" not in res:
+            res["deep_analysis"] = self._dispatch(item, res, t)
+            if self.degraded:
+                res["degraded"] = sorted(self.degraded)
+            self._metrics.report(res, "detect")
+        return res
+
+    # --- HTTP routes --------------------------------------------------------------------------------------------
+
+    @api.post("/v1/detect")
+    async def http_detect(self, request: Request) -> JSONResponse:
+        """Scan one text. Body: {"text": str, "session_id"?: str, "client_id"?: str, "metadata"?: {}}."""
+        self._ensure_background()
+        t0 = time.perf_counter()
+        try:
+            body = await read_json(request, MAX_BODY)
+        except ApiError as e:
+            return _respond(error(str(e), e.status))
+        res = await self._detect_one(body)
+        self._metrics.latency("detect", time.perf_counter() - t0)
+        return _respond(res)
+
+    @api.post("/v1/detect/batch")
+    async def http_detect_batch(self, request: Request) -> JSONResponse:
+        """Scan many texts: {"texts": [str, ...]} or {"items": [{"text": ...}, ...]} -> {"reports": [...]}."""
+        self._ensure_background()
+        t0 = time.perf_counter()
+        try:
+            body = await read_json(request, MAX_BATCH_BODY)
+        except ApiError as e:
+            return _respond(error(str(e), e.status))
+        if not isinstance(body, dict) or set(body) - {"texts", "items"} or len(body) != 1:
+            return _respond(error('body must be {"texts": [...]} or {"items": [...]}', 422))
+        raw = body.get("texts", body.get("items"))
+        if not isinstance(raw, list):
+            return _respond(error("texts/items must be a list", 422))
+        if len(raw) > MAX_BATCH_ITEMS:
+            return _respond(error(f"{len(raw)} items; the limit is {MAX_BATCH_ITEMS} per request", 413))
+        items = [{"text": x} if "texts" in body else x for x in raw]
+        reports = await self.detect_batch(items)
+        self._metrics.latency("detect_batch", time.perf_counter() - t0)
+        return JSONResponse({"reports": reports})
+
+    @api.post("/v1/feedback")
+    async def http_feedback(self, request: Request) -> JSONResponse:
+        """Label a text or an earlier request: {"text"|"request_id", "label": 0|1, "category"?, "source"?}."""
+        try:
+            body = await read_json(request, MAX_BODY)
+        except ApiError as e:
+            return _respond(error(str(e), e.status))
+        return _respond(await self.feedback(body))
+
+    @api.get("/v1/sessions/{session_id}")
+    async def http_session(self, session_id: str) -> JSONResponse:
+        """Behaviour (anomaly, attractor) and policy state of one session."""
+        return _respond(await self.session(session_id))
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, Any]:
+        return await self.health()
+
+    # --- handle methods (used by the HTTP/3 proxy through a DeploymentHandle) -------------------------------------
+
+    async def detect_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self._ensure_background()
+        t = time.time()
+        out = detect_items(self.detector, items)
+        for item, res in zip(items, out, strict=True):
+            if "error" not in res:
+                res["deep_analysis"] = self._dispatch(item, res, t)
+                if self.degraded:
+                    res["degraded"] = sorted(self.degraded)
+                self._metrics.report(res, "detect_batch")
+        return out
+
+    async def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
+        bad = validate_feedback(body)
+        if bad is not None:
+            return bad
+        learner = self._connect().get("learner")
+        if learner is None:
+            return error("the learner is unavailable; nothing was recorded", 503)
+        try:
+            ack = await asyncio.wait_for(learner.feedback.remote(body), 10.0)
+        except Exception as e:
+            return error(f"the learner did not acknowledge ({type(e).__name__}); retry - nothing is recorded "
+                         "unless acknowledged", 503)
+        if isinstance(ack, dict) and ack.get("error"):
+            return ack
+        return {"accepted": True, **(ack if isinstance(ack, dict) else {"ack": ack})}
+
+    async def session(self, session_id: str) -> dict[str, Any]:
+        if not 0 < len(session_id) <= 256:
+            return error("session id must be 1-256 characters", 400)
+        h = self._connect()
+        a = h["analyzers"][self.ring_a.owner(session_id)]
+        v = h["verifiers"][self.ring_v.owner(session_id)]
+        out: dict[str, Any] = {"session_id": session_id, "degraded": []}
+        for key, ref in (("behaviour", a.state.remote(session_id)), ("policies", v.state.remote(session_id))):
+            try:
+                out[key] = await asyncio.wait_for(ref, self.rcfg.call_timeout_s)
+            except Exception as e:
+                out[key] = None
+                out["degraded"].append(f"{key}: {type(e).__name__}")
+        if out["behaviour"] is None and out["policies"] is None and not out["degraded"]:
+            return error(f"unknown session {session_id!r}", 404)
+        return out
+
+    async def health(self) -> dict[str, Any]:
+        return {"status": "ok", "model_version": self.detector.model_version, "version": __version__,
+                "degraded": sorted(self.degraded)}
+
+
+def build_app(args: dict[str, Any] | None = None, deployment_options: dict[str, Any] | None = None) -> Application:
+    """Application builder for `serve run` / `serve deploy`: args {config: path, runtime: {...}, quic: {...}}
+    (`quic` is read by `aimds serve`, which starts the HTTP/3 proxy). `deployment_options` are the YAML's
+    per-deployment overrides when `aimds serve` deploys (serve run applies them itself)."""
+    args = args or {}
+    dep = AimdsIngress.options(**deployment_options) if deployment_options else AimdsIngress
+    return dep.bind(config=args.get("config"), runtime=args.get("runtime"))

@@ -1,0 +1,66 @@
+"""The deadline queue: priority then EDF order, admission control, shedding, deadline accounting."""
+
+import pytest
+
+from aimds_ray.core.scheduler import DeadlineQueue, Priority, Task
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_priority_then_earliest_deadline() -> None:
+    c = Clock()
+    q = DeadlineQueue(capacity=10, service_time_s=0.0001, clock=c)
+    q.submit(Task("low", Priority.LOW, c.t + 5))
+    q.submit(Task("high-late", Priority.HIGH, c.t + 3))
+    q.submit(Task("high-early", Priority.HIGH, c.t + 1))
+    q.submit(Task("crit", Priority.CRITICAL, c.t + 9))
+    assert [q.pop().id for _ in range(4)] == ["crit", "high-early", "high-late", "low"]
+    assert q.pop() is None
+
+
+def test_full_queue_sheds_lowest_never_critical() -> None:
+    c = Clock()
+    q = DeadlineQueue(capacity=2, service_time_s=0.0001, clock=c)
+    assert q.submit(Task("l1", Priority.LOW, c.t + 5)).accepted
+    assert q.submit(Task("l2", Priority.LOW, c.t + 5)).accepted
+    adm = q.submit(Task("c", Priority.CRITICAL, c.t + 5))
+    assert adm.accepted and [t.id for t in adm.shed] == ["l2"]
+    assert not q.submit(Task("l3", Priority.LOW, c.t + 5)).accepted  # lowest newcomer is refused
+    q.submit(Task("c2", Priority.CRITICAL, c.t + 5))  # sheds l1
+    assert not q.submit(Task("c3", Priority.CRITICAL, c.t + 5)).accepted  # never sheds critical
+    assert q.snapshot()["shed_by_priority"]["low"] == 2
+
+
+def test_admission_refuses_unmeetable_deadlines_except_critical() -> None:
+    c = Clock()
+    q = DeadlineQueue(capacity=100, service_time_s=0.01, clock=c)
+    for i in range(10):
+        q.submit(Task(f"h{i}", Priority.HIGH, c.t + 10))
+    assert not q.submit(Task("m", Priority.MEDIUM, c.t + 0.05)).accepted  # 10 x 10 ms ahead of it
+    assert q.submit(Task("crit", Priority.CRITICAL, c.t + 0.001)).accepted
+
+
+def test_expired_low_work_is_shed_and_misses_counted() -> None:
+    c = Clock()
+    q = DeadlineQueue(capacity=10, service_time_s=0.0001, clock=c)
+    q.submit(Task("low", Priority.LOW, c.t + 0.01))
+    q.submit(Task("crit", Priority.CRITICAL, c.t + 0.01))
+    c.t += 1.0
+    t = q.pop()
+    assert t.id == "crit"
+    assert q.complete(t, started=c.t) is False
+    assert q.pop() is None  # the expired low task was shed, not run late
+    s = q.snapshot()
+    assert s["deadline_misses"] == 1 and s["misses_by_priority"]["critical"] == 1 and s["shed"] == 1
+
+
+def test_bad_priority() -> None:
+    with pytest.raises(ValueError):
+        Priority.parse("urgent")
+    assert Priority.parse("Critical") is Priority.CRITICAL
