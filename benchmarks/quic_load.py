@@ -79,13 +79,17 @@ def _echo_server(q: Any, home: str) -> None:
         qc = QuicConfiguration(alpn_protocols=H3_ALPN, is_client=False)
         qc.load_cert_chain(str(cert), str(key))
         srv = await serve("127.0.0.1", 0, configuration=qc, create_protocol=Echo)
+        import socket
+
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):  # the same socket buffers as the proxy sets
+            srv._transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, opt, 4 * 1024 * 1024)
         q.put(srv._transport.get_extra_info("sockname")[1])
         await asyncio.Event().wait()
 
     asyncio.run(main())
 
 
-def _aimds_server(q: Any, home: str, backend: str, cfg: dict[str, Any]) -> None:
+def _aimds_server(q: Any, home: str, backend: str, cfg: dict[str, Any], ray_address: str | None = None) -> None:
     """The aimds HTTP/3 proxy with the embedded (Detector) or Serve (DeploymentHandle) backend."""
     os.environ["AIMDS_HOME"] = home
     from aimds_ray.quic import EmbeddedBackend, QuicConfig, ServeBackend
@@ -95,7 +99,7 @@ def _aimds_server(q: Any, home: str, backend: str, cfg: dict[str, Any]) -> None:
         if backend == "serve":
             import ray
 
-            ray.init(address="auto", namespace="serve", log_to_driver=False)
+            ray.init(address=ray_address, log_to_driver=False)
             be: Any = ServeBackend()
         else:
             be = EmbeddedBackend(workers=int(os.environ.get("AIMDS_BENCH_WORKERS", "1")))
@@ -135,18 +139,17 @@ def _summary(lat: list[float], errors: int, wall: float, extra: dict[str, Any] |
     return out
 
 
-async def _h3_load(url: str, conns: int, streams: int, duration: float, path: str = "/v1/detect") -> dict[str, Any]:
+async def _h3_load(url: str, conns: int, streams: int, duration: float, warmup: float = 1.0,
+                   path: str = "/v1/detect") -> dict[str, Any]:
     from aimds_ray.quic.client import H3Client
 
     clients = [H3Client(url, insecure=True, timeout=30.0) for _ in range(conns)]
     for c in clients:
         await c.connect()
-    for c in clients:  # warm-up
-        await asyncio.gather(*[c.request("POST", path, {"text": t}) for t in TEXTS])
     lat: list[float] = []
     errors = 0
     statuses: dict[int, int] = {}
-    stop_at = time.perf_counter() + duration
+    stop_at = 0.0
 
     async def worker(c: H3Client, k: int) -> None:
         nonlocal errors
@@ -166,7 +169,14 @@ async def _h3_load(url: str, conns: int, streams: int, duration: float, path: st
             else:
                 errors += 1
 
+    # warm-up under the same load (caches, JIT, Serve replicas and routers), then the measured run
+    stop_at = time.perf_counter() + warmup
+    await asyncio.gather(*[worker(c, k) for c in clients for k in range(streams)])
+    lat.clear()
+    statuses.clear()
+    errors = 0
     t0 = time.perf_counter()
+    stop_at = t0 + duration
     await asyncio.gather(*[worker(c, k) for c in clients for k in range(streams)])
     wall = time.perf_counter() - t0
     for c in clients:
@@ -175,7 +185,7 @@ async def _h3_load(url: str, conns: int, streams: int, duration: float, path: st
                                         "statuses": {str(k): v for k, v in sorted(statuses.items())}})
 
 
-async def _http_load(url: str, conns: int, streams: int, duration: float) -> dict[str, Any]:
+async def _http_load(url: str, conns: int, streams: int, duration: float, warmup: float = 1.0) -> dict[str, Any]:
     """Serve's own HTTP proxy (HTTP/1.1 keep-alive, one TCP connection per concurrent request) for comparison."""
     import httpx
 
@@ -184,8 +194,6 @@ async def _http_load(url: str, conns: int, streams: int, duration: float) -> dic
     stop_at = time.perf_counter() + duration
     limits = httpx.Limits(max_connections=conns * streams, max_keepalive_connections=conns * streams)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as client:
-        for t in TEXTS:
-            await client.post("/v1/detect", json={"text": t})
 
         async def worker(k: int) -> None:
             nonlocal errors
@@ -203,7 +211,12 @@ async def _http_load(url: str, conns: int, streams: int, duration: float) -> dic
                 else:
                     errors += 1
 
+        stop_at = time.perf_counter() + warmup  # warm-up under the same load, then the measured run
+        await asyncio.gather(*[worker(k) for k in range(conns * streams)])
+        lat.clear()
+        errors = 0
         t0 = time.perf_counter()
+        stop_at = t0 + duration
         await asyncio.gather(*[worker(k) for k in range(conns * streams)])
         wall = time.perf_counter() - t0
     return _summary(lat, errors, wall, {"concurrency": conns * streams})
@@ -241,8 +254,17 @@ def _scenarios(url: str, args: argparse.Namespace, server_pid: int | None = None
     }
 
 
-def _start_serve_app() -> tuple[str, Any]:
-    """Deploy the Serve app described by configs/serve.yaml on a local Ray; returns (http url, shutdown)."""
+def _free_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_serve_app(http_port: int) -> tuple[str, str, Any]:
+    """Deploy the Serve app described by configs/serve.yaml on a new local Ray; returns (http url, Ray address,
+    shutdown). Serve's HTTP proxy listens on `http_port` (0: a free port, so a running `aimds serve` is not hit)."""
     import ray
     import yaml
     from ray import serve
@@ -256,9 +278,8 @@ def _start_serve_app() -> tuple[str, Any]:
     target = import_attr(app_cfg["import_path"])
     if callable(target) and not isinstance(target, serve.Application):
         target = target(app_cfg.get("args") or {})
-    ray.init(namespace="serve", log_to_driver=False)
-    http = cfg.get("http_options") or {}
-    port = int(http.get("port", 8000))
+    ctx = ray.init(address="local", log_to_driver=False)
+    port = http_port or _free_tcp_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(target, name="aimds", route_prefix=app_cfg.get("route_prefix", "/"))
 
@@ -266,7 +287,7 @@ def _start_serve_app() -> tuple[str, Any]:
         serve.shutdown()
         ray.shutdown()
 
-    return f"http://127.0.0.1:{port}", shutdown
+    return f"http://127.0.0.1:{port}", ctx.address_info["gcs_address"], shutdown
 
 
 def main() -> None:
@@ -280,6 +301,7 @@ def main() -> None:
     ap.add_argument("--serve", action="store_true",
                     help="also run against a local Ray Serve app (aimds_ray.distributed): h3 via DeploymentHandle "
                          "next to Serve's HTTP proxy")
+    ap.add_argument("--serve-port", type=int, default=0, help="TCP port of Serve's HTTP proxy (0: a free port)")
     args = ap.parse_args()
 
     import tempfile
@@ -317,13 +339,13 @@ def main() -> None:
 
         if args.serve:
             try:
-                http_url, shutdown = _start_serve_app()
+                http_url, ray_address, shutdown = _start_serve_app(args.serve_port)
             except Exception as e:  # ImportError until aimds_ray.distributed lands, or no configs/serve.yaml
                 result["serve"] = "unavailable"
                 result["serve_reason"] = f"{type(e).__name__}: {e}"
             else:
                 try:
-                    p, port = _start(_aimds_server, home, "serve", cfg)
+                    p, port = _start(_aimds_server, home, "serve", cfg, ray_address)
                     procs.append(p)
                     h3 = _scenarios(f"https://127.0.0.1:{port}", args, p.pid)
                     http = {"one_connection_equivalent": asyncio.run(_http_load(http_url, 1, args.streams,

@@ -345,6 +345,24 @@ def test_max_connections_refused_then_freed(proxy: Callable[..., H3ProxyThread])
     assert h.server.metrics.connections_refused._value.get() >= 1
 
 
+def test_idle_connections_are_closed(proxy: Callable[..., H3ProxyThread]) -> None:
+    h = proxy(idle_timeout_s=0.5)
+
+    async def go() -> None:
+        c = client(h)
+        await c.connect()
+        assert (await c.health())["status"] == "ok"
+        assert h.server.connection_count == 1
+        for _ in range(40):
+            if h.server.connection_count == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert h.server.connection_count == 0  # the server dropped the quiet connection
+        await c.close()
+
+    run(go())
+
+
 def test_malformed_headers_and_garbage_datagrams_do_not_crash(proxy: Callable[..., H3ProxyThread]) -> None:
     h = proxy()
 

@@ -48,13 +48,16 @@ class EmbeddedBackend:
 
     name = "embedded"
 
-    def __init__(self, detector: Any = None, *, workers: int = 1) -> None:
+    def __init__(self, detector: Any = None, *, workers: int = 1, inline_max_chars: int = 4096) -> None:
         if detector is None:
             from aimds_ray.core.detector import Detector
 
             detector = Detector()
         self.detector = detector
-        # workers=0 scans inline on the event loop thread (no GIL hand-offs; packets wait while a batch is scanned)
+        # Small batches are scanned inline on the event loop: a thread hand-off (GIL switch, queue wake-up) costs
+        # more than scanning a few short prompts. Larger ones go to the pool so packets keep flowing meanwhile.
+        # workers=0: always inline.
+        self.inline_max_chars = inline_max_chars
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aimds-h3-scan") if workers else None
 
     def _detect_sync(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -86,7 +89,7 @@ class EmbeddedBackend:
         return [o if o is not None else error("internal: no result", 500) for o in out]
 
     async def detect_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if self._pool is None:
+        if self._pool is None or sum(len(i.get("text") or "") for i in items) <= self.inline_max_chars:
             return self._detect_sync(items)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._detect_sync, items)

@@ -23,7 +23,7 @@ class QuicConfig:
     key: str | None = None  # PEM private key for `cert`
     batch_window_ms: float = 1.0  # /v1/detect requests arriving within this window share one detect_batch call
     max_batch: int = 64  # ... and at most this many items per call
-    max_concurrent_batches: int = 2  # detect_batch calls in flight; more requests wait (bounded) and batch up
+    max_concurrent_batches: int = 4  # detect_batch calls in flight (Serve: spread over replicas); others batch up
     max_in_flight: int = 512  # admitted requests across all connections; past it -> 503 + retry-after
     retry_after_s: int = 1  # the Retry-After value sent with 503
     max_body_bytes: int = 1_048_576  # request body limit (413 past it)

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -516,7 +518,12 @@ class H3Server:
             local_addr=(self.config.host, self.config.port),
         )
         self._quic_server = proto
-        sock = proto._transport.get_extra_info("sockname")  # type: ignore[union-attr]
+        transport = proto._transport
+        raw = transport.get_extra_info("socket")  # type: ignore[union-attr]
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):  # bursts of many streams: fewer drops (kernel caps it)
+            with contextlib.suppress(OSError, AttributeError):
+                raw.setsockopt(socket.SOL_SOCKET, opt, 4 * 1024 * 1024)
+        sock = transport.get_extra_info("sockname")  # type: ignore[union-attr]
         self.host, self.port = sock[0], sock[1]
         log.info("HTTP/3 (QUIC) proxy listening on %s/udp (backend: %s)", self.url,
                  getattr(self.backend, "name", type(self.backend).__name__))
