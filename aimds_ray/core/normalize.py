@@ -47,10 +47,14 @@ _CONFUSABLE_SCRIPTS_CHARS = frozenset(c for c in _CONFUSABLES if ord(c) >= 0x370
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i",
                        "|": "l", "8": "b", "9": "g"})
-_LEET_HINT = re.compile(r"[a-z][013457@$!|89]+[a-z]|\b[013457@$][a-z]{2,}|[a-z]{2,}[0134579@$]\b")
+_LEET_ANY = re.compile(r"[013457@$!|]")  # cheap gate: most texts have none of these, or only in numbers
+_LEET_HINT = re.compile(r"[a-z][013457@$!|]|[013457@$][a-z]")
 _SPACED = re.compile(r"(?<![\w])(?:[a-z][ .\-_*+|/]{1,2}){3,}[a-z](?![\w])")
 _B64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_\-]{16,}={0,2}")
 _HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2}){6,}|(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}")
+_ENCODED_RUN = re.compile(r"[A-Za-z0-9+/=_\-]{16,}")  # gate for base64 / hex: one cheap pass
+_DIGIT = re.compile(r"\d")
+_HEX_SPACED = re.compile(r"(?:[0-9a-fA-F]{2}[ :]){7}[0-9a-fA-F]{2}")
 _URLENC = re.compile(r"(?:%[0-9a-fA-F]{2}[^%\s]{0,3}){3,}")
 _WORD = re.compile(r"[a-z]{2,}")
 _TAG_RUN = re.compile("[\U000e0020-\U000e007f]+")
@@ -117,6 +121,7 @@ class Normalized:
     original: str
     variants: list[Variant]
     evidence: list[Evidence] = field(default_factory=list)
+    words: frozenset[str] = frozenset()  # distinct words (2+ letters) of the main view, for cheap prefilters
 
     @property
     def text(self) -> str:
@@ -289,19 +294,23 @@ def _url(run: str) -> str | None:
     return _decode_bytes(unquote_to_bytes(run))
 
 
-def _word_hits(text: str) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
-    """Count common English words, and locate words that are common words in rot13 or reversed."""
-    common = 0
+def _word_hits(text: str, words: list[str] | None = None
+               ) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
+    """Count common English words, and locate words that are common words in rot13 or reversed. The positional
+    scan runs only when the word set says there is something to find."""
+    if words is None:
+        words = _WORD.findall(text)
+    common = sum(map(_COMMON.__contains__, words))
+    ws = set(words)
     rot: list[tuple[int, int]] = []
     rev: list[tuple[int, int]] = []
-    for m in _WORD.finditer(text):
-        w = m.group()
-        if w in _COMMON:
-            common += 1
-        elif w in _COMMON_ROT13:
-            rot.append(m.span())
-        elif w in _COMMON_REV:
-            rev.append(m.span())
+    if len(ws & _COMMON_ROT13) >= 2 or len(ws & _COMMON_REV) >= 2:
+        for m in _WORD.finditer(text):
+            w = m.group()
+            if w in _COMMON_ROT13:
+                rot.append(m.span())
+            elif w in _COMMON_REV:
+                rev.append(m.span())
     return common, rot, rev
 
 
@@ -341,17 +350,17 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
         ev.start += offset
         ev.end += offset
     variants = [base]
-    if _LEET_HINT.search(base.text):
+    if _LEET_ANY.search(base.text) and _LEET_HINT.search(base.text):
         leet = base.text.translate(_LEET)
         if leet != base.text:
             variants.append(Variant("leet", leet, base.starts, base.ends, depth=0, offset=offset))
     desp = _despace(base)
     if desp is not None:
         variants.append(desp)
-
+    words = _WORD.findall(base.text)
     budget = [cfg.max_decoded_chars]
-    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget)
-    return Normalized(text, variants, evidence)
+    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, words=words)
+    return Normalized(text, variants, evidence, frozenset(words))
 
 
 def _add_decoded(
@@ -380,7 +389,7 @@ def _add_decoded(
 
 def _decode_into(
     raw: str, view: Variant, variants: list[Variant], evidence: list[Evidence], cfg: NormalizeConfig,
-    depth: int, budget: list[int],
+    depth: int, budget: list[int], words: list[str] | None = None,
 ) -> None:
     """Find encoded runs in `raw` and decode them. `view` is the folded view of `raw`: at depth 1 `raw` is the
     original window (positions are original positions); deeper, `raw` is a payload mapped to one fixed span."""
@@ -388,13 +397,16 @@ def _decode_into(
     def span_of(s: int, e: int) -> tuple[int, int]:
         return view.fixed if view.fixed is not None else (s + view.offset, e + view.offset)
 
-    for m in _B64.finditer(raw):
-        if len(m.group()) >= cfg.min_base64_chars and (d := _b64(m.group())):
-            _add_decoded("base64", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
-    for m in _HEX.finditer(raw):
-        run = m.group().strip()
-        if len(run) >= cfg.min_hex_chars and (d := _hex(run)):
-            _add_decoded("hex", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
+    long_run = _ENCODED_RUN.search(raw) is not None
+    if long_run:
+        for m in _B64.finditer(raw):
+            if len(m.group()) >= cfg.min_base64_chars and (d := _b64(m.group())):
+                _add_decoded("base64", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
+    if long_run or "\\x" in raw or (_DIGIT.search(raw) and _HEX_SPACED.search(raw)):
+        for m in _HEX.finditer(raw):
+            run = m.group().strip()
+            if len(run) >= cfg.min_hex_chars and (d := _hex(run)):
+                _add_decoded("hex", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
     if "%" in raw:
         for m in _URLENC.finditer(raw):
             if d := _url(m.group()):
@@ -408,7 +420,7 @@ def _decode_into(
                 _add_decoded("unicode_tags", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
     # rot13 / reversed: only where such words cluster and outnumber plain English words
     folded = view.text
-    common, rot, rev = _word_hits(folded)
+    common, rot, rev = _word_hits(folded, words if view is variants[0] else None)
     for kind, hits in (("rot13", rot), ("reversed", rev)):
         if len(hits) < 3 or len(hits) < 0.5 * common:
             continue

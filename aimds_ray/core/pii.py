@@ -152,16 +152,17 @@ _HINTS: dict[str, Callable[[str], bool]] = {
     "email": lambda t: "@" in t,
     "private_key": lambda t: "PRIVATE KEY" in t,
     "jwt": lambda t: "eyJ" in t,
-    "aws_secret_key": lambda t: "ws" in t or "WS" in t,
+    "aws_secret_key": lambda t: "aws" in t or "AWS" in t,
     "github_token": lambda t: "gh" in t or "github_pat_" in t,
     "gitlab_token": lambda t: "glpat-" in t,
     "slack_token": lambda t: "xox" in t,
     "stripe_key": lambda t: "k_live_" in t or "k_test_" in t,
     "google_api_key": lambda t: "AIza" in t,
     "openai_key": lambda t: "sk-" in t,
-    "generic_secret": lambda t: "=" in t or ":" in t,
+    "generic_secret": lambda t: _SECRET_WORD.search(t) is not None,
 }
 _DIGITS = re.compile(r"\d")
+_SECRET_WORD = re.compile(r"(?i)key|token|secret|password")
 _DIGIT_RUN = re.compile(r"\d[\d .:()+-]{6,}")
 
 

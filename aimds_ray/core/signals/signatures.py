@@ -23,6 +23,68 @@ class Pattern:
     category: str
     score: float
     regex: re.Pattern[str]
+    anchors: tuple[str, ...] | None = None  # literal prefixes every match starts with (None: not anchorable)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """Leftmost match. An anchored pattern is tried only where one of its literal prefixes occurs (found with
+        str.find, which is far cheaper than letting the regex engine try every position)."""
+        if self.anchors is None:
+            return self.regex.search(text)
+        positions: list[int] = []
+        for a in self.anchors:
+            i = text.find(a)
+            while i >= 0:
+                positions.append(i)
+                i = text.find(a, i + 1)
+        if not positions:
+            return None
+        positions.sort()
+        match = self.regex.match
+        for i in positions:
+            m = match(text, i)
+            if m is not None:
+                return m
+        return None
+
+
+def literal_anchors(regex: str) -> tuple[str, ...] | None:
+    """The literal prefix of each top-level alternative of `\b(?:a|b|...)...`, or None when some alternative
+    does not start with a literal of 2+ characters (then the pattern is searched normally)."""
+    import re._constants as C
+    import re._parser as P
+
+    try:
+        seq = list(P.parse(regex))
+    except re.error:
+        return None
+    if seq and seq[0][0] is C.AT:
+        seq = seq[1:]
+    if not seq:
+        return None
+    op, av = seq[0]
+    if op is C.SUBPATTERN:
+        inner = list(av[-1])
+        if len(inner) != 1 or inner[0][0] is not C.BRANCH:
+            alts = [inner]
+        else:
+            alts = inner[0][1][1]
+    elif op is C.BRANCH:
+        alts = av[1]
+    elif op is C.LITERAL:
+        alts = [seq]
+    else:
+        return None
+    out = []
+    for alt in alts:
+        lit = []
+        for o, a in alt:
+            if o is not C.LITERAL:
+                break
+            lit.append(chr(a))
+        if len(lit) < 2:
+            return None
+        out.append("".join(lit))
+    return tuple(sorted(set(out)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +93,30 @@ class Family:
     category: str
     keywords: tuple[str, ...]
     patterns: tuple[Pattern, ...]
+    word_keys: frozenset[str] = frozenset()  # 5-letter prefixes of the alphabetic keywords
+    sym_keys: tuple[str, ...] = ()  # keywords with symbols, checked as substrings
+
+    @classmethod
+    def make(cls, name: str, category: str, keywords: list[str], patterns: tuple[Pattern, ...]) -> Family:
+        kws = tuple(k.lower() for k in keywords)
+        words, syms = set(), []
+        for k in kws:
+            parts = re.findall(r"[a-z]+", k)
+            if parts and " ".join(parts) == k.strip():
+                words.add(max(parts, key=len)[:5])  # a phrase is keyed by its longest word
+            else:
+                syms.append(k)
+        return cls(name, category, kws, patterns, frozenset(words), tuple(syms))
+
+    def triggered(self, prefixes: frozenset[str] | set[str], text: str) -> bool:
+        return not self.word_keys.isdisjoint(prefixes) or any(k in text for k in self.sym_keys)
+
+
+_WORD = re.compile(r"[a-z]{2,}")
+
+
+def prefixes_of(words: frozenset[str] | set[str] | list[str]) -> set[str]:
+    return {w[:5] for w in words}
 
 
 class PatternFileError(ValueError):
@@ -51,9 +137,9 @@ def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
                         rx = re.compile(p["regex"], re.DOTALL)
                     except re.error as e:
                         raise PatternFileError(f"{where} pattern {p.get('id')!r}: bad regex: {e}") from None
-                    pats.append(Pattern(p["id"], fam["family"], fam["category"], float(p["score"]), rx))
-                families.append(Family(fam["family"], fam["category"], tuple(k.lower() for k in fam["keywords"]),
-                                       tuple(pats)))
+                    pats.append(Pattern(p["id"], fam["family"], fam["category"], float(p["score"]), rx,
+                                        literal_anchors(p["regex"])))
+                families.append(Family.make(fam["family"], fam["category"], fam["keywords"], tuple(pats)))
             except KeyError as e:
                 raise PatternFileError(f"{where}: missing key {e}") from None
     return tuple(families)
@@ -72,13 +158,14 @@ class SignatureSignal(Signal):
     def scan(self, doc: Normalized) -> list[Evidence]:
         out: list[Evidence] = []
         seen: set[tuple[str, int, int]] = set()
-        for v in doc.variants:
+        for vi, v in enumerate(doc.variants):
             text = v.text
+            prefixes = prefixes_of(doc.words if vi == 0 else _WORD.findall(text))
             for fam in self.families:
-                if not any(k in text for k in fam.keywords):
+                if not fam.triggered(prefixes, text):
                     continue
                 for p in fam.patterns:
-                    m = p.regex.search(text)
+                    m = p.search(text)
                     if m is None:
                         continue
                     s, e = v.span(*m.span())
