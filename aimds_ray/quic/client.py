@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Coroutine
@@ -182,6 +183,10 @@ class H3Client:
             await stack.aclose()
             raise H3Error(f"cannot connect to https://{self.authority} over HTTP/3: "
                           f"{type(e).__name__}: {e or 'handshake did not complete'}") from None
+        raw = proto._transport.get_extra_info("socket") if proto._transport is not None else None
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):  # many streams answer in bursts: avoid drops (capped)
+            with contextlib.suppress(OSError, AttributeError):
+                raw.setsockopt(socket.SOL_SOCKET, opt, 4 * 1024 * 1024)
         self._stack = stack
         self._proto = proto  # type: ignore[assignment]
         self.resumed = ticket is not None
