@@ -1,0 +1,72 @@
+"""`aimds model list | show V | rollback V`: the versions in `$AIMDS_HOME/models` (and the shipped one).
+
+`list` prints a JSON array (version, parent, threshold, fusion weights, metrics, `current`, `shipped`); `show` one
+version in full; `rollback` makes an earlier version current (an atomic pointer switch; nothing is deleted) and
+logs it, so feedback made on the newer version is not re-applied to the old one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+ORDER = 45
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("model", help="list, show or roll back learned model versions")
+    msub = p.add_subparsers(dest="model_command", metavar="ACTION")
+    ls = msub.add_parser("list", help="all versions as a JSON array, with metrics and the current flag")
+    ls.add_argument("--pretty", action="store_true")
+    ls.set_defaults(func=run_list)
+    sh = msub.add_parser("show", help="one version in full (default: the current one)")
+    sh.add_argument("version", nargs="?")
+    sh.set_defaults(func=run_show)
+    rb = msub.add_parser("rollback", help="make an earlier version current")
+    rb.add_argument("version")
+    rb.set_defaults(func=run_rollback)
+    p.set_defaults(func=_usage)
+
+
+def _usage(args: argparse.Namespace) -> int:
+    from aimds_ray.cli import UsageError
+
+    raise UsageError("give an action: list, show V, rollback V")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from aimds_ray.core.learner import list_versions
+
+    print(json.dumps(list_versions(), indent=2 if args.pretty else None, default=str))
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from aimds_ray.cli import UsageError
+    from aimds_ray.core.model import ModelStore
+
+    store = ModelStore()
+    v = args.version or store.current_version()
+    if v is None:
+        raise UsageError("no model versions")
+    try:
+        d = store.describe(v)
+        patterns = store.load(v).patterns
+    except KeyError as e:
+        raise UsageError(str(e.args[0])) from None
+    d["patterns"] = [{k: p.get(k) for k in ("category", "source", "added_at")} | {"text": str(p.get("text"))[:200]}
+                     for p in patterns]
+    print(json.dumps(d, indent=2, default=str))
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from aimds_ray.cli import UsageError
+    from aimds_ray.core.learner import rollback
+
+    try:
+        out = rollback(args.version)
+    except KeyError as e:
+        raise UsageError(str(e.args[0])) from None
+    print(json.dumps(out))
+    return 0

@@ -1,0 +1,170 @@
+"""The durable feedback log: append-only JSONL under `$AIMDS_HOME/feedback/`, fsynced before anything is acknowledged.
+
+Why JSONL and not Parquet: a record must be durable the moment it is acknowledged, one at a time, and an append of one
+line plus `fsync` is the cheapest way to get that; Parquet wants batches. Every line is one JSON object with a `seq`
+(strictly increasing) and a `kind`:
+
+- `feedback`: one labelled text and what the learner did with it (`status` accepted | rejected | refused, `reason`,
+  the version it was applied on top of (`base`), which detectors fired on it, scores before/after, the size of the
+  weight change). Texts are stored PII-redacted; refused records keep only a hash of the text.
+- `checkpoint`: a model version was committed (`version`, `upto` = last feedback seq it includes).
+- `rollback`: the current version was switched back (`to`, `from`); accepted feedback applied on top of the old
+  version but not checkpointed is dropped by it.
+- `recalibration`: the meta-level refit (thresholds, fusion weights) and whether it was accepted.
+
+A crash can tear only the last line (records are written with one `write`); `FeedbackLog` truncates such a tail when
+it opens the file, so the next append starts on a clean line. Nothing acknowledged is ever in a torn line, because
+the acknowledgement comes after `fsync` returned.
+
+`FileLock` serialises writers across processes (the CLI and an embedded learner on the same `$AIMDS_HOME`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+class FeedbackError(ValueError):
+    """Invalid feedback (bad label, unknown category, no text). Edges map it to 4xx / exit code 2."""
+
+
+class LockTimeout(RuntimeError):
+    """Another process holds the learner lock for longer than we are willing to wait."""
+
+
+class FileLock:
+    """An exclusive `flock` on a file; released by the OS when the process dies (so a SIGKILL never wedges it)."""
+
+    def __init__(self, path: Path, timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self._fd: int | None = None
+
+    def acquire(self) -> FileLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise LockTimeout(f"{self.path} is held by another learner process") from None
+                time.sleep(0.02)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FileLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def feedback_dir(home: Path | None = None) -> Path:
+    if home is None:
+        from aimds_ray.core.config import aimds_home
+
+        home = aimds_home()
+    return Path(home) / "feedback"
+
+
+class FeedbackLog:
+    """Append-only JSONL log with fsync per record. Not thread-safe by itself: the learner holds its own lock."""
+
+    FILENAME = "log.jsonl"
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.dir = Path(directory) if directory is not None else feedback_dir()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / self.FILENAME
+        self.torn_bytes = self._repair()
+        self._records: list[dict[str, Any]] = list(self._read())
+        self.next_seq = max((int(r.get("seq", 0)) for r in self._records), default=0) + 1
+        self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - kept open for the life of the log
+
+    def _repair(self) -> int:
+        """Cut a torn (newline-less) tail left by a crash mid-write; return how many bytes were dropped."""
+        if not self.path.exists():
+            return 0
+        size = self.path.stat().st_size
+        if size == 0:
+            return 0
+        with open(self.path, "rb+") as f:
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return 0
+            # scan back to the last newline (records are small; read the tail in blocks)
+            pos = size
+            block = 1 << 16
+            keep = 0
+            while pos > 0:
+                start = max(0, pos - block)
+                f.seek(start)
+                chunk = f.read(pos - start)
+                i = chunk.rfind(b"\n")
+                if i >= 0:
+                    keep = start + i + 1
+                    break
+                pos = start
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+            return size - keep
+
+    def _read(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a corrupt line in the middle (disk damage): skip it, keep the rest
+                if isinstance(rec, dict):
+                    yield rec
+
+    def records(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in self._records if kind is None or r.get("kind") == kind]
+
+    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Give `record` the next seq, write it as one line, flush and fsync; only then return it."""
+        rec = dict(record)
+        rec["seq"] = self.next_seq
+        rec.setdefault("ts", time.time())
+        line = (json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        os.write(self._fh.fileno(), line)
+        os.fsync(self._fh.fileno())
+        self.next_seq += 1
+        self._records.append(rec)
+        return rec
+
+    def find(self, feedback_id: str) -> dict[str, Any] | None:
+        for r in reversed(self._records):
+            if r.get("kind") == "feedback" and r.get("id") == feedback_id:
+                return r
+        return None
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __len__(self) -> int:
+        return len(self._records)
