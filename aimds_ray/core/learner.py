@@ -221,8 +221,16 @@ class _Pool:
         self._cache: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray] | None = None
 
     def add(self, item: _Item) -> None:
+        full = isinstance(self.items, deque) and self.items.maxlen is not None and len(self.items) == self.items.maxlen
         self.items.append(item)
-        self._cache = None
+        if self._cache is None or full:
+            self._cache = None
+            return
+        (ip, idx, val), starts, R = self._cache  # append in place of a rebuild: one concatenate per array
+        self._cache = ((np.concatenate([ip, item.views[0][1:] + ip[-1]]), np.concatenate([idx, item.views[1]]),
+                        np.concatenate([val, item.views[2]])),
+                       np.append(starts, len(ip) - 1), np.vstack([R, item.rule[None, :]]) if len(R) else
+                       item.rule[None, :])
 
     def __len__(self) -> int:
         return len(self.items)
@@ -506,14 +514,18 @@ class Learner:
 
     def _publish(self, cols: np.ndarray | None = None) -> None:
         """A new immutable bundle object: scans in flight keep the old arrays; the next scan sees the new ones."""
+        # the published weights are kept transposed (what `LinearModel.logits` scores with), so a publish copies
+        # one array and patches the touched columns, and the next scan does not have to transpose 7 MB
         if self._pub_W is None or cols is None:
-            W = self.lin.W.astype(np.float16).astype(np.float32)
+            WT = np.ascontiguousarray(self.lin.W.astype(np.float16).astype(np.float32).T)
         else:
-            W = self._pub_W.copy()
-            W[:, cols] = self.lin.W[:, cols].astype(np.float16).astype(np.float32)
-        self._pub_W = W
+            WT = self._pub_W.copy()
+            WT[cols, :] = self.lin.W[:, cols].astype(np.float16).astype(np.float32).T
+        self._pub_W = WT
         name = self.base_version + (f"+{len(self.pending)}" if self.pending else "")
-        lin = LinearModel(W, self.lin.b.copy(), self.bits, self.lin.heads)
+        lin = LinearModel(WT.T, self.lin.b.copy(), self.bits, self.lin.heads)
+        if hasattr(lin, "scoring_weights"):
+            object.__setattr__(lin, "_WT", WT)
         b = ModelBundle(version=name, linear=lin, threshold=round(self.threshold, 6),
                         fusion_weights={k: [v[0], v[1]] for k, v in self.platt.items()},
                         metrics=self._metrics(), parent=self.base_version, patterns=list(self.patterns),
@@ -732,6 +744,7 @@ class Learner:
             self.lin.G[:, cols] = g
         self.lin.b[:] = undo["b"]
         self.lin.Gb[:] = undo["Gb"]
+        self.lin.W = self.lin.W  # in-place edits: drop the model's cached transposed copy
 
     def _delta_l2(self, undo: dict[str, Any]) -> tuple[float, np.ndarray]:
         cols = np.concatenate(undo["cols"]) if undo["cols"] else np.zeros(0, np.int64)
@@ -838,7 +851,7 @@ class Learner:
         if it.label == 1 and it.category != "harmful_request":
             rec["pattern"] = self._add_pattern(rec["text"], rec["category"], rec["source"], int(rec["seq"]))
         if rec["updated"] or rec.get("pattern", {}).get("added"):
-            self._publish(cols)
+            self._publish(cols if cols is not None else np.zeros(0, np.int64))
         return rec
 
     def _fired(self, feats: dict[str, float], cal_learned: float) -> dict[str, bool]:
