@@ -161,6 +161,16 @@ def test_next_links_across_batches_in_time_order(store):
     assert ["c", "e"] in store.attack_chain("s")["next"]
 
 
+def test_late_arrivals_and_partial_replays_splice_the_chain(store):
+    store.write_batch(_req("a", "s", "c", 10.0) + _req("c", "s", "c", 30.0) + _req("e", "s", "c", 50.0))
+    store.write_batch(_req("d", "s", "c", 40.0) + _req("b", "s", "c", 20.0))  # late, out of order
+    want = [["a", "b"], ["b", "c"], ["c", "d"], ["d", "e"]]
+    assert store.attack_chain("s")["next"] == want
+    store.write_batch(_req("e", "s", "c", 50.0) + _req("b", "s", "c", 20.0))  # a partial replay
+    store.write_batch(_req("a", "s", "c", 10.0))
+    assert store.attack_chain("s")["next"] == want
+
+
 def test_related_attacks_hops_and_window(store):
     store.write_batch(_scenario())
     ids = lambda rows: [(r["detection_id"], r["hops"]) for r in rows]  # noqa: E731

@@ -62,7 +62,8 @@ class GraphStore(ABC):
             return 0
         plan = build_plan(recs)
         if plan.unlinked:
-            plan.link_next(self._latest_before({sid: min(items) for sid, items in plan.unlinked.items()}))
+            plan.link_next(self._neighbours(plan.unlinked_rows()))
+            plan.drop_next -= set(plan.edges["NEXT"])
         self._write_plan(plan)
         return len(recs)
 
@@ -219,8 +220,10 @@ class GraphStore(ABC):
     def _write_plan(self, plan: WritePlan) -> None: ...
 
     @abstractmethod
-    def _latest_before(self, firsts: dict[str, tuple[float, str]]) -> dict[str, str | None]:
-        """For each session, the id of the latest stored request strictly before (t, id)."""
+    def _neighbours(self, rows: list[tuple[str, float, str]]
+                    ) -> dict[str, tuple[tuple[float, str] | None, tuple[float, str] | None]]:
+        """For each (session, t, request id): the stored request of that session just before and just after it in
+        (t, id) order, as (t, id), excluding the request itself."""
 
     @abstractmethod
     def _fetch_session(self, session_id: str) -> dict[str, Any] | None: ...

@@ -237,8 +237,10 @@ class WritePlan:
     nodes: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: {lb: {} for lb in LABELS})
     edges: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(
         default_factory=lambda: {et: {} for et in EDGE_TYPES})
-    # requests that need their NEXT predecessor resolved against stored data: session -> [(t, id)]
-    unlinked: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    # every request of the batch per session, (t, id); those whose NEXT links the store must infer; stale links
+    session_reqs: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    unlinked: set[str] = field(default_factory=set)
+    drop_next: set[tuple[str, str]] = field(default_factory=set)
 
     def node(self, label: str, node_id: str, **props: Any) -> None:
         cur = self.nodes[label].setdefault(node_id, {})
@@ -250,15 +252,29 @@ class WritePlan:
     def size(self) -> int:
         return sum(len(v) for v in self.nodes.values()) + sum(len(v) for v in self.edges.values())
 
-    def link_next(self, resolved: dict[str, str | None]) -> None:
-        """Chain each session's batch requests in (t, id) order, the first one after `resolved[session]`."""
-        for sid, items in self.unlinked.items():
-            prev = resolved.get(sid)
-            for _, rid in sorted(items):
-                if prev is not None and prev != rid:
-                    self.edge("NEXT", prev, rid)
-                prev = rid
-        self.unlinked = {}
+    def unlinked_rows(self) -> list[tuple[str, float, str]]:
+        return [(sid, t, rid) for sid, items in self.session_reqs.items() for t, rid in items if rid in self.unlinked]
+
+    def link_next(self, stored: dict[str, tuple[tuple[float, str] | None, tuple[float, str] | None]]) -> None:
+        """Splice each inferred request between its neighbours in (t, id) order among the stored requests of its
+        session and this batch's: pred -> r -> succ, dropping a stale pred -> succ. Late arrivals and partial
+        replays therefore give the same chain as in-order writes; replaying a stored request changes nothing."""
+        for items in self.session_reqs.values():
+            items = sorted(set(items))
+            for i, (_t, rid) in enumerate(items):
+                if rid not in self.unlinked:
+                    continue
+                sp, sn = stored.get(rid, (None, None))
+                preds = [x for x in (items[i - 1] if i > 0 else None, sp) if x is not None]
+                succs = [x for x in (items[i + 1] if i + 1 < len(items) else None, sn) if x is not None]
+                pred, succ = (max(preds) if preds else None), (min(succs) if succs else None)
+                if pred is not None:
+                    self.edge("NEXT", pred[1], rid)
+                if succ is not None:
+                    self.edge("NEXT", rid, succ[1])
+                if pred is not None and succ is not None:
+                    self.drop_next.add((pred[1], succ[1]))
+        self.unlinked = set()
 
 
 def build_plan(records: Iterable[Record]) -> WritePlan:
@@ -277,10 +293,11 @@ def build_plan(records: Iterable[Record]) -> WritePlan:
                       threat_type=str(rec.threat_type), model_version=str(rec.model_version))
             plan.edge("OPENED", cid, sid)
             plan.edge("SENT", sid, rid)
+            plan.session_reqs.setdefault(sid, []).append((t, rid))
             if rec.prev_request_id:
                 plan.edge("NEXT", check_id(rec.prev_request_id, "prev_request_id"), rid)
             else:
-                plan.unlinked.setdefault(sid, []).append((t, rid))
+                plan.unlinked.add(rid)
         elif isinstance(rec, DetectionRecord):
             did = check_id(rec.detection_id, "detection_id")
             rid = check_id(rec.request_id, "request_id")

@@ -38,6 +38,8 @@ from Neo4j, measured here:
   only on FalkorDB (its explicit transactions are not atomic across statements anyway);
 - only unauthenticated connections work; `elementId()`, `shortestPath` in RETURN and temporal functions fail, so
   times are epoch-second floats and shortest hop counts are `min(length(p))` over variable-length matches;
+- `WHERE p.t < x OR (p.t = x AND p.id < y)` is mis-evaluated (it matched the node with p.t = x, p.id = y), so
+  (t, id) ordering cuts are done with simple predicates and finished in Python;
 - after reloading an RDB snapshot, range-index entries whose value is numeric 0 are gone (`MATCH (r:Request)
   WHERE r.t < 1` misses a node with t = 0.0 that a non-indexed predicate finds). Times here are epoch seconds, so
   only a t of exactly 0 is affected; nothing this module can fix;
@@ -76,20 +78,27 @@ _EDGE_MERGE = {
          + (" SET e.score = row.score" if et == "SIMILAR_TO" else ""))
     for et, (sl, dl) in EDGE_TYPES.items()
 }
-_LATEST_BEFORE = (
-    "UNWIND $rows AS row MATCH (p:Request {session_id: row.sid}) "
-    "WHERE p.t < row.t OR (p.t = row.t AND p.id < row.id) WITH row, max(p.t) AS mt "
-    "MATCH (q:Request {session_id: row.sid}) WHERE q.t = mt AND (q.t < row.t OR q.id < row.id) "
-    "RETURN row.sid AS sid, max(q.id) AS prev")
+# Neighbours in (t, id) order without `a OR (b AND c)` predicates: FalkorDB 4.16.3 mis-evaluates
+# `p.t < row.t OR (p.t = row.t AND p.id < row.id)` (it returned the row's own node); ties on t are resolved in Python.
+_PREV = (
+    "UNWIND $rows AS row MATCH (p:Request {session_id: row.sid}) WHERE p.t < row.t WITH row, max(p.t) AS mt "
+    "MATCH (q:Request {session_id: row.sid}) WHERE q.t = mt RETURN row.id AS rid, mt AS t, max(q.id) AS id")
+_NEXT_OF = (
+    "UNWIND $rows AS row MATCH (p:Request {session_id: row.sid}) WHERE p.t > row.t WITH row, min(p.t) AS mt "
+    "MATCH (q:Request {session_id: row.sid}) WHERE q.t = mt RETURN row.id AS rid, mt AS t, min(q.id) AS id")
+_TIES = ("UNWIND $rows AS row MATCH (p:Request {session_id: row.sid}) WHERE p.t = row.t AND p.id <> row.id "
+         "RETURN row.id AS rid, p.id AS id")
+_DROP_NEXT = "UNWIND $rows AS row MATCH (a:Request {id: row.a})-[e:NEXT]->(b:Request {id: row.b}) DELETE e"
 _DET_COLS = ("d.id AS detection_id, d.request_id AS request_id, d.session_id AS session_id, "
              "d.client_id AS client_id, d.t AS t, d.threat_type AS threat_type, d.family AS family, "
              "d.score AS score, d.detector AS detector")
 _SESSION = "MATCH (s:Session {id: $id}) RETURN s.client_id AS client_id"
-_REQUESTS = (
-    "MATCH (r:Request {session_id: $sid}) WHERE r.t > $t OR (r.t = $t AND r.id > $id) "
+_REQUESTS = (  # r.t >= $t, and the (t, id) > ($t, $id) cut in Python (see _PREV on OR predicates)
+    "MATCH (r:Request {session_id: $sid}) WHERE r.t >= $t "
     "RETURN r.id AS request_id, r.t AS t, r.text AS text, r.is_threat AS is_threat, r.action AS action, "
     "r.score AS score, r.threat_type AS threat_type, r.model_version AS model_version "
     "ORDER BY t, request_id LIMIT $limit")
+_TIES_COUNT = "MATCH (r:Request {session_id: $sid}) WHERE r.t = $t RETURN count(r) AS c"
 _DETECTIONS = f"UNWIND $ids AS rid MATCH (d:Detection {{request_id: rid}}) RETURN {_DET_COLS}"
 _RESPONSES = ("UNWIND $ids AS did MATCH (d:Detection {id: did})-[:MITIGATED_BY]->(x:Response) "
               "RETURN did, x.id AS response_id, x.action AS action, x.t AS t, x.detail AS detail")
@@ -328,6 +337,9 @@ class Neo4jGraphStore(GraphStore):
     # ---- writes -------------------------------------------------------------------------------------------------
     def _write_plan(self, plan: WritePlan) -> None:
         stmts: list[tuple[str, dict[str, Any]]] = []
+        drops = [{"a": a, "b": b} for a, b in sorted(plan.drop_next)]
+        stmts.extend((_DROP_NEXT, {"rows": c}) for c in _chunks(drops, _DROP_NEXT, self.budget,
+                                                                  self.flavor == "falkordb"))
         for lb in LABELS:
             rows = [{"id": nid, "props": props} for nid, props in plan.nodes[lb].items()]
             q = _NODE_MERGE[lb]
@@ -340,12 +352,25 @@ class Neo4jGraphStore(GraphStore):
         if stmts:
             self._write(stmts)
 
-    def _latest_before(self, firsts: dict[str, tuple[float, str]]) -> dict[str, str | None]:
-        rows = [{"sid": sid, "t": t, "id": rid} for sid, (t, rid) in firsts.items()]
-        out: dict[str, str | None] = dict.fromkeys(firsts)
-        for chunk in _chunks(rows, _LATEST_BEFORE, self.budget, self.flavor == "falkordb"):
-            for r in self._read(_LATEST_BEFORE, rows=chunk):
-                out[r["sid"]] = r["prev"]
+    def _neighbours(self, rows: list[tuple[str, float, str]]
+                    ) -> dict[str, tuple[tuple[float, str] | None, tuple[float, str] | None]]:
+        params = [{"sid": sid, "t": t, "id": rid} for sid, t, rid in rows]
+        found: dict[str, dict[str, Any]] = {_PREV: {}, _NEXT_OF: {}, _TIES: {}}
+        for query, into in found.items():
+            for chunk in _chunks(params, query, self.budget, self.flavor == "falkordb"):
+                for r in self._read(query, rows=chunk):
+                    if r["id"] is None:
+                        continue
+                    if query == _TIES:
+                        into.setdefault(r["rid"], []).append(r["id"])
+                    else:
+                        into[r["rid"]] = (float(r["t"]), r["id"])
+        out: dict[str, tuple[tuple[float, str] | None, tuple[float, str] | None]] = {}
+        for _, t, rid in rows:
+            ties = found[_TIES].get(rid, [])
+            lo = [x for x in ties if x < rid]
+            hi = [x for x in ties if x > rid]
+            out[rid] = ((t, max(lo)) if lo else found[_PREV].get(rid), (t, min(hi)) if hi else found[_NEXT_OF].get(rid))
         return out
 
     # ---- primitives ---------------------------------------------------------------------------------------------
@@ -356,7 +381,11 @@ class Neo4jGraphStore(GraphStore):
     def _fetch_requests(self, session_id: str, after: tuple[float, str] | None,
                         limit: int | None) -> list[dict[str, Any]]:
         t, rid = after if after is not None else (-1.0e308, "")
-        return self._read(_REQUESTS, sid=session_id, t=t, id=rid, limit=1_000_000 if limit is None else limit)
+        ties = 0 if after is None else int(self._read(_TIES_COUNT, sid=session_id, t=t)[0]["c"])
+        n = 1_000_000 if limit is None else limit + ties
+        rows = [r for r in self._read(_REQUESTS, sid=session_id, t=t, limit=n)
+                if after is None or r["t"] > t or (r["t"] == t and r["request_id"] > rid)]
+        return rows if limit is None else rows[:limit]
 
     def _fetch_detections(self, request_ids: list[str]) -> list[dict[str, Any]]:
         return self._read_in(_DETECTIONS, request_ids) if request_ids else []

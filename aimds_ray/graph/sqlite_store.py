@@ -158,6 +158,8 @@ class SqliteGraphStore(GraphStore):
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
+                    self._db.executemany("DELETE FROM edges WHERE src = ? AND type = 'NEXT' AND dst = ?",
+                                         [(_key("Request", a), _key("Request", b)) for a, b in plan.drop_next])
                     self._db.executemany(_UPSERT, node_rows)
                     self._db.executemany("INSERT OR IGNORE INTO nodes(key, label, id) VALUES (?, ?, ?)",
                                          placeholders)
@@ -172,13 +174,15 @@ class SqliteGraphStore(GraphStore):
             except sqlite3.Error as e:
                 raise GraphError(f"graph write failed: {e}") from e
 
-    def _latest_before(self, firsts: dict[str, tuple[float, str]]) -> dict[str, str | None]:
-        out: dict[str, str | None] = {}
-        for sid, (t, rid) in firsts.items():
-            rows = self._q(
-                "SELECT id FROM nodes WHERE label = 'Request' AND session_id = ? AND (t < ? OR (t = ? AND id < ?)) "
-                "ORDER BY t DESC, id DESC LIMIT 1", (sid, t, t, rid))
-            out[sid] = rows[0]["id"] if rows else None
+    def _neighbours(self, rows: list[tuple[str, float, str]]
+                    ) -> dict[str, tuple[tuple[float, str] | None, tuple[float, str] | None]]:
+        out: dict[str, tuple[tuple[float, str] | None, tuple[float, str] | None]] = {}
+        for sid, t, rid in rows:
+            p = self._q("SELECT t, id FROM nodes WHERE label = 'Request' AND session_id = ? "
+                        "AND (t < ? OR (t = ? AND id < ?)) ORDER BY t DESC, id DESC LIMIT 1", (sid, t, t, rid))
+            n = self._q("SELECT t, id FROM nodes WHERE label = 'Request' AND session_id = ? "
+                        "AND (t > ? OR (t = ? AND id > ?)) ORDER BY t, id LIMIT 1", (sid, t, t, rid))
+            out[rid] = ((p[0]["t"], p[0]["id"]) if p else None, (n[0]["t"], n[0]["id"]) if n else None)
         return out
 
     # ---- primitives ---------------------------------------------------------------------------------------------
