@@ -122,6 +122,7 @@ def main() -> None:
     ap.add_argument("--no-loso", action="store_true")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--limit", type=int, default=None, help="rows per file (quick runs)")
+    ap.add_argument("--only", action="append", default=None, help="LOSO: hold out only these files")
     args = ap.parse_args()
     files = sorted(Path(args.data).glob("*.jsonl"))
     rows_by_file = {f.name: read_jsonl([f]) for f in files}
@@ -162,6 +163,8 @@ def main() -> None:
         all_s, all_y = [], []
         per_held = {}
         for name, rows in rows_by_file.items():
+            if args.only and name not in args.only:
+                continue
             train_rows = [r for n, rs in rows_by_file.items() if n != name for r in rs]
             bundle = train_bundle(train_rows, config=config, params=spec_params, version=f"loso-{name}",
                                   log=lambda m: None)

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_h3:
         app_name = apps[0].get("name", "aimds")
         proxy = start_h3_proxy_in_thread(qcfg, lambda: ServeBackend(app_name=app_name))
-        endpoints["h3"] = f"https://{qcfg.host}:{qcfg.port}"
+        endpoints["h3"] = proxy.url
     print(json.dumps({"status": "serving", "endpoints": endpoints}), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
