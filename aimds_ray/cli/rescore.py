@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", help="Ray address for --engine ray (default: start a local Ray)")
     p.add_argument("--workers", type=int, default=None, help="detector actors for --engine ray")
     p.add_argument("--sessions", help="session_col,time_col: also replay sessions (--engine ray)")
+    p.add_argument("--wave-rows", type=int, default=500_000,
+                   help="--engine ray commits (and can resume) after about this many rows")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
@@ -39,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--engine ray is not available: {e}") from None
         summary = rescore_ray(args.input, args.output, config=args.config, text_column=args.text_column,
                               address=args.address, workers=args.workers, sessions=args.sessions,
-                              progress=not args.quiet)
+                              progress=not args.quiet, wave_rows=args.wave_rows)
     print(json.dumps(summary.to_dict()), file=sys.stdout)
     return 0
