@@ -303,8 +303,6 @@ def _assert_n(app: Any, sid: str, n: int) -> dict[str, Any]:
     return st
 
 
-@pytest.mark.xfail(strict=True, reason="bug: AimdsIngress._connect never creates the PatternMatcherShard actors "
-                                       "(actor_names lists them; nothing creates or queries them)")
 def test_matcher_shards_are_deployed(cluster_app: dict[str, Any]) -> None:
     import ray
 
@@ -312,9 +310,6 @@ def test_matcher_shards_are_deployed(cluster_app: dict[str, Any]) -> None:
         ray.get(ray.get_actor(n, namespace=NS).info.remote(), timeout=30)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: actors.Learner.feedback passes the whole body to core Learner.submit, "
-                                       "which has no session_id parameter -> TypeError -> 503, though "
-                                       "validate_feedback accepts session_id")
 def test_feedback_with_session_id_is_accepted(cluster_app: dict[str, Any]) -> None:
     _learner_ready()
     r = cluster_app["client"].post("/v1/feedback", json={"text": ATTACK_FEEDBACK[1], "label": 1,
@@ -322,9 +317,6 @@ def test_feedback_with_session_id_is_accepted(cluster_app: dict[str, Any]) -> No
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a FeedbackError raised by the core learner (e.g. unknown category) "
-                                       "reaches the ingress as a RayTaskError and is answered 503 'retry' "
-                                       "instead of a 4xx naming the problem")
 def test_invalid_feedback_is_a_4xx_not_a_retry(cluster_app: dict[str, Any]) -> None:
     _learner_ready()
     r = cluster_app["client"].post("/v1/feedback", json={"text": "some text", "label": 1,
@@ -341,8 +333,6 @@ def _learner_ready() -> None:
     ray.get(_actor(_names()["learner"][0]).__ray_ready__.remote(), timeout=120)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an AttractorAnalyzer restarted before its first checkpoint reports "
-                                       "origin 'new' (and its sessions vanish) instead of 'rebuilt'")
 def test_analyzer_restart_without_checkpoint_says_rebuilt(cluster_app: dict[str, Any]) -> None:
     import ray
 
@@ -352,9 +342,16 @@ def test_analyzer_restart_without_checkpoint_says_rebuilt(cluster_app: dict[str,
     a = AttractorAnalyzer.options(name="test-analyzer-99", namespace=NS, num_cpus=0.1).remote(99, cfg)
     for k in range(3):
         ray.get(a.observe.remote("s-99", time.time() + k, 0.1, 40, None, {}), timeout=60)
-    assert ray.get(a.info.remote(), timeout=30)["origin"] == "new"
+    before = ray.get(a.info.remote(), timeout=30)
+    assert before["origin"] == "new"
     ray.kill(a, no_restart=False)
-    info = _retry(lambda: ray.get(a.info.remote(), timeout=10), 120, "analyzer-99")
+
+    def restarted() -> dict[str, Any]:
+        info = ray.get(a.info.remote(), timeout=10)
+        assert info["pid"] != before["pid"], "not restarted yet"
+        return info
+
+    info = _retry(restarted, 120, "analyzer-99")
     try:
         assert info["origin"] == "rebuilt", info  # the 3 observations are gone: the report must say so
     finally:

@@ -135,14 +135,15 @@ class DeadlineQueue:
         self.stats.shed_by_priority[t.priority.name.lower()] += 1
 
     def pop(self) -> Task | None:
-        """Next task to run. Expired low/medium tasks are shed here instead of run late."""
+        """Next task to run. Low/medium tasks that can no longer finish by their deadline are shed here instead of
+        run late."""
         now = self.clock()
         for p in Priority:
             h = self._heaps[p]
             while h:
                 _, _, t = heapq.heappop(h)
                 self._len -= 1
-                if t.deadline < now and p >= Priority.MEDIUM:
+                if t.deadline < now + self.service_ewma and p >= Priority.MEDIUM:  # cannot finish in time
                     self._count_shed(t)
                     continue
                 wait = now - t.submitted

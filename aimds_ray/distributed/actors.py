@@ -60,6 +60,8 @@ class AttractorAnalyzer:
                 self.origin = "rebuilt"
         if self.model is None:
             self.model = BehaviourModel(BehaviourConfig(max_sessions=self.cfg.max_sessions_per_actor))
+            if ray.get_runtime_context().was_current_actor_reconstructed:
+                self.origin = "rebuilt"  # restarted before any checkpoint: earlier sessions are gone
         self._since = 0
 
     def observe(self, session_id: str, t: float, score: float, text_len: int, entropy: float | None,
@@ -177,9 +179,16 @@ class Learner:
         return b.version if b is not None else "rules-only"
 
     async def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Durable before it returns. Runs in a thread so the long polls on this actor's loop keep answering."""
+        from aimds_ray.core.feedback import FeedbackError
+
         before = self._version()
-        ack = self.learner.submit(**body) if hasattr(self.learner, "submit") else self.learner.feedback(**body)
-        ack = ack if isinstance(ack, dict) else _hit(ack)
+        kw = {k: body[k] for k in ("text", "label", "category", "source", "request_id") if body.get(k) is not None}
+        kw.setdefault("source", "local")
+        try:
+            ack = await asyncio.to_thread(self.learner.submit, **kw)
+        except FeedbackError as e:
+            return {"error": str(e), "status": 422}
         if self._version() != before:
             self._changed.set()
             self._changed = asyncio.Event()
@@ -213,11 +222,26 @@ class GraphWriterActor:
     def __init__(self, uri: str | None = None) -> None:
         from aimds_ray.graph import GraphWriter, open_graph_store
 
-        self.writer = GraphWriter(open_graph_store(uri))
+        self.writer = GraphWriter(lambda: open_graph_store(uri))
 
-    def write(self, records: list[dict[str, Any]]) -> int:
-        return self.writer.submit_dicts(records) if hasattr(self.writer, "submit_dicts") else \
-            sum(1 for r in records if self.writer.submit(r))
+    def write(self, items: list[dict[str, Any]]) -> int:
+        """Deep-path results -> graph records (request, detections, response, violations); spooled on return."""
+        import json
+
+        from aimds_ray.core.report import ThreatReport
+        from aimds_ray.graph.model import ViolationRecord, records_from_report
+
+        recs: list[Any] = []
+        for it in items:
+            rep = ThreatReport.from_dict(it["report"])
+            sid, cid, t = it["session_id"], it.get("client_id") or it["session_id"], float(it["t"])
+            recs.extend(records_from_report(rep, sid, cid, t))
+            for v in it.get("violations") or []:
+                pol = str(v.get("policy", "unknown"))
+                recs.append(ViolationRecord(violation_id=f"{sid}/{pol}/{v.get('position', t)}", session_id=sid,
+                                            t=t, policy=pol, witness=json.dumps(v, default=str)[:4000],
+                                            client_id=cid))
+        return self.writer.submit(recs)
 
     def flush(self) -> None:
         self.writer.flush()
@@ -241,6 +265,7 @@ class DeadlineScheduler:
         self.decision_ns: list[int] = []
         self.last_errors: OrderedDict[str, str] = OrderedDict()
         self.degraded: dict[str, float] = {}
+        self.deep_matches = 0
 
     def _ensure_loop(self) -> None:
         if self._loop_task is None or self._loop_task.done():
@@ -293,9 +318,29 @@ class DeadlineScheduler:
             self.degraded[name] = time.time()
             raise
 
+    async def _similar(self, text: str, k: int = 3) -> list[dict[str, Any]]:
+        """Fan out to every matcher shard and merge the top-k (a shard that fails degrades, not the task)."""
+        shards = self.h.get("shards") or []
+        refs = [sh.find_similar.remote([text], k) for sh in shards]
+        hits: list[dict[str, Any]] = []
+        for r in refs:
+            try:
+                hits.extend((await self._call("matcher", r))[0])
+            except Exception:
+                continue
+        hits.sort(key=lambda h: -float(h.get("score", 0.0)))
+        return hits[:k]
+
     async def _deep(self, p: dict[str, Any]) -> None:
         sid = p.get("session_id")
         rep = p["report"]
+        if p.get("uncertain") and self.h.get("shards"):
+            top = await self._similar(rep.get("sanitized_text", ""))
+            if top and float(top[0].get("score", 0.0)) >= self.cfg.deep_match_score:
+                p.setdefault("events", []).append({"t": p["t"], "type": "deep_match",
+                                                   "family": str(top[0].get("family", "")),
+                                                   "score": float(top[0]["score"])})
+                self.deep_matches += 1
         if not sid:
             return
         a = self.h["analyzers"][self.ring_a.owner(sid)]
@@ -319,6 +364,7 @@ class DeadlineScheduler:
         out["decision_us_p50"] = round(float(np.percentile(d, 50)), 3) if d.size else None
         out["decision_us_p99"] = round(float(np.percentile(d, 99)), 3) if d.size else None
         out["degraded"] = sorted(self.degraded)
+        out["deep_matches"] = self.deep_matches
         out["recent_errors"] = list(self.last_errors.values())[-5:]
         return out
 
@@ -333,13 +379,14 @@ def session_events(p: dict[str, Any]) -> list[dict[str, Any]]:
           "score": float(rep["score"]), "action": rep["action"], "pii": pii,
           "critical": rep["action"] == "block", "request_id": rep.get("request_id", "")}
     # events the application reports with the request (tool calls, human approvals, ...) happened before it
-    out = [*p.get("events", []), ev]
+    out = [*(e for e in p.get("events", []) if e.get("type") != "deep_match"), ev]
     if rep["action"] in ("block", "escalate"):
         out.append({"t": t_out, "type": "mitigated", "action": rep["action"]})
     if rep["action"] == "block":
         out.append({"t": t_out, "type": "blocked"})
     if pii and rep["action"] == "redact":
         out.append({"t": t_out, "type": "redacted"})
+    out.extend(e for e in p.get("events", []) if e.get("type") == "deep_match")
     if rep["action"] != "block":  # the verdict let the request through: the application answers it
         out.append({"t": t_out, "type": "response", "redacted": rep["action"] == "redact"})
     return out

@@ -32,6 +32,8 @@ class RuntimeConfig:
     checkpoint_every: int = 200  # analyzer state checkpoint every N observations
     max_sessions_per_actor: int = 50_000
     graph: bool = True  # write requests/detections/violations to the graph store (off the hot path)
+    deep_match_score: float = 0.6  # an uncertain request whose nearest attack exemplar scores this is flagged
+    health_poll_s: float = 1.0  # how often replicas read the scheduler's view of degraded components
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -132,6 +132,7 @@ class AimdsIngress:
         self.ring_a = HashRing(self.rcfg.analyzers)
         self.ring_v = HashRing(self.rcfg.verifiers)
         self._bg: asyncio.Task | None = None
+        self._health_task: asyncio.Task | None = None
         self._metrics = _Metrics()
         self.degraded: dict[str, str] = {}
         self._metrics.model(self.detector.model_version)
@@ -167,15 +168,36 @@ class AimdsIngress:
                 h["graph"] = mk(actors.GraphWriterActor, names["graph"][0])
             except Exception as e:
                 self.degraded["graph"] = str(e)
+        h["shards"] = [mk(actors.PatternMatcherShard, n, i, self.rcfg.matcher_shards)
+                       for i, n in enumerate(names["shards"])]
         h["scheduler"] = mk(actors.DeadlineScheduler, names["scheduler"][0], cfg,
-                            {"analyzers": h["analyzers"], "verifiers": h["verifiers"], "graph": h["graph"]},
+                            {"analyzers": h["analyzers"], "verifiers": h["verifiers"], "graph": h["graph"],
+                             "shards": h["shards"]},
                             max_concurrency=1000)
         self.handles = h
         return h
 
     def _ensure_background(self) -> None:
         if self._bg is None or self._bg.done():
-            self._bg = asyncio.get_running_loop().create_task(self._follow_models())
+            loop = asyncio.get_running_loop()
+            self._bg = loop.create_task(self._follow_models())
+            self._health_task = loop.create_task(self._watch_health())
+
+    async def _watch_health(self) -> None:
+        """Mirror the scheduler's view of failing components (and the scheduler's own reachability) into
+        `degraded`, which every answer reports while it lasts."""
+        while True:
+            await asyncio.sleep(self.rcfg.health_poll_s)
+            try:
+                st = await asyncio.wait_for(self._connect()["scheduler"].stats.remote(), self.rcfg.call_timeout_s)
+                self.degraded.pop("scheduler", None)
+                for name in ("analyzer", "verifier", "matcher"):
+                    if name in st.get("degraded", []):
+                        self.degraded[name] = "deep-path calls failing"
+                    else:
+                        self.degraded.pop(name, None)
+            except Exception as e:
+                self.degraded["scheduler"] = type(e).__name__
 
     async def _follow_models(self) -> None:
         """Long-poll the learner; swap the detector's model when a new version is committed."""
@@ -218,9 +240,10 @@ class AimdsIngress:
         task = {"id": report.get("request_id") or uuid.uuid4().hex, "priority": prio, "t": t,
                 "session_id": item.get("session_id"), "client_id": item.get("client_id"),
                 "text_len": len(item["text"]), "entropy": None,
-                "events": client_events(item.get("metadata"), t),
+                "events": client_events(item.get("metadata"), t), "uncertain": uncertain,
                 "report": {k: report[k] for k in ("score", "is_threat", "threat_type", "action", "categories",
-                                                  "evidence", "latency_us", "request_id", "sanitized_text")}}
+                                                  "evidence", "latency_us", "request_id", "sanitized_text",
+                                                  "model_version")}}
         try:
             self._connect()["scheduler"].submit.remote(task)
             return "pending"
