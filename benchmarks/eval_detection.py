@@ -158,7 +158,10 @@ def main() -> None:
           file=sys.stderr)
 
     if not args.no_loso:
-        spec_params = TrainParams()
+        import yaml
+
+        spec = yaml.safe_load((ROOT / "aimds_ray" / "data" / "training.yaml").read_text())
+        spec_params = TrainParams(**spec.get("params", {}))  # the shipped model's hyper-parameters
         acc = defaultdict(lambda: [0, 0])
         all_s, all_y = [], []
         per_held = {}

@@ -64,3 +64,18 @@ def test_bad_priority() -> None:
     with pytest.raises(ValueError):
         Priority.parse("urgent")
     assert Priority.parse("Critical") is Priority.CRITICAL
+
+
+def test_session_sequencer_releases_in_order_and_skips_dropped() -> None:
+    from aimds_ray.core.scheduler import SessionSequencer
+
+    s = SessionSequencer()
+    a, b, c = (s.issue("s1") for _ in range(3))
+    assert s.ready("s1", a) and not s.ready("s1", b)
+    s.finish("s1", c)  # finished out of order: nothing released yet
+    assert not s.ready("s1", b)
+    s.finish("s1", a)
+    assert s.ready("s1", b)
+    s.finish("s1", b)  # b was shed: finishing it releases everything after it
+    assert s.ready("s1", s.issue("s1"))
+    assert s.ready("s2", s.issue("s2"))  # sessions are independent

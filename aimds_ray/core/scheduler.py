@@ -71,7 +71,8 @@ class SchedulerStats:
 
 
 class DeadlineQueue:
-    def __init__(self, capacity: int = 1024, service_time_s: float = 0.001, clock: Any = time.monotonic) -> None:
+    def __init__(self, capacity: int = 1024, service_time_s: float = 0.001, clock: Any = time.monotonic,
+                 on_shed: Any = None) -> None:
         if capacity <= 0:
             raise ValueError("capacity must be > 0")
         self.capacity = capacity
@@ -80,6 +81,7 @@ class DeadlineQueue:
         self._len = 0
         self.service_ewma = service_time_s  # running mean service time, for admission
         self.clock = clock
+        self.on_shed = on_shed  # called with each task dropped after admission
         self.stats = SchedulerStats()
 
     def __len__(self) -> int:
@@ -133,6 +135,8 @@ class DeadlineQueue:
     def _count_shed(self, t: Task) -> None:
         self.stats.shed += 1
         self.stats.shed_by_priority[t.priority.name.lower()] += 1
+        if self.on_shed is not None:
+            self.on_shed(t)
 
     def pop(self) -> Task | None:
         """Next task to run. Low/medium tasks that can no longer finish by their deadline are shed here instead of
@@ -184,3 +188,41 @@ class DeadlineQueue:
             "max_wait_ms": round(1000 * s.wait_max, 3),
             "service_ewma_ms": round(1000 * self.service_ewma, 4),
         }
+
+
+class SessionSequencer:
+    """Per-session tickets, so a session's deep-path results reach its monitors in arrival order.
+
+    Priority reorders work across sessions; within one session the policy monitors need events in time order (a
+    tool call seen before the extraction attempt that preceded it would hide a violation). A ticket is finished
+    when its task ran, failed, was refused or was shed; `ready` says whether every earlier ticket is finished.
+    """
+
+    def __init__(self, max_sessions: int = 100_000) -> None:
+        self.max_sessions = max_sessions
+        self._issued: dict[str, int] = {}
+        self._done: dict[str, int] = {}
+        self._finished: dict[str, set[int]] = {}
+
+    def issue(self, sid: str) -> int:
+        n = self._issued.get(sid, 0)
+        self._issued[sid] = n + 1
+        if len(self._issued) > self.max_sessions:  # forget the oldest idle session (dicts keep insertion order)
+            for old in list(self._issued)[: len(self._issued) - self.max_sessions]:
+                if self._done.get(old, 0) >= self._issued[old]:
+                    self._issued.pop(old, None)
+                    self._done.pop(old, None)
+                    self._finished.pop(old, None)
+        return n
+
+    def ready(self, sid: str, ticket: int) -> bool:
+        return self._done.get(sid, 0) >= ticket
+
+    def finish(self, sid: str, ticket: int) -> None:
+        fin = self._finished.setdefault(sid, set())
+        fin.add(ticket)
+        d = self._done.get(sid, 0)
+        while d in fin:
+            fin.discard(d)
+            d += 1
+        self._done[sid] = d

@@ -252,10 +252,12 @@ class DeadlineScheduler:
     """Orders deep-path work by priority and deadline, runs it on the session actors, keeps the counters."""
 
     def __init__(self, cfg: dict[str, Any], handles: dict[str, Any]) -> None:
-        from aimds_ray.core.scheduler import DeadlineQueue
+        from aimds_ray.core.scheduler import DeadlineQueue, SessionSequencer
 
         self.cfg = RuntimeConfig.from_dict(cfg)
-        self.q = DeadlineQueue(capacity=self.cfg.scheduler_capacity, service_time_s=0.002)
+        self.seq = SessionSequencer()
+        self.q = DeadlineQueue(capacity=self.cfg.scheduler_capacity, service_time_s=0.002,
+                               on_shed=lambda t: self._release(t.payload))
         self.h = handles
         self.ring_a = HashRing(len(handles["analyzers"]))
         self.ring_v = HashRing(len(handles["verifiers"]))
@@ -279,7 +281,12 @@ class DeadlineScheduler:
         t0 = time.perf_counter_ns()
         pr = Priority.parse(task.get("priority", "low"))
         deadline = time.monotonic() + float(task.get("deadline_ms") or self.cfg.deadlines_ms[pr.name.lower()]) / 1e3
+        sid = task.get("session_id")
+        if sid:
+            task["_ticket"] = self.seq.issue(sid)
         adm = self.q.submit(Task(task["id"], pr, deadline, task))
+        if not adm.accepted:
+            self._release(task)
         self.decision_ns.append(time.perf_counter_ns() - t0)
         if len(self.decision_ns) > 10_000:
             del self.decision_ns[:5000]
@@ -297,15 +304,30 @@ class DeadlineScheduler:
                 t = self.q.pop()
             asyncio.get_running_loop().create_task(self._execute(t))
 
+    def _release(self, task: dict[str, Any]) -> None:
+        if task.get("session_id") and "_ticket" in task:
+            self.seq.finish(task["session_id"], task["_ticket"])
+
+    async def _in_session_order(self, task: dict[str, Any]) -> None:
+        """Wait until the session's earlier tasks are done (bounded: a stuck task cannot block a session)."""
+        sid = task.get("session_id")
+        if not sid or "_ticket" not in task:
+            return
+        deadline = time.monotonic() + 2 * self.cfg.call_timeout_s
+        while not self.seq.ready(sid, task["_ticket"]) and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+
     async def _execute(self, t: Any) -> None:
         started = time.monotonic()
         try:
+            await self._in_session_order(t.payload)
             await self._deep(t.payload)
         except Exception as e:  # a failed component degrades the deep path, never the scheduler
             self.last_errors[t.id] = f"{type(e).__name__}: {e}"
             while len(self.last_errors) > 100:
                 self.last_errors.popitem(last=False)
         finally:
+            self._release(t.payload)
             self.q.complete(t, started)
             self._sem.release()
 
