@@ -422,7 +422,9 @@ def rescore_ray(
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         ctx.execution_options.preserve_order = True  # parts keep input order: deterministic, comparable output
-        ctx.target_max_block_size = 16 * 1024 * 1024  # ~80k rows of 200 chars: blocks spread over the actors
+        # ~9k rows of 200 chars per block: a block goes to one actor whole, so big blocks leave actors idle at the
+        # end (measured: 16 MiB blocks -> 3 tasks for 200k rows; 2 MiB -> 21 evenly spread) and hold more memory
+        ctx.target_max_block_size = 2 * 1024 * 1024
         logging.getLogger("ray.data").setLevel(logging.WARNING)
 
         n_actors, actor_cpus, io_cpus = _cpu_plan(workers)
