@@ -24,14 +24,23 @@ class Pattern:
     score: float
     regex: re.Pattern[str]
     anchors: tuple[str, ...] | None = None  # literal prefixes every match starts with (None: not anchorable)
+    anchor_keys: tuple[tuple[str, bool, str], ...] = ()  # (anchor, is_whole_word, word or 5-letter prefix)
 
-    def search(self, text: str) -> re.Match[str] | None:
+    def search(self, text: str, words: frozenset[str] | set[str] | None = None,
+               prefixes: set[str] | None = None) -> re.Match[str] | None:
         """Leftmost match. An anchored pattern is tried only where one of its literal prefixes occurs (found with
-        str.find, which is far cheaper than letting the regex engine try every position)."""
+        str.find, which is far cheaper than letting the regex engine try every position), and an anchor is looked
+        for only when the text's word set says its first word is there."""
         if self.anchors is None:
             return self.regex.search(text)
         positions: list[int] = []
-        for a in self.anchors:
+        for a, whole, key in self.anchor_keys:
+            if words is not None and key:
+                if whole:
+                    if key not in words:
+                        continue
+                elif prefixes is not None and key not in prefixes:
+                    continue
             i = text.find(a)
             while i >= 0:
                 positions.append(i)
@@ -45,6 +54,22 @@ class Pattern:
             if m is not None:
                 return m
         return None
+
+
+def anchor_keys(anchors: tuple[str, ...] | None) -> tuple[tuple[str, bool, str], ...]:
+    """For each anchor, the word-set test that must pass before it is searched: its first word exactly when the
+    anchor's first word is complete (followed by a space or the end of a multi-character word), else its 5-letter
+    prefix. Anchors that do not start with 2+ letters get no test."""
+    out = []
+    for a in anchors or ():
+        m = re.match(r"[a-z]+", a)
+        if not m or len(m.group()) < 2:
+            out.append((a, False, ""))
+            continue
+        w = m.group()
+        whole = len(w) < len(a) and a[len(w)] == " "
+        out.append((a, whole, w if whole else (w[:5] if len(w) >= 5 else "")))
+    return tuple(out)
 
 
 def literal_anchors(regex: str) -> tuple[str, ...] | None:
@@ -137,8 +162,9 @@ def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
                         rx = re.compile(p["regex"], re.DOTALL)
                     except re.error as e:
                         raise PatternFileError(f"{where} pattern {p.get('id')!r}: bad regex: {e}") from None
+                    anchors = literal_anchors(p["regex"])
                     pats.append(Pattern(p["id"], fam["family"], fam["category"], float(p["score"]), rx,
-                                        literal_anchors(p["regex"])))
+                                        anchors, anchor_keys(anchors)))
                 families.append(Family.make(fam["family"], fam["category"], fam["keywords"], tuple(pats)))
             except KeyError as e:
                 raise PatternFileError(f"{where}: missing key {e}") from None
@@ -160,12 +186,13 @@ class SignatureSignal(Signal):
         seen: set[tuple[str, int, int]] = set()
         for vi, v in enumerate(doc.variants):
             text = v.text
-            prefixes = prefixes_of(doc.words if vi == 0 else _WORD.findall(text))
+            words = doc.words if vi == 0 else frozenset(_WORD.findall(text))
+            prefixes = prefixes_of(words)
             for fam in self.families:
                 if not fam.triggered(prefixes, text):
                     continue
                 for p in fam.patterns:
-                    m = p.search(text)
+                    m = p.search(text, words, prefixes)
                     if m is None:
                         continue
                     s, e = v.span(*m.span())
