@@ -46,6 +46,10 @@ SESSIONS_DIR = "_sessions"
 META_KEY = b"aimds_model_version"
 MANIFEST_FORMAT = 1
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+# At most this many read and this many write tasks at once. Each Ray worker process costs ~150 MB; uncapped,
+# 0.1-CPU I/O tasks let Ray start a dozen of them and peak memory grew with the input (measured 14 -> 32 processes
+# from 200k to 600k rows). Two of each keep the scorers fed (reading/writing is ~2% of the CPU time).
+IO_TASKS = 2
 JSONL_BYTES_PER_ROW = 256  # only to size waves of JSONL input (row counts are unknown until read)
 
 
@@ -445,17 +449,17 @@ def rescore_ray(
                 if wave[0].is_jsonl:
                     ds = ray.data.from_items([{"uri": f.uri} for f in wave], override_num_blocks=len(wave))
                     ds = ds.map_batches(_read_jsonl, batch_size=1, batch_format="pyarrow", num_cpus=io_cpus,
-                                        fn_kwargs={"text_column": text_column, "chunk_rows": batch_rows})
+                                        compute=ray.data.TaskPoolStrategy(size=IO_TASKS), fn_kwargs={"text_column": text_column, "chunk_rows": batch_rows})
                 else:
                     ds = ray.data.read_parquet([f.path for f in wave], filesystem=in_fs, partitioning=None,
-                                               num_cpus=io_cpus, file_extensions=None)
+                                               num_cpus=io_cpus, file_extensions=None, concurrency=IO_TASKS)
                 ds = ds.map_batches(
                     _Scorer, batch_size=batch_rows, batch_format="pyarrow",
                     compute=ray.data.ActorPoolStrategy(size=n_actors), num_cpus=actor_cpus,
                     fn_constructor_kwargs={"config": cfg, "text_column": text_column,
                                            "model_version": model_version, "progress": prog})
                 ds.write_parquet(staging, filesystem=out.fs, min_rows_per_file=wave_rows // 4 or 1,
-                                 ray_remote_args={"num_cpus": io_cpus})
+                                 ray_remote_args={"num_cpus": io_cpus}, concurrency=IO_TASKS)
                 staged = out.files(f"{STAGING}/{key}")
                 with_schema = [p for p in staged if p.endswith(".parquet")]
                 scored = pq.read_table(with_schema, filesystem=out.fs,
