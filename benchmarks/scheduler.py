@@ -81,7 +81,7 @@ def ray_hop(n_seq: int, n_pipe: int) -> dict[str, Any]:
 
     from aimds_ray.distributed.actors import DeadlineScheduler
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         cfg = RuntimeConfig(analyzers=0, verifiers=0).to_dict()
         cfg["scheduler_capacity"] = 1_000_000

@@ -212,7 +212,7 @@ def main() -> None:
                               "machine_cores": os.cpu_count()}
     t_start = time.perf_counter()
     result["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     port = _free_port()
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})

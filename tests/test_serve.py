@@ -37,7 +37,7 @@ def app(tmp_path_factory):
     home = tmp_path_factory.mktemp("serve_home")
     old = os.environ.get("AIMDS_HOME")
     os.environ["AIMDS_HOME"] = str(home)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     port = _free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     from aimds_ray.distributed.serve_app import build_app

@@ -61,7 +61,7 @@ def deploy(cfg: dict[str, Any], *, address: str | None, host: str, port: int,
     if address:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": host, "port": port})
     apps = cfg["applications"]
     for app in apps:

@@ -313,7 +313,9 @@ class DeadlineScheduler:
         sid = task.get("session_id")
         if not sid or "_ticket" not in task:
             return
-        deadline = time.monotonic() + 2 * self.cfg.call_timeout_s
+        # every task's own calls are bounded by call_timeout_s, so waiting for predecessors terminates; the bound
+        # here only guards against a predecessor lost without release (e.g. a scheduler bug)
+        deadline = time.monotonic() + self.cfg.session_order_wait_s
         while not self.seq.ready(sid, task["_ticket"]) and time.monotonic() < deadline:
             await asyncio.sleep(0.002)
 
@@ -400,8 +402,9 @@ def session_events(p: dict[str, Any]) -> list[dict[str, Any]]:
     ev = {"t": t_in, "type": "detect", "is_threat": bool(rep["is_threat"]), "threat_type": rep["threat_type"],
           "score": float(rep["score"]), "action": rep["action"], "pii": pii,
           "critical": rep["action"] == "block", "request_id": rep.get("request_id", "")}
-    # events the application reports with the request (tool calls, human approvals, ...) happened before it
-    out = [*(e for e in p.get("events", []) if e.get("type") != "deep_match"), ev]
+    # events the application reports with the request (tool calls, human approvals, ...) happened before it;
+    # then the request itself arrives and is screened
+    out = [*(e for e in p.get("events", []) if e.get("type") != "deep_match"), {"t": t_in, "type": "request"}, ev]
     if rep["action"] in ("block", "escalate"):
         out.append({"t": t_out, "type": "mitigated", "action": rep["action"]})
     if rep["action"] == "block":
