@@ -29,7 +29,7 @@ class RuntimeConfig:
     )
     uncertain_band: float = 0.5  # scores in [band * threshold, threshold) are "uncertain" -> deep path
     call_timeout_s: float = 2.0
-    session_order_wait_s: float = 30.0  # longest a session's task waits for its predecessors  # a deep-path or state call that takes longer marks the component degraded
+    session_order_wait_s: float = 120.0  # longest a session's task waits for its predecessors (cold actors start slowly)  # a deep-path or state call that takes longer marks the component degraded
     checkpoint_every: int = 200  # analyzer state checkpoint every N observations
     max_sessions_per_actor: int = 50_000
     graph: bool = True  # write requests/detections/violations to the graph store (off the hot path)
