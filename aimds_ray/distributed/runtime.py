@@ -28,8 +28,8 @@ class RuntimeConfig:
         default_factory=lambda: {"critical": 50.0, "high": 250.0, "medium": 1000.0, "low": 5000.0}
     )
     uncertain_band: float = 0.5  # scores in [band * threshold, threshold) are "uncertain" -> deep path
-    call_timeout_s: float = 2.0
-    session_order_wait_s: float = 120.0  # longest a session's task waits for its predecessors (cold actors start slowly)  # a deep-path or state call that takes longer marks the component degraded
+    call_timeout_s: float = 2.0  # a deep-path or state call that takes longer marks the component degraded
+    session_order_wait_s: float = 120.0  # longest a session's task waits for its predecessors (cold starts are slow)
     checkpoint_every: int = 200  # analyzer state checkpoint every N observations
     max_sessions_per_actor: int = 50_000
     graph: bool = True  # write requests/detections/violations to the graph store (off the hot path)
