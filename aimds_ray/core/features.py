@@ -159,20 +159,41 @@ def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int) -> tuple[np
         e = offsets[d + 1]
         tmp = np.empty(_max_feats(e - s), dtype=np.uint32)
         n = _doc_hashes(codes, s, e, mask, tmp)
-        ids = np.sort(tmp[:n])
-        start = pos
-        i = 0
-        norm = 0.0
-        while i < n:
-            j = i
-            while j < n and ids[j] == ids[i]:
+        # count distinct ids with an open-addressing table (linear in n), then sort only the distinct ids
+        size = 16
+        while size < 2 * n:
+            size <<= 1
+        keys = np.full(size, -1, dtype=np.int64)
+        cnts = np.zeros(size, dtype=np.int32)
+        nuniq = 0
+        for i in range(n):
+            key = np.int64(tmp[i])
+            h = (key * 2654435761) & (size - 1)
+            while keys[h] != -1 and keys[h] != key:
+                h = (h + 1) & (size - 1)
+            if keys[h] == -1:
+                keys[h] = key
+                nuniq += 1
+            cnts[h] += 1
+        uniq = np.empty(nuniq, dtype=np.int64)
+        j = 0
+        for h in range(size):
+            if keys[h] != -1:
+                uniq[j] = keys[h]
                 j += 1
-            v = 1.0 + math.log(j - i)
-            indices[pos] = ids[i]
+        uniq.sort()
+        start = pos
+        norm = 0.0
+        for u in range(nuniq):
+            key = uniq[u]
+            h = (key * 2654435761) & (size - 1)
+            while keys[h] != key:
+                h = (h + 1) & (size - 1)
+            v = 1.0 + math.log(cnts[h])
+            indices[pos] = key
             values[pos] = v
             norm += v * v
             pos += 1
-            i = j
         if norm > 0:
             inv = 1.0 / math.sqrt(norm)
             for p in range(start, pos):
