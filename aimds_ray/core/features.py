@@ -12,6 +12,7 @@ the learner agree on features without a vocabulary.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -143,8 +144,10 @@ def _max_feats(m: int) -> int:
 
 
 @njit(cache=True)
-def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSR features of every text: ids sorted and unique per row, values (1 + log count) L2-normalised."""
+def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int,
+                  seen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR features of every text: ids sorted and unique per row, values (1 + log count) L2-normalised.
+    `seen` is an all-zero int32 scratch array of 2**bits entries; it is left all-zero again on return."""
     ndoc = offsets.shape[0] - 1
     mask = np.uint32((1 << bits) - 1)
     cap = 0
@@ -153,43 +156,32 @@ def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int) -> tuple[np
     indices = np.empty(cap, dtype=np.int32)
     values = np.empty(cap, dtype=np.float32)
     indptr = np.zeros(ndoc + 1, dtype=np.int64)
+    longest = 0
+    for d in range(ndoc):
+        longest = max(longest, _max_feats(offsets[d + 1] - offsets[d]))
+    uniq = np.empty(longest, dtype=np.uint32)
     pos = 0
     for d in range(ndoc):
         s = offsets[d]
         e = offsets[d + 1]
         tmp = np.empty(_max_feats(e - s), dtype=np.uint32)
         n = _doc_hashes(codes, s, e, mask, tmp)
-        # count distinct ids with an open-addressing table (linear in n), then sort only the distinct ids
-        size = 16
-        while size < 2 * n:
-            size <<= 1
-        keys = np.full(size, -1, dtype=np.int64)
-        cnts = np.zeros(size, dtype=np.int32)
+        # count distinct ids in a dense counter over the hashed space (reset after each text at the touched ids
+        # only), then sort just the distinct ids
         nuniq = 0
         for i in range(n):
-            key = np.int64(tmp[i])
-            h = (key * 2654435761) & (size - 1)
-            while keys[h] != -1 and keys[h] != key:
-                h = (h + 1) & (size - 1)
-            if keys[h] == -1:
-                keys[h] = key
+            key = tmp[i]
+            if seen[key] == 0:
+                uniq[nuniq] = key
                 nuniq += 1
-            cnts[h] += 1
-        uniq = np.empty(nuniq, dtype=np.int64)
-        j = 0
-        for h in range(size):
-            if keys[h] != -1:
-                uniq[j] = keys[h]
-                j += 1
-        uniq.sort()
+            seen[key] += 1
+        u = np.sort(uniq[:nuniq])
         start = pos
         norm = 0.0
-        for u in range(nuniq):
-            key = uniq[u]
-            h = (key * 2654435761) & (size - 1)
-            while keys[h] != key:
-                h = (h + 1) & (size - 1)
-            v = 1.0 + math.log(cnts[h])
+        for k in range(nuniq):
+            key = u[k]
+            v = 1.0 + math.log(seen[key])
+            seen[key] = 0
             indices[pos] = key
             values[pos] = v
             norm += v * v
@@ -202,9 +194,24 @@ def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int) -> tuple[np
     return indptr, indices[:pos].copy(), values[:pos].copy()
 
 
+_scratch = threading.local()
+
+
+def _seen_buffer(bits: int) -> np.ndarray:
+    """A per-thread zeroed counter array (1 MB at 18 bits): allocating it per call would cost more than a
+    short text's features."""
+    bufs = getattr(_scratch, "bufs", None)
+    if bufs is None:
+        bufs = _scratch.bufs = {}
+    buf = bufs.get(bits)
+    if buf is None:
+        buf = bufs[bits] = np.zeros(1 << bits, dtype=np.int32)
+    return buf
+
+
 def featurize(texts: Sequence[str], bits: int = DEFAULT_BITS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     codes, offsets = encode_texts(texts)
-    return hash_features(codes, offsets, bits)
+    return hash_features(codes, offsets, bits, _seen_buffer(bits))
 
 
 # --- plain-Python reference (tests only: same definition, no numba) -----------------------------------------------
