@@ -25,12 +25,15 @@ class Pattern:
     regex: re.Pattern[str]
     anchors: tuple[str, ...] | None = None  # literal prefixes every match starts with (None: not anchorable)
     anchor_keys: tuple[tuple[str, bool, str], ...] = ()  # (anchor, is_whole_word, word or 5-letter prefix)
+    requires: tuple[str, ...] = ()  # substrings of which one must occur for a match to be possible at all
 
     def search(self, text: str, words: frozenset[str] | set[str] | None = None,
                prefixes: set[str] | None = None) -> re.Match[str] | None:
         """Leftmost match. An anchored pattern is tried only where one of its literal prefixes occurs (found with
         str.find, which is far cheaper than letting the regex engine try every position), and an anchor is looked
         for only when the text's word set says its first word is there."""
+        if self.requires and not any(r in text for r in self.requires):
+            return None
         if self.anchors is None:
             return self.regex.search(text)
         positions: list[int] = []
@@ -164,7 +167,8 @@ def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
                         raise PatternFileError(f"{where} pattern {p.get('id')!r}: bad regex: {e}") from None
                     anchors = literal_anchors(p["regex"])
                     pats.append(Pattern(p["id"], fam["family"], fam["category"], float(p["score"]), rx,
-                                        anchors, anchor_keys(anchors)))
+                                        anchors, anchor_keys(anchors),
+                                        tuple(x.lower() for x in p.get("requires", ()))))
                 families.append(Family.make(fam["family"], fam["category"], fam["keywords"], tuple(pats)))
             except KeyError as e:
                 raise PatternFileError(f"{where}: missing key {e}") from None
