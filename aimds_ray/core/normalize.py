@@ -53,6 +53,35 @@ _SPACED = re.compile(r"(?<![\w])(?:[a-z][ .\-_*+|/]{1,2}){3,}[a-z](?![\w])")
 _B64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_\-]{16,}={0,2}")
 _HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2}){6,}|(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}")
 _ENCODED_RUN = re.compile(r"[A-Za-z0-9+/=_\-]{16,}")  # gate for base64 / hex: one cheap pass
+
+
+def _byte_table(groups: dict[bytes, bytes], default: bytes) -> bytes:
+    t = bytearray(default * 256)
+    for chars, to in groups.items():
+        for c in chars:
+            t[c] = to[0]
+    return bytes(t)
+
+
+_LETTERS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# ASCII text is classified with bytes.translate (C speed, no per-position regex work) to decide whether the
+# base64/hex and spaced-letter scans can find anything at all.
+_RUN_CLASSES = _byte_table({_LETTERS + b"0123456789+/=_-": b"x"}, b" ")
+_SPACED_CLASSES = _byte_table({_LETTERS: b"a", b" .-_*+|/": b" "}, b"#")
+_SPACED_SEEDS = (b"a a a", b"a  a a", b"a a  a", b"a  a  a")
+
+
+def _maybe_encoded(raw_ascii: bytes | None, raw: str) -> bool:
+    if raw_ascii is None:
+        return _ENCODED_RUN.search(raw) is not None
+    return b"x" * 16 in raw_ascii.translate(_RUN_CLASSES)
+
+
+def _maybe_spaced(raw_ascii: bytes | None) -> bool:
+    if raw_ascii is None:
+        return True
+    t = raw_ascii.translate(_SPACED_CLASSES)
+    return any(seed in t for seed in _SPACED_SEEDS)
 _DIGIT = re.compile(r"\d")
 _HEX_SPACED = re.compile(r"(?:[0-9a-fA-F]{2}[ :]){7}[0-9a-fA-F]{2}")
 _URLENC = re.compile(r"(?:%[0-9a-fA-F]{2}[^%\s]{0,3}){3,}")
@@ -216,10 +245,10 @@ def _fold(text: str, evidence: list[Evidence]) -> Variant:
     return _fold_slow(text, evidence)
 
 
-def _despace(v: Variant) -> Variant | None:
+def _despace(v: Variant, raw_ascii: bytes | None = None) -> Variant | None:
     """Join spaced-out letters ("i g n o r e" -> "ignore"), keeping the span map."""
     t = v.text
-    if not _SPACED.search(t):
+    if not _maybe_spaced(raw_ascii) or not _SPACED.search(t):
         return None
     out: list[str] = []
     starts: list[int] = []
@@ -354,12 +383,13 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
         leet = base.text.translate(_LEET)
         if leet != base.text:
             variants.append(Variant("leet", leet, base.starts, base.ends, depth=0, offset=offset))
-    desp = _despace(base)
+    raw_ascii = text.encode("ascii") if text.isascii() else None
+    desp = _despace(base, raw_ascii)
     if desp is not None:
         variants.append(desp)
     words = _WORD.findall(base.text)
     budget = [cfg.max_decoded_chars]
-    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, words=words)
+    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, words=words, raw_ascii=raw_ascii)
     return Normalized(text, variants, evidence, frozenset(words))
 
 
@@ -389,7 +419,7 @@ def _add_decoded(
 
 def _decode_into(
     raw: str, view: Variant, variants: list[Variant], evidence: list[Evidence], cfg: NormalizeConfig,
-    depth: int, budget: list[int], words: list[str] | None = None,
+    depth: int, budget: list[int], words: list[str] | None = None, raw_ascii: bytes | None = None,
 ) -> None:
     """Find encoded runs in `raw` and decode them. `view` is the folded view of `raw`: at depth 1 `raw` is the
     original window (positions are original positions); deeper, `raw` is a payload mapped to one fixed span."""
@@ -397,7 +427,7 @@ def _decode_into(
     def span_of(s: int, e: int) -> tuple[int, int]:
         return view.fixed if view.fixed is not None else (s + view.offset, e + view.offset)
 
-    long_run = _ENCODED_RUN.search(raw) is not None
+    long_run = _maybe_encoded(raw_ascii, raw)
     if long_run:
         for m in _B64.finditer(raw):
             if len(m.group()) >= cfg.min_base64_chars and (d := _b64(m.group())):
