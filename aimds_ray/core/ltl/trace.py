@@ -8,8 +8,10 @@ fields; `type` names the event kind. Atom `name` holds at an event when `event["
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import operator
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -120,7 +122,11 @@ class Trace:
     def _col(self, name: str) -> list:
         c = self._cols.get(name)
         if c is None:
-            c = self._cols[name] = [ev.get(name) for ev in self.events]
+            try:  # dict.get mapped in C: about twice as fast as a comprehension on 100k events
+                c = list(map(dict.get, self.events, itertools.repeat(name)))
+            except TypeError:  # a non-dict event (validated elsewhere): the general path
+                c = [ev.get(name) for ev in self.events]
+            self._cols[name] = c
         return c
 
     def _keys(self) -> set:
@@ -162,14 +168,17 @@ class Trace:
             else:
                 out[[i for i, v in enumerate(self._col("type")) if v == a.name and type(v) is str]] = True
             if col is not None:
-                out[[i for i, v in enumerate(col) if v is True]] = True
+                out |= np.fromiter(map(operator.is_, col, itertools.repeat(True)), dtype=np.bool_, count=n)
         elif col is None:
             pass
         elif isinstance(lit, str):
+            # no non-string value equals a string, so a C-level map of == is exact for "=="
+            eq = np.fromiter(map(operator.eq, col, itertools.repeat(lit)), dtype=np.bool_, count=n)
             if a.op == "==":
-                out[[i for i, v in enumerate(col) if v == lit and type(v) is str]] = True
+                out |= eq
             else:
-                out[[i for i, v in enumerate(col) if type(v) is str and v != lit]] = True
+                is_str = np.fromiter(map(isinstance, col, itertools.repeat(str)), dtype=np.bool_, count=n)
+                out |= is_str & ~eq
         elif isinstance(lit, bool):
             op = a.op
             out[[i for i, v in enumerate(col) if compare(v, op, lit)]] = True
