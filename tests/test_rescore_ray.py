@@ -196,6 +196,8 @@ def test_session_replay_table(cluster: str, tmp_path: Path) -> None:
     assert att["attractor_kind"] is not None and json.loads(att["attractor"])["kind"] == att["attractor_kind"]
     assert 0.0 <= att["mean_anomaly"] <= att["max_anomaly"] <= 1.0
     viol = json.loads(att["violations_json"])
-    assert att["violations"] == len(viol) >= 1
+    assert att["violations"] == len(viol)
     assert all({"policy", "severity", "witness"} <= set(v) for v in viol)
     assert all(v["witness"]["verdict"] == "violated" for v in viol)
+    # blocked attacks followed by answered benign requests are fine: every request is its own `request` event
+    assert "no_response_after_block" not in {v["policy"] for v in viol}
