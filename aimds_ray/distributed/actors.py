@@ -98,6 +98,8 @@ class PolicyVerifier:
         self.policies = load_policies(policy_dir)
         self.sessions: OrderedDict[str, Any] = OrderedDict()
         self.violations: dict[str, list[dict[str, Any]]] = {}
+        self.errors: dict[str, list[str]] = {}
+        self.last_t: dict[str, float] = {}
 
     def step(self, session_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         mon = self.sessions.get(session_id)
@@ -107,11 +109,24 @@ class PolicyVerifier:
             while len(self.sessions) > self.cfg.max_sessions_per_actor:
                 old, _ = self.sessions.popitem(last=False)
                 self.violations.pop(old, None)
+                self.errors.pop(old, None)
+                self.last_t.pop(old, None)
         else:
             self.sessions.move_to_end(session_id)
         out: list[dict[str, Any]] = []
+        last = self.last_t.get(session_id, float("-inf"))
         for ev in events:
-            out.extend(mon.step(ev))
+            # a session's events reach the monitor in arrival order; timestamps taken on different replicas can
+            # still step back by clock skew, which a trace must never do: clamp to the last time seen
+            ev = {**ev, "t": max(float(ev.get("t", last)), last)}
+            last = ev["t"]
+            try:
+                out.extend(r for r in mon.step(ev) if r.get("verdict") == "violated")
+            except Exception as e:  # one bad event must not drop the rest of the session's events
+                errs = self.errors.setdefault(session_id, [])
+                if len(errs) < 20:
+                    errs.append(f"{type(e).__name__}: {e}")
+        self.last_t[session_id] = last
         if out:
             self.violations.setdefault(session_id, []).extend(out)
         return out
@@ -121,7 +136,7 @@ class PolicyVerifier:
         if mon is None:
             return None
         return {"verdicts": mon.verdicts(), "action": mon.action(),
-                "violations": self.violations.get(session_id, [])}
+                "violations": self.violations.get(session_id, []), "errors": self.errors.get(session_id, [])}
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1)
