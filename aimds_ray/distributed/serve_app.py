@@ -136,6 +136,11 @@ class AimdsIngress:
         self._metrics = _Metrics()
         self.degraded: dict[str, str] = {}
         self._metrics.model(self.detector.model_version)
+        try:  # start creating (or attach to) the session actors now, not on the first request that needs them
+            self._connect()
+        except Exception as e:  # the fast path still serves; the deep path retries on the next request
+            self.handles = None
+            self.degraded["deep_path"] = type(e).__name__
 
     # --- runtime wiring -----------------------------------------------------------------------------------------
 
@@ -175,6 +180,7 @@ class AimdsIngress:
                              "shards": h["shards"]},
                             max_concurrency=1000)
         self.handles = h
+        self.degraded.pop("deep_path", None)
         return h
 
     def _ensure_background(self) -> None:
