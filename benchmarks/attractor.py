@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import tracemalloc
@@ -21,27 +20,9 @@ import warnings
 import numpy as np
 
 from aimds_ray.core.attractor import analyze, embed, lyapunov_rosenstein
+from aimds_ray.core.dynsys import LYAPUNOV, henon, logistic
 
-
-def logistic(n: int, x0: float = 0.1, burn: int = 500) -> np.ndarray:
-    x, out = x0, np.empty(n)
-    for i in range(n + burn):
-        x = 4.0 * x * (1.0 - x)
-        if i >= burn:
-            out[i - burn] = x
-    return out
-
-
-def henon(n: int, burn: int = 500) -> np.ndarray:
-    x, y, out = 0.1, 0.1, np.empty(n)
-    for i in range(n + burn):
-        x, y = 1.0 - 1.4 * x * x + y, 0.3 * x
-        if i >= burn:
-            out[i - burn] = x
-    return out
-
-
-TRUE = {"logistic": math.log(2.0), "henon": 0.4189}
+TRUE = {k: LYAPUNOV[k] for k in ("logistic", "henon")}
 
 
 def ours_lyap(x: np.ndarray) -> float:

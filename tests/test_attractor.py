@@ -12,40 +12,7 @@ from hypothesis import strategies as st
 
 from aimds_ray.core import attractor as A
 from aimds_ray.core.attractor import analyze
-
-
-def logistic(n: int, x0: float = 0.1, burn: int = 500) -> np.ndarray:
-    x, out = x0, np.empty(n)
-    for i in range(n + burn):
-        x = 4.0 * x * (1.0 - x)
-        if i >= burn:
-            out[i - burn] = x
-    return out
-
-
-def henon(n: int, burn: int = 500) -> np.ndarray:
-    x, y, out = 0.1, 0.1, np.empty(n)
-    for i in range(n + burn):
-        x, y = 1.0 - 1.4 * x * x + y, 0.3 * x
-        if i >= burn:
-            out[i - burn] = x
-    return out
-
-
-def lorenz_x(n: int, dt: float = 0.01, burn: int = 2000) -> np.ndarray:
-    """x component of Lorenz (sigma=10, rho=28, beta=8/3), RK4, vectorised over nothing: plain and exact."""
-    def f(s: np.ndarray) -> np.ndarray:
-        return np.array([10.0 * (s[1] - s[0]), s[0] * (28.0 - s[2]) - s[1], s[0] * s[1] - 8.0 / 3.0 * s[2]])
-    s, out = np.array([1.0, 1.0, 1.0]), np.empty(n)
-    for i in range(n + burn):
-        k1 = f(s)
-        k2 = f(s + dt / 2 * k1)
-        k3 = f(s + dt / 2 * k2)
-        k4 = f(s + dt * k3)
-        s = s + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-        if i >= burn:
-            out[i - burn] = s[0]
-    return out
+from aimds_ray.core.dynsys import henon, logistic, lorenz_x
 
 
 def test_logistic_map_ln2() -> None:
