@@ -23,6 +23,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
+from aimds_ray.core import asciigates as G
 from aimds_ray.core.config import NormalizeConfig
 from aimds_ray.core.report import Category, Evidence
 
@@ -47,7 +48,6 @@ _CONFUSABLE_SCRIPTS_CHARS = frozenset(c for c in _CONFUSABLES if ord(c) >= 0x370
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i",
                        "|": "l", "8": "b", "9": "g"})
-_LEET_ANY = re.compile(r"[013457@$!|]")  # cheap gate: most texts have none of these, or only in numbers
 _LEET_HINT = re.compile(r"[a-z][013457@$!|]|[013457@$][a-z]")
 _SPACED = re.compile(r"(?<![\w])(?:[a-z][ .\-_*+|/]{1,2}){3,}[a-z](?![\w])")
 _B64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_\-]{16,}={0,2}")
@@ -55,33 +55,22 @@ _HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2}){6,}|(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}
 _ENCODED_RUN = re.compile(r"[A-Za-z0-9+/=_\-]{16,}")  # gate for base64 / hex: one cheap pass
 
 
-def _byte_table(groups: dict[bytes, bytes], default: bytes) -> bytes:
-    t = bytearray(default * 256)
-    for chars, to in groups.items():
-        for c in chars:
-            t[c] = to[0]
-    return bytes(t)
+# Word split of ASCII text: letters lower-cased, everything else a space (C-speed, vs a regex findall).
+_WORD_CLASSES = bytes(
+    c + 32 if 65 <= c <= 90 else (c if 97 <= c <= 122 else 32) for c in range(256)
+)
 
 
-_LETTERS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-# ASCII text is classified with bytes.translate (C speed, no per-position regex work) to decide whether the
-# base64/hex and spaced-letter scans can find anything at all.
-_RUN_CLASSES = _byte_table({_LETTERS + b"0123456789+/=_-": b"x"}, b" ")
-_SPACED_CLASSES = _byte_table({_LETTERS: b"a", b" .-_*+|/": b" "}, b"#")
-_SPACED_SEEDS = (b"a a a", b"a  a a", b"a a  a", b"a  a  a")
+def _gate(gates: int | None, bit: int, rx: re.Pattern[str], text: str) -> bool:
+    """On ASCII input the one-pass `asciigates` bits decide; otherwise the regex itself."""
+    return bool(gates & bit) if gates is not None else rx.search(text) is not None
 
 
-def _maybe_encoded(raw_ascii: bytes | None, raw: str) -> bool:
+def _words_of(raw_ascii: bytes | None, folded: str) -> list[str]:
+    """Letter runs of the main view (1-letter runs included on the ASCII path; callers do not count them)."""
     if raw_ascii is None:
-        return _ENCODED_RUN.search(raw) is not None
-    return b"x" * 16 in raw_ascii.translate(_RUN_CLASSES)
-
-
-def _maybe_spaced(raw_ascii: bytes | None) -> bool:
-    if raw_ascii is None:
-        return True
-    t = raw_ascii.translate(_SPACED_CLASSES)
-    return any(seed in t for seed in _SPACED_SEEDS)
+        return _WORD.findall(folded)
+    return raw_ascii.translate(_WORD_CLASSES).decode("ascii").split()
 _DIGIT = re.compile(r"\d")
 _HEX_SPACED = re.compile(r"(?:[0-9a-fA-F]{2}[ :]){7}[0-9a-fA-F]{2}")
 _URLENC = re.compile(r"(?:%[0-9a-fA-F]{2}[^%\s]{0,3}){3,}")
@@ -150,7 +139,7 @@ class Normalized:
     original: str
     variants: list[Variant]
     evidence: list[Evidence] = field(default_factory=list)
-    words: frozenset[str] = frozenset()  # distinct words (2+ letters) of the main view, for cheap prefilters
+    words: frozenset[str] = frozenset()  # distinct letter runs of the main view, for cheap prefilters
 
     @property
     def text(self) -> str:
@@ -239,16 +228,19 @@ def _homoglyph_evidence(text: str, positions: set[int], evidence: list[Evidence]
             )
 
 
-def _fold(text: str, evidence: list[Evidence]) -> Variant:
-    if text.isascii() and not _NON_ASCII_OR_CTRL.search(text):
+def _fold(text: str, evidence: list[Evidence], gates: int | None = None) -> Variant:
+    """Printable ASCII only needs its case folded (identity map); anything else goes character by character."""
+    if gates is not None and not gates & G.CONTROL:
+        return Variant("normalized", text.lower())
+    if gates is None and text.isascii() and not _NON_ASCII_OR_CTRL.search(text):
         return Variant("normalized", text.lower())
     return _fold_slow(text, evidence)
 
 
-def _despace(v: Variant, raw_ascii: bytes | None = None) -> Variant | None:
+def _despace(v: Variant, gates: int | None = None) -> Variant | None:
     """Join spaced-out letters ("i g n o r e" -> "ignore"), keeping the span map."""
     t = v.text
-    if not _maybe_spaced(raw_ascii) or not _SPACED.search(t):
+    if (gates is not None and not gates & G.SPACED) or not _SPACED.search(t):
         return None
     out: list[str] = []
     starts: list[int] = []
@@ -323,23 +315,24 @@ def _url(run: str) -> str | None:
     return _decode_bytes(unquote_to_bytes(run))
 
 
-def _word_hits(text: str, words: list[str] | None = None
+def _word_hits(text: str, words: list[str] | None = None, wset: frozenset[str] | None = None
                ) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
-    """Count common English words, and locate words that are common words in rot13 or reversed. The positional
-    scan runs only when the word set says there is something to find."""
+    """Count common English words, and locate words that are common words in rot13 or reversed. The word set
+    decides first whether there is anything to find; only then are words counted and located."""
     if words is None:
         words = _WORD.findall(text)
-    common = sum(map(_COMMON.__contains__, words))
-    ws = set(words)
+    ws = wset if wset is not None else set(words)
     rot: list[tuple[int, int]] = []
     rev: list[tuple[int, int]] = []
-    if len(ws & _COMMON_ROT13) >= 2 or len(ws & _COMMON_REV) >= 2:
-        for m in _WORD.finditer(text):
-            w = m.group()
-            if w in _COMMON_ROT13:
-                rot.append(m.span())
-            elif w in _COMMON_REV:
-                rev.append(m.span())
+    if len(ws & _COMMON_ROT13) < 2 and len(ws & _COMMON_REV) < 2:
+        return 0, rot, rev  # nothing to decode: the count of plain words is not needed
+    common = sum(1 for w in words if len(w) > 1 and w in _COMMON)
+    for m in _WORD.finditer(text):
+        w = m.group()
+        if w in _COMMON_ROT13:
+            rot.append(m.span())
+        elif w in _COMMON_REV:
+            rev.append(m.span())
     return common, rot, rev
 
 
@@ -373,24 +366,30 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
     """Build every view of `text` (spans are shifted by `offset`, used for windows of a long input)."""
     cfg = cfg or NormalizeConfig()
     evidence: list[Evidence] = []
-    base = _fold(text, evidence)
+    # ASCII input is classified in one compiled pass; the regexes below run only where a gate says they can match
+    raw_ascii = text.encode("ascii") if text.isascii() else None
+    gates = G.gates_of(raw_ascii) if raw_ascii is not None else None
+    base = _fold(text, evidence, gates)
     base.offset = offset
     for ev in evidence:
         ev.start += offset
         ev.end += offset
+    if gates is not None and gates & G.CONTROL:
+        raw_ascii = gates = None  # control characters were removed: positions moved, use the general path
     variants = [base]
-    if _LEET_ANY.search(base.text) and _LEET_HINT.search(base.text):
+    if _gate(gates, G.LEET, _LEET_HINT, base.text):
         leet = base.text.translate(_LEET)
         if leet != base.text:
             variants.append(Variant("leet", leet, base.starts, base.ends, depth=0, offset=offset))
-    raw_ascii = text.encode("ascii") if text.isascii() else None
-    desp = _despace(base, raw_ascii)
+    desp = _despace(base, gates)
     if desp is not None:
         variants.append(desp)
-    words = _WORD.findall(base.text)
+    words = _words_of(raw_ascii, base.text)
+    wset = frozenset(words)
     budget = [cfg.max_decoded_chars]
-    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, words=words, raw_ascii=raw_ascii)
-    return Normalized(text, variants, evidence, frozenset(words))
+    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, words=(words, wset),
+                 gates=gates)
+    return Normalized(text, variants, evidence, wset)
 
 
 def _add_decoded(
@@ -419,7 +418,8 @@ def _add_decoded(
 
 def _decode_into(
     raw: str, view: Variant, variants: list[Variant], evidence: list[Evidence], cfg: NormalizeConfig,
-    depth: int, budget: list[int], words: list[str] | None = None, raw_ascii: bytes | None = None,
+    depth: int, budget: list[int], words: tuple[list[str], frozenset[str]] | None = None,
+    gates: int | None = None,
 ) -> None:
     """Find encoded runs in `raw` and decode them. `view` is the folded view of `raw`: at depth 1 `raw` is the
     original window (positions are original positions); deeper, `raw` is a payload mapped to one fixed span."""
@@ -427,7 +427,7 @@ def _decode_into(
     def span_of(s: int, e: int) -> tuple[int, int]:
         return view.fixed if view.fixed is not None else (s + view.offset, e + view.offset)
 
-    long_run = _maybe_encoded(raw_ascii, raw)
+    long_run = _gate(gates, G.ENCODED, _ENCODED_RUN, raw)
     if long_run:
         for m in _B64.finditer(raw):
             if len(m.group()) >= cfg.min_base64_chars and (d := _b64(m.group())):
@@ -450,7 +450,8 @@ def _decode_into(
                 _add_decoded("unicode_tags", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
     # rot13 / reversed: only where such words cluster and outnumber plain English words
     folded = view.text
-    common, rot, rev = _word_hits(folded, words if view is variants[0] else None)
+    lst, wset = words if words is not None and view is variants[0] else (None, None)
+    common, rot, rev = _word_hits(folded, lst, wset)
     for kind, hits in (("rot13", rot), ("reversed", rev)):
         if len(hits) < 3 or len(hits) < 0.5 * common:
             continue

@@ -1,0 +1,82 @@
+"""One pass over ASCII input that says which normalisation scans can find anything at all.
+
+Most traffic is plain ASCII prose with no control characters, leet spellings, spaced-out letters or encoded
+runs. Asking each regex ("is there a base64 run?", "are there spaced letters?") costs a full regex pass per
+question; this numba kernel answers all of them in one pass over the bytes, and the regexes then run only on
+the few texts a gate lets through. The gates are exact for CONTROL, LEET and ENCODED (the regexes they stand for
+are named below, and the tests check equality against them) and a superset for SPACED.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+CONTROL = 1  # a byte outside printable ASCII and \t \n \r           (= normalize._NON_ASCII_OR_CTRL)
+LEET = 2  # a letter next to a leet digit/symbol                    (= normalize._LEET_HINT on lowered text)
+SPACED = 4  # four single letters joined by 1-2 separators          (superset of normalize._SPACED)
+ENCODED = 8  # a run of 16+ base64/hex alphabet characters          (= normalize._ENCODED_RUN)
+
+
+@njit(cache=True, inline="always")
+def _letter(c: np.uint8) -> bool:
+    return (97 <= c <= 122) or (65 <= c <= 90)
+
+
+@njit(cache=True, inline="always")
+def _leet_any(c: np.uint8) -> bool:  # [013457@$!|]
+    return c == 48 or c == 49 or c == 51 or c == 52 or c == 53 or c == 55 or c == 64 or c == 36 or c == 33 or c == 124
+
+
+@njit(cache=True, inline="always")
+def _leet_lead(c: np.uint8) -> bool:  # [013457@$]
+    return c == 48 or c == 49 or c == 51 or c == 52 or c == 53 or c == 55 or c == 64 or c == 36
+
+
+@njit(cache=True, inline="always")
+def _sep(c: np.uint8) -> bool:  # [ .\-_*+|/]
+    return c == 32 or c == 46 or c == 45 or c == 95 or c == 42 or c == 43 or c == 124 or c == 47
+
+
+@njit(cache=True, inline="always")
+def _b64(c: np.uint8) -> bool:  # [A-Za-z0-9+/=_\-]
+    return (97 <= c <= 122) or (65 <= c <= 90) or (48 <= c <= 57) or c == 43 or c == 47 or c == 61 or c == 95 \
+        or c == 45
+
+
+@njit(cache=True)
+def ascii_gates(b: np.ndarray) -> int:
+    """Bit set of CONTROL | LEET | SPACED | ENCODED for the bytes `b` (uint8)."""
+    n = b.shape[0]
+    flags = 0
+    run = 0
+    chain = 0
+    last = -10
+    for i in range(n):
+        c = b[i]
+        if (c < 32 or c > 126) and c != 9 and c != 10 and c != 13:
+            flags |= CONTROL
+        if _b64(c):
+            run += 1
+            if run >= 16:
+                flags |= ENCODED
+        else:
+            run = 0
+        if i + 1 < n:
+            d = b[i + 1]
+            if (_letter(c) and _leet_any(d)) or (_leet_lead(c) and _letter(d)):
+                flags |= LEET
+        if _letter(c) and not (i > 0 and _letter(b[i - 1])) and not (i + 1 < n and _letter(b[i + 1])):
+            gap = i - last
+            if (gap == 2 and _sep(b[i - 1])) or (gap == 3 and _sep(b[i - 1]) and _sep(b[i - 2])):
+                chain += 1
+            else:
+                chain = 1
+            last = i
+            if chain >= 4:
+                flags |= SPACED
+    return flags
+
+
+def gates_of(raw_ascii: bytes) -> int:
+    return ascii_gates(np.frombuffer(raw_ascii, dtype=np.uint8))
