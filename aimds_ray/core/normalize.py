@@ -237,6 +237,11 @@ def _fold(text: str, evidence: list[Evidence], gates: int | None = None) -> Vari
     return _fold_slow(text, evidence)
 
 
+def fold_text(text: str) -> str:
+    """The main view's folding of `text` alone (for pattern literals, which must be written as the views read)."""
+    return _fold(text, []).text
+
+
 def _despace(v: Variant, gates: int | None = None) -> Variant | None:
     """Join spaced-out letters ("i g n o r e" -> "ignore"), keeping the span map."""
     t = v.text

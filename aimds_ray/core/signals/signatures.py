@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from aimds_ray.core.normalize import Normalized
+from aimds_ray.core import multimatch as M
+from aimds_ray.core.normalize import Normalized, fold_text
 from aimds_ray.core.report import Evidence
 from aimds_ray.core.signals.base import Signal, SignalContext, register
 
@@ -24,71 +25,26 @@ class Pattern:
     score: float
     regex: re.Pattern[str]
     anchors: tuple[str, ...] | None = None  # literal prefixes every match starts with (None: not anchorable)
-    anchor_keys: tuple[tuple[str, bool, str], ...] = ()  # (anchor, is_whole_word, word or 5-letter prefix)
     requires: tuple[str, ...] = ()  # substrings of which one must occur for a match to be possible at all
-
-    def search(self, text: str, words: frozenset[str] | set[str] | None = None,
-               prefixes: set[str] | None = None) -> re.Match[str] | None:
-        """Leftmost match. An anchored pattern is tried only where one of its literal prefixes occurs (found with
-        str.find, which is far cheaper than letting the regex engine try every position), and an anchor is looked
-        for only when the text's word set says its first word is there."""
-        if self.requires and not any(r in text for r in self.requires):
-            return None
-        if self.anchors is None:
-            return self.regex.search(text)
-        positions: list[int] = []
-        for a, whole, key in self.anchor_keys:
-            if words is not None and key:
-                if whole:
-                    if key not in words:
-                        continue
-                elif prefixes is not None and key not in prefixes:
-                    continue
-            i = text.find(a)
-            while i >= 0:
-                positions.append(i)
-                i = text.find(a, i + 1)
-        if not positions:
-            return None
-        positions.sort()
-        match = self.regex.match
-        for i in positions:
-            m = match(text, i)
-            if m is not None:
-                return m
-        return None
+    word_start: bool = False  # the regex starts with \b, so an anchor after a letter cannot start a match
 
 
-def anchor_keys(anchors: tuple[str, ...] | None) -> tuple[tuple[str, bool, str], ...]:
-    """For each anchor, the word-set test that must pass before it is searched: its first word exactly when the
-    anchor's first word is complete (followed by a space or the end of a multi-character word), else its 5-letter
-    prefix. Anchors that do not start with 2+ letters get no test."""
-    out = []
-    for a in anchors or ():
-        m = re.match(r"[a-z]+", a)
-        if not m or len(m.group()) < 2:
-            out.append((a, False, ""))
-            continue
-        w = m.group()
-        whole = len(w) < len(a) and a[len(w)] == " "
-        out.append((a, whole, w if whole else (w[:5] if len(w) >= 5 else "")))
-    return tuple(out)
-
-
-def literal_anchors(regex: str) -> tuple[str, ...] | None:
-    """The literal prefix of each top-level alternative of `\b(?:a|b|...)...`, or None when some alternative
-    does not start with a literal of 2+ characters (then the pattern is searched normally)."""
+def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool]:
+    r"""The literal prefix of each top-level alternative of `\b(?:a|b|...)...` and whether `\b` precedes them
+    all; (None, False) when some alternative does not start with a literal of 2+ characters (then the pattern
+    is searched normally)."""
     import re._constants as C
     import re._parser as P
 
     try:
         seq = list(P.parse(regex))
     except re.error:
-        return None
+        return None, False
+    boundary = bool(seq) and seq[0][0] is C.AT and seq[0][1] is C.AT_BOUNDARY
     if seq and seq[0][0] is C.AT:
         seq = seq[1:]
     if not seq:
-        return None
+        return None, False
     op, av = seq[0]
     if op is C.SUBPATTERN:
         inner = list(av[-1])
@@ -101,7 +57,7 @@ def literal_anchors(regex: str) -> tuple[str, ...] | None:
     elif op is C.LITERAL:
         alts = [seq]
     else:
-        return None
+        return None, False
     out = []
     for alt in alts:
         lit = []
@@ -110,9 +66,9 @@ def literal_anchors(regex: str) -> tuple[str, ...] | None:
                 break
             lit.append(chr(a))
         if len(lit) < 2:
-            return None
+            return None, False
         out.append("".join(lit))
-    return tuple(sorted(set(out)))
+    return tuple(sorted(set(out))), boundary
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +82,7 @@ class Family:
 
     @classmethod
     def make(cls, name: str, category: str, keywords: list[str], patterns: tuple[Pattern, ...]) -> Family:
-        kws = tuple(k.lower() for k in keywords)
+        kws = tuple(dict.fromkeys(fold_text(k) for k in keywords))  # as the folded views spell them
         words, syms = set(), []
         for k in kws:
             parts = re.findall(r"[a-z]+", k)
@@ -135,16 +91,6 @@ class Family:
             else:
                 syms.append(k)
         return cls(name, category, kws, patterns, frozenset(words), tuple(syms))
-
-    def triggered(self, prefixes: frozenset[str] | set[str], text: str) -> bool:
-        return not self.word_keys.isdisjoint(prefixes) or any(k in text for k in self.sym_keys)
-
-
-_WORD = re.compile(r"[a-z]{2,}")
-
-
-def prefixes_of(words: frozenset[str] | set[str] | list[str]) -> set[str]:
-    return {w[:5] for w in words}
 
 
 class PatternFileError(ValueError):
@@ -165,14 +111,85 @@ def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
                         rx = re.compile(p["regex"], re.DOTALL)
                     except re.error as e:
                         raise PatternFileError(f"{where} pattern {p.get('id')!r}: bad regex: {e}") from None
-                    anchors = literal_anchors(p["regex"])
+                    anchors, boundary = _anchors(p["regex"])
                     pats.append(Pattern(p["id"], fam["family"], fam["category"], float(p["score"]), rx,
-                                        anchors, anchor_keys(anchors),
-                                        tuple(x.lower() for x in p.get("requires", ()))))
+                                        anchors, tuple(fold_text(x) for x in p.get("requires", ())), boundary))
                 families.append(Family.make(fam["family"], fam["category"], fam["keywords"], tuple(pats)))
             except KeyError as e:
                 raise PatternFileError(f"{where}: missing key {e}") from None
     return tuple(families)
+
+
+class SignatureIndex:
+    """Every literal the families need (family keywords, pattern anchors, required substrings) in one
+    `multimatch.Automaton`, so a view is read once; regexes then run only where an anchor occurs, and only for
+    families whose keywords occur. Equivalent to the per-literal `Family.triggered` / `Pattern.search` tests
+    (anchors are tried wherever they occur, without the word-set shortcut)."""
+
+    def __init__(self, families: tuple[Family, ...]) -> None:
+        self.families = families
+        ids: dict[tuple[str, int], int] = {}
+
+        def lit(text: str, flags: int) -> int:
+            return ids.setdefault((text, flags), len(ids))
+
+        self.family_keys: list[frozenset[int]] = []
+        self.patterns: list[tuple[Family, Pattern, frozenset[int], int]] = []  # (family, pattern, requires, fam#)
+        self.anchor_patterns: dict[int, list[int]] = {}  # literal id -> indexes into self.patterns
+        self.unanchored: list[int] = []
+        for fi, fam in enumerate(families):
+            keys = {lit(k, M.WORD_START | (0 if len(k) >= 5 else M.WORD_END)) for k in fam.word_keys}
+            keys |= {lit(k, 0) for k in fam.sym_keys}
+            self.family_keys.append(frozenset(keys))
+            for p in fam.patterns:
+                pi = len(self.patterns)
+                self.patterns.append((fam, p, frozenset(lit(r, 0) for r in p.requires), fi))
+                if p.anchors is None:
+                    self.unanchored.append(pi)
+                else:
+                    for a in p.anchors:
+                        ws = M.WORD_START if p.word_start and "a" <= a[0] <= "z" else 0
+                        self.anchor_patterns.setdefault(lit(a, M.POSITIONS | ws), []).append(pi)
+        literals = [t for t, _ in ids]
+        bad = [t for t in literals if not t.isascii()]
+        if bad:
+            raise PatternFileError(f"literals must be ASCII once folded (the views are): {bad}")
+        self.automaton = M.Automaton.build(literals, [f for _, f in ids])
+
+    def search(self, text: str) -> list[tuple[Family, Pattern, re.Match[str]]]:
+        """Leftmost match of every pattern that matches `text`, in family/pattern order."""
+        seen, occ = self.automaton.find(text)
+        triggered = [not keys.isdisjoint(seen) for keys in self.family_keys]
+        at: dict[int, list[int]] = {}
+        for lid, i in occ:
+            at.setdefault(lid, []).append(i)
+        starts: dict[int, list[int]] = {}
+        for lid, pos in at.items():
+            for pi in self.anchor_patterns[lid]:
+                if triggered[self.patterns[pi][3]]:
+                    starts.setdefault(pi, []).extend(pos)
+        out = []
+        for pi in sorted(set(starts).union(self.unanchored)):
+            fam, p, requires, fi = self.patterns[pi]
+            if not triggered[fi] or (requires and requires.isdisjoint(seen)):
+                continue
+            if p.anchors is None:
+                m = p.regex.search(text)
+            else:
+                m = None
+                match = p.regex.match
+                for i in sorted(set(starts[pi])):
+                    m = match(text, i)
+                    if m is not None:
+                        break
+            if m is not None:
+                out.append((fam, p, m))
+        return out
+
+
+@lru_cache(maxsize=4)
+def signature_index(directory: str = str(PATTERN_DIR)) -> SignatureIndex:
+    return SignatureIndex(load_families(directory))
 
 
 @register
@@ -183,27 +200,19 @@ class SignatureSignal(Signal):
 
     def __init__(self, ctx: SignalContext) -> None:
         super().__init__(ctx)
-        self.families = load_families()
+        self.index = signature_index()
+        self.families = self.index.families
 
     def scan(self, doc: Normalized) -> list[Evidence]:
         out: list[Evidence] = []
         seen: set[tuple[str, int, int]] = set()
-        for vi, v in enumerate(doc.variants):
-            text = v.text
-            words = doc.words if vi == 0 else frozenset(_WORD.findall(text))
-            prefixes = prefixes_of(words)
-            for fam in self.families:
-                if not fam.triggered(prefixes, text):
+        for v in doc.variants:
+            for fam, p, m in self.index.search(v.text):
+                s, e = v.span(*m.span())
+                key = (p.id, s, e)
+                if key in seen:
                     continue
-                for p in fam.patterns:
-                    m = p.search(text, words, prefixes)
-                    if m is None:
-                        continue
-                    s, e = v.span(*m.span())
-                    key = (p.id, s, e)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    out.append(Evidence("signatures", p.category, p.score, s, e, m.group()[:200], v.kind,
-                                        f"{fam.name}/{p.id}"))
+                seen.add(key)
+                out.append(Evidence("signatures", p.category, p.score, s, e, m.group()[:200], v.kind,
+                                    f"{fam.name}/{p.id}"))
         return out

@@ -1,0 +1,50 @@
+"""The Aho-Corasick kernel against the str.find reference, on random literal sets and texts."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from aimds_ray.core.multimatch import POSITIONS, WORD_END, WORD_START, Automaton, find_all_ref
+
+
+def _case(r: random.Random) -> tuple[list[str], list[int], str]:
+    alpha = "ab c-"
+    lits = sorted({"".join(r.choice(alpha) for _ in range(r.randint(1, 4))) for _ in range(r.randint(1, 12))})
+    flags = [r.choice([0, WORD_START, WORD_END, WORD_START | WORD_END]) | r.choice([0, POSITIONS]) for _ in lits]
+    text = "".join(r.choice(alpha + "é字") for _ in range(r.randint(0, 80)))
+    return lits, flags, text
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_matches_reference(seed: int) -> None:
+    r = random.Random(seed)
+    for _ in range(400):
+        lits, flags, text = _case(r)
+        ids, pos = Automaton.build(lits, flags).find(text)
+        rids, rpos = find_all_ref(lits, flags, text)
+        assert ids == rids, (lits, flags, text)
+        assert sorted(pos) == sorted(rpos), (lits, flags, text)
+
+
+def test_overflowing_positions_are_all_returned() -> None:
+    a = Automaton.build(["aa", "a"], [POSITIONS, POSITIONS])
+    ids, pos = a.find("a" * 500)  # 999 occurrences, more than the first output buffer
+    assert ids == {0, 1} and len(pos) == 999
+
+
+def test_word_boundaries() -> None:
+    a = Automaton.build(["ignor", "dan"], [WORD_START, WORD_START | WORD_END])
+    assert a.find("please ignore this")[0] == {0}
+    assert a.find("dontignore it")[0] == set()
+    assert a.find("you are dan now")[0] == {1}
+    assert a.find("dance and jordan")[0] == set()
+    assert a.find("DAN 9dan")[0] == {1}  # digits are not word letters here
+
+
+def test_rejects_bad_literals() -> None:
+    with pytest.raises(ValueError):
+        Automaton.build(["ok", ""], [0, 0])
+    with pytest.raises(ValueError):
+        Automaton.build(["é"], [0])
