@@ -31,6 +31,9 @@ SALT_SHAPE = 0x27D4EB2F
 
 def encode_texts(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """All texts as one uint32 code-point array and int64 offsets (len(texts)+1)."""
+    if len(texts) == 1:  # the one-prompt scan: skip the batch bookkeeping
+        t = texts[0]
+        return np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32), np.array([0, len(t)], dtype=np.int64)
     lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
@@ -138,6 +141,10 @@ def _doc_hashes(codes: np.ndarray, start: int, end: int, mask: np.uint32, out: n
     return n
 
 
+# 1 + log(count) for small counts (most n-grams occur a few times): a table read instead of a log per feature
+_LOG_TABLE = np.array([0.0] + [1.0 + math.log(c) for c in range(1, 256)], dtype=np.float64)
+
+
 @njit(cache=True)
 def _max_feats(m: int) -> int:
     return 3 * (m + 2) + 2 * (m + 2) + 8
@@ -183,7 +190,8 @@ def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int,
         norm = 0.0
         for k in range(nuniq):
             key = u[k]
-            v = 1.0 + math.log(seen[key])
+            c = seen[key]
+            v = _LOG_TABLE[c] if c < 256 else 1.0 + math.log(c)
             seen[key] = 0
             indices[pos] = key
             values[pos] = v
