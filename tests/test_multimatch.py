@@ -28,10 +28,23 @@ def test_matches_reference(seed: int) -> None:
         assert sorted(pos) == sorted(rpos), (lits, flags, text)
 
 
+def test_find_many_equals_find_per_text() -> None:
+    r = random.Random(9)
+    lits, flags, _ = _case(r)
+    a = Automaton.build(lits, flags)
+    texts = [_case(r)[2] for _ in range(200)] + [""]
+    many = a.find_many(texts)
+    for t, got in zip(texts, many, strict=True):
+        ids, pos = a.find(t)
+        assert got[0] == ids and sorted(got[1]) == sorted(pos), t
+
+
 def test_overflowing_positions_are_all_returned() -> None:
     a = Automaton.build(["aa", "a"], [POSITIONS, POSITIONS])
     ids, pos = a.find("a" * 500)  # 999 occurrences, more than the first output buffer
     assert ids == {0, 1} and len(pos) == 999
+    many = a.find_many(["a" * 300, "b", "aa"])
+    assert [len(p) for _, p in many] == [599, 0, 3]
 
 
 def test_word_boundaries() -> None:

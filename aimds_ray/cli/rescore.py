@@ -29,8 +29,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.engine == "local":
         from aimds_ray.core.batch import rescore_local
+        from aimds_ray.core.process import settle_heap
 
-        summary = rescore_local(args.input, args.output, detector=Detector(args.config),
+        detector = Detector(args.config)
+        detector.scan_batch(["warm-up: compile kernels before the first chunk"])
+        settle_heap()  # this process is the CLI's: start-up objects leave the collector's work
+        summary = rescore_local(args.input, args.output, detector=detector,
                                 text_column=args.text_column, progress=False if args.quiet else None)
     else:
         try:

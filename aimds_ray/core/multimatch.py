@@ -29,33 +29,49 @@ def _az(c: np.uint32) -> bool:
 
 
 @njit(cache=True)
-def _ac_scan(codes: np.ndarray, cmap: np.ndarray, delta: np.ndarray, out_ptr: np.ndarray, out_ids: np.ndarray,
-             nlen: np.ndarray, nflags: np.ndarray, seen: np.ndarray, pos_id: np.ndarray, pos_at: np.ndarray) -> int:
-    """Mark every literal that occurs in `seen`; write (literal, start) of POSITIONS literals; return how many
-    such occurrences there are (may exceed the output capacity: the caller then retries with more room)."""
-    n = codes.shape[0]
-    cap = pos_id.shape[0]
-    s = 0
-    cnt = 0
-    for i in range(n):
-        c = codes[i]
-        k = cmap[c] if c < 128 else 0
-        s = delta[s, k]
-        for j in range(out_ptr[s], out_ptr[s + 1]):
-            lit = out_ids[j]
-            f = nflags[lit]
-            start = i - nlen[lit] + 1
-            if (f & WORD_START) and start > 0 and _az(codes[start - 1]):
-                continue
-            if (f & WORD_END) and i + 1 < n and _az(codes[i + 1]):
-                continue
-            seen[lit] = 1
-            if f & POSITIONS:
-                if cnt < cap:
-                    pos_id[cnt] = lit
-                    pos_at[cnt] = start
-                cnt += 1
-    return cnt
+def _ac_scan(codes: np.ndarray, offsets: np.ndarray, cmap: np.ndarray, delta: np.ndarray, out_ptr: np.ndarray,
+             out_ids: np.ndarray, nlen: np.ndarray, nflags: np.ndarray, seen_doc: np.ndarray, seen_lit: np.ndarray,
+             pos_doc: np.ndarray, pos_lit: np.ndarray, pos_at: np.ndarray) -> tuple[int, int]:
+    """Scan each text codes[offsets[d]:offsets[d+1]]. Write (text, literal) once per literal that occurs in a
+    text, and (text, literal, start) for every occurrence of a POSITIONS literal (start relative to the text).
+    Return both counts; they may exceed the output capacities, and the caller then retries with more room."""
+    mark = np.full(nlen.shape[0], -1, dtype=np.int64)  # the last text each literal was seen in
+    cap_seen = seen_doc.shape[0]
+    cap_pos = pos_doc.shape[0]
+    n_seen = 0
+    n_pos = 0
+    for d in range(offsets.shape[0] - 1):
+        lo = offsets[d]
+        hi = offsets[d + 1]
+        s = 0
+        for i in range(lo, hi):
+            c = codes[i]
+            k = cmap[c] if c < 128 else 0
+            s = delta[s, k]
+            for j in range(out_ptr[s], out_ptr[s + 1]):
+                lit = out_ids[j]
+                f = nflags[lit]
+                start = i - nlen[lit] + 1
+                if (f & WORD_START) and start > lo and _az(codes[start - 1]):
+                    continue
+                if (f & WORD_END) and i + 1 < hi and _az(codes[i + 1]):
+                    continue
+                if mark[lit] != d:
+                    mark[lit] = d
+                    if n_seen < cap_seen:
+                        seen_doc[n_seen] = d
+                        seen_lit[n_seen] = lit
+                    n_seen += 1
+                if f & POSITIONS:
+                    if n_pos < cap_pos:
+                        pos_doc[n_pos] = d
+                        pos_lit[n_pos] = lit
+                        pos_at[n_pos] = start - lo
+                    n_pos += 1
+    return n_seen, n_pos
+
+
+Found = tuple[set[int], list[tuple[int, int]]]
 
 
 @dataclass(frozen=True)
@@ -120,21 +136,46 @@ class Automaton:
         return cls(tuple(literals), np.asarray(flags, dtype=np.int32), cmap, delta, out_ptr, out_ids,
                    np.array([len(x) for x in literals], dtype=np.int32))
 
-    def find(self, text: str) -> tuple[set[int], list[tuple[int, int]]]:
+    def find(self, text: str) -> Found:
         codes = (np.frombuffer(text.encode("ascii"), dtype=np.uint8) if text.isascii()
                  else np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
-        seen = np.zeros(len(self.literals), dtype=np.uint8)
-        cap = 64
+        return self._run(codes, np.array([0, len(text)], dtype=np.int64), 1)[0]
+
+    def find_many(self, texts: list[str]) -> list[Found]:
+        """`find` for each text, in one compiled call (a batch of short prompts pays the call overhead once)."""
+        if not texts:
+            return []
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum([len(t) for t in texts], out=offsets[1:])
+        joined = "".join(texts)
+        codes = (np.frombuffer(joined.encode("ascii"), dtype=np.uint8) if joined.isascii()
+                 else np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32))
+        return self._run(codes, offsets, len(texts))
+
+    def _run(self, codes: np.ndarray, offsets: np.ndarray, n: int) -> list[Found]:
+        cap_seen = cap_pos = 16 * n + 48
         while True:
-            pos_id = np.empty(cap, dtype=np.int32)
-            pos_at = np.empty(cap, dtype=np.int64)
-            n = _ac_scan(codes, self.cmap, self.delta, self.out_ptr, self.out_ids, self.lengths, self.flags, seen,
-                         pos_id, pos_at)
-            if n <= cap:
+            seen_doc = np.empty(cap_seen, dtype=np.int64)
+            seen_lit = np.empty(cap_seen, dtype=np.int32)
+            pos_doc = np.empty(cap_pos, dtype=np.int64)
+            pos_lit = np.empty(cap_pos, dtype=np.int32)
+            pos_at = np.empty(cap_pos, dtype=np.int64)
+            ns, npos = _ac_scan(codes, offsets, self.cmap, self.delta, self.out_ptr, self.out_ids, self.lengths,
+                                self.flags, seen_doc, seen_lit, pos_doc, pos_lit, pos_at)
+            if ns <= cap_seen and npos <= cap_pos:
                 break
-            cap = n
-        ids = set(np.flatnonzero(seen).tolist())
-        return ids, list(zip(pos_id[:n].tolist(), pos_at[:n].tolist(), strict=True))
+            cap_seen, cap_pos = max(ns, cap_seen), max(npos, cap_pos)
+        out: list[Found] = [(set(), []) for _ in range(n)]
+        if n == 1:
+            out[0] = (set(seen_lit[:ns].tolist()), list(zip(pos_lit[:npos].tolist(), pos_at[:npos].tolist(),
+                                                            strict=True)))
+            return out
+        for d, lit in zip(seen_doc[:ns].tolist(), seen_lit[:ns].tolist(), strict=True):
+            out[d][0].add(lit)
+        for d, lit, at in zip(pos_doc[:npos].tolist(), pos_lit[:npos].tolist(), pos_at[:npos].tolist(),
+                              strict=True):
+            out[d][1].append((lit, at))
+        return out
 
 
 def find_all_ref(literals: Sequence[str], flags: Sequence[int], text: str

@@ -180,10 +180,13 @@ class _Scorer:
 
     def __init__(self, config: Any, text_column: str, model_version: str, progress: Any = None) -> None:
         from aimds_ray.core.detector import Detector
+        from aimds_ray.core.process import settle_heap
 
         self.detector = Detector(config)
         if self.detector.model_version != model_version:  # e.g. a node with another model store
             raise RescoreError(f"worker loaded model {self.detector.model_version!r}, driver has {model_version!r}")
+        self.detector.scan_batch(["warm-up: compile kernels before the first batch"])
+        settle_heap()  # the actor's process is ours (see core/process.py)
         self.text_column = text_column
         self.meta = {META_KEY: model_version.encode()}
         self.progress = progress

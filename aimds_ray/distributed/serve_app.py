@@ -25,6 +25,7 @@ from ray import serve
 from ray.serve import Application
 
 from aimds_ray import __version__
+from aimds_ray.core.process import settle_heap
 from aimds_ray.core.service import detect_items, error, validate_detect_item, validate_feedback
 from aimds_ray.distributed.actors import client_events
 from aimds_ray.distributed.runtime import NAMESPACE, HashRing, RuntimeConfig, actor_names
@@ -127,6 +128,7 @@ class AimdsIngress:
 
         self.detector = Detector(config)
         self.detector.scan_batch(["warm-up: compile and load everything before the first request"])
+        settle_heap()  # the replica's process is ours: start-up objects leave the collector's work (see process.py)
         self.rcfg = RuntimeConfig.from_dict(runtime)
         self.handles: dict[str, Any] | None = None
         self.ring_a = HashRing(self.rcfg.analyzers)

@@ -43,22 +43,26 @@ class LearnedSignal(Signal):
             return out
         P = lin.proba(*featurize(texts, lin.bits))
         heads = lin.heads
+        ncat = len(heads) - 1
+        # numpy once for the whole batch, then plain floats: per-row numpy calls cost more than the model
+        cat_idx = (1 + np.argmax(P[:, 1:ncat], axis=1)).tolist()
+        rows = P.tolist()
         best: dict[int, tuple[float, int, int]] = {}
         for row, (d, vi) in enumerate(owners):
-            p = float(P[row, 0])
+            p = rows[row][0]
             if p > best.get(d, (-1.0, 0, 0))[0]:
                 best[d] = (p, vi, row)
+        harmful = heads[-1] == "harmful_request"
         for d, (p, vi, row) in best.items():
             if p < REPORT_FLOOR:
                 continue
-            cat_idx = 1 + int(np.argmax(P[row, 1:len(heads) - 1]))  # the category heads, harmful_request aside
+            ci = cat_idx[row]
             v = docs[d].variants[vi]
             s, e = v.span(0, len(v.text)) if v.text else (v.offset, v.offset)
-            out[d].append(Evidence("learned", heads[cat_idx], round(p, 6), s, e, "", v.kind,
-                                   f"p(manipulation)={p:.3f}; category head {heads[cat_idx]}"
-                                   f"={float(P[row, cat_idx]):.3f}"))
-            ph = float(P[row, len(heads) - 1])
-            if heads[-1] == "harmful_request" and ph >= 0.5:
+            out[d].append(Evidence("learned", heads[ci], round(p, 6), s, e, "", v.kind,
+                                   f"p(manipulation)={p:.3f}; category head {heads[ci]}={rows[row][ci]:.3f}"))
+            ph = rows[row][ncat]
+            if harmful and ph >= 0.5:
                 out[d].append(Evidence("learned", "harmful_request", round(ph, 6), s, e, "", v.kind,
                                        f"p(harmful_request)={ph:.3f}"))
         return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -158,7 +159,13 @@ class SignatureIndex:
 
     def search(self, text: str) -> list[tuple[Family, Pattern, re.Match[str]]]:
         """Leftmost match of every pattern that matches `text`, in family/pattern order."""
-        seen, occ = self.automaton.find(text)
+        return self._matches(text, *self.automaton.find(text))
+
+    def search_many(self, texts: list[str]) -> list[list[tuple[Family, Pattern, re.Match[str]]]]:
+        return [self._matches(t, *f) for t, f in zip(texts, self.automaton.find_many(texts), strict=True)]
+
+    def _matches(self, text: str, seen: set[int], occ: list[tuple[int, int]]
+                 ) -> list[tuple[Family, Pattern, re.Match[str]]]:
         triggered = [not keys.isdisjoint(seen) for keys in self.family_keys]
         at: dict[int, list[int]] = {}
         for lid, i in occ:
@@ -204,10 +211,26 @@ class SignatureSignal(Signal):
         self.families = self.index.families
 
     def scan(self, doc: Normalized) -> list[Evidence]:
+        return self._evidence(doc, [self.index.search(v.text) for v in doc.variants])
+
+    def scan_batch(self, docs: Sequence[Normalized]) -> list[list[Evidence]]:
+        """All views of all documents through the automaton in one call."""
+        views = [v.text for doc in docs for v in doc.variants]
+        found = self.index.search_many(views)
+        out = []
+        k = 0
+        for doc in docs:
+            n = len(doc.variants)
+            out.append(self._evidence(doc, found[k:k + n]))
+            k += n
+        return out
+
+    @staticmethod
+    def _evidence(doc: Normalized, per_view: list[list[tuple[Family, Pattern, re.Match[str]]]]) -> list[Evidence]:
         out: list[Evidence] = []
         seen: set[tuple[str, int, int]] = set()
-        for v in doc.variants:
-            for fam, p, m in self.index.search(v.text):
+        for v, matches in zip(doc.variants, per_view, strict=True):
+            for fam, p, m in matches:
                 s, e = v.span(*m.span())
                 key = (p.id, s, e)
                 if key in seen:
