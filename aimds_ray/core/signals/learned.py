@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aimds_ray.core.features import featurize
+from aimds_ray.core.features import csr_rows, featurize
 from aimds_ray.core.normalize import Normalized
 from aimds_ray.core.report import Evidence
 from aimds_ray.core.signals.base import Signal, register
@@ -41,27 +41,31 @@ class LearnedSignal(Signal):
                 texts.append(t)
         if not texts:
             return out
-        P = lin.proba(*featurize(texts, lin.bits))
-        heads = lin.heads
-        ncat = len(heads) - 1
-        # numpy once for the whole batch, then plain floats: per-row numpy calls cost more than the model
-        cat_idx = (1 + np.argmax(P[:, 1:ncat], axis=1)).tolist()
-        rows = P.tolist()
+        X = featurize(texts, lin.bits)
+        # the manipulation head decides; the category heads only name the category of texts above the floor, so
+        # they are scored for those rows alone (most traffic never touches their weights)
+        p0 = lin.head_proba(0, *X).tolist()
         best: dict[int, tuple[float, int, int]] = {}
         for row, (d, vi) in enumerate(owners):
-            p = rows[row][0]
+            p = p0[row]
             if p > best.get(d, (-1.0, 0, 0))[0]:
                 best[d] = (p, vi, row)
+        hits = [(d, p, vi, row) for d, (p, vi, row) in best.items() if p >= REPORT_FLOOR]
+        if not hits:
+            return out
+        P = lin.proba(*csr_rows(X, [row for _, _, _, row in hits]))
+        heads = lin.heads
+        ncat = len(heads) - 1
+        cat_idx = (1 + np.argmax(P[:, 1:ncat], axis=1)).tolist()
+        rows = P.tolist()
         harmful = heads[-1] == "harmful_request"
-        for d, (p, vi, row) in best.items():
-            if p < REPORT_FLOOR:
-                continue
-            ci = cat_idx[row]
+        for k, (d, p, vi, _row) in enumerate(hits):
+            ci = cat_idx[k]
             v = docs[d].variants[vi]
             s, e = v.span(0, len(v.text)) if v.text else (v.offset, v.offset)
             out[d].append(Evidence("learned", heads[ci], round(p, 6), s, e, "", v.kind,
-                                   f"p(manipulation)={p:.3f}; category head {heads[ci]}={rows[row][ci]:.3f}"))
-            ph = rows[row][ncat]
+                                   f"p(manipulation)={p:.3f}; category head {heads[ci]}={rows[k][ci]:.3f}"))
+            ph = rows[k][ncat]
             if harmful and ph >= 0.5:
                 out[d].append(Evidence("learned", "harmful_request", round(ph, 6), s, e, "", v.kind,
                                        f"p(harmful_request)={ph:.3f}"))
