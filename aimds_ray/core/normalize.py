@@ -25,6 +25,7 @@ from urllib.parse import unquote_to_bytes
 
 from aimds_ray.core import asciigates as G
 from aimds_ray.core.config import NormalizeConfig
+from aimds_ray.core.multimatch import WORD_END, WORD_START, Automaton
 from aimds_ray.core.report import Category, Evidence
 
 # --- character classes --------------------------------------------------------------------------------------------
@@ -55,22 +56,11 @@ _HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2}){6,}|(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}
 _ENCODED_RUN = re.compile(r"[A-Za-z0-9+/=_\-]{16,}")  # gate for base64 / hex: one cheap pass
 
 
-# Word split of ASCII text: letters lower-cased, everything else a space (C-speed, vs a regex findall).
-_WORD_CLASSES = bytes(
-    c + 32 if 65 <= c <= 90 else (c if 97 <= c <= 122 else 32) for c in range(256)
-)
-
-
 def _gate(gates: int | None, bit: int, rx: re.Pattern[str], text: str) -> bool:
     """On ASCII input the one-pass `asciigates` bits decide; otherwise the regex itself."""
     return bool(gates & bit) if gates is not None else rx.search(text) is not None
 
 
-def _words_of(raw_ascii: bytes | None, folded: str) -> list[str]:
-    """Letter runs of the main view (1-letter runs included on the ASCII path; callers do not count them)."""
-    if raw_ascii is None:
-        return _WORD.findall(folded)
-    return raw_ascii.translate(_WORD_CLASSES).decode("ascii").split()
 _DIGIT = re.compile(r"\d")
 _HEX_SPACED = re.compile(r"(?:[0-9a-fA-F]{2}[ :]){7}[0-9a-fA-F]{2}")
 _URLENC = re.compile(r"(?:%[0-9a-fA-F]{2}[^%\s]{0,3}){3,}")
@@ -99,6 +89,12 @@ _ROT13 = str.maketrans(
 )
 _COMMON_ROT13 = frozenset(_rot13(w) for w in _COMMON if len(w) > 2) - _COMMON
 _COMMON_REV = frozenset(w[::-1] for w in _COMMON if len(w) > 2) - _COMMON
+# Whole words that are common words in rot13 or reversed, found in one compiled pass: most texts have fewer than
+# two of either kind, and then there is nothing to decode and no word list to build.
+_DISGUISED = sorted(_COMMON_ROT13 | _COMMON_REV)
+_DISGUISED_ROT13 = frozenset(i for i, w in enumerate(_DISGUISED) if w in _COMMON_ROT13)
+_DISGUISED_REV = frozenset(i for i, w in enumerate(_DISGUISED) if w in _COMMON_REV)
+_DISGUISED_AC = Automaton.build(_DISGUISED, [WORD_START | WORD_END] * len(_DISGUISED))
 
 
 # --- data model ---------------------------------------------------------------------------------------------------
@@ -139,7 +135,11 @@ class Normalized:
     original: str
     variants: list[Variant]
     evidence: list[Evidence] = field(default_factory=list)
-    words: frozenset[str] = frozenset()  # distinct letter runs of the main view, for cheap prefilters
+
+    @property
+    def words(self) -> frozenset[str]:
+        """Distinct words (2+ letters) of the main view."""
+        return frozenset(_WORD.findall(self.variants[0].text))
 
     @property
     def text(self) -> str:
@@ -320,21 +320,20 @@ def _url(run: str) -> str | None:
     return _decode_bytes(unquote_to_bytes(run))
 
 
-def _word_hits(text: str, words: list[str] | None = None, wset: frozenset[str] | None = None
-               ) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
-    """Count common English words, and locate words that are common words in rot13 or reversed. The word set
-    decides first whether there is anything to find; only then are words counted and located."""
-    if words is None:
-        words = _WORD.findall(text)
-    ws = wset if wset is not None else set(words)
+def _word_hits(text: str) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
+    """Count common English words, and locate words that are common words in rot13 or reversed. One automaton
+    pass decides first whether there is anything to find; only then are words counted and located."""
     rot: list[tuple[int, int]] = []
     rev: list[tuple[int, int]] = []
-    if len(ws & _COMMON_ROT13) < 2 and len(ws & _COMMON_REV) < 2:
+    found = _DISGUISED_AC.find(text)[0]
+    if len(found & _DISGUISED_ROT13) < 2 and len(found & _DISGUISED_REV) < 2:
         return 0, rot, rev  # nothing to decode: the count of plain words is not needed
-    common = sum(1 for w in words if len(w) > 1 and w in _COMMON)
+    common = 0
     for m in _WORD.finditer(text):
         w = m.group()
-        if w in _COMMON_ROT13:
+        if w in _COMMON:
+            common += 1
+        elif w in _COMMON_ROT13:
             rot.append(m.span())
         elif w in _COMMON_REV:
             rev.append(m.span())
@@ -389,12 +388,9 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
     desp = _despace(base, gates)
     if desp is not None:
         variants.append(desp)
-    words = _words_of(raw_ascii, base.text)
-    wset = frozenset(words)
     budget = [cfg.max_decoded_chars]
-    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, words=(words, wset),
-                 gates=gates)
-    return Normalized(text, variants, evidence, wset)
+    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, gates=gates)
+    return Normalized(text, variants, evidence)
 
 
 def _add_decoded(
@@ -423,8 +419,7 @@ def _add_decoded(
 
 def _decode_into(
     raw: str, view: Variant, variants: list[Variant], evidence: list[Evidence], cfg: NormalizeConfig,
-    depth: int, budget: list[int], words: tuple[list[str], frozenset[str]] | None = None,
-    gates: int | None = None,
+    depth: int, budget: list[int], gates: int | None = None,
 ) -> None:
     """Find encoded runs in `raw` and decode them. `view` is the folded view of `raw`: at depth 1 `raw` is the
     original window (positions are original positions); deeper, `raw` is a payload mapped to one fixed span."""
@@ -455,8 +450,7 @@ def _decode_into(
                 _add_decoded("unicode_tags", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
     # rot13 / reversed: only where such words cluster and outnumber plain English words
     folded = view.text
-    lst, wset = words if words is not None and view is variants[0] else (None, None)
-    common, rot, rev = _word_hits(folded, lst, wset)
+    common, rot, rev = _word_hits(folded)
     for kind, hits in (("rot13", rot), ("reversed", rev)):
         if len(hits) < 3 or len(hits) < 0.5 * common:
             continue
