@@ -59,12 +59,11 @@ def _mix(h: np.uint32, v: np.uint32) -> np.uint32:
 
 
 @njit(cache=True)
-def _doc_hashes(codes: np.ndarray, start: int, end: int, mask: np.uint32, out: np.ndarray) -> int:
-    """Write the raw feature ids of one text into `out`; return how many."""
+def _doc_hashes(codes: np.ndarray, start: int, end: int, mask: np.uint32, out: np.ndarray, buf: np.ndarray) -> int:
+    """Write the raw feature ids of one text into `out`; return how many. `buf` is scratch of len + 2."""
     n = 0
     # 1) a cleaned stream: lower-case word characters, runs of anything else -> one space, padded with spaces
     m = end - start
-    buf = np.empty(m + 2, dtype=np.uint32)
     k = 0
     buf[k] = 32
     k += 1
@@ -168,12 +167,11 @@ def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int,
     for d in range(ndoc):
         longest = max(longest, _max_feats(offsets[d + 1] - offsets[d]))
     uniq = np.empty(longest, dtype=np.uint32)
+    tmp = np.empty(longest, dtype=np.uint32)  # scratch reused for every text
+    buf = np.empty(longest, dtype=np.uint32)
     pos = 0
     for d in range(ndoc):
-        s = offsets[d]
-        e = offsets[d + 1]
-        tmp = np.empty(_max_feats(e - s), dtype=np.uint32)
-        n = _doc_hashes(codes, s, e, mask, tmp)
+        n = _doc_hashes(codes, offsets[d], offsets[d + 1], mask, tmp, buf)
         # count distinct ids in a dense counter over the hashed space (reset after each text at the touched ids
         # only)
         nuniq = 0

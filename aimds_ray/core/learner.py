@@ -28,7 +28,14 @@ Why it is built this way:
   `max_threshold_step`; the refit is guarded like an update.
 - **Patterns.** A confirmed missed attack is added (PII-redacted) to the bundle's `patterns` and to a copy of the
   shipped phrase `VectorIndex` (dedup by cosine `pattern_dedup`), which the published bundle carries as
-  `vector_index` for the `similarity` signal. `nearest_pattern` is the exemplar check.
+  `vector_index` for the `similarity` signal (not in the default signal list). `nearest_pattern` is the exemplar
+  check.
+- **Exemplars in the fast path.** A direct attack pattern (not an indirect injection: a document's resemblance is
+  mostly the document) is also an exemplar of the `learned` signal (`signals/learned.py`): cosine over the hashed
+  features the model already computes. Its threshold is `exemplar_gap` above the closest text of the benign buffers
+  (at least `exemplar_floor`), and is raised when benign feedback or observed traffic comes closer, so exemplars add
+  no false positive on the buffers by construction. Fusion counts an exemplar hit as a threat (its Platt entry is
+  set from the threshold).
 
 Plain Python (numpy/numba); the Ray actor wraps one `Learner`.
 """
@@ -63,6 +70,13 @@ from aimds_ray.core.model import ModelBundle, ModelStore
 from aimds_ray.core.normalize import normalize
 from aimds_ray.core.pii import find_pii, redact
 from aimds_ray.core.report import MANIPULATION_CATEGORIES, Category
+from aimds_ray.core.signals.learned import (
+    EXEMPLAR,
+    EXEMPLAR_SCORE_AT_TH,
+    Exemplars,
+    bundle_exemplars,
+    exemplar_row,
+)
 
 _MANAGED = frozenset({"version", "linear", "threshold", "fusion_weights", "metrics", "created_at", "parent",
                       "patterns", "notes", "path"})
@@ -79,6 +93,8 @@ class LearnerConfig:
     allowed_sources: tuple[str, ...] = ("cli", "local")  # feedback from anyone else is refused (and logged)
     data_dir: str | None = None  # licence-clean dev data for the replay buffer; None: $AIMDS_DATA_DIR, ../shared/data
     use_shared_data: bool = True  # False: the replay buffer is synthetic only
+    holdout_files: tuple[str, ...] = ()  # attack rows of these training files are left out of the replay sample
+    # (leave-one-source-out evaluation: benchmarks/learning.py --base loso)
     base_attacks: int = 1200  # training-mix rows kept for replay (label 1) ...
     base_benign: int = 2400  # ... and (label 0); the benign ones are also the FPR guard's buffer
     synth_attacks: int = 300  # synthetic mechanisms added to the replay sample (the shipped model saw them too)
@@ -112,6 +128,13 @@ class LearnerConfig:
     max_platt_shift: float = 2.0
     pattern_dedup: float = 0.9  # cosine (TF-IDF) at or above which a new attack is a copy of a known pattern
     pattern_max_chars: int = 2000
+    exemplar_categories: tuple[str, ...] = ("prompt_injection", "jailbreak", "prompt_extraction",
+                                            "adversarial_suffix")  # () turns exemplars off
+    exemplar_gap: float = 0.1  # an exemplar's cosine threshold sits this far above its closest benign buffer text
+    exemplar_floor: float = 0.3  # ... and never below this
+    # n-grams in more than this share of benign buffer texts are left out of exemplars (1.0: none). Pruning at 0.01
+    # made scoring ~2x cheaper but lost most of the recall gain on the dev sources at the same thresholds.
+    exemplar_max_df: float = 1.0
     seed: int = 0
     lock_timeout: float = 60.0
     cache_dir: str | None = None  # featurised replay sample; None: $AIMDS_LEARNER_CACHE, else $AIMDS_HOME/cache
@@ -282,6 +305,7 @@ class Learner:
         self._manip = set(MANIPULATION_CATEGORIES)
         if self.aimds_config.detector.harmful_request:
             self._manip.add(Category.HARMFUL_REQUEST)
+        self._exemplars_raised = False  # benign texts raised exemplar thresholds since the last publish
         self._recent: dict[str, str] = {}  # request id -> text, for feedback that names a request (bounded)
         self._observed: list[str] = []  # benign traffic waiting to be featurised
         self._load_version(self.store.current_version())
@@ -322,6 +346,7 @@ class Learner:
         self.pending_since: float | None = None
         self.bundle_notes = bundle.notes
         self._index = None  # pattern VectorIndex, built lazily
+        self._exemplars: Exemplars = bundle_exemplars(bundle, self.aimds_config) or Exemplars.empty()
         self._published: ModelBundle | None = None
         self._pub_W: np.ndarray | None = None
 
@@ -349,7 +374,8 @@ class Learner:
             if files:
                 from aimds_ray.core.training import read_jsonl
 
-                allrows = [r for r in read_jsonl(files) if isinstance(r.get("text"), str)]
+                allrows = [r for r in read_jsonl(files) if isinstance(r.get("text"), str)
+                           and not (int(r["label"]) == 1 and r.get("file") in self.cfg.holdout_files)]
                 rng = random.Random(self.cfg.seed)
                 rng.shuffle(allrows)
                 att = [r for r in allrows if int(r["label"]) == 1][: self.cfg.base_attacks]
@@ -373,6 +399,7 @@ class Learner:
         c = self.cfg
         key = {"v": 1, "aimds": __version__, "files": files, "pats": pats, "bits": self.bits,
                "sizes": [c.base_attacks, c.base_benign, c.synth_attacks, c.synth_benign, c.seed],
+               **({"holdout": sorted(c.holdout_files)} if c.holdout_files else {}),
                "signals": self.rule_names, "normalize": repr(self.aimds_config.normalize),
                "limits": repr(self.aimds_config.limits), "harmful": self.aimds_config.detector.harmful_request,
                "origin": self.parent_metrics.get("origin") or self.base_version}
@@ -404,6 +431,7 @@ class Learner:
                 self.benign_pool.add(it)
             elif it.category != "harmful_request":
                 self.attack_pool.add(it)
+        self._df: np.ndarray | None = None
         self.reservoir: list[_Item] = []
         self.reservoir_seen = 0
         self._res_rng = random.Random(self.cfg.seed + 303)
@@ -522,6 +550,7 @@ class Learner:
             WT = self._pub_W.copy()
             WT[cols, :] = self.lin.W[:, cols].astype(np.float16).astype(np.float32).T
         self._pub_W = WT
+        self._sync_exemplar_platt()
         name = self.base_version + (f"+{len(self.pending)}" if self.pending else "")
         lin = LinearModel(WT.T, self.lin.b.copy(), self.bits, self.lin.heads)
         if hasattr(lin, "scoring_weights"):
@@ -532,6 +561,7 @@ class Learner:
                         notes=self.bundle_notes, **self.extras)
         if self._index is not None:
             b.vector_index = self._index  # type: ignore[attr-defined]  # read by the similarity signal
+        b.exemplars = self._exemplars  # type: ignore[attr-defined]  # read by the learned signal
         self._published = b
         for fn in list(self._listeners):
             fn(b)
@@ -778,6 +808,7 @@ class Learner:
                 self.reservoir[j] = it
         if it.label == 0:
             self.benign_pool.add(it)
+            self._raise_exemplar_thresholds(it.views)
         elif it.category != "harmful_request":
             self.attack_pool.add(it)
 
@@ -850,7 +881,8 @@ class Learner:
         self._remember_item(it)
         if it.label == 1 and it.category != "harmful_request":
             rec["pattern"] = self._add_pattern(rec["text"], rec["category"], rec["source"], int(rec["seq"]))
-        if rec["updated"] or rec.get("pattern", {}).get("added"):
+        if rec["updated"] or rec.get("pattern", {}).get("added") or self._exemplars_raised:
+            self._exemplars_raised = False
             self._publish(cols if cols is not None else np.zeros(0, np.int64))
         return rec
 
@@ -899,7 +931,60 @@ class Learner:
         if not ids:
             return {"added": False}
         self.patterns.append(p)
-        return {"added": True, "id": ids[0], "n_patterns": len(self.patterns)}
+        out: dict[str, Any] = {"added": True, "id": ids[0], "n_patterns": len(self.patterns)}
+        if category in self.cfg.exemplar_categories:
+            row = exemplar_row(text, self.aimds_config, self.bits)
+            if self.cfg.exemplar_max_df < 1.0:
+                rare = np.sort(row[1][self._benign_df()[row[1]] <= self.cfg.exemplar_max_df])
+                row = exemplar_row(text, self.aimds_config, self.bits, rare)
+                p["exemplar_ids"] = rare.tolist()
+            th = self._exemplar_threshold(row)
+            p["exemplar_th"] = th
+            self._exemplars = self._exemplars.add(row, th, category, len(self.patterns) - 1)
+            out["exemplar_threshold"] = th
+        return out
+
+    def _benign_df(self) -> np.ndarray:
+        """Share of the benign replay buffer's texts holding each feature (any view), computed once per base."""
+        if self._df is None:
+            X, starts, _ = self.benign_pool.arrays()
+            item = np.repeat(np.searchsorted(starts, np.arange(len(X[0]) - 1), side="right") - 1, np.diff(X[0]))
+            pairs = np.unique(item.astype(np.int64) << self.bits | X[1].astype(np.int64))
+            df = np.bincount(pairs & ((1 << self.bits) - 1), minlength=1 << self.bits)
+            self._df = (df / max(1, len(self.benign_pool))).astype(np.float32)
+        return self._df
+
+    def _exemplar_threshold(self, row: tuple[np.ndarray, np.ndarray, np.ndarray]) -> float:
+        """`exemplar_gap` above the highest cosine of any view of any benign buffer text (floor `exemplar_floor`)."""
+        w = np.zeros(1 << self.bits, np.float32)
+        w[row[1]] = row[2]
+        m = 0.0
+        for pool in (self.benign_pool, self.fresh_pool):
+            if len(pool):
+                X = pool.arrays()[0]
+                m = max(m, float(_head0(X[0], X[1], X[2], w, 0.0).max(initial=0.0)))
+        return round(max(self.cfg.exemplar_floor, m + self.cfg.exemplar_gap), 4)
+
+    def _raise_exemplar_thresholds(self, X: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """A new benign text (feedback or observed traffic) keeps every exemplar threshold `exemplar_gap` above it."""
+        ex = self._exemplars
+        if not len(ex) or len(X[0]) < 2:
+            return
+        need = ex.scores(X, self.bits).max(axis=0) + self.cfg.exemplar_gap
+        if not (need > ex.th).any():
+            return
+        th = np.round(np.maximum(ex.th, need), 4)
+        for j in np.nonzero(th != ex.th)[0].tolist():
+            self.patterns[ex.pattern[j]]["exemplar_th"] = float(th[j])
+        self._exemplars = ex.with_thresholds(th)
+        self._exemplars_raised = True
+
+    def _sync_exemplar_platt(self) -> None:
+        """Fusion's calibration of exemplar evidence: an exemplar hit (score >= EXEMPLAR_SCORE_AT_TH) alone scores
+        just above the decision threshold, a closer copy higher."""
+        if len(self._exemplars):
+            a = 4.0
+            self.platt[EXEMPLAR] = (a, round(_logit(self.threshold) + 0.5 - a * EXEMPLAR_SCORE_AT_TH, 6))
 
     def nearest_pattern(self, text: str) -> tuple[float, dict[str, Any]] | None:
         """The exemplar check: cosine of `text` with its nearest learned pattern (phrase-library rows excluded)."""
@@ -1007,6 +1092,7 @@ class Learner:
         obs, self._observed = self._observed, []
         for it in self._make_items(obs, [0] * len(obs), ["benign"] * len(obs), "observed"):
             self.fresh_pool.add(it)
+            self._raise_exemplar_thresholds(it.views)
 
     # --- versions -------------------------------------------------------------------------------------------------------
 
@@ -1044,6 +1130,7 @@ class Learner:
         if self.cfg.recalibrate_on_checkpoint:
             self.recalibrate()
         version = self.store.next_version()
+        self._sync_exemplar_platt()
         lin = self.lin.copy()
         metrics = self._metrics()
         metrics["guard"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in self._guard_now.items()}

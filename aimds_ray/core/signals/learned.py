@@ -1,17 +1,131 @@
-"""The learned model as a signal: hashed n-grams -> multi-head logistic model, vectorised over a batch."""
+"""The learned model as a signal: hashed n-grams -> multi-head logistic model, vectorised over a batch; plus the
+learned exemplars (attacks confirmed by feedback) as a nearest-neighbour check on the same features.
+
+Why exemplars: a linear update moves weights a bounded step, guarded by FPR, so one confirmed attack shifts the
+model's view of its re-used copies (a template with another question filled in, the same attack sent to another
+target) only part of the way. A cosine with the confirmed text itself catches such near-copies at once. Each
+exemplar carries its own cosine threshold, set by the learner above the closest benign text of its replay buffers
+(`Learner._exemplar_threshold`), so an exemplar is only as loose as benign traffic allows. Scoring reuses the
+feature rows the model has just computed, and is skipped entirely when the bundle has no exemplars.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numba import njit
 
+from aimds_ray.core.config import AimdsConfig
 from aimds_ray.core.features import csr_rows, featurize
-from aimds_ray.core.normalize import Normalized
+from aimds_ray.core.normalize import Normalized, normalize
 from aimds_ray.core.report import Evidence
 from aimds_ray.core.signals.base import Signal, register
 
 REPORT_FLOOR = 0.05  # probabilities below this are not worth an evidence entry
+EXEMPLAR = "exemplar"  # the evidence's detector name; fusion calibrates it with the bundle's fusion_weights[EXEMPLAR]
+EXEMPLAR_SCORE_AT_TH = 0.5  # evidence score at an exemplar's own threshold, rising linearly to 1 at cosine 1
+
+
+@dataclass(frozen=True)
+class Exemplars:
+    """Learned exemplars as L2-normalised hashed-feature rows (CSR), each with its own cosine threshold.
+    Immutable: adding returns a new object, so a published bundle's exemplars never change under a scan."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    th: np.ndarray  # cosine threshold per row (> 1: never fires)
+    cats: tuple[str, ...]
+    pattern: tuple[int, ...]  # index into the bundle's `patterns`
+    _inv: list[Any] = field(default_factory=list, compare=False, repr=False)
+
+    @classmethod
+    def empty(cls) -> Exemplars:
+        return cls(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.float32),
+                   (), ())
+
+    def __len__(self) -> int:
+        return len(self.th)
+
+    def add(self, row: tuple[np.ndarray, np.ndarray, np.ndarray], th: float, cat: str, pattern: int) -> Exemplars:
+        ip, idx, val = row
+        return Exemplars(np.concatenate([self.indptr, ip[1:2] + self.indptr[-1]]),
+                         np.concatenate([self.indices, idx]).astype(np.int32),
+                         np.concatenate([self.values, val]).astype(np.float32),
+                         np.append(self.th, np.float32(th)).astype(np.float32), self.cats + (cat,),
+                         self.pattern + (pattern,))
+
+    def with_thresholds(self, th: np.ndarray) -> Exemplars:
+        return Exemplars(self.indptr, self.indices, self.values, th.astype(np.float32), self.cats, self.pattern)
+
+    def scores(self, X: tuple[np.ndarray, np.ndarray, np.ndarray], bits: int) -> np.ndarray:
+        """Cosine of every CSR row of X with every exemplar: (rows, len(self)), via an inverted list reached through
+        a dense feature -> slot table (one lookup per query feature; a 2 KB text has ~5000 over its views)."""
+        if not self._inv:
+            rows = np.repeat(np.arange(len(self), dtype=np.int32), np.diff(self.indptr))
+            order = np.argsort(self.indices, kind="stable")
+            uniq, starts = np.unique(self.indices[order], return_index=True)
+            slot = np.full(1 << bits, -1, np.int32)
+            slot[uniq] = np.arange(len(uniq), dtype=np.int32)
+            self._inv.append((slot, np.append(starts, len(order)).astype(np.int64), rows[order],
+                              self.values[order]))
+        slot, f_ptr, f_row, f_val = self._inv[0]
+        return _slot_scores(X[0], X[1], X[2], slot, f_ptr, f_row, f_val, len(self))
+
+
+@njit(cache=True)
+def _slot_scores(q_indptr: np.ndarray, q_idx: np.ndarray, q_val: np.ndarray, slot: np.ndarray, f_ptr: np.ndarray,
+                 f_row: np.ndarray, f_val: np.ndarray, n_rows: int) -> np.ndarray:
+    nq = q_indptr.shape[0] - 1
+    out = np.zeros((nq, n_rows), dtype=np.float32)
+    for r in range(nq):
+        for p in range(q_indptr[r], q_indptr[r + 1]):
+            k = slot[q_idx[p]]
+            if k >= 0:
+                v = q_val[p]
+                for t in range(f_ptr[k], f_ptr[k + 1]):
+                    out[r, f_row[t]] += v * f_val[t]
+    return out
+
+
+def exemplar_row(text: str, config: AimdsConfig, bits: int, keep: Sequence[int] | np.ndarray | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The exemplar vector of a pattern text: its primary normalised view, featurised (what the model reads),
+    restricted to the feature ids `keep` (the learner drops n-grams common in benign text: they say little about
+    the attack, and they are what would make every query touch every exemplar) and re-normalised."""
+    ip, idx, val = featurize([normalize(text[: config.limits.window_chars], config.normalize).text], bits)
+    if keep is not None:
+        m = np.isin(idx, np.asarray(keep, dtype=idx.dtype))
+        idx, val = idx[m], val[m]
+        n = float(np.sqrt((val.astype(np.float64) ** 2).sum()))
+        val = (val / n).astype(np.float32) if n > 0 else val
+        ip = np.array([0, len(idx)], np.int64)
+    return ip, idx, val
+
+
+def bundle_exemplars(model: Any, config: AimdsConfig) -> Exemplars | None:
+    """The bundle's exemplars: the learner attaches them to the bundles it publishes; a bundle loaded from disk
+    builds them once from its patterns' texts and thresholds (cached on the object). None when there are none."""
+    ex = getattr(model, "exemplars", None)
+    if ex is None:
+        ex = Exemplars.empty()
+        for i, p in enumerate(getattr(model, "patterns", None) or []):
+            th = p.get("exemplar_th")
+            if th is not None and isinstance(p.get("text"), str):
+                ex = ex.add(exemplar_row(p["text"], config, model.linear.bits, p.get("exemplar_ids")), float(th),
+                            str(p.get("category", "prompt_injection")), i)
+        try:
+            model.exemplars = ex
+        except AttributeError:
+            pass
+    return ex if len(ex) else None
+
+
+def exemplar_score(cos: float, th: float) -> float:
+    return EXEMPLAR_SCORE_AT_TH + (1.0 - EXEMPLAR_SCORE_AT_TH) * max(0.0, cos - th) / max(1e-6, 1.0 - th)
 
 
 def views(doc: Normalized) -> list[tuple[int, str]]:
@@ -42,6 +156,9 @@ class LearnedSignal(Signal):
         if not texts:
             return out
         X = featurize(texts, lin.bits)
+        ex = bundle_exemplars(model, self.ctx.config)
+        if ex is not None:
+            self._exemplar_evidence(docs, owners, ex.scores(X, lin.bits), ex, out)
         # the manipulation head decides; the category heads only name the category of texts above the floor, so
         # they are scored for those rows alone (most traffic never touches their weights)
         p0 = lin.head_proba(0, *X).tolist()
@@ -70,3 +187,23 @@ class LearnedSignal(Signal):
                 out[d].append(Evidence("learned", "harmful_request", round(ph, 6), s, e, "", v.kind,
                                        f"p(harmful_request)={ph:.3f}"))
         return out
+
+    @staticmethod
+    def _exemplar_evidence(docs: Sequence[Normalized], owners: list[tuple[int, int]], S: np.ndarray, ex: Exemplars,
+                           out: list[list[Evidence]]) -> None:
+        """One piece of evidence per document: its view most over an exemplar's threshold (none under)."""
+        M = S - ex.th[None, :]
+        col = M.argmax(axis=1)
+        over = M[np.arange(len(M)), col]
+        best: dict[int, int] = {}
+        for row in np.nonzero(over >= 0)[0].tolist():
+            d = owners[row][0]
+            if d not in best or over[row] > over[best[d]]:
+                best[d] = row
+        for d, row in best.items():
+            j = int(col[row])
+            cos, th = float(S[row, j]), float(ex.th[j])
+            v = docs[d].variants[owners[row][1]]
+            s, e = v.span(0, len(v.text)) if v.text else (v.offset, v.offset)
+            out[d].append(Evidence(EXEMPLAR, ex.cats[j], round(exemplar_score(cos, th), 6), s, e, "", v.kind,
+                                   f"cosine {cos:.3f} with learned pattern #{ex.pattern[j]} (its threshold {th:.3f})"))
