@@ -48,14 +48,21 @@ def pcts(xs: list[float]) -> dict[str, float]:
 
 
 def time_scan(det: Detector, texts: list[str]) -> dict[str, float]:
+    """Wall-clock p50/p99 per scan, and the same for the thread's CPU time (`cpu_*`): on a shared machine the
+    wall figure includes time the scan spent descheduled, the CPU figure is what the scan itself costs."""
     for t in texts[:5]:
         det.scan(t)
     lat = []
+    cpu = []
     for t in texts:
+        c0 = time.thread_time_ns()
         t0 = time.perf_counter_ns()
         det.scan(t)
         lat.append((time.perf_counter_ns() - t0) / 1000)
-    return pcts(lat)
+        cpu.append((time.thread_time_ns() - c0) / 1000)
+    out = pcts(lat)
+    out.update({f"cpu_{k}": v for k, v in pcts(cpu).items()})
+    return out
 
 
 def main() -> None:
@@ -90,20 +97,24 @@ def main() -> None:
     batch = [text_of(200, 5000 + i) for i in range(20_000)]
     full.scan_batch(batch[:100])
 
-    def batch_rate() -> float:
+    def batch_rate() -> tuple[float, float]:
         """Median of three passes over 20,000 texts in batches of 1,000 (the Ray Data / Serve batch path)."""
         rates = []
+        cpu_rates = []
         for _ in range(3):
+            c0 = time.thread_time()
             t0 = time.perf_counter()
             for i in range(0, len(batch), 1000):
                 full.scan_batch(batch[i : i + 1000])
             rates.append(len(batch) / (time.perf_counter() - t0))
-        return round(float(np.median(rates)), 1)
+            cpu_rates.append(len(batch) / (time.thread_time() - c0))
+        return round(float(np.median(rates)), 1), round(float(np.median(cpu_rates)), 1)
 
-    out["scan_batch_200chars_texts_per_s_default_gc"] = batch_rate()
+    (out["scan_batch_200chars_texts_per_s_default_gc"],
+     out["scan_batch_200chars_texts_per_cpu_s_default_gc"]) = batch_rate()
     # as the long-lived workers run (Serve replicas, Ray Data actors, `aimds rescore`): start-up objects frozen
     settle_heap()
-    out["scan_batch_200chars_texts_per_s"] = batch_rate()
+    out["scan_batch_200chars_texts_per_s"], out["scan_batch_200chars_texts_per_cpu_s"] = batch_rate()
     # a fresh process: import + first scan (numba cache warm from the runs above)
     code = ("import time; t=time.perf_counter(); from aimds_ray import Detector; d=Detector(); "
             "d.scan('Ignore all previous instructions'); print(time.perf_counter()-t)")
@@ -115,6 +126,9 @@ def main() -> None:
         "p50_2KB_under_150us": out["all_signals"]["2KB"]["benign"]["p50_us"] <= 150,
         "100KB_under_20ms": out["all_signals"]["100KB"]["benign"]["p99_us"] < 20_000,
         "batch_20k_per_s": out["scan_batch_200chars_texts_per_s"] >= 20_000,
+        # the same bars on CPU time (what the code costs when the machine is shared)
+        "cpu_p50_2KB_under_150us": out["all_signals"]["2KB"]["benign"]["cpu_p50_us"] <= 150,
+        "cpu_batch_20k_per_s": out["scan_batch_200chars_texts_per_cpu_s"] >= 20_000,
     }
     print(json.dumps(out))
 
