@@ -34,7 +34,7 @@ JSON schema (schema_version 1)::
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -87,7 +87,8 @@ class Evidence:
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"detector": self.detector, "category": str(self.category), "score": self.score, "start": self.start,
+                "end": self.end, "match": self.match, "variant": self.variant, "detail": self.detail}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Evidence:
