@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from aimds_ray.core.multimatch import POSITIONS, WORD_END, WORD_START, Automaton, find_all_ref
@@ -37,6 +38,16 @@ def test_find_many_equals_find_per_text() -> None:
     for t, got in zip(texts, many, strict=True):
         ids, pos = a.find(t)
         assert got[0] == ids and sorted(got[1]) == sorted(pos), t
+
+
+def test_group_counts_equal_distinct_found_literals() -> None:
+    r = random.Random(5)
+    for _ in range(300):
+        lits, flags, text = _case(r)
+        group = np.array([r.randint(0, 2) for _ in lits], dtype=np.int64)
+        ids, _ = find_all_ref(lits, flags, text)
+        want = [sum(1 for i in ids if group[i] == g) for g in range(3)]
+        assert Automaton.build(lits, flags).group_counts(text, group, 3) == want, (lits, flags, text)
 
 
 def test_overflowing_positions_are_all_returned() -> None:

@@ -71,6 +71,34 @@ def _ac_scan(codes: np.ndarray, offsets: np.ndarray, cmap: np.ndarray, delta: np
     return n_seen, n_pos
 
 
+@njit(cache=True)
+def _ac_group_counts(codes: np.ndarray, cmap: np.ndarray, delta: np.ndarray, out_ptr: np.ndarray,
+                     out_ids: np.ndarray, nlen: np.ndarray, nflags: np.ndarray, group: np.ndarray,
+                     ngroups: int) -> np.ndarray:
+    """How many distinct literals of each group occur in `codes` (a per-text gate: no positions, no id lists)."""
+    n = codes.shape[0]
+    seen = np.zeros(nlen.shape[0], dtype=np.uint8)
+    counts = np.zeros(ngroups, dtype=np.int64)
+    s = 0
+    for i in range(n):
+        c = codes[i]
+        k = cmap[c] if c < 128 else 0
+        s = delta[s, k]
+        for j in range(out_ptr[s], out_ptr[s + 1]):
+            lit = out_ids[j]
+            if seen[lit]:
+                continue
+            f = nflags[lit]
+            start = i - nlen[lit] + 1
+            if (f & WORD_START) and start > 0 and _az(codes[start - 1]):
+                continue
+            if (f & WORD_END) and i + 1 < n and _az(codes[i + 1]):
+                continue
+            seen[lit] = 1
+            counts[group[lit]] += 1
+    return counts
+
+
 Found = tuple[set[int], list[tuple[int, int]]]
 
 
@@ -140,6 +168,13 @@ class Automaton:
         codes = (np.frombuffer(text.encode("ascii"), dtype=np.uint8) if text.isascii()
                  else np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
         return self._run(codes, np.array([0, len(text)], dtype=np.int64), 1)[0]
+
+    def group_counts(self, text: str, group: np.ndarray, ngroups: int) -> list[int]:
+        """Distinct literals found per group (`group[literal]` in 0..ngroups-1)."""
+        codes = (np.frombuffer(text.encode("ascii"), dtype=np.uint8) if text.isascii()
+                 else np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
+        return _ac_group_counts(codes, self.cmap, self.delta, self.out_ptr, self.out_ids, self.lengths, self.flags,
+                                group, ngroups).tolist()
 
     def find_many(self, texts: list[str]) -> list[Found]:
         """`find` for each text, in one compiled call (a batch of short prompts pays the call overhead once)."""

@@ -23,6 +23,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
+import numpy as np
+
 from aimds_ray.core import asciigates as G
 from aimds_ray.core.config import NormalizeConfig
 from aimds_ray.core.multimatch import WORD_END, WORD_START, Automaton
@@ -92,8 +94,7 @@ _COMMON_REV = frozenset(w[::-1] for w in _COMMON if len(w) > 2) - _COMMON
 # Whole words that are common words in rot13 or reversed, found in one compiled pass: most texts have fewer than
 # two of either kind, and then there is nothing to decode and no word list to build.
 _DISGUISED = sorted(_COMMON_ROT13 | _COMMON_REV)
-_DISGUISED_ROT13 = frozenset(i for i, w in enumerate(_DISGUISED) if w in _COMMON_ROT13)
-_DISGUISED_REV = frozenset(i for i, w in enumerate(_DISGUISED) if w in _COMMON_REV)
+_DISGUISED_GROUP = np.array([0 if w in _COMMON_ROT13 else 1 for w in _DISGUISED], dtype=np.int64)  # 1: reversed
 _DISGUISED_AC = Automaton.build(_DISGUISED, [WORD_START | WORD_END] * len(_DISGUISED))
 
 
@@ -325,8 +326,8 @@ def _word_hits(text: str) -> tuple[int, list[tuple[int, int]], list[tuple[int, i
     pass decides first whether there is anything to find; only then are words counted and located."""
     rot: list[tuple[int, int]] = []
     rev: list[tuple[int, int]] = []
-    found = _DISGUISED_AC.find(text)[0]
-    if len(found & _DISGUISED_ROT13) < 2 and len(found & _DISGUISED_REV) < 2:
+    n_rot, n_rev = _DISGUISED_AC.group_counts(text, _DISGUISED_GROUP, 2)
+    if n_rot < 2 and n_rev < 2:
         return 0, rot, rev  # nothing to decode: the count of plain words is not needed
     common = 0
     for m in _WORD.finditer(text):
