@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 ENTITY_TYPES: tuple[str, ...] = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS", "SECRET")
 
@@ -147,6 +148,7 @@ _RULES: list[_Rule] = [
         r"|(?<![\w])\+\d{10,14}(?!\w)"), None),
 ]
 
+_RULE_BY_KIND = {r[1]: r for r in _RULES}
 # literal-prefix regexes: the engine jumps between occurrences of the first letter
 _AWS_HINT = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)")
 _GH_HINT = re.compile(r"gh(?:[pousr]_|ithub_pat_)")
@@ -179,23 +181,46 @@ def _has_digit(t: str) -> bool:
 _DIGITS = re.compile(r"\d")
 
 
+_NEEDS_RUNS = frozenset({"CREDIT_CARD", "US_SSN", "PHONE"})
+_NEEDS_DIGITS = frozenset({"IP_ADDRESS", "IBAN"})
+
+
+@lru_cache(maxsize=16)
+def _plan(wanted: frozenset[str]) -> tuple[list[_Rule], list[tuple[_Rule, Callable[[str, str], bool] | None]],
+                                           list[_Rule]]:
+    """The wanted rules in order, split by what must hold before their regex can match: (needs a digit run,
+    gated by a substring hint or nothing, needs a digit). Decided once per entity set, not per text."""
+    runs, hinted, digits = [], [], []
+    for rule in _RULES:
+        entity, kind = rule[0], rule[1]
+        if entity not in wanted:
+            continue
+        if entity in _NEEDS_RUNS:
+            runs.append(rule)
+        elif entity in _NEEDS_DIGITS:
+            digits.append(rule)
+        else:
+            hinted.append((rule, _HINTS.get(kind)))
+    return runs, hinted, digits
+
+
 def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES) -> list[PiiMatch]:
     """All validated PII / secret matches, non-overlapping, in text order (earlier rules win overlaps)."""
-    wanted = set(entities)
+    runs, hinted, digit_rules = _plan(entities if isinstance(entities, frozenset) else frozenset(entities))
     low = text.lower()
     has_digits = _has_digit(text)
     has_runs = has_digits and _DIGIT_RUN.search(text) is not None
+    active = {id(rule) for rule, hint in hinted if hint is None or hint(text, low)}
+    if has_runs:
+        active.update(id(r) for r in runs)
+    if has_digits:
+        active.update(id(r) for r in digit_rules)
+    if not active:
+        return []
     found: list[PiiMatch] = []
     taken: list[tuple[int, int]] = []
-    for entity, kind, rx, validator in _RULES:
-        if entity not in wanted:
-            continue
-        hint = _HINTS.get(kind)
-        if hint is not None and not hint(text, low):
-            continue
-        if entity in ("CREDIT_CARD", "US_SSN", "PHONE") and not has_runs:
-            continue
-        if entity in ("IP_ADDRESS", "IBAN") and not has_digits:
+    for entity, kind, rx, validator in _RULES:  # rule order decides overlaps
+        if id(_RULE_BY_KIND[kind]) not in active:
             continue
         for m in rx.finditer(text):
             s, e = (m.span(1) if rx.groups else m.span())
