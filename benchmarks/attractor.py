@@ -3,6 +3,9 @@
 nolds is run as tuned in issue 4 (emb_dim=2, lag=1, min_tsep=10, trajectory_len=5, its default fit). Ours is timed
 twice: `lyapunov` (the Rosenstein step alone, with the same embedding/Theiler window as nolds, automatic fit region)
 and `analyze` (everything: lag and dimension selection, exponent, line spectrum, 19-surrogate test, class).
+Accuracy on one series is luck at the 0.1% level, so both are also run on the same `--seeds` series per map and
+length (2,000, 3,000, 5,000 points; random initial conditions): `accuracy_equal_or_better` compares the mean
+absolute relative errors there (ours <= nolds for each map and length), not the single n=2,000 series.
 Timings are medians of repeated runs after a warm-up (numba compile time reported separately). Peak memory of
 ours at n=10,000 via tracemalloc. nolds at n=10,000 builds an n x n float64 distance matrix (0.8 GB, seconds):
 it is run only with --nolds-10k. Prints one JSON object last.
@@ -42,6 +45,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nolds-10k", action="store_true", help="also run nolds at n=10,000 (~0.8 GB, slow)")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=20, help="series per map and length for the error comparison")
     args = ap.parse_args()
     import nolds
 
@@ -71,7 +75,25 @@ def main() -> int:
                      "speedup_analyze": round(t_nolds / t_an, 1)}
     out["n2000"] = res
     out["speedup_min_lyap"] = min(v["speedup_lyap"] for v in res.values())
-    out["accuracy_equal_or_better"] = all(v["ours_rel_err"] <= v["nolds_rel_err"] + 1e-3 for v in res.values())
+    out["single_series_equal_or_better"] = all(v["ours_rel_err"] <= v["nolds_rel_err"] for v in res.values())
+
+    # mean absolute relative error over many series (same series for both)
+    rng = np.random.default_rng(2024)
+    multi: dict = {}
+    for n in (2000, 3000, 5000):
+        for name in ("logistic", "henon"):
+            e_ours, e_nolds = [], []
+            for _ in range(args.seeds):
+                x = (logistic(n, x0=float(rng.uniform(0.05, 0.95))) if name == "logistic"
+                     else henon(n, x0=float(rng.uniform(-0.2, 0.2)), y0=float(rng.uniform(-0.05, 0.05))))
+                e_ours.append(abs(ours_lyap(x) / TRUE[name] - 1))
+                e_nolds.append(abs(nolds_lyap(x) / TRUE[name] - 1))
+            multi[f"{name}_{n}"] = {"ours_mare": round(float(np.mean(e_ours)), 5),
+                                    "nolds_mare": round(float(np.mean(e_nolds)), 5),
+                                    "ours_max": round(float(np.max(e_ours)), 4),
+                                    "nolds_max": round(float(np.max(e_nolds)), 4)}
+    out["multi_seed"] = {"seeds": args.seeds, **multi}
+    out["accuracy_equal_or_better"] = all(v["ours_mare"] <= v["nolds_mare"] for v in multi.values())
 
     x = logistic(10_000)
     t_ours, v_ours = timed(ours_lyap, x, args.repeats)
