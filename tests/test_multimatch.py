@@ -67,6 +67,14 @@ def test_word_boundaries() -> None:
     assert a.find("DAN 9dan")[0] == {1}  # digits are not word letters here
 
 
+def test_casefold_matches_any_case() -> None:
+    a = Automaton.build(["akia", "key"], [0, 0], casefold=True)
+    assert a.find("AKIA1234 and a Key")[0] == {0, 1}
+    assert a.find("monkey")[0] == {1}
+    with pytest.raises(ValueError):
+        Automaton.build(["AKIA"], [0], casefold=True)
+
+
 def test_rejects_bad_literals() -> None:
     with pytest.raises(ValueError):
         Automaton.build(["ok", ""], [0, 0])

@@ -78,15 +78,22 @@ def _doc_hashes(codes: np.ndarray, start: int, end: int, mask: np.uint32, out: n
     if buf[k - 1] != 32:
         buf[k] = 32
         k += 1
-    # 2) character 3..5-grams over the stream
+    # 2) character 3..5-grams over the stream (unrolled: the last two positions have no 4- or 5-gram)
+    h0 = FNV_OFFSET ^ np.uint32(SALT_CHAR)
+    j2 = np.uint32(2)
+    j3 = np.uint32(3)
+    j4 = np.uint32(4)
     for i in range(k - 2):
-        h = FNV_OFFSET ^ np.uint32(SALT_CHAR)
-        for j in range(5):
-            if i + j >= k:
-                break
-            h = _mix(h, buf[i + j])
-            if j >= 2:
-                out[n] = (h ^ np.uint32(j)) & mask
+        h = _mix(_mix(_mix(h0, buf[i]), buf[i + 1]), buf[i + 2])
+        out[n] = (h ^ j2) & mask
+        n += 1
+        if i + 3 < k:
+            h = _mix(h, buf[i + 3])
+            out[n] = (h ^ j3) & mask
+            n += 1
+            if i + 4 < k:
+                h = _mix(h, buf[i + 4])
+                out[n] = (h ^ j4) & mask
                 n += 1
     # 3) word unigrams and bigrams
     prev = np.uint32(0)

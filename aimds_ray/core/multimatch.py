@@ -46,8 +46,11 @@ def _ac_scan(codes: np.ndarray, offsets: np.ndarray, cmap: np.ndarray, delta: np
         s = 0
         for i in range(lo, hi):
             c = codes[i]
-            k = cmap[c] if c < 128 else 0
-            s = delta[s, k]
+            t = delta[s, cmap[c] if c < 128 else 0]
+            if t >= 0:  # most steps: a state without outputs (see `Automaton.delta`)
+                s = t
+                continue
+            s = ~t
             for j in range(out_ptr[s], out_ptr[s + 1]):
                 lit = out_ids[j]
                 f = nflags[lit]
@@ -82,8 +85,11 @@ def _ac_group_counts(codes: np.ndarray, cmap: np.ndarray, delta: np.ndarray, out
     s = 0
     for i in range(n):
         c = codes[i]
-        k = cmap[c] if c < 128 else 0
-        s = delta[s, k]
+        t = delta[s, cmap[c] if c < 128 else 0]
+        if t >= 0:
+            s = t
+            continue
+        s = ~t
         for j in range(out_ptr[s], out_ptr[s + 1]):
             lit = out_ids[j]
             if seen[lit]:
@@ -110,22 +116,29 @@ class Automaton:
     literals: tuple[str, ...]
     flags: np.ndarray  # int32 per literal
     cmap: np.ndarray  # int32[128]: ASCII code -> character class (0 = no literal uses it)
-    delta: np.ndarray  # int32[states, classes]: full transition table (failure links folded in)
+    delta: np.ndarray  # int32[states, classes]: full transition table (failure links folded in); a target state
+    # that has outputs is stored as ~state (negative), so the scan loop looks up outputs only there
     out_ptr: np.ndarray
     out_ids: np.ndarray
     lengths: np.ndarray
 
     @classmethod
-    def build(cls, literals: Sequence[str], flags: Sequence[int]) -> Automaton:
+    def build(cls, literals: Sequence[str], flags: Sequence[int], *, casefold: bool = False) -> Automaton:
+        """`casefold`: literals are lower-case and match text in any ASCII case (upper-case letters share the
+        lower-case letters' classes; no lower-cased copy of the text is made)."""
         if len(literals) != len(flags):
             raise ValueError("one flags value per literal")
         for lit in literals:
             if not lit or not lit.isascii():
                 raise ValueError(f"literal {lit!r}: must be non-empty ASCII")
+            if casefold and lit != lit.lower():
+                raise ValueError(f"literal {lit!r}: a casefold automaton takes lower-case literals")
         alphabet = sorted({c for lit in literals for c in lit})
         cmap = np.zeros(128, dtype=np.int32)
         for i, ch in enumerate(alphabet):
             cmap[ord(ch)] = i + 1
+            if casefold and "a" <= ch <= "z":
+                cmap[ord(ch.upper())] = i + 1
         k = len(alphabet) + 1
         trie: list[dict[int, int]] = [{}]
         outs: list[list[int]] = [[]]
@@ -160,6 +173,8 @@ class Automaton:
                     queue.append(nxt)
         out_ptr = np.zeros(len(trie) + 1, dtype=np.int32)
         np.cumsum([len(o) for o in outs], out=out_ptr[1:])
+        has_out = np.array([len(o) > 0 for o in outs])
+        delta = np.where(has_out[delta], ~delta, delta).astype(np.int32)
         out_ids = np.array([i for o in outs for i in o], dtype=np.int32)
         return cls(tuple(literals), np.asarray(flags, dtype=np.int32), cmap, delta, out_ptr, out_ids,
                    np.array([len(x) for x in literals], dtype=np.int32))
