@@ -7,7 +7,7 @@ import random
 import pytest
 
 from aimds_ray.core import asciigates as G
-from aimds_ray.core.normalize import _ENCODED_RUN, _LEET_HINT, _NON_ASCII_OR_CTRL, _SPACED, normalize
+from aimds_ray.core.normalize import _DIGIT, _ENCODED_RUN, _LEET_HINT, _NON_ASCII_OR_CTRL, _SPACED, normalize
 
 ALPHABET = "aAbZ z ..-_*+|/019@$!=\t\n\x00\x7f\x1b"
 
@@ -34,6 +34,7 @@ def test_gates_agree_with_regexes(seed: int) -> None:
         assert bool(g & G.CONTROL) == bool(_NON_ASCII_OR_CTRL.search(t)), t
         assert bool(g & G.LEET) == bool(_LEET_HINT.search(t.lower())), t
         assert bool(g & G.ENCODED) == bool(_ENCODED_RUN.search(t)), t
+        assert bool(g & G.DIGIT) == bool(_DIGIT.search(t)), t
         if _SPACED.search(t.lower()):  # a superset: the gate may pass more than the regex matches
             assert g & G.SPACED, t
 

@@ -16,6 +16,7 @@ CONTROL = 1  # a byte outside printable ASCII and \t \n \r           (= normaliz
 LEET = 2  # a letter next to a leet digit/symbol                    (= normalize._LEET_HINT on lowered text)
 SPACED = 4  # four single letters joined by 1-2 separators          (superset of normalize._SPACED)
 ENCODED = 8  # a run of 16+ base64/hex alphabet characters          (= normalize._ENCODED_RUN)
+DIGIT = 16  # an ASCII digit                                         (= normalize._DIGIT on ASCII text)
 
 
 @njit(cache=True, inline="always")
@@ -46,7 +47,7 @@ def _b64(c: np.uint8) -> bool:  # [A-Za-z0-9+/=_\-]
 
 @njit(cache=True)
 def ascii_gates(b: np.ndarray) -> int:
-    """Bit set of CONTROL | LEET | SPACED | ENCODED for the bytes `b` (uint8)."""
+    """Bit set of CONTROL | LEET | SPACED | ENCODED | DIGIT for the bytes `b` (uint8)."""
     n = b.shape[0]
     flags = 0
     run = 0
@@ -56,6 +57,8 @@ def ascii_gates(b: np.ndarray) -> int:
         c = b[i]
         if (c < 32 or c > 126) and c != 9 and c != 10 and c != 13:
             flags |= CONTROL
+        if 48 <= c <= 57:
+            flags |= DIGIT
         if _b64(c):
             run += 1
             if run >= 16:

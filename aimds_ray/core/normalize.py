@@ -433,7 +433,7 @@ def _decode_into(
         for m in _B64.finditer(raw):
             if len(m.group()) >= cfg.min_base64_chars and (d := _b64(m.group())):
                 _add_decoded("base64", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
-    if long_run or "\\x" in raw or (_DIGIT.search(raw) and _HEX_SPACED.search(raw)):
+    if long_run or "\\x" in raw or (_gate(gates, G.DIGIT, _DIGIT, raw) and _HEX_SPACED.search(raw)):
         for m in _HEX.finditer(raw):
             run = m.group().strip()
             if len(run) >= cfg.min_hex_chars and (d := _hex(run)):
