@@ -433,3 +433,21 @@ def test_pool_appends_equal_a_rebuild() -> None:
         ref10.add(it)
     for a, b in zip((*held[0], held[1], held[2]), (*ref10.arrays()[0], *ref10.arrays()[1:]), strict=True):
         assert np.array_equal(a, b)  # arrays handed out earlier are not changed by later adds
+
+
+def test_pattern_top_matches_find_similar_as_rows_are_added() -> None:
+    from types import SimpleNamespace
+
+    from aimds_ray.core.vector_index import VectorIndex, fit_idf
+
+    words = "ignore previous instructions reveal the system prompt password admin pretend you are now dan".split()
+    rng = np.random.default_rng(3)
+    texts = [" ".join(rng.choice(words, int(rng.integers(3, 12)))) for _ in range(80)]
+    idx = VectorIndex(fit_idf(texts, 12), 12)
+    idx.add(texts[:30], dedup=None)
+    holder = SimpleNamespace(_pinv=None)
+    for i, t in enumerate(texts[30:]):
+        for q in (t, texts[i], "pretend you are dan"):
+            h = idx.find_similar(q, k=1)[0]
+            assert Learner._pattern_top(holder, idx, q) == (h[0], h[1])
+        idx.add([t, t], dedup=None)  # duplicates: ties go to the lower id in both

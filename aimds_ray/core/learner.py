@@ -77,6 +77,7 @@ from aimds_ray.core.signals.learned import (
     bundle_exemplars,
     exemplar_row,
 )
+from aimds_ray.core.vector_index import sparse_scores
 
 _MANAGED = frozenset({"version", "linear", "threshold", "fusion_weights", "metrics", "created_at", "parent",
                       "patterns", "notes", "path"})
@@ -281,6 +282,17 @@ def _cat_csr(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tupl
             np.concatenate([p[2] for p in parts]).astype(np.float32))
 
 
+def _inverted_lists(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Feature -> (row, value) postings of CSR rows, built as `VectorIndex._inverted` builds them (for
+    `vector_index.sparse_scores`)."""
+    nnz = int(indptr[-1])
+    rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int32), np.diff(indptr))
+    order = np.argsort(indices[:nnz], kind="stable")
+    uniq, starts = np.unique(indices[:nnz][order], return_index=True)
+    return uniq.astype(np.int32), np.append(starts, nnz).astype(np.int64), rows[order], values[:nnz][order]
+
+
 def _ranges(seqs: Iterable[int]) -> list[list[int]]:
     """[1,2,3,7,8] -> [[1,3],[7,8]]: how bundle metrics list the feedback they include, compactly."""
     out: list[list[int]] = []
@@ -458,6 +470,7 @@ class Learner:
         self.pending_since: float | None = None
         self.bundle_notes = bundle.notes
         self._index = None  # pattern VectorIndex, built lazily
+        self._pinv: tuple[Any, int, tuple[np.ndarray, ...]] | None = None  # its inverted lists (_pattern_top)
         self._exemplars: Exemplars = bundle_exemplars(bundle, self.aimds_config) or Exemplars.empty()
         self._published: ModelBundle | None = None
         self._pub_W: np.ndarray | None = None
@@ -1037,10 +1050,12 @@ class Learner:
         idx = self._pattern_index()
         text = text[: self.cfg.pattern_max_chars]
         p = {"text": text, "category": category, "source": source, "added_at": time.time(), "feedback_seq": seq}
-        hits = idx.find_similar(text, k=1)
-        if hits and hits[0][1] >= self.cfg.pattern_dedup:
-            return {"added": False, "duplicate_of": hits[0][0], "cosine": hits[0][1]}
-        ids = idx.add([text], [_pattern_meta(p)], dedup=self.cfg.pattern_dedup)
+        hit = self._pattern_top(idx, text)
+        if hit is not None and hit[1] >= self.cfg.pattern_dedup:
+            return {"added": False, "duplicate_of": hit[0], "cosine": hit[1]}
+        # dedup already decided above (a rounded cosine below pattern_dedup is a raw one below it), so the index
+        # need not score the text again (that would rebuild its inverted lists, ~1-4 ms per update)
+        ids = idx.add([text], [_pattern_meta(p)], dedup=None if idx.dense_dim is None else self.cfg.pattern_dedup)
         if not ids:
             return {"added": False}
         self.patterns.append(p)
@@ -1056,6 +1071,30 @@ class Learner:
             self._exemplars = self._exemplars.add(row, th, category, len(self.patterns) - 1)
             out["exemplar_threshold"] = th
         return out
+
+    def _pattern_top(self, idx: Any, text: str) -> tuple[int, float] | None:
+        """`idx.find_similar(text, k=1)[0][:2]`, bit for bit, without the index rebuilding its inverted lists after
+        every add: rows present at first use are scored through lists built once (`_pinv`), rows added since
+        through small lists of those rows alone. Same kernel, same per-cell summation order, same tie-break."""
+        if idx.dense_dim is not None:
+            hits = idx.find_similar(text, k=1)
+            return (hits[0][0], hits[0][1]) if hits else None
+        n = len(idx.ids)
+        if n == 0:
+            return None
+        pinv = self._pinv
+        if pinv is None or pinv[0] is not idx or int(idx.indptr[n]) - int(idx.indptr[pinv[1]]) > \
+                max(50_000, int(idx.indptr[pinv[1]]) // 4):  # fold a long tail into the base lists (rare)
+            pinv = self._pinv = (idx, n, _inverted_lists(idx.indptr[: n + 1], idx.indices, idx.values))
+        nb = pinv[1]
+        q = idx.embed([text])
+        row = sparse_scores(*q, *pinv[2], nb)[0]
+        if n > nb:
+            s0 = int(idx.indptr[nb])
+            tail = _inverted_lists(idx.indptr[nb : n + 1] - s0, idx.indices[s0:], idx.values[s0:])
+            row = np.concatenate([row, sparse_scores(*q, *tail, n - nb)[0]])
+        r = int(np.argpartition(-row, 0)[0]) if n > 1 else 0  # what VectorIndex._topk picks for k=1
+        return int(idx.ids[r]), round(float(row[r]), 6)
 
     def _benign_df(self) -> np.ndarray:
         """Share of the benign replay buffer's texts holding each feature (any view), computed once per base."""
