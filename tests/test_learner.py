@@ -361,3 +361,93 @@ def test_exemplar_scores_are_cosines() -> None:
     ref = np.stack([E @ dense(Q, r) for r in range(len(Q[0]) - 1)])
     assert np.allclose(ex.scores(Q, 18), ref, atol=1e-5)
     assert ex.scores(Q, 18)[:3, 0].min() > 0.5 > ex.scores(Q, 18)[3:, 0].max()
+
+
+# --- update-path kernels and incremental buffers: each must equal its from-scratch / reference computation --------
+
+
+def _random_csr(rng: np.random.Generator, n: int, d: int, nnz: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lens = rng.integers(0, nnz, n)
+    ip = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    idx = np.concatenate([np.sort(rng.choice(d, k, replace=False)) for k in lens]).astype(np.int32)
+    return ip, idx, rng.normal(size=len(idx)).astype(np.float32)
+
+
+def test_interleaved_sgd_pass_is_bit_identical_to_fit() -> None:
+    from aimds_ray.core.classifier import LinearModel
+    from aimds_ray.core.learner import fit_pass
+
+    rng = np.random.default_rng(0)
+    X = _random_csr(rng, 40, 1 << 10, 60)
+    Y = (rng.random((40, 7)) < 0.3).astype(np.float32)
+    Y[3, 2] = -1.0  # an unlabelled head is skipped by both
+    w = rng.uniform(0.5, 3.0, 40).astype(np.float32)
+    a = LinearModel.zeros(10)
+    a.W[:] = rng.normal(scale=0.3, size=a.W.shape)
+    a.G[:] = rng.uniform(0, 5, size=a.G.shape)
+    b = a.copy()
+    for seed in (1, 2, 3):
+        a.fit(X, Y, w, epochs=1, lr=0.8, l2=1e-6, seed=seed)
+        fit_pass(b, X, Y, w, lr=0.8, l2=1e-6, seed=seed)
+    for x, y in ((a.W, b.W), (a.b, b.b), (a.G, b.G), (a.Gb, b.Gb)):
+        assert np.array_equal(x, y)
+
+
+def test_mark_new_and_take_cols_match_numpy() -> None:
+    from aimds_ray.core.learner import _mark_new, _take_cols
+
+    rng = np.random.default_rng(1)
+    saved = np.zeros(1000, bool)
+    saved[rng.choice(1000, 100, replace=False)] = True
+    ref = saved.copy()
+    idx = rng.integers(0, 1000, 500).astype(np.int32)
+    want = np.unique(idx[~ref[idx]])
+    ref[want] = True
+    got = _mark_new(idx, saved)
+    assert np.array_equal(got, want) and np.array_equal(saved, ref)
+    A = rng.normal(size=(7, 1000)).astype(np.float32)
+    assert np.array_equal(_take_cols(A, got), A[:, got])
+
+
+def test_pool_appends_equal_a_rebuild() -> None:
+    from aimds_ray.core.learner import _Item, _Pool
+
+    rng = np.random.default_rng(2)
+    items = [_Item(f"t{i}", 0, "benign", _random_csr(rng, 1, 512, 30), _random_csr(rng, int(rng.integers(1, 4)), 512, 30),
+                   rng.normal(size=5)) for i in range(60)]
+    grown = _Pool()
+    for it in items[:10]:
+        grown.add(it)
+    grown.arrays()  # materialised, then appended to in place
+    held = grown.arrays()
+    for it in items[10:]:
+        grown.add(it)
+    fresh = _Pool()
+    for it in items:
+        fresh.add(it)
+    (X1, s1, R1), (X2, s2, R2) = grown.arrays(), fresh.arrays()
+    for a, b in zip((*X1, s1, R1), (*X2, s2, R2), strict=True):
+        assert np.array_equal(a, b)
+    ref10 = _Pool()
+    for it in items[:10]:
+        ref10.add(it)
+    for a, b in zip((*held[0], held[1], held[2]), (*ref10.arrays()[0], *ref10.arrays()[1:]), strict=True):
+        assert np.array_equal(a, b)  # arrays handed out earlier are not changed by later adds
+
+
+def test_pattern_top_matches_find_similar_as_rows_are_added() -> None:
+    from types import SimpleNamespace
+
+    from aimds_ray.core.vector_index import VectorIndex, fit_idf
+
+    words = "ignore previous instructions reveal the system prompt password admin pretend you are now dan".split()
+    rng = np.random.default_rng(3)
+    texts = [" ".join(rng.choice(words, int(rng.integers(3, 12)))) for _ in range(80)]
+    idx = VectorIndex(fit_idf(texts, 12), 12)
+    idx.add(texts[:30], dedup=None)
+    holder = SimpleNamespace(_pinv=None)
+    for i, t in enumerate(texts[30:]):
+        for q in (t, texts[i], "pretend you are dan"):
+            h = idx.find_similar(q, k=1)[0]
+            assert Learner._pattern_top(holder, idx, q) == (h[0], h[1])
+        idx.add([t, t], dedup=None)  # duplicates: ties go to the lower id in both

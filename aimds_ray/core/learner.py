@@ -77,6 +77,7 @@ from aimds_ray.core.signals.learned import (
     bundle_exemplars,
     exemplar_row,
 )
+from aimds_ray.core.vector_index import sparse_scores
 
 _MANAGED = frozenset({"version", "linear", "threshold", "fusion_weights", "metrics", "created_at", "parent",
                       "patterns", "notes", "path"})
@@ -156,6 +157,87 @@ def _head0(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, w: np.nd
     return out
 
 
+@njit(cache=True)
+def _sgd_pass(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, Y: np.ndarray, sw: np.ndarray,
+              order: np.ndarray, W: np.ndarray, b: np.ndarray, G: np.ndarray, Gb: np.ndarray, lr: float,
+              l2: float) -> None:
+    """`classifier._sgd` (one AdaGrad pass) with the heads interleaved per feature: the heads are independent, so
+    each head sees exactly the same float operations in the same order (bit-identical weights, tested), but a
+    feature's 7 weights are read in one sweep of the row instead of 7 (the update's largest cost on long texts).
+    The loss is not computed (the learner never reads it)."""
+    k = W.shape[0]
+    zs = np.empty(k, dtype=np.float32)
+    gs = np.empty(k, dtype=np.float64)
+    for i in order:
+        s = indptr[i]
+        e = indptr[i + 1]
+        for h in range(k):
+            zs[h] = b[h]
+        for p in range(s, e):
+            j = indices[p]
+            v = values[p]
+            for h in range(k):
+                zs[h] += W[h, j] * v
+        for h in range(k):
+            y = Y[i, h]
+            z = zs[h]
+            if z > 30.0:
+                pr = 1.0
+            elif z < -30.0:
+                pr = 0.0
+            else:
+                pr = 1.0 / (1.0 + np.exp(-z))
+            gs[h] = (pr - y) * sw[i]
+        for p in range(s, e):
+            j = indices[p]
+            v = values[p]
+            for h in range(k):
+                if Y[i, h] < 0:
+                    continue
+                gj = gs[h] * v + l2 * W[h, j]
+                G[h, j] += gj * gj
+                W[h, j] -= lr * gj / np.sqrt(G[h, j] + 1e-8)
+        for h in range(k):
+            if Y[i, h] < 0:
+                continue
+            g = gs[h]
+            Gb[h] += g * g
+            b[h] -= lr * g / np.sqrt(Gb[h] + 1e-8)
+
+
+def fit_pass(lin: LinearModel, X: tuple[np.ndarray, np.ndarray, np.ndarray], Y: np.ndarray, sample_weight: np.ndarray,
+             *, lr: float, l2: float, seed: int) -> None:
+    """`lin.fit(X, Y, w, epochs=1, lr=lr, l2=l2, seed=seed)` with the interleaved kernel: same shuffle, same weights."""
+    assert lin.G is not None and lin.Gb is not None
+    order = np.random.default_rng(seed).permutation(len(X[0]) - 1).astype(np.int64)
+    _sgd_pass(X[0], X[1], X[2], Y.astype(np.float32), sample_weight.astype(np.float32), order, lin.W, lin.b, lin.G,
+              lin.Gb, lr, l2)
+    object.__setattr__(lin, "_WT", None)  # W changed in place
+
+
+@njit(cache=True)
+def _mark_new(idx: np.ndarray, saved: np.ndarray) -> np.ndarray:
+    """np.unique(idx[~saved[idx]]) and mark them saved, in one pass (no sort of the whole index array)."""
+    out = np.empty(idx.shape[0], dtype=idx.dtype)
+    n = 0
+    for j in idx:
+        if not saved[j]:
+            saved[j] = True
+            out[n] = j
+            n += 1
+    return np.sort(out[:n])
+
+
+@njit(cache=True)
+def _take_cols(A: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """A[:, cols] (a copy) for a C-ordered (heads, D) matrix."""
+    out = np.empty((A.shape[0], cols.shape[0]), dtype=A.dtype)
+    for h in range(A.shape[0]):
+        for t in range(cols.shape[0]):
+            out[h, t] = A[h, cols[t]]
+    return out
+
+
 def _sigmoid(z: np.ndarray | float) -> Any:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
 
@@ -200,6 +282,17 @@ def _cat_csr(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tupl
             np.concatenate([p[2] for p in parts]).astype(np.float32))
 
 
+def _inverted_lists(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Feature -> (row, value) postings of CSR rows, built as `VectorIndex._inverted` builds them (for
+    `vector_index.sparse_scores`)."""
+    nnz = int(indptr[-1])
+    rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int32), np.diff(indptr))
+    order = np.argsort(indices[:nnz], kind="stable")
+    uniq, starts = np.unique(indices[:nnz][order], return_index=True)
+    return uniq.astype(np.int32), np.append(starts, nnz).astype(np.int64), rows[order], values[:nnz][order]
+
+
 def _ranges(seqs: Iterable[int]) -> list[list[int]]:
     """[1,2,3,7,8] -> [[1,3],[7,8]]: how bundle metrics list the feedback they include, compactly."""
     out: list[list[int]] = []
@@ -237,30 +330,47 @@ class _Item:
 
 
 class _Pool:
-    """Items whose view features are concatenated once (cached) so a guard scores them in one kernel call."""
+    """Items whose view features are kept concatenated (CSR) so a guard scores them in one kernel call. The arrays
+    grow geometrically and an add writes past the used length, so appending one item costs its own size, not the
+    pool's (a concatenate per add cost ~3 ms on the attack pool); views handed out earlier stay valid."""
 
     def __init__(self, capacity: int | None = None) -> None:
         self.items: deque[_Item] | list[_Item] = deque(maxlen=capacity) if capacity else []
-        self._cache: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray] | None = None
+        self._buf: dict[str, np.ndarray] | None = None  # ip, idx, val, starts, R (capacity >= used)
+        self._n = (0, 0)  # (view rows, nnz) in use
 
     def add(self, item: _Item) -> None:
         full = isinstance(self.items, deque) and self.items.maxlen is not None and len(self.items) == self.items.maxlen
         self.items.append(item)
-        if self._cache is None or full:
-            self._cache = None
+        if self._buf is None or full:
+            self._buf = None  # a full ring buffer drops its oldest item: rebuilt on the next arrays()
             return
-        (ip, idx, val), starts, R = self._cache  # append in place of a rebuild: one concatenate per array
-        self._cache = ((np.concatenate([ip, item.views[0][1:] + ip[-1]]), np.concatenate([idx, item.views[1]]),
-                        np.concatenate([val, item.views[2]])),
-                       np.append(starts, len(ip) - 1), np.vstack([R, item.rule[None, :]]) if len(R) else
-                       item.rule[None, :])
+        nr, nz = self._n
+        ip, idx, val = item.views
+        k, m, ni = len(ip) - 1, len(idx), len(self.items) - 1
+        bf = self._buf
+        bf["ip"] = _reserve(bf["ip"], nr + k + 1)
+        bf["idx"] = _reserve(bf["idx"], nz + m)
+        bf["val"] = _reserve(bf["val"], nz + m)
+        bf["starts"] = _reserve(bf["starts"], ni + 1)
+        R = bf["R"]
+        if R.shape[1:] != item.rule.shape:  # an empty pool's (0, 0) placeholder: the first item fixes the width
+            assert ni == 0
+            R = np.zeros((0,) + item.rule.shape, item.rule.dtype)
+        bf["R"] = _reserve(R, ni + 1)
+        bf["ip"][nr + 1 : nr + k + 1] = ip[1:] + nz
+        bf["idx"][nz : nz + m] = idx
+        bf["val"][nz : nz + m] = val
+        bf["starts"][ni] = nr
+        bf["R"][ni] = item.rule
+        self._n = (nr + k, nz + m)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def arrays(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
-        """(views CSR, row start of each item in it, rule matrix)."""
-        if self._cache is None:
+        """(views CSR, row start of each item in it, rule matrix): views of the buffers, valid after later adds."""
+        if self._buf is None:
             items = list(self.items)
             X = _cat_csr([it.views for it in items])
             counts = np.array([len(it.views[0]) - 1 for it in items], np.int64)
@@ -268,8 +378,22 @@ class _Pool:
             if len(items):
                 np.cumsum(counts[:-1], out=starts[1:])
             R = np.stack([it.rule for it in items]) if items else np.zeros((0, 0))
-            self._cache = (X, starts, R)
-        return self._cache
+            # built with headroom, so the adds of the next updates never pay a copy of the whole pool
+            self._buf = {"ip": _reserve(X[0], len(X[0]) + 1, 0.5), "idx": _reserve(X[1], len(X[1]) + 1, 0.5),
+                         "val": _reserve(X[2], len(X[2]) + 1, 0.5), "starts": _reserve(starts, len(items) + 1, 0.5),
+                         "R": _reserve(R, len(items) + 1, 0.5) if R.ndim == 2 and R.shape[1] else R}
+            self._n = (len(X[0]) - 1, len(X[1]))
+        bf, (nr, nz), n = self._buf, self._n, len(self.items)
+        return (bf["ip"][: nr + 1], bf["idx"][:nz], bf["val"][:nz]), bf["starts"][:n], bf["R"][:n]
+
+
+def _reserve(a: np.ndarray, n: int, grow: float = 1.0) -> np.ndarray:
+    """`a` itself if it holds n rows, else a copy with room for (1 + grow) times that (geometric growth)."""
+    if len(a) >= n:
+        return a
+    out = np.zeros((max(int(n * (1 + grow)), 16),) + a.shape[1:], a.dtype)
+    out[: len(a)] = a
+    return out
 
 
 class Learner:
@@ -346,6 +470,7 @@ class Learner:
         self.pending_since: float | None = None
         self.bundle_notes = bundle.notes
         self._index = None  # pattern VectorIndex, built lazily
+        self._pinv: tuple[Any, int, tuple[np.ndarray, ...]] | None = None  # its inverted lists (_pattern_top)
         self._exemplars: Exemplars = bundle_exemplars(bundle, self.aimds_config) or Exemplars.empty()
         self._published: ModelBundle | None = None
         self._pub_W: np.ndarray | None = None
@@ -751,20 +876,21 @@ class Learner:
                                  for _ in range(len(r.train[0]) - 1)])
             w = np.array(fb_w + [POS_WEIGHT if r.label == 1 else NEG_WEIGHT for r in rep
                                  for _ in range(len(r.train[0]) - 1)], np.float32)
-            new = np.unique(X[1][~saved[X[1]]])
+            new = _mark_new(X[1], saved)
             if len(new):
-                saved[new] = True
                 undo["cols"].append(new)
-                undo["W"].append(W[:, new].copy())
-                undo["G"].append(G[:, new].copy())
-                G[:, new] += g0
-            self.lin.fit(X, Y, w, epochs=1, lr=self.cfg.lr, l2=self.cfg.l2, seed=int(rng.integers(1 << 31)))
+                undo["W"].append(_take_cols(W, new))
+                undo["G"].append(_take_cols(G, new))
+                if g0:
+                    G[:, new] += g0
+            fit_pass(self.lin, X, Y, w, lr=self.cfg.lr, l2=self.cfg.l2, seed=int(rng.integers(1 << 31)))
             done += 1
             if goal is not None and done >= self.cfg.min_passes and goal():
                 break
-        for c in undo["cols"]:  # the floor was only for this update's step sizes
-            G[:, c] = np.maximum(G[:, c] - g0, 0.0)
-        self.lin.Gb[:] = np.maximum(self.lin.Gb - g0, 0.0)
+        if g0:  # the floor was only for this update's step sizes
+            for c in undo["cols"]:
+                G[:, c] = np.maximum(G[:, c] - g0, 0.0)
+            self.lin.Gb[:] = np.maximum(self.lin.Gb - g0, 0.0)
         return done, undo
 
     def _undo(self, undo: dict[str, Any]) -> None:
@@ -924,10 +1050,12 @@ class Learner:
         idx = self._pattern_index()
         text = text[: self.cfg.pattern_max_chars]
         p = {"text": text, "category": category, "source": source, "added_at": time.time(), "feedback_seq": seq}
-        hits = idx.find_similar(text, k=1)
-        if hits and hits[0][1] >= self.cfg.pattern_dedup:
-            return {"added": False, "duplicate_of": hits[0][0], "cosine": hits[0][1]}
-        ids = idx.add([text], [_pattern_meta(p)], dedup=self.cfg.pattern_dedup)
+        hit = self._pattern_top(idx, text)
+        if hit is not None and hit[1] >= self.cfg.pattern_dedup:
+            return {"added": False, "duplicate_of": hit[0], "cosine": hit[1]}
+        # dedup already decided above (a rounded cosine below pattern_dedup is a raw one below it), so the index
+        # need not score the text again (that would rebuild its inverted lists, ~1-4 ms per update)
+        ids = idx.add([text], [_pattern_meta(p)], dedup=None if idx.dense_dim is None else self.cfg.pattern_dedup)
         if not ids:
             return {"added": False}
         self.patterns.append(p)
@@ -943,6 +1071,30 @@ class Learner:
             self._exemplars = self._exemplars.add(row, th, category, len(self.patterns) - 1)
             out["exemplar_threshold"] = th
         return out
+
+    def _pattern_top(self, idx: Any, text: str) -> tuple[int, float] | None:
+        """`idx.find_similar(text, k=1)[0][:2]`, bit for bit, without the index rebuilding its inverted lists after
+        every add: rows present at first use are scored through lists built once (`_pinv`), rows added since
+        through small lists of those rows alone. Same kernel, same per-cell summation order, same tie-break."""
+        if idx.dense_dim is not None:
+            hits = idx.find_similar(text, k=1)
+            return (hits[0][0], hits[0][1]) if hits else None
+        n = len(idx.ids)
+        if n == 0:
+            return None
+        pinv = self._pinv
+        if pinv is None or pinv[0] is not idx or int(idx.indptr[n]) - int(idx.indptr[pinv[1]]) > \
+                max(50_000, int(idx.indptr[pinv[1]]) // 4):  # fold a long tail into the base lists (rare)
+            pinv = self._pinv = (idx, n, _inverted_lists(idx.indptr[: n + 1], idx.indices, idx.values))
+        nb = pinv[1]
+        q = idx.embed([text])
+        row = sparse_scores(*q, *pinv[2], nb)[0]
+        if n > nb:
+            s0 = int(idx.indptr[nb])
+            tail = _inverted_lists(idx.indptr[nb : n + 1] - s0, idx.indices[s0:], idx.values[s0:])
+            row = np.concatenate([row, sparse_scores(*q, *tail, n - nb)[0]])
+        r = int(np.argpartition(-row, 0)[0]) if n > 1 else 0  # what VectorIndex._topk picks for k=1
+        return int(idx.ids[r]), round(float(row[r]), 6)
 
     def _benign_df(self) -> np.ndarray:
         """Share of the benign replay buffer's texts holding each feature (any view), computed once per base."""
