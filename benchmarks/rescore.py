@@ -2,7 +2,7 @@
 
 Generates `--rows` seeded ~200-character texts (benign chatter plus ~10% attack-like: injections, role-play,
 base64, leetspeak, PII) as Parquet files in a temp dir, then runs each engine as its own `aimds rescore` process
-and samples the memory of that process tree (driver + Ray's raylet/GCS/workers) every 0.5 s. Memory is PSS
+and samples the memory of that process tree (driver + Ray's raylet/GCS/workers) every 2 s. Memory is PSS
 (proportional set size, /proc/PID/smaps_rollup), so object-store pages shared by several workers are not counted
 twice; RSS sums are reported too. The ray engine is run again at `--memory-rows` to show peak memory does not grow
 with input size. The per-core `Detector.scan_batch` rate bounds both engines, so it is measured in-process too
@@ -141,8 +141,13 @@ def tree_memory(root: int, cpu: dict[int, float] | None = None) -> tuple[int, in
     return pss, rss, len(seen)
 
 
+SAMPLE_S = 2.0  # memory/CPU sampling period; reading smaps_rollup of a Ray tree costs ~25 ms of CPU per sample
+
+
 def run_engine(args: list[str], label: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run `aimds rescore ...` as a process, sample its tree's memory, return its summary plus peaks."""
+    """Run `aimds rescore ...` as a process, sample its tree's memory, return its summary plus peaks. The sampler
+    itself costs CPU (more for Ray's dozen processes than for the local engine's one), so it runs every
+    `SAMPLE_S` seconds: often enough for peaks of runs that last a minute, rarely enough not to tilt the race."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "aimds_ray", "rescore", *args, "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
@@ -152,7 +157,7 @@ def run_engine(args: list[str], label: str, env: dict[str, str] | None = None) -
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.wait(0.5):
+        while not stop.wait(SAMPLE_S):
             pss, rss, n = tree_memory(proc.pid, cpu)
             loads.append(os.getloadavg()[0])
             if pss > peak["pss"]:
@@ -182,10 +187,12 @@ def run_engine(args: list[str], label: str, env: dict[str, str] | None = None) -
 def scan_rate(n: int, seed: int, profile: bool) -> dict[str, Any]:
     """In-process `Detector.scan_batch` texts/s on one core (batches of 4096, like both engines)."""
     from aimds_ray.core.detector import Detector
+    from aimds_ray.core.process import settle_heap
 
     det = Detector()
     texts = make_texts(n, seed + 999)
     det.scan_batch(texts[:512])  # warm caches / JIT
+    settle_heap()  # as both engines' workers do after start-up
     t0 = time.perf_counter()
     for i in range(0, n, 4096):
         det.scan_batch(texts[i: i + 4096])
@@ -229,7 +236,8 @@ def main() -> None:
     a = ap.parse_args()
 
     res: dict[str, Any] = {"benchmark": "rescore", "rows": a.rows, "files": a.files, "workers": a.workers,
-                           "cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg()[0]}
+                           "cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg()[0],
+                           "memory_sample_period_s": SAMPLE_S}
     ray_env = {"RAY_worker_niceness": str(a.ray_niceness)}
     res["ray_worker_niceness"] = a.ray_niceness
     with tempfile.TemporaryDirectory(prefix="aimds-rescore-bench-") as tmp:
