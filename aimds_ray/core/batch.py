@@ -76,13 +76,14 @@ def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_colum
         good_idx.append(i)
         good_txt.append(v)
     if good_txt:
+        reports: list[Any]
         try:
-            reports = detector.scan_batch(good_txt)
+            reports = detector.decide_batch(good_txt)  # the four columns, without building full reports
         except InputError:
             reports = []
             for t in good_txt:  # fall back to one-by-one so one bad row cannot sink the batch
                 try:
-                    reports.append(detector.scan(t))
+                    reports.extend(detector.decide_batch([t]))
                 except InputError as e:
                     reports.append(str(e))
         for i, r in zip(good_idx, reports, strict=True):

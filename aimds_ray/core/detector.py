@@ -10,7 +10,7 @@ import itertools
 import os
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from aimds_ray.core.config import AimdsConfig, load_config
 from aimds_ray.core.fusion import Fusion
@@ -27,6 +27,15 @@ _ID_COUNTER = itertools.count()
 def new_request_id() -> str:
     """Unique per process start and call; cheaper than uuid4 (one urandom read per process, not per scan)."""
     return f"{_ID_PREFIX}{os.getpid() & 0xFFFF:04x}{next(_ID_COUNTER):012x}"
+
+
+class Verdict(NamedTuple):
+    """The decision of one scan, as `ThreatReport` carries it (score rounded the same way)."""
+
+    is_threat: bool
+    score: float
+    threat_type: str
+    action: str
 
 
 class InputError(ValueError):
@@ -142,6 +151,28 @@ class Detector:
         `scan` one by one. An invalid item raises `InputError` naming its index."""
         t0 = time.perf_counter_ns()
         model, signals, fusion = self._state
+        clean, per_docs, per_text = self._evidence_batch(texts, signals)
+        reports = []
+        t_each = (time.perf_counter_ns() - t0) // max(1, len(clean))
+        for i, t in enumerate(clean):
+            rid = request_ids[i] if request_ids is not None else None
+            r = self._report(t, per_docs[i], per_text[i], fusion, model, time.perf_counter_ns() - t_each, rid)
+            reports.append(r)
+        return reports
+
+    def decide_batch(self, texts: Sequence[Any]) -> list[Verdict]:
+        """The decision fields of `scan_batch` (is_threat, score, threat_type, action) without building reports
+        (no evidence list, redaction or request ids): what table re-scoring writes, for a fraction of the cost."""
+        model, signals, fusion = self._state
+        _, _, per_text = self._evidence_batch(texts, signals)
+        out = []
+        for ev in per_text:
+            d = fusion.decide(ev)
+            out.append(Verdict(d.is_threat, round(d.score, 6), d.threat_type, str(d.action)))
+        return out
+
+    def _evidence_batch(self, texts: Sequence[Any], signals: list[Signal]
+                        ) -> tuple[list[str], list[list[Normalized]], list[list[Evidence]]]:
         clean: list[str] = []
         for i, t in enumerate(texts):
             try:
@@ -161,13 +192,7 @@ class Detector:
         for sig in signals:
             for i, ev in zip(owners, sig.scan_batch(docs), strict=True):
                 per_text[i].extend(ev)
-        reports = []
-        t_each = (time.perf_counter_ns() - t0) // max(1, len(clean))
-        for i, t in enumerate(clean):
-            rid = request_ids[i] if request_ids is not None else None
-            r = self._report(t, per_docs[i], per_text[i], fusion, model, time.perf_counter_ns() - t_each, rid)
-            reports.append(r)
-        return reports
+        return clean, per_docs, per_text
 
     def _report(
         self, text: str, docs: list[Normalized], evidence: list[Evidence], fusion: Fusion, model: Any,
