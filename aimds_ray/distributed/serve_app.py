@@ -251,10 +251,22 @@ class AimdsIngress:
 
     def _dispatch(self, item: dict[str, Any], report: dict[str, Any], t: float) -> str:
         """Hand session-relevant or uncertain requests to the scheduler; never wait for it."""
+        task = self._deep_task(item, report, t)
+        if task is None:
+            return "none"
+        try:
+            self._connect()["scheduler"].submit.remote(task)
+            return "pending"
+        except Exception as e:
+            self.degraded["scheduler"] = f"{type(e).__name__}"
+            return "unavailable"
+
+    def _deep_task(self, item: dict[str, Any], report: dict[str, Any], t: float) -> dict[str, Any] | None:
+        """The deep-path task for a session-relevant or uncertain request, else None."""
         th = self.detector.threshold
         uncertain = self.rcfg.uncertain_band * th <= report["score"] < th
         if not item.get("session_id") and not uncertain:
-            return "none"
+            return None
         if report["action"] == "block":
             prio = "critical"
         elif report["is_threat"]:
@@ -270,12 +282,7 @@ class AimdsIngress:
                 "report": {k: report[k] for k in ("score", "is_threat", "threat_type", "action", "categories",
                                                   "evidence", "latency_us", "request_id", "sanitized_text",
                                                   "model_version")}}
-        try:
-            self._connect()["scheduler"].submit.remote(task)
-            return "pending"
-        except Exception as e:
-            self.degraded["scheduler"] = f"{type(e).__name__}"
-            return "unavailable"
+        return task
 
     async def _detect_one(self, item: dict[str, Any]) -> dict[str, Any]:
         t = time.time()
@@ -350,10 +357,25 @@ class AimdsIngress:
         self._ensure_background()
         t = time.time()
         out = detect_items(self.detector, items)
+        tasks: list[dict[str, Any]] = []
+        waiting: list[dict[str, Any]] = []
         for item, res in zip(items, out, strict=True):
             if "error" not in res:
-                res["deep_analysis"] = self._dispatch(item, res, t)
-                if self.degraded:
+                task = self._deep_task(item, res, t)
+                res["deep_analysis"] = "none" if task is None else "pending"
+                if task is not None:
+                    tasks.append(task)
+                    waiting.append(res)
+        if tasks:  # the whole batch's deep-path work in one scheduler call
+            try:
+                self._connect()["scheduler"].submit_many.remote(tasks)
+            except Exception as e:
+                self.degraded["scheduler"] = f"{type(e).__name__}"
+                for res in waiting:
+                    res["deep_analysis"] = "unavailable"
+        if self.degraded:
+            for res in out:
+                if "error" not in res:
                     res["degraded"] = sorted(self.degraded)
         self._metrics.report_many(out, "detect_batch")
         return out
