@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aimds_ray.core.classifier import LinearModel, predict_head_logits, predict_logits, predict_logits_ref
-from aimds_ray.core.features import csr_rows, featurize
+from aimds_ray.core.classifier import LinearModel, predict_logits, predict_logits_ref
+from aimds_ray.core.features import featurize
 from aimds_ray.core.model import ModelBundle, ModelStore
 
 
@@ -17,22 +17,6 @@ def test_predict_kernel_matches_reference(texts, seed) -> None:
     W = rng.normal(size=(3, 1 << 10)).astype(np.float32)
     b = rng.normal(size=3).astype(np.float32)
     np.testing.assert_allclose(predict_logits(*X, W, b), predict_logits_ref(*X, W, b), rtol=1e-4, atol=1e-4)
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.text(max_size=60), min_size=1, max_size=6), st.integers(0, 2**31 - 1))
-def test_single_head_kernel_equals_the_all_heads_kernel(texts, seed) -> None:
-    """The fast path scores head 0 alone; its values must be bit-identical to the full kernel's column, and the
-    rows picked out of a CSR matrix must score as they did in it."""
-    rng = np.random.default_rng(seed)
-    X = featurize(texts, bits=10)
-    W = rng.normal(size=(3, 1 << 10)).astype(np.float32)
-    b = rng.normal(size=3).astype(np.float32)
-    full = predict_logits(*X, W, b)
-    for h in range(3):
-        np.testing.assert_array_equal(predict_head_logits(*X, np.ascontiguousarray(W[h]), b[h]), full[:, h])
-    rows = [len(texts) - 1, 0]
-    np.testing.assert_array_equal(predict_logits(*csr_rows(X, rows), W, b), full[rows])
 
 
 def _toy() -> tuple[list[str], np.ndarray]:

@@ -49,22 +49,6 @@ def predict_logits_t(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray
     return out
 
 
-@njit(cache=True)
-def predict_head_logits(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, w: np.ndarray,
-                        b: np.float32) -> np.ndarray:
-    """Logits of one head (w = W[h], contiguous): the same float32 sums, in the same order, as
-    `predict_logits_t` computes for that head, reading 4 bytes per feature instead of a whole row of heads."""
-    n = indptr.shape[0] - 1
-    out = np.empty(n, dtype=np.float32)
-    acc = np.empty(1, dtype=np.float32)
-    for d in range(n):
-        acc[0] = b
-        for p in range(indptr[d], indptr[d + 1]):
-            acc[0] += w[indices[p]] * values[p]
-        out[d] = acc[0]
-    return out
-
-
 def predict_logits(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, W: np.ndarray,
                    b: np.ndarray) -> np.ndarray:
     """(n_docs, n_heads) logits for CSR rows; W is (n_heads, D)."""
@@ -151,11 +135,6 @@ class LinearModel:
 
     def logits(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
         return predict_logits_t(indptr, indices, values, self.scoring_weights(), self.b)
-
-    def head_proba(self, h: int, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Column h of `proba`, computed alone (the fast path needs only the manipulation head for most texts)."""
-        z = np.clip(predict_head_logits(indptr, indices, values, self.W[h], self.b[h]), -30, 30)
-        return 1.0 / (1.0 + np.exp(-z))
 
     def proba(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
         z = np.clip(self.logits(indptr, indices, values), -30, 30)

@@ -230,20 +230,6 @@ def featurize(texts: Sequence[str], bits: int = DEFAULT_BITS) -> tuple[np.ndarra
     return hash_features(codes, offsets, bits, _seen_buffer(bits))
 
 
-def csr_rows(X: tuple[np.ndarray, np.ndarray, np.ndarray], rows: Sequence[int]
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The CSR matrix of the given rows only, in that order."""
-    indptr, indices, values = X
-    if len(rows) == len(indptr) - 1 and all(r == i for i, r in enumerate(rows)):
-        return X  # all rows, in order (a single prompt that reached the floor)
-    spans = [(int(indptr[r]), int(indptr[r + 1])) for r in rows]
-    ptr = np.zeros(len(spans) + 1, dtype=np.int64)
-    np.cumsum([e - s for s, e in spans], out=ptr[1:])
-    if not spans:
-        return ptr, indices[:0], values[:0]
-    return (ptr, np.concatenate([indices[s:e] for s, e in spans]), np.concatenate([values[s:e] for s, e in spans]))
-
-
 # --- plain-Python reference (tests only: same definition, no numba) -----------------------------------------------
 
 

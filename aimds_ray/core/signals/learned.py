@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from aimds_ray.core.config import AimdsConfig
-from aimds_ray.core.features import csr_rows, featurize
+from aimds_ray.core.features import featurize
 from aimds_ray.core.normalize import Normalized, normalize
 from aimds_ray.core.report import Evidence
 from aimds_ray.core.signals.base import Signal, register
@@ -159,30 +159,29 @@ class LearnedSignal(Signal):
         ex = bundle_exemplars(model, self.ctx.config)
         if ex is not None:
             self._exemplar_evidence(docs, owners, ex.scores(X, lin.bits), ex, out)
-        # the manipulation head decides; the category heads only name the category of texts above the floor, so
-        # they are scored for those rows alone (most traffic never touches their weights)
-        p0 = lin.head_proba(0, *X).tolist()
+        # all heads in one pass: each feature's weights for every head are one row of W.T (one cache line), so
+        # scoring the category heads too costs no more memory traffic than the manipulation head alone
+        P = lin.proba(*X)
+        rows = P.tolist()
         best: dict[int, tuple[float, int, int]] = {}
         for row, (d, vi) in enumerate(owners):
-            p = p0[row]
+            p = rows[row][0]
             if p > best.get(d, (-1.0, 0, 0))[0]:
                 best[d] = (p, vi, row)
         hits = [(d, p, vi, row) for d, (p, vi, row) in best.items() if p >= REPORT_FLOOR]
         if not hits:
             return out
-        P = lin.proba(*csr_rows(X, [row for _, _, _, row in hits]))
         heads = lin.heads
         ncat = len(heads) - 1
-        cat_idx = (1 + np.argmax(P[:, 1:ncat], axis=1)).tolist()
-        rows = P.tolist()
         harmful = heads[-1] == "harmful_request"
-        for k, (d, p, vi, _row) in enumerate(hits):
-            ci = cat_idx[k]
+        for d, p, vi, row in hits:
+            r = rows[row]
+            ci = 1 + max(range(ncat - 1), key=lambda h: r[1 + h])  # argmax over the category heads, first wins
             v = docs[d].variants[vi]
             s, e = v.span(0, len(v.text)) if v.text else (v.offset, v.offset)
             out[d].append(Evidence("learned", heads[ci], round(p, 6), s, e, "", v.kind,
-                                   f"p(manipulation)={p:.3f}; category head {heads[ci]}={rows[k][ci]:.3f}"))
-            ph = rows[k][ncat]
+                                   f"p(manipulation)={p:.3f}; category head {heads[ci]}={r[ci]:.3f}"))
+            ph = r[ncat]
             if harmful and ph >= 0.5:
                 out[d].append(Evidence("learned", "harmful_request", round(ph, 6), s, e, "", v.kind,
                                        f"p(harmful_request)={ph:.3f}"))
