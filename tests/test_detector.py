@@ -126,3 +126,14 @@ def test_deep_base64_bomb_is_bounded(detector: Detector) -> None:
 def test_other_languages(detector: Detector, text: str, threat: bool) -> None:
     """The override/extraction mechanisms are caught in other languages, and a language alone is no evidence."""
     assert detector.scan(text).is_threat is threat
+
+
+def test_settle_heap_freezes_start_up_objects() -> None:
+    """In a fresh interpreter (freezing is process-wide): objects alive at the call leave the collector's work."""
+    import subprocess
+    import sys
+
+    code = ("import gc\nfrom aimds_ray.core.process import heap_settled, settle_heap\nassert not heap_settled()\n"
+            "settle_heap()\nassert heap_settled() and gc.get_freeze_count() > 1000, gc.get_freeze_count()\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
