@@ -149,8 +149,12 @@ class PatternMatcherShard:
         from aimds_ray.core.signals.similarity import shipped_index
 
         self.shard = shipped_index().shard(n_shards)[index]
+        self.calls = 0
+        self.queries = 0
 
     def find_similar(self, texts: list[str], k: int) -> list[list[Any]]:
+        self.calls += 1
+        self.queries += len(texts)
         return [[_hit(h) for h in hits] for hits in self.shard.find_similar_batch(texts, k)]
 
     def rebuild(self, shard_bytes: bytes, version: str) -> int:
@@ -166,17 +170,14 @@ class PatternMatcherShard:
         return len(self.shard)
 
     def info(self) -> dict[str, Any]:
-        return {"index": self.index, "size": len(self.shard), "version": self.version, "pid": os.getpid()}
+        return {"index": self.index, "size": len(self.shard), "version": self.version, "pid": os.getpid(),
+                "calls": self.calls, "queries": self.queries}
 
 
-def _hit(h: Any) -> Any:
-    if hasattr(h, "_asdict"):
-        return h._asdict()
-    if hasattr(h, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return asdict(h)
-    return h
+def _hit(h: Any) -> dict[str, Any]:
+    """A vector-index hit `(row id, cosine, metadata)` as the dict the scheduler reads (`score`, `family`, ...)."""
+    i, score, meta = h
+    return {**meta, "id": int(i), "score": float(score)}
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
@@ -283,6 +284,8 @@ class DeadlineScheduler:
         self.last_errors: OrderedDict[str, str] = OrderedDict()
         self.degraded: dict[str, float] = {}
         self.deep_matches = 0
+        self._sim_pending: list[tuple[str, int, asyncio.Future[list[dict[str, Any]]]]] = []
+        self._sim_flush: asyncio.Task | None = None
 
     def _ensure_loop(self) -> None:
         if self._loop_task is None or self._loop_task.done():
@@ -362,17 +365,37 @@ class DeadlineScheduler:
             raise
 
     async def _similar(self, text: str, k: int = 3) -> list[dict[str, Any]]:
-        """Fan out to every matcher shard and merge the top-k (a shard that fails degrades, not the task)."""
-        shards = self.h.get("shards") or []
-        refs = [sh.find_similar.remote([text], k) for sh in shards]
-        hits: list[dict[str, Any]] = []
-        for r in refs:
-            try:
-                hits.extend((await self._call("matcher", r))[0])
-            except Exception:
-                continue
-        hits.sort(key=lambda h: -float(h.get("score", 0.0)))
-        return hits[:k]
+        """Top-k attack exemplars for `text` over every matcher shard. Queries of tasks running at the same time
+        are coalesced into one call per shard (the shards take lists): under load, one actor round trip serves up
+        to `scheduler_concurrency` tasks instead of one each."""
+        fut: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._sim_pending.append((text, k, fut))
+        if self._sim_flush is None or self._sim_flush.done():
+            self._sim_flush = asyncio.get_running_loop().create_task(self._flush_similar())
+        return await fut
+
+    async def _flush_similar(self) -> None:
+        await asyncio.sleep(0)  # tasks started in the same loop turn join this batch
+        batch, self._sim_pending = self._sim_pending, []
+        merged: list[list[dict[str, Any]]] = [[] for _ in batch]
+        try:
+            texts = [t for t, _, _ in batch]
+            k = max(kk for _, kk, _ in batch)
+            refs = [sh.find_similar.remote(texts, k) for sh in self.h.get("shards") or []]
+            for r in refs:
+                try:
+                    res = await self._call("matcher", r)  # a shard that fails degrades, not the tasks
+                except Exception:
+                    continue
+                for i, hits in enumerate(res):
+                    merged[i].extend(hits)
+        finally:
+            for (_, kk, fut), hits in zip(batch, merged, strict=True):
+                if not fut.done():
+                    hits.sort(key=lambda h: -float(h.get("score", 0.0)))
+                    fut.set_result(hits[:kk])
+            if self._sim_pending:  # queries that arrived while this batch was in flight
+                self._sim_flush = asyncio.get_running_loop().create_task(self._flush_similar())
 
     async def _deep(self, p: dict[str, Any]) -> None:
         sid = p.get("session_id")

@@ -40,6 +40,7 @@ api = FastAPI(
 
 MAX_BODY = 1 << 20  # /v1/detect and /v1/feedback
 MAX_BATCH_BODY = 32 << 20  # /v1/detect/batch
+DEEP_QUEUE_BATCHES = 10_000  # deep-path submissions waiting in a replica; beyond this they are refused (degraded)
 MAX_BATCH_ITEMS = 10_000
 
 
@@ -153,6 +154,8 @@ class AimdsIngress:
         self.ring_v = HashRing(self.rcfg.verifiers)
         self._bg: asyncio.Task | None = None
         self._health_task: asyncio.Task | None = None
+        self._deep_q: asyncio.Queue[list[dict[str, Any]]] | None = None
+        self._submitter: asyncio.Task | None = None
         self._metrics = _Metrics()
         self.degraded: dict[str, str] = {}
         self._metrics.model(self.detector.model_version)
@@ -252,14 +255,35 @@ class AimdsIngress:
     def _dispatch(self, item: dict[str, Any], report: dict[str, Any], t: float) -> str:
         """Hand session-relevant or uncertain requests to the scheduler; never wait for it."""
         task = self._deep_task(item, report, t)
-        if task is None:
-            return "none"
+        return "none" if task is None else self._enqueue_deep([task])
+
+    def _enqueue_deep(self, tasks: list[dict[str, Any]]) -> str:
+        """Queue deep-path tasks for the replica's submitter (the answer does not wait). One submitter per replica
+        sends them in arrival order and waits for each acknowledgement: the scheduler is an async actor, which
+        Ray does not promise to run in submission order, and a session's monitors need its events in order."""
+        if self._deep_q is None:
+            self._deep_q = asyncio.Queue(maxsize=DEEP_QUEUE_BATCHES)
+        if self._submitter is None or self._submitter.done():
+            self._submitter = asyncio.get_running_loop().create_task(self._submit_loop())
         try:
-            self._connect()["scheduler"].submit.remote(task)
-            return "pending"
-        except Exception as e:
-            self.degraded["scheduler"] = f"{type(e).__name__}"
+            self._deep_q.put_nowait(tasks)
+        except asyncio.QueueFull:
+            self.degraded["scheduler"] = "deep-path queue full"
             return "unavailable"
+        return "pending"
+
+    async def _submit_loop(self) -> None:
+        assert self._deep_q is not None
+        while True:
+            tasks = await self._deep_q.get()
+            while not self._deep_q.empty() and len(tasks) < 4096:  # what queued meanwhile goes in the same call
+                tasks = tasks + self._deep_q.get_nowait()
+            try:
+                await asyncio.wait_for(self._connect()["scheduler"].submit_many.remote(tasks),
+                                       max(10.0, self.rcfg.call_timeout_s))
+            except Exception as e:  # answered "pending"; the scheduler's absence shows as degraded meanwhile
+                self.degraded["scheduler"] = f"{type(e).__name__}"
+                log.warning("deep-path tasks not submitted (%s): %d", type(e).__name__, len(tasks))
 
     def _deep_task(self, item: dict[str, Any], report: dict[str, Any], t: float) -> dict[str, Any] | None:
         """The deep-path task for a session-relevant or uncertain request, else None."""
@@ -366,13 +390,9 @@ class AimdsIngress:
                 if task is not None:
                     tasks.append(task)
                     waiting.append(res)
-        if tasks:  # the whole batch's deep-path work in one scheduler call
-            try:
-                self._connect()["scheduler"].submit_many.remote(tasks)
-            except Exception as e:
-                self.degraded["scheduler"] = f"{type(e).__name__}"
-                for res in waiting:
-                    res["deep_analysis"] = "unavailable"
+        if tasks and self._enqueue_deep(tasks) != "pending":  # the whole batch goes in one scheduler call
+            for res in waiting:
+                res["deep_analysis"] = "unavailable"
         if self.degraded:
             for res in out:
                 if "error" not in res:
