@@ -202,3 +202,18 @@ def test_phrase_library_is_valid() -> None:
     assert len(phrases) > 100
     assert all(p.category in cats and len(p.tokens) >= 2 for p in phrases)
     assert len({p.family for p in phrases}) >= 8
+
+
+def test_anchor_lookup_kernel_matches_searchsorted_reference() -> None:
+    import numpy as np
+
+    from aimds_ray.core.seqmatch import anchor_hits, anchor_hits_ref, anchor_slots
+
+    r = np.random.default_rng(0)
+    for _ in range(300):
+        table = np.unique(r.integers(0, 2**32, size=int(r.integers(0, 40)), dtype=np.uint64)).astype(np.uint32)
+        known = table[r.integers(0, len(table), size=10)] if len(table) else np.zeros(0, np.uint32)
+        noise = r.integers(0, 2**32, size=int(r.integers(0, 40)), dtype=np.uint64).astype(np.uint32)
+        keys = np.concatenate([known, noise])
+        got, want = anchor_hits(keys, *anchor_slots(table)), anchor_hits_ref(keys, table)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])

@@ -555,6 +555,52 @@ def in_sorted(keys: np.ndarray, table: np.ndarray) -> np.ndarray:
     return table[pos] == keys
 
 
+@njit(cache=True)
+def anchor_hits(keys: np.ndarray, slot_key: np.ndarray, slot_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(token indexes, positions in the sorted anchor table) of the keys that are anchors, looked up in an
+    open-addressing table (`anchor_slots`) in one compiled call: a prompt's few hundred tokens cost about a
+    microsecond, where numpy's searchsorted/compare/nonzero cost ten."""
+    n = keys.shape[0]
+    mask = slot_key.shape[0] - 1
+    tok = np.empty(n, dtype=np.int64)
+    pos = np.empty(n, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        key = keys[i]
+        j = (np.uint64(key) * np.uint64(0x9E3779B97F4A7C15) >> np.uint64(40)) & mask
+        while slot_pos[j] >= 0:
+            if slot_key[j] == key:
+                tok[k] = i
+                pos[k] = slot_pos[j]
+                k += 1
+                break
+            j = (j + 1) & mask
+    return tok[:k], pos[:k]
+
+
+def anchor_slots(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The open-addressing table of a sorted anchor-key table: (slot keys, slot positions; -1 = empty), sized to
+    a power of two at least 4x the keys (short probe runs)."""
+    size = 16
+    while size < 4 * len(table):
+        size *= 2
+    slot_key = np.zeros(size, dtype=np.uint32)
+    slot_pos = np.full(size, -1, dtype=np.int64)
+    for p, key in enumerate(table.tolist()):
+        j = ((key * 0x9E3779B97F4A7C15) % (1 << 64) >> 40) & (size - 1)
+        while slot_pos[j] >= 0:
+            j = (j + 1) & (size - 1)
+        slot_key[j] = key
+        slot_pos[j] = p
+    return slot_key, slot_pos
+
+
+def anchor_hits_ref(keys: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    hit = in_sorted(keys, table)
+    tok = np.nonzero(hit)[0].astype(np.int64)
+    return tok, np.searchsorted(table, keys[tok]).astype(np.int64)
+
+
 def _codes(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
@@ -603,6 +649,7 @@ class SequenceMatcher:
         for k in keys:
             kp_idx.extend(sorted(key_pats[k]))
             kp_ptr.append(len(kp_idx))
+        self.anchor_slot_key, self.anchor_slot_pos = anchor_slots(self.anchor_keys)
         self.kp_ptr = np.asarray(kp_ptr, dtype=np.int64)
         self.kp_idx = np.asarray(kp_idx, dtype=np.int64)
         self.match_variant(Variant("normalized", "ignore previous instructions"))  # compile / load cache now
@@ -618,13 +665,10 @@ class SequenceMatcher:
         empty = np.empty(0, dtype=np.int64)
         if len(ts) == 0:
             return codes, ts, te, np.empty((0, EMB_DIM), np.float32), empty, np.empty(0), empty, empty
-        pos = np.searchsorted(self.anchor_keys, keys)
-        pos[pos >= len(self.anchor_keys)] = 0
-        hit = self.anchor_keys[pos] == keys
-        if hit.sum() < 1:
+        hit_tok, hit_pos = anchor_hits(keys, self.anchor_slot_key, self.anchor_slot_pos)
+        if len(hit_tok) == 0:
             return codes, ts, te, np.empty((0, EMB_DIM), np.float32), empty, np.empty(0), empty, empty
-        hit_tok = np.nonzero(hit)[0].astype(np.int64)
-        cp, clo, chi = find_candidates(hit_tok, pos[hit_tok].astype(np.int64), self.kp_ptr, self.kp_idx,
+        cp, clo, chi = find_candidates(hit_tok, hit_pos, self.kp_ptr, self.kp_idx,
                                        self.pat_need, self.pat_len, self.pat_nanchor, self.pat_wsum, len(ts),
                                        float(min_sim))
         if len(cp) == 0:
