@@ -158,64 +158,6 @@ def _head0(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, w: np.nd
 
 
 @njit(cache=True)
-def _sgd_pass(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, Y: np.ndarray, sw: np.ndarray,
-              order: np.ndarray, W: np.ndarray, b: np.ndarray, G: np.ndarray, Gb: np.ndarray, lr: float,
-              l2: float) -> None:
-    """`classifier._sgd` (one AdaGrad pass) with the heads interleaved per feature: the heads are independent, so
-    each head sees exactly the same float operations in the same order (bit-identical weights, tested), but a
-    feature's 7 weights are read in one sweep of the row instead of 7 (the update's largest cost on long texts).
-    The loss is not computed (the learner never reads it)."""
-    k = W.shape[0]
-    zs = np.empty(k, dtype=np.float32)
-    gs = np.empty(k, dtype=np.float64)
-    for i in order:
-        s = indptr[i]
-        e = indptr[i + 1]
-        for h in range(k):
-            zs[h] = b[h]
-        for p in range(s, e):
-            j = indices[p]
-            v = values[p]
-            for h in range(k):
-                zs[h] += W[h, j] * v
-        for h in range(k):
-            y = Y[i, h]
-            z = zs[h]
-            if z > 30.0:
-                pr = 1.0
-            elif z < -30.0:
-                pr = 0.0
-            else:
-                pr = 1.0 / (1.0 + np.exp(-z))
-            gs[h] = (pr - y) * sw[i]
-        for p in range(s, e):
-            j = indices[p]
-            v = values[p]
-            for h in range(k):
-                if Y[i, h] < 0:
-                    continue
-                gj = gs[h] * v + l2 * W[h, j]
-                G[h, j] += gj * gj
-                W[h, j] -= lr * gj / np.sqrt(G[h, j] + 1e-8)
-        for h in range(k):
-            if Y[i, h] < 0:
-                continue
-            g = gs[h]
-            Gb[h] += g * g
-            b[h] -= lr * g / np.sqrt(Gb[h] + 1e-8)
-
-
-def fit_pass(lin: LinearModel, X: tuple[np.ndarray, np.ndarray, np.ndarray], Y: np.ndarray, sample_weight: np.ndarray,
-             *, lr: float, l2: float, seed: int) -> None:
-    """`lin.fit(X, Y, w, epochs=1, lr=lr, l2=l2, seed=seed)` with the interleaved kernel: same shuffle, same weights."""
-    assert lin.G is not None and lin.Gb is not None
-    order = np.random.default_rng(seed).permutation(len(X[0]) - 1).astype(np.int64)
-    _sgd_pass(X[0], X[1], X[2], Y.astype(np.float32), sample_weight.astype(np.float32), order, lin.W, lin.b, lin.G,
-              lin.Gb, lr, l2)
-    object.__setattr__(lin, "_WT", None)  # W changed in place
-
-
-@njit(cache=True)
 def _mark_new(idx: np.ndarray, saved: np.ndarray) -> np.ndarray:
     """np.unique(idx[~saved[idx]]) and mark them saved, in one pass (no sort of the whole index array)."""
     out = np.empty(idx.shape[0], dtype=idx.dtype)
@@ -883,7 +825,7 @@ class Learner:
                 undo["G"].append(_take_cols(G, new))
                 if g0:
                     G[:, new] += g0
-            fit_pass(self.lin, X, Y, w, lr=self.cfg.lr, l2=self.cfg.l2, seed=int(rng.integers(1 << 31)))
+            self.lin.fit(X, Y, w, epochs=1, lr=self.cfg.lr, l2=self.cfg.l2, seed=int(rng.integers(1 << 31)))
             done += 1
             if goal is not None and done >= self.cfg.min_passes and goal():
                 break
