@@ -275,9 +275,9 @@ class AimdsIngress:
     async def _submit_loop(self) -> None:
         assert self._deep_q is not None
         while True:
-            tasks = await self._deep_q.get()
+            tasks = list(await self._deep_q.get())
             while not self._deep_q.empty() and len(tasks) < 4096:  # what queued meanwhile goes in the same call
-                tasks = tasks + self._deep_q.get_nowait()
+                tasks.extend(self._deep_q.get_nowait())
             try:
                 await asyncio.wait_for(self._connect()["scheduler"].submit_many.remote(tasks),
                                        max(10.0, self.rcfg.call_timeout_s))
