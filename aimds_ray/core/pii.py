@@ -188,6 +188,13 @@ _DIGITS = re.compile(r"\d")
 
 _NEEDS_RUNS = frozenset({"CREDIT_CARD", "US_SSN", "PHONE"})
 _NEEDS_DIGITS = frozenset({"IP_ADDRESS", "IBAN"})
+# Cheap necessary conditions of the digit rules (each is a substring of every match of its regex): most texts
+# with a digit ("10am", "#123") have none of them, and the full IP/IBAN regexes cost ~18 us per 200 characters.
+_DIGIT_RULE_GATES: dict[str, Callable[[str], bool]] = {
+    "ipv4": lambda t, _rx=re.compile(r"\d\.\d"): "." in t and _rx.search(t) is not None,
+    "ipv6": lambda t: ":" in t,
+    "iban": lambda t, _rx=re.compile(r"[A-Z]{2}\d\d"): _rx.search(t) is not None,
+}
 
 
 @lru_cache(maxsize=16)
@@ -218,7 +225,7 @@ def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES) -> list[PiiMatch
     if has_runs:
         active.update(id(r) for r in runs)
     if has_digits:
-        active.update(id(r) for r in digit_rules)
+        active.update(id(r) for r in digit_rules if r[1] not in _DIGIT_RULE_GATES or _DIGIT_RULE_GATES[r[1]](text))
     if not active:
         return []
     found: list[PiiMatch] = []
