@@ -23,7 +23,7 @@ class RuntimeConfig:
     matcher_shards: int = 2
     actor_cpus: float = 0.1  # helper actors are mostly idle: a small share keeps a 2-CPU laptop schedulable
     scheduler_capacity: int = 4096
-    scheduler_concurrency: int = 8  # deep-path tasks in flight at once
+    scheduler_concurrency: int = 32  # deep-path tasks in flight at once (their similarity queries share one call per shard)
     deadlines_ms: dict[str, float] = field(
         default_factory=lambda: {"critical": 50.0, "high": 250.0, "medium": 1000.0, "low": 5000.0}
     )

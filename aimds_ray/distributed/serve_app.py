@@ -17,6 +17,7 @@ import json
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -157,6 +158,10 @@ class AimdsIngress:
         self._deep_q: asyncio.Queue[list[dict[str, Any]]] | None = None
         self._submitter: asyncio.Task | None = None
         self._metrics = _Metrics()
+        # Every use of the detector (scans, model reloads) runs on this one thread, in order: the detector is not
+        # thread-safe (scratch buffers), and while a batch is scanned the event loop stays free to pull request
+        # bodies from the proxy, stream answers and feed the deep path.
+        self._scan_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aimds-scan")
         self.degraded: dict[str, str] = {}
         self._metrics.model(self.detector.model_version)
         try:  # start creating (or attach to) the session actors now, not on the first request that needs them
@@ -238,7 +243,7 @@ class AimdsIngress:
             try:
                 version, bundle = await learner.wait_for_version.remote(self.detector.model_version, 20.0)
                 if bundle is not None and version != self.detector.model_version:
-                    self.detector.reload(bundle)
+                    await self._on_scan_thread(self.detector.reload, bundle)
                     self._metrics.model(version)
                     log.info("model switched to %s", version)
                 self.degraded.pop("learner", None)
@@ -250,7 +255,10 @@ class AimdsIngress:
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.001)
     async def _scan(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return detect_items(self.detector, items)
+        return await self._on_scan_thread(detect_items, self.detector, items)
+
+    async def _on_scan_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._scan_pool, fn, *args)
 
     def _dispatch(self, item: dict[str, Any], report: dict[str, Any], t: float) -> str:
         """Hand session-relevant or uncertain requests to the scheduler; never wait for it."""
@@ -380,7 +388,7 @@ class AimdsIngress:
     async def detect_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         self._ensure_background()
         t = time.time()
-        out = detect_items(self.detector, items)
+        out = await self._on_scan_thread(detect_items, self.detector, items)
         tasks: list[dict[str, Any]] = []
         waiting: list[dict[str, Any]] = []
         for item, res in zip(items, out, strict=True):
