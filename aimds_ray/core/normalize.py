@@ -77,7 +77,7 @@ _COMMON = frozenset(
     just him know take people into year your good some could them see other than then now look only come its over
     think also back after use two how our work first well way even new want because any these give day most us is
     are was were been has had did said ignore previous instructions instruction prompt system reveal tell above all
-    rules forget disregard print output password secret access granted respond answer say please now must never
+    rules forget disregard print output password secret respond answer say please now must never
     always only following text message assistant user developer mode jailbreak""".split()
 )
 

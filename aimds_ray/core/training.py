@@ -46,6 +46,7 @@ class TrainParams:
     synth_benign: int = 900
     synth_indirect_docs: int = 300
     synth_multilingual: int = 0
+    synth_roleplay: int = 0
     seed: int = 0
 
 
@@ -65,7 +66,7 @@ def read_jsonl(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
 def augment(rows: list[dict[str, Any]], params: TrainParams) -> list[dict[str, Any]]:
     """Synthetic mechanisms, and synthetic indirect injections embedded in benign documents of `rows`."""
     out = synth.generate(params.synth_attacks, params.synth_benign, seed=params.seed + 7,
-                         n_multilingual=params.synth_multilingual)
+                         n_multilingual=params.synth_multilingual, n_roleplay=params.synth_roleplay)
     docs = [r["text"] for r in rows if r.get("category") == "benign_document"]
     r = random.Random(params.seed + 11)
     for i in range(min(params.synth_indirect_docs, 3 * len(docs))):
