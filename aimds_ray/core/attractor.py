@@ -516,9 +516,11 @@ def lyapunov_rosenstein(emb: np.ndarray, theiler: int, horizon: int | None = Non
         slope, a, b = float(np.polyfit(np.arange(len(y)), y, 1)[0]), 0, len(y) - 1
     else:
         yy = y
-        if scale_fraction > 0:
+        if scale_fraction > 0 and y[0] <= size + math.log(scale_fraction / 10):
             # linearisation holds while separations are small against the attractor: fit only the steps whose mean
-            # separation is below scale_fraction of its size, when that leaves at least 4 points
+            # separation is below scale_fraction of its size, when that leaves at least 4 points. Only for curves
+            # that start well below the cap (maps: ~1e-4 of the size); a flow starting near it (a Lorenz window at
+            # 0.95%) would keep just its first, transient steps
             above = np.nonzero(y > size + math.log(scale_fraction))[0]
             k_cap = int(above[0]) - 1 if above.size else len(y) - 1
             if 3 <= k_cap < len(y) - 1:
