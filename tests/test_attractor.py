@@ -34,8 +34,9 @@ def test_lorenz_0906_per_time_unit(state: bool) -> None:
 
     Single 5,000-point windows (50 time units) still scatter by about +-8.5% (sd) around the true value with this
     estimator: of 100 independent x windows (random initial conditions, random transient) 77 land within 10%
-    (largest error 21%), of 100 2,000-point windows 37 (even the exact tangent-space exponent over 50 time units
-    has sd 3.6%). So each window is checked against a
+    (largest error 21%), of 100 2,000-point windows 37 (sd 28%, largest error 79%; 32% and 118% before the fit
+    skipped the steep initial transient; even the exact tangent-space exponent over 50 time units has sd 3.6%).
+    So each window is checked against a
     30% band and the median of five consecutive windows against 10%; each window alone is what `analyze` sees.
     """
     dt = 0.01
