@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from aimds_ray.core.config import AimdsConfig, load_config
@@ -48,8 +48,21 @@ class InputTooLarge(InputError):
     status = 413
 
 
+def lone_surrogate(value: str) -> int:
+    """Index of the first lone surrogate (U+D800-U+DFFF) in `value`, or -1. Such a `str` is not valid Unicode (no
+    UTF-8 encoding exists); JSON escapes like "\\ud800" and argv bytes decoded with surrogateescape produce them."""
+    if value.isascii():
+        return -1
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return e.start
+    return -1
+
+
 def coerce_text(value: Any, max_chars: int) -> str:
-    """Accept `str` or UTF-8 `bytes`; anything else, invalid UTF-8 or oversize input is an `InputError`."""
+    """Accept `str` or UTF-8 `bytes`; anything else, invalid UTF-8, lone surrogates or oversize input is an
+    `InputError`."""
     if isinstance(value, bytes | bytearray | memoryview):
         try:
             value = bytes(value).decode("utf-8")
@@ -62,6 +75,9 @@ def coerce_text(value: Any, max_chars: int) -> str:
             f"text has {len(value)} characters; the limit is {max_chars} (limits.max_input_chars). "
             "Split it, or raise the limit: inputs below it are scanned whole, in overlapping windows."
         )
+    bad = lone_surrogate(value)
+    if bad >= 0:
+        raise InputError(f"text is not valid Unicode: lone surrogate U+{ord(value[bad]):04X} at character {bad}")
     return value
 
 
@@ -173,6 +189,9 @@ class Detector:
 
     def _evidence_batch(self, texts: Sequence[Any], signals: list[Signal]
                         ) -> tuple[list[str], list[list[Normalized]], list[list[Evidence]]]:
+        if isinstance(texts, str | bytes | bytearray | memoryview) or not isinstance(texts, Iterable):
+            raise InputError(f"texts must be a sequence of texts, got {type(texts).__name__}"
+                             + (" (use scan() for one text)" if isinstance(texts, str | bytes) else ""))
         clean: list[str] = []
         for i, t in enumerate(texts):
             try:
