@@ -135,6 +135,9 @@ def test_health_metrics_and_routes(proxy: Callable[..., H3ProxyThread]) -> None:
     (b'{"txt": "hi"}', 422, "unknown field 'txt'"),
     (b'{"text": "hi", "metadata": [1]}', 422, "metadata"),
     (b'{"text": "hi", "session_id": 7}', 422, "session_id"),
+    (b'{"text": "a \\ud800 b"}', 400, "not valid Unicode"),  # valid JSON, but no UTF-8 encoding exists
+    (b'{"text": "hi", "session_id": "\\udfff"}', 400, "not valid Unicode"),
+    (b'[' * 100_000, 400, "not valid JSON"),
 ])
 def test_bad_detect_bodies(proxy: Callable[..., H3ProxyThread], body: bytes, status: int, needle: str) -> None:
     h = proxy()

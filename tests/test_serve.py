@@ -201,3 +201,32 @@ def test_deep_path_matches_uncertain_requests_in_coalesced_shard_calls(app) -> N
     assert st["deep_matches"] >= before + 8, st
     calls = sum(ray.get(s.info.remote(), timeout=30)["calls"] for s in shards) - calls0
     assert 2 <= calls < 16, calls  # 8 tasks x 2 shards, coalesced
+
+
+
+class _FakeRequest:
+    headers: dict[str, str] = {}
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    async def stream(self):  # noqa: ANN201
+        yield self.raw
+
+
+@pytest.mark.parametrize(("raw", "needle"), [
+    (b"[" * 100_000, "nested too deeply"),  # RecursionError in json.loads was a 500
+    (b'{"text": "a \\ud800 b"}', "not valid Unicode"),  # would fail JSONResponse's UTF-8 encoding later
+    (b'{"text": "hi", "session_id": "\\udc00"}', "not valid Unicode"),
+])
+def test_read_json_refuses_bodies_that_cannot_be_handled(raw: bytes, needle: str) -> None:
+    """No Ray needed: the body parser alone."""
+    import asyncio
+
+    from aimds_ray.distributed.serve_app import ApiError, read_json
+
+    with pytest.raises(ApiError, match=needle) as e:
+        asyncio.run(read_json(_FakeRequest(raw), 32 << 20))
+    assert e.value.status == 400
+    ok = b'{"text": "emoji pair \\ud83d\\ude00"}'
+    assert asyncio.run(read_json(_FakeRequest(ok), 1 << 20)) == {"text": "emoji pair \U0001F600"}

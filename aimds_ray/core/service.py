@@ -4,9 +4,11 @@ report or error dicts out. Plain Python; the fronts only translate to their prot
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
-from aimds_ray.core.detector import Detector, InputError, coerce_text
+from aimds_ray.core.detector import Detector, InputError, coerce_text, lone_surrogate
 
 DETECT_FIELDS = frozenset({"text", "session_id", "client_id", "metadata", "request_id"})
 FEEDBACK_FIELDS = frozenset({"text", "request_id", "label", "category", "source", "session_id"})
@@ -14,6 +16,26 @@ FEEDBACK_FIELDS = frozenset({"text", "request_id", "label", "category", "source"
 
 def error(message: str, status: int) -> dict[str, Any]:
     return {"error": message, "status": status}
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def json_has_lone_surrogate(raw: bytes, obj: Any) -> bool:
+    """True when the JSON text `raw` (decoded to `obj`) holds a lone surrogate escape such as "\\ud800": valid JSON,
+    but not valid Unicode, and every later UTF-8 encoding (responses, logs, the graph spool) would fail on it.
+    Costs nothing for bodies without a surrogate escape; escaped pairs (emoji) are fine."""
+    if not _SURROGATE_ESCAPE.search(raw):
+        return False
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _bad_string(v: str) -> bool:
+    return lone_surrogate(v) >= 0
 
 
 def validate_detect_item(item: Any) -> dict[str, Any] | None:
@@ -30,10 +52,16 @@ def validate_detect_item(item: Any) -> dict[str, Any] | None:
         return error(f"text must be a string, got {type(item['text']).__name__}", 422)
     for k in ("session_id", "client_id", "request_id"):
         v = item.get(k)
-        if v is not None and (not isinstance(v, str) or not 0 < len(v) <= 256):
-            return error(f"{k} must be a string of 1-256 characters", 422)
-    if item.get("metadata") is not None and not isinstance(item["metadata"], dict):
-        return error("metadata must be a JSON object", 422)
+        if v is not None and (not isinstance(v, str) or not 0 < len(v) <= 256 or _bad_string(v)):
+            return error(f"{k} must be a string of 1-256 characters (valid Unicode)", 422)
+    meta = item.get("metadata")
+    if meta is not None:
+        if not isinstance(meta, dict):
+            return error("metadata must be a JSON object", 422)
+        try:  # it travels to the actors and the graph spool as JSON: refuse what cannot be written there
+            json.dumps(meta, ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError, RecursionError):
+            return error("metadata must be a JSON object of JSON values and valid Unicode strings", 422)
     return None
 
 
@@ -50,6 +78,9 @@ def validate_feedback(body: Any) -> dict[str, Any] | None:
     for k in ("category", "source", "session_id"):
         if body.get(k) is not None and not isinstance(body[k], str):
             return error(f"{k} must be a string", 422)
+    for k in ("text", "request_id", "category", "source", "session_id"):
+        if isinstance(body.get(k), str) and _bad_string(body[k]):
+            return error(f"{k} is not valid Unicode (lone surrogate)", 422)
     return None
 
 

@@ -27,7 +27,13 @@ from ray.serve import Application
 
 from aimds_ray import __version__
 from aimds_ray.core.process import settle_heap
-from aimds_ray.core.service import detect_items, error, validate_detect_item, validate_feedback
+from aimds_ray.core.service import (
+    detect_items,
+    error,
+    json_has_lone_surrogate,
+    validate_detect_item,
+    validate_feedback,
+)
 from aimds_ray.distributed.actors import client_events
 from aimds_ray.distributed.runtime import NAMESPACE, HashRing, RuntimeConfig, actor_names
 
@@ -66,11 +72,16 @@ async def read_json(request: Request, limit: int) -> Any:
     if not raw.strip():
         raise ApiError("empty request body: send a JSON object", 400)
     try:
-        return json.loads(raw.decode("utf-8"))
+        obj = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise ApiError(f"request body is not valid UTF-8 (byte {e.start})", 400) from None
     except json.JSONDecodeError as e:
         raise ApiError(f"request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}", 400) from None
+    except RecursionError:
+        raise ApiError("request body is not valid JSON: nested too deeply", 400) from None
+    if json_has_lone_surrogate(raw, obj):
+        raise ApiError("request body is not valid Unicode: a \\uD800-\\uDFFF escape without its pair", 400)
+    return obj
 
 
 def _respond(result: dict[str, Any]) -> JSONResponse:

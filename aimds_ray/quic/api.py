@@ -62,6 +62,9 @@ def route(method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
     return r, params
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -74,9 +77,15 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError as e:
         raise ApiError(400, f"body is not valid UTF-8 (byte {e.start}: {e.reason})") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        obj = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:
         raise ApiError(400, f"body is not valid JSON: {e}") from None
+    if _SURROGATE_ESCAPE.search(body):  # "\\ud800" is valid JSON but not valid Unicode: nothing could encode it later
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(400, "body is not valid Unicode: a \\uD800-\\uDFFF escape without its pair") from None
+    return obj
 
 
 def _object(obj: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
