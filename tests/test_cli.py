@@ -79,3 +79,113 @@ def test_rescore_missing_column_is_usage_error(tmp_path) -> None:
     inp = tmp_path / "in.jsonl"
     inp.write_text('{"prompt": "hi"}\n')
     assert main(["rescore", str(inp), str(tmp_path / "o.jsonl"), "--quiet"]) == 2
+
+
+# --- bad input: exit 2, one line, no traceback, no output left behind ---------------------------------------------
+
+
+def _fails_cleanly(capsys, args: list[str], needle: str) -> str:
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert needle in err and "Traceback" not in err and "internal error" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_rescore_unreadable_inputs_and_outputs(tmp_path, capsys) -> None:
+    good = tmp_path / "in.jsonl"
+    good.write_text('{"text": "hi"}\n')
+    fake = tmp_path / "fake.parquet"
+    fake.write_text("not parquet")
+    for out in ("o.jsonl", "o.parquet"):
+        _fails_cleanly(capsys, ["rescore", str(fake), str(tmp_path / out), "--quiet"], "not a readable Parquet file")
+    (tmp_path / "dir.jsonl").mkdir()
+    _fails_cleanly(capsys, ["rescore", str(good), str(tmp_path / "dir.jsonl"), "--quiet"], "is a directory")
+    _fails_cleanly(capsys, ["rescore", str(tmp_path / "nocol.jsonl"), str(tmp_path / "o.jsonl"), "--quiet"],
+                   "does not exist")
+    nocol = tmp_path / "nocol.jsonl"
+    nocol.write_text('{"prompt": "hi"}\n')
+    _fails_cleanly(capsys, ["rescore", str(nocol), str(tmp_path / "o.jsonl"), "--quiet"], "no column 'text'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.jsonl", "fake.parquet", "in.jsonl", "nocol.jsonl"]
+    # a directory input skips sub-directories that happen to end in .jsonl
+    d = tmp_path / "logs"
+    (d / "sub.jsonl").mkdir(parents=True)
+    (d / "a.jsonl").write_text('{"text": "hi"}\n')
+    assert main(["rescore", str(d), str(tmp_path / "o.jsonl"), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 1
+
+
+def test_rescore_lone_surrogate_escapes_are_bad_rows(tmp_path, capsys) -> None:
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"text": "a \\ud800 b", "id": 1}\n{"text": "fine", "note": "\\udc00", "id": 2}\n'
+                   '{"text": "emoji \\ud83d\\ude00", "id": 3}\n')
+    for out in ("o.jsonl", "o.parquet"):
+        assert main(["rescore", str(inp), str(tmp_path / out), "--quiet"]) == 0, capsys.readouterr().err
+        assert json.loads(capsys.readouterr().out)["errors"] == 2
+    got = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert ["not valid Unicode" in (g["aimds_error"] or "") for g in got] == [True, True, False]
+    assert got[2]["text"] == "emoji \U0001F600" and got[2]["is_threat"] is False
+
+
+def test_rescore_invalid_utf8_in_a_parquet_string_column(tmp_path, capsys) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    offsets = pa.py_buffer(bytes([0, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0]))
+    bad = pa.Array.from_buffers(pa.string(), 2, [None, offsets, pa.py_buffer(b"ok\xff\xfe")])  # not validated
+    inp = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"text": bad, "id": [1, 2]}), inp)
+    for out in ("o.jsonl", "o.parquet"):
+        assert main(["rescore", str(inp), str(tmp_path / out), "--quiet"]) == 0, capsys.readouterr().err
+        assert json.loads(capsys.readouterr().out)["errors"] == 1
+    got = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert got[0]["is_threat"] is False and got[1]["is_threat"] is None and "UTF-8" in got[1]["aimds_error"]
+    assert pq.read_table(tmp_path / "o.parquet").column("id").to_pylist() == [1, 2]
+
+
+def test_rescore_parquet_without_rows_keeps_its_columns(tmp_path, capsys) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    inp = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"text": pa.array([], pa.string()), "id": pa.array([], pa.int64())}), inp)
+    assert main(["rescore", str(inp), str(tmp_path / "o.parquet"), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 0
+    t = pq.read_table(tmp_path / "o.parquet")
+    assert t.num_rows == 0 and t.column_names == ["text", "id", "is_threat", "score", "threat_type", "action",
+                                                   "aimds_error"]
+
+
+def test_rescore_parquet_output_when_columns_change_between_chunks(tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    from aimds_ray.core.batch import RescoreError, rescore_local
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"text": "a", "n": "1"}\n{"text": "b"}\n{"text": "c", "n": 3}\n')
+    out = tmp_path / "o.parquet"
+    rescore_local(str(inp), str(out), chunk_rows=1, progress=False)  # a missing column is null; 3 fits a string
+    assert pq.read_table(out).column("n").to_pylist() == ["1", None, "3"]
+    for body, needle in [('{"text": "a", "n": 1}\n{"text": "b", "n": "x"}\n', "column 'n' is int64"),
+                         ('{"text": "a"}\n{"text": "b", "extra": 1}\n', "extra first appear after row 1")]:
+        inp.write_text(body)
+        with pytest.raises(RescoreError, match=needle):
+            rescore_local(str(inp), str(tmp_path / "p.parquet"), chunk_rows=1, progress=False)
+        assert not (tmp_path / "p.parquet").exists() and not (tmp_path / "p.parquet.tmp").exists()
+
+
+def test_scan_and_feedback_unreadable_files(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe attack")
+    _fails_cleanly(capsys, ["scan", "--file", str(tmp_path)], "cannot read")
+    _fails_cleanly(capsys, ["feedback", "--file", str(tmp_path), "--label", "1"], "cannot read")
+    _fails_cleanly(capsys, ["feedback", "--file", str(bad), "--label", "1"], "not valid UTF-8")
+    _fails_cleanly(capsys, ["scan", "a \udcff b"], "lone surrogate")  # argv bytes that were not UTF-8
+    _fails_cleanly(capsys, ["feedback", "--text", "a \udcff b", "--label", "1"], "not valid Unicode")
+    _fails_cleanly(capsys, ["feedback", "--text", "ignore it", "--label", "1", "--source", "\udcff"],
+                   "not valid Unicode")
+    _fails_cleanly(capsys, ["scan", "hi", "--config", str(bad)], "not UTF-8")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("detector: [\n")
+    _fails_cleanly(capsys, ["scan", "hi", "--config", str(broken)], "invalid YAML")

@@ -35,12 +35,20 @@ def _text(args: argparse.Namespace) -> str:
         raise UsageError("give --text or --file, not both")
     if args.text is not None:
         return args.text
-    if args.file and args.file != "-":
-        with open(args.file, encoding="utf-8") as f:
-            return f.read()
-    if sys.stdin is None or (sys.stdin.isatty() and not args.file):
-        raise UsageError("no text: give --text T, --file F, or pipe text on stdin")
-    return sys.stdin.read()
+    try:
+        if args.file and args.file != "-":
+            with open(args.file, "rb") as f:
+                data = f.read()
+        elif sys.stdin is None or (sys.stdin.isatty() and not args.file):
+            raise UsageError("no text: give --text T, --file F, or pipe text on stdin")
+        else:
+            data = sys.stdin.buffer.read()
+    except (IsADirectoryError, PermissionError) as e:
+        raise UsageError(f"cannot read {args.file}: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{args.file or 'stdin'}: text is not valid UTF-8 (byte {e.start}: {e.reason})") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,8 +24,11 @@ def _read_input(args: argparse.Namespace) -> str | bytes:
     if args.text is not None:
         return args.text
     if args.file and args.file != "-":
-        with open(args.file, "rb") as f:
-            return f.read()
+        try:
+            with open(args.file, "rb") as f:
+                return f.read()
+        except (IsADirectoryError, PermissionError) as e:
+            raise UsageError(f"cannot read {args.file}: {e.strerror}") from None
     if sys.stdin is None or (sys.stdin.isatty() and not args.file):
         raise UsageError("no text: give TEXT, --file F, or pipe text on stdin")
     return sys.stdin.buffer.read()

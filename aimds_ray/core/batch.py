@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -43,9 +44,10 @@ def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_colum
     if text_column not in table.schema.names:
         raise RescoreError(f"input has no column {text_column!r} (columns: {', '.join(table.schema.names)})")
     col = table.column(text_column)
-    values = col.to_pylist() if not pa.types.is_binary(col.type) else [
-        None if v is None else v for v in col.to_pylist()
-    ]
+    try:
+        values = col.to_pylist()
+    except UnicodeDecodeError:  # a string column holding invalid UTF-8 (not every Parquet writer validates)
+        values = col.cast(pa.large_binary()).to_pylist()  # the bytes branch below explains each bad row
     n = len(values)
     is_threat: list[bool | None] = [None] * n
     score: list[float | None] = [None] * n
@@ -120,7 +122,8 @@ def expand_inputs(spec: str) -> list[str]:
         files = sorted(glob.glob(spec, recursive=True))
     elif os.path.isdir(spec):
         files = sorted(
-            str(p) for p in Path(spec).rglob("*") if p.suffix in (".parquet", ".jsonl", ".json", ".ndjson")
+            str(p) for p in Path(spec).rglob("*")
+            if p.suffix in (".parquet", ".jsonl", ".json", ".ndjson") and p.is_file()
         )
     elif os.path.exists(spec):
         files = [spec]
@@ -146,6 +149,11 @@ def read_jsonl_chunks(path: str, chunk_rows: int, text_column: str = "text") -> 
                 obj = json.loads(raw)
                 if not isinstance(obj, dict):
                     raise ValueError("not an object")
+                if _SURROGATE_ESCAPE.search(raw):
+                    try:  # "\\ud800" parses, but no column holding it could be written (or scanned)
+                        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+                    except UnicodeEncodeError:
+                        raise ValueError("a \\uD800-\\uDFFF escape without its pair is not valid Unicode") from None
             except (ValueError, UnicodeDecodeError) as e:
                 obj = {"aimds_input_error": f"line {lineno}: invalid JSON ({e})"}
             val = obj.get(text_column)
@@ -159,6 +167,9 @@ def read_jsonl_chunks(path: str, chunk_rows: int, text_column: str = "text") -> 
                 rows = []
     if rows:
         yield _rows_to_table(rows)
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -182,9 +193,18 @@ def iter_input(path: str, chunk_rows: int, text_column: str = "text") -> Iterato
     if _is_jsonl(path):
         yield from read_jsonl_chunks(path, chunk_rows, text_column)
     else:
-        pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=chunk_rows):
-            yield pa.Table.from_batches([batch])
+        try:
+            pf = pq.ParquetFile(path)
+            empty = True
+            for batch in pf.iter_batches(batch_size=chunk_rows):
+                empty = False
+                yield pa.Table.from_batches([batch])
+        except (pa.ArrowException, OSError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise RescoreError(f"{path}: not a readable Parquet file ({e})") from None
+        if empty:  # no rows: still one (empty) table, so the output keeps the input's columns
+            yield pf.schema_arrow.empty_table()
 
 
 @dataclass
@@ -220,7 +240,18 @@ class RescoreSummary:
 
 
 def _write_jsonl(f: Any, table: pa.Table) -> None:
-    for row in table.to_pylist():
+    try:
+        rows = table.to_pylist()
+    except UnicodeDecodeError:  # invalid UTF-8 in a string column: written with U+FFFD (aimds_error says why)
+        cols = {}
+        for name, col in zip(table.column_names, table.columns, strict=True):
+            try:
+                cols[name] = col.to_pylist()
+            except UnicodeDecodeError:
+                cols[name] = [None if b is None else b.decode("utf-8", "replace")
+                              for b in col.cast(pa.large_binary()).to_pylist()]
+        rows = [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
+    for row in rows:
         f.write(json.dumps(row, ensure_ascii=False, default=str))
         f.write("\n")
 
@@ -235,10 +266,51 @@ def rescore_local(
     out_jsonl = _is_jsonl(output)
     if not out_jsonl and not output.endswith(".parquet"):
         raise RescoreError(f"output {output!r} must end in .jsonl or .parquet")
+    if os.path.isdir(output):
+        raise RescoreError(f"output {output!r} is a directory; give a file name ending in .jsonl or .parquet")
     summary = RescoreSummary(model_version=detector.model_version)
     progress = sys.stderr.isatty() if progress is None else progress
     t0 = time.perf_counter()
     tmp = output + ".tmp"
+    try:
+        _rescore_into(files, output, tmp, detector, text_column, chunk_rows, progress, out_jsonl, summary, t0)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)  # nothing half-written stays behind, under either name
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+            raise RescoreError(f"{e.filename or output}: {e.strerror or e}") from None
+        raise
+    if progress:
+        print(file=sys.stderr)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _align(table: pa.Table, schema: pa.Schema, path: str, rows_before: int) -> pa.Table:
+    """`table` with the Parquet writer's columns and types: a column the chunk lacks is null; one the first chunk
+    did not have, or a type that cannot be converted, is an error (Parquet output has one schema)."""
+    extra = [n for n in table.column_names if n not in schema.names]
+    if extra:
+        raise RescoreError(f"{path}: column(s) {', '.join(extra)} first appear after row {rows_before}; Parquet "
+                           "output has one schema, fixed by the first rows: write .jsonl output instead")
+    cols = []
+    for f in schema:
+        if f.name not in table.column_names:
+            cols.append(pa.nulls(table.num_rows, f.type))
+            continue
+        c = table.column(f.name)
+        if c.type != f.type:
+            try:
+                c = c.cast(f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                raise RescoreError(f"{path}: column {f.name!r} is {f.type} in the first rows but {c.type} after row "
+                                   f"{rows_before}; Parquet output has one schema: write .jsonl output instead"
+                                   ) from None
+        cols.append(c)
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def _rescore_into(files: list[str], output: str, tmp: str, detector: Detector, text_column: str, chunk_rows: int,
+                  progress: bool, out_jsonl: bool, summary: RescoreSummary, t0: float) -> None:
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     writer: pq.ParquetWriter | None = None
     schema: pa.Schema | None = None
@@ -251,6 +323,7 @@ def rescore_local(
                                            f"(columns: {', '.join(chunk.schema.names)}); use --text-column")
                     chunk = chunk.append_column(text_column, pa.nulls(chunk.num_rows, pa.string()))
                 scored = score_table(detector, chunk, text_column)
+                rows_before = summary.rows
                 summary.add(scored)
                 if out_jsonl:
                     _write_jsonl(jf, scored)
@@ -259,7 +332,8 @@ def rescore_local(
                     if writer is None:
                         schema = scored.schema.with_metadata(meta)
                         writer = pq.ParquetWriter(tmp, schema)
-                    scored = scored.cast(schema) if scored.schema.remove_metadata() != schema.remove_metadata() \
+                    scored = _align(scored, schema, path, rows_before) \
+                        if scored.schema.remove_metadata() != schema.remove_metadata() \
                         else scored.replace_schema_metadata(meta)
                     writer.write_table(scored)
                 if progress:
@@ -271,10 +345,6 @@ def rescore_local(
     elif not out_jsonl:
         pq.write_table(pa.table({}).replace_schema_metadata({b"aimds_model_version": b""}), tmp)
     os.replace(tmp, output)  # the output appears whole or not at all
-    if progress:
-        print(file=sys.stderr)
-    summary.seconds = time.perf_counter() - t0
-    return summary
 
 
 class _nullctx:

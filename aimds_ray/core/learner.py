@@ -688,6 +688,12 @@ class Learner:
         model is unchanged) or refused (unauthorised source). Re-sending a `feedback_id` returns the first answer.
         """
         t0 = time.perf_counter()
+        for name, v in (("text", text), ("source", source), ("request_id", request_id), ("feedback_id", feedback_id)):
+            if isinstance(v, str) and not v.isascii():
+                try:  # a lone surrogate cannot be written to the log (or featurised): refuse it before any work
+                    v.encode("utf-8")
+                except UnicodeEncodeError as e:
+                    raise FeedbackError(f"{name} is not valid Unicode: lone surrogate at character {e.start}") from None
         with self._mutex:
             if feedback_id is not None:
                 prev = self.log.find(feedback_id)
