@@ -72,3 +72,19 @@ def test_atom_semantics_type_or_true_field_and_comparisons() -> None:
                     ('threat_type != "prompt_extraction"', False), ('missing != "x"', False), ("n == 3", True),
                     ("pii == true", True), ("pii != false", True), ("score < -1", False), ('n == "3"', False)]:
         assert (verify(f, ev).verdict == "satisfied") is want, f
+
+
+@pytest.mark.parametrize("text", ["(" * 3000 + "a" + ")" * 3000, "X " * 5000 + "a", "!" * 3000 + "a",
+                                  " & ".join(["a"] * 3000), "(" * 65 + "a" + ")" * 65])
+def test_deep_nesting_is_a_syntax_error_not_a_recursion_error(text: str) -> None:
+    with pytest.raises(PolicySyntaxError, match="nested"):
+        parse(text)
+
+
+def test_nesting_up_to_the_limit_parses_and_verifies() -> None:
+    from aimds_ray.core.ltl.syntax import MAX_NESTING
+
+    ev = [{"t": 0, "type": "a"}, {"t": 1, "type": "b"}]
+    for text in ["(" * MAX_NESTING + "a" + ")" * MAX_NESTING, "X " * MAX_NESTING + "a", "!" * MAX_NESTING + "a",
+                 " | ".join(["b"] * MAX_NESTING + ["a"])]:
+        assert verify(parse(text), ev).verdict in ("satisfied", "violated")

@@ -111,3 +111,18 @@ def test_cli_bad_input_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, arg
     p.write_text("\n".join(lines if lines is not None else ['{"t": 0, "type": "p"}']) + "\n")
     assert main(["verify", *args, "--trace", str(p)]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_cli_verify_unreadable_trace_and_policy_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"t": 0, "type": "p"}\n{"t": 1, "type": "\xff"}\n')
+    good = tmp_path / "t.jsonl"
+    good.write_text('{"t": 0, "type": "p"}\n')
+    pol = tmp_path / "bad.yaml"
+    pol.write_bytes(b"name: x\nformula: \xff\n")
+    for args, needle in [(["-e", "F p", "--trace", str(bad)], "line 2: not valid UTF-8"),
+                         (["--policy", str(pol), "--trace", str(good)], "not UTF-8"),
+                         (["-e", "(" * 3000 + "p" + ")" * 3000, "--trace", str(good)], "nested")]:
+        assert main(["verify", *args]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "internal error" not in err, err

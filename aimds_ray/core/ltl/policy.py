@@ -120,6 +120,8 @@ def load_policy(path: str | Path) -> Policy:
         raise PolicyError(f"{p}: invalid YAML: {e}") from None
     except OSError as e:
         raise PolicyError(f"{p}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise PolicyError(f"{p}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     return make_policy(data, str(p))
 
 

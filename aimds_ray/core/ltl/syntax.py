@@ -218,11 +218,22 @@ def _lex(text: str) -> list[_Tok]:
 _LEVELS: list[dict[str, str]] = [{"<->": "iff"}, {"->": "implies"}, {"|": "or"}, {"&": "and"}, _TEMPORAL_BIN]
 
 
+MAX_NESTING = 64  # operators and parentheses nested in one another (keeps every recursive pass far from the limit)
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.toks = _lex(text)
         self.i = 0
+        self.depth = 0
+
+    def nest(self) -> None:
+        """One more level of nesting; a formula deeper than MAX_NESTING is refused, not a RecursionError."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise PolicySyntaxError(f"formula nested more than {MAX_NESTING} levels deep", self.text, self.tok.pos,
+                                    "a shallower formula")
 
     @property
     def tok(self) -> _Tok:
@@ -256,7 +267,9 @@ class _Parser:
         if self.tok.kind in ("op", "word") and self.tok.text in ops:
             op = ops[self.tok.text]
             self.i += 1
+            self.nest()
             right = self.binary(level)  # right-associative
+            self.depth -= 1
             return Formula(op, (left, right))
         return left
 
@@ -264,14 +277,20 @@ class _Parser:
         t = self.tok
         if t.kind == "op" and t.text == "!":
             self.i += 1
-            return Formula("not", (self.unary(),))
-        if t.kind == "word" and t.text in _UNARY:
+            self.nest()
+            f = Formula("not", (self.unary(),))
+        elif t.kind == "word" and t.text in _UNARY:
             self.i += 1
+            self.nest()
             if t.text in _TIMED and self.tok.text == "[" and self.tok.kind == "op":
                 lo, hi = self.interval()
-                return Formula(_TIMED[t.text], (self.unary(),), lo=lo, hi=hi)
-            return Formula(_UNARY[t.text], (self.unary(),))
-        return self.primary()
+                f = Formula(_TIMED[t.text], (self.unary(),), lo=lo, hi=hi)
+            else:
+                f = Formula(_UNARY[t.text], (self.unary(),))
+        else:
+            return self.primary()
+        self.depth -= 1
+        return f
 
     def interval(self) -> tuple[float, float]:
         self.expect("[")
@@ -303,8 +322,10 @@ class _Parser:
         t = self.tok
         if t.kind == "op" and t.text == "(":
             self.i += 1
+            self.nest()
             f = self.binary(0)
             self.expect(")", "')'")
+            self.depth -= 1
             return f
         if t.kind == "word":
             if t.text == "true":
@@ -361,7 +382,10 @@ def parse(text: str, atoms: Iterable[str] | None = None) -> Formula:
     UnknownAtomError. `atoms=None` accepts any well-formed atom."""
     if not isinstance(text, str):
         raise TypeError(f"formula must be a string, got {type(text).__name__}")
-    f = _Parser(text).parse()
+    try:
+        f = _Parser(text).parse()
+    except RecursionError:  # MAX_NESTING keeps normal callers far from this; a very deep caller may still hit it
+        raise PolicySyntaxError("formula nested too deeply", text, 0, "a shallower formula") from None
     if atoms is not None:
         declared = set(atoms)
         unknown = {a.name for a in atoms_of(f)} - declared

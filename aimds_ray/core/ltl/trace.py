@@ -59,8 +59,12 @@ def load_jsonl(path: str | Path) -> list[dict]:
     """Read a JSONL trace; errors name the line. Blank lines are skipped."""
     events: list[dict] = []
     prev = -math.inf
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise TraceError(f"not valid UTF-8 (byte {e.start}: {e.reason})", lineno, "line") from None
             if not line.strip():
                 continue
             try:
