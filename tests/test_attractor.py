@@ -191,3 +191,23 @@ def test_cli_attractor(tmp_path, capsys) -> None:
     short.write_text("1\n2\n")
     assert main(["attractor", str(short)]) == 2
     assert main(["attractor", str(tmp_path / "missing.txt")]) == 2
+
+
+@pytest.mark.parametrize("bad", [[object()] * 20, [{"a": 1}] * 20, [10**400] * 20, np.ones(20) * 1j,
+                                 [[1.0, 2.0], [3.0]] * 10, "abc", None])
+def test_unusable_input_is_a_value_error(bad) -> None:
+    """The documented contract: ValueError on unusable input (was TypeError / OverflowError, or complex values
+    silently cast to their real part)."""
+    with pytest.raises(ValueError):
+        analyze(bad)
+
+
+def test_huge_values_are_analysed_like_their_scaled_copy() -> None:
+    """Values near the float limit overflowed (std = inf: a RuntimeWarning and a wrong class); every result is
+    scale-free, so the series scaled by a power of two must give the same answer."""
+    x = logistic(2000)
+    ref = analyze(x)
+    with np.errstate(all="raise"):
+        for scale in (2.0**600, 2.0**1000, -(2.0**1020)):
+            r = analyze(x * scale)
+            assert (r.kind, r.lyapunov, r.lag, r.dim) == (ref.kind, ref.lyapunov, ref.lag, ref.dim)

@@ -680,7 +680,12 @@ class AttractorResult:
 
 
 def _as_series(series: Any) -> np.ndarray:
-    a = np.asarray(series, dtype=np.float64)
+    try:
+        if np.iscomplexobj(series):
+            raise ValueError("got complex values")
+        a = np.asarray(series, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"expected a series of real numbers: {e}") from None
     if a.ndim == 2 and a.shape[1] == 1:
         a = a[:, 0]
     if a.ndim not in (1, 2):
@@ -689,6 +694,9 @@ def _as_series(series: Any) -> np.ndarray:
         raise ValueError(f"need at least {MIN_POINTS} points, got {a.shape[0]}")
     if not np.all(np.isfinite(a)):
         raise ValueError("series contains NaN or infinite values")
+    big = float(np.abs(a).max())
+    if big > 1e150:  # squares and differences would overflow: rescale by a power of two (exact; every result here
+        a = np.ldexp(a, -math.frexp(big)[1])  # is scale-free), leaving ordinary series untouched
     return a
 
 
