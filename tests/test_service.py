@@ -6,12 +6,8 @@ import json
 
 import pytest
 
-from aimds_ray.core.service import (
-    detect_items,
-    json_has_lone_surrogate,
-    validate_detect_item,
-    validate_feedback,
-)
+from aimds_ray.core.service import detect_items, validate_detect_item, validate_feedback
+from aimds_ray.core.validity import json_has_lone_surrogate
 
 
 @pytest.mark.parametrize(("item", "status", "needle"), [

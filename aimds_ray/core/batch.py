@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aimds_ray.core.detector import Detector, InputError
+from aimds_ray.core.validity import json_has_lone_surrogate
 
 REPORT_COLUMNS = ("is_threat", "score", "threat_type", "action", "aimds_error")
 REPORT_SCHEMA = pa.schema(
@@ -149,11 +149,8 @@ def read_jsonl_chunks(path: str, chunk_rows: int, text_column: str = "text") -> 
                 obj = json.loads(raw)
                 if not isinstance(obj, dict):
                     raise ValueError("not an object")
-                if _SURROGATE_ESCAPE.search(raw):
-                    try:  # "\\ud800" parses, but no column holding it could be written (or scanned)
-                        json.dumps(obj, ensure_ascii=False).encode("utf-8")
-                    except UnicodeEncodeError:
-                        raise ValueError("a \\uD800-\\uDFFF escape without its pair is not valid Unicode") from None
+                if json_has_lone_surrogate(raw, obj):  # it parses, but no column holding it could be written
+                    raise ValueError("a \\uD800-\\uDFFF escape without its pair is not valid Unicode")
             except (ValueError, UnicodeDecodeError) as e:
                 obj = {"aimds_input_error": f"line {lineno}: invalid JSON ({e})"}
             val = obj.get(text_column)
@@ -167,9 +164,6 @@ def read_jsonl_chunks(path: str, chunk_rows: int, text_column: str = "text") -> 
                 rows = []
     if rows:
         yield _rows_to_table(rows)
-
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:

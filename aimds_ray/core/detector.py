@@ -19,6 +19,7 @@ from aimds_ray.core.pii import PiiMatch, redact
 from aimds_ray.core.report import Evidence, ThreatReport
 from aimds_ray.core.signals import SignalContext, registered_signals
 from aimds_ray.core.signals.base import Signal
+from aimds_ray.core.validity import lone_surrogate
 
 _ID_PREFIX = os.urandom(6).hex()
 _ID_COUNTER = itertools.count()
@@ -46,18 +47,6 @@ class InputError(ValueError):
 
 class InputTooLarge(InputError):
     status = 413
-
-
-def lone_surrogate(value: str) -> int:
-    """Index of the first lone surrogate (U+D800-U+DFFF) in `value`, or -1. Such a `str` is not valid Unicode (no
-    UTF-8 encoding exists); JSON escapes like "\\ud800" and argv bytes decoded with surrogateescape produce them."""
-    if value.isascii():
-        return -1
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as e:
-        return e.start
-    return -1
 
 
 def coerce_text(value: Any, max_chars: int) -> str:

@@ -77,6 +77,7 @@ from aimds_ray.core.signals.learned import (
     bundle_exemplars,
     exemplar_row,
 )
+from aimds_ray.core.validity import lone_surrogate
 from aimds_ray.core.vector_index import sparse_scores
 
 _MANAGED = frozenset({"version", "linear", "threshold", "fusion_weights", "metrics", "created_at", "parent",
@@ -689,11 +690,9 @@ class Learner:
         """
         t0 = time.perf_counter()
         for name, v in (("text", text), ("source", source), ("request_id", request_id), ("feedback_id", feedback_id)):
-            if isinstance(v, str) and not v.isascii():
-                try:  # a lone surrogate cannot be written to the log (or featurised): refuse it before any work
-                    v.encode("utf-8")
-                except UnicodeEncodeError as e:
-                    raise FeedbackError(f"{name} is not valid Unicode: lone surrogate at character {e.start}") from None
+            # a lone surrogate cannot be written to the log (or featurised): refuse it before any work
+            if isinstance(v, str) and (bad := lone_surrogate(v)) >= 0:
+                raise FeedbackError(f"{name} is not valid Unicode: lone surrogate at character {bad}")
         with self._mutex:
             if feedback_id is not None:
                 prev = self.log.find(feedback_id)

@@ -5,10 +5,10 @@ report or error dicts out. Plain Python; the fronts only translate to their prot
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-from aimds_ray.core.detector import Detector, InputError, coerce_text, lone_surrogate
+from aimds_ray.core.detector import Detector, InputError, coerce_text
+from aimds_ray.core.validity import lone_surrogate
 
 DETECT_FIELDS = frozenset({"text", "session_id", "client_id", "metadata", "request_id"})
 FEEDBACK_FIELDS = frozenset({"text", "request_id", "label", "category", "source", "session_id"})
@@ -16,22 +16,6 @@ FEEDBACK_FIELDS = frozenset({"text", "request_id", "label", "category", "source"
 
 def error(message: str, status: int) -> dict[str, Any]:
     return {"error": message, "status": status}
-
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def json_has_lone_surrogate(raw: bytes, obj: Any) -> bool:
-    """True when the JSON text `raw` (decoded to `obj`) holds a lone surrogate escape such as "\\ud800": valid JSON,
-    but not valid Unicode, and every later UTF-8 encoding (responses, logs, the graph spool) would fail on it.
-    Costs nothing for bodies without a surrogate escape; escaped pairs (emoji) are fine."""
-    if not _SURROGATE_ESCAPE.search(raw):
-        return False
-    try:
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _bad_string(v: str) -> bool:

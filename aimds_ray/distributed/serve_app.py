@@ -27,13 +27,8 @@ from ray.serve import Application
 
 from aimds_ray import __version__
 from aimds_ray.core.process import settle_heap
-from aimds_ray.core.service import (
-    detect_items,
-    error,
-    json_has_lone_surrogate,
-    validate_detect_item,
-    validate_feedback,
-)
+from aimds_ray.core.service import detect_items, error, validate_detect_item, validate_feedback
+from aimds_ray.core.validity import json_has_lone_surrogate
 from aimds_ray.distributed.actors import client_events
 from aimds_ray.distributed.runtime import NAMESPACE, HashRing, RuntimeConfig, actor_names
 

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from aimds_ray.core.validity import json_has_lone_surrogate
+
 
 class ApiError(Exception):
     """A request the edge refuses; `status` is the HTTP status."""
@@ -62,9 +64,6 @@ def route(method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
     return r, params
 
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -80,11 +79,8 @@ def parse_json(body: bytes) -> Any:
         obj = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:
         raise ApiError(400, f"body is not valid JSON: {e}") from None
-    if _SURROGATE_ESCAPE.search(body):  # "\\ud800" is valid JSON but not valid Unicode: nothing could encode it later
-        try:
-            json.dumps(obj, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ApiError(400, "body is not valid Unicode: a \\uD800-\\uDFFF escape without its pair") from None
+    if json_has_lone_surrogate(body, obj):  # valid JSON, not valid Unicode: nothing could encode it later
+        raise ApiError(400, "body is not valid Unicode: a \\uD800-\\uDFFF escape without its pair")
     return obj
 
 
