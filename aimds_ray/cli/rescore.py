@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", help="Ray address for --engine ray (default: start a local Ray)")
     p.add_argument("--workers", type=int, default=None, help="detector actors for --engine ray")
     p.add_argument("--sessions", help="session_col,time_col: also replay sessions (--engine ray)")
-    p.add_argument("--wave-rows", type=int, default=500_000,
+    p.add_argument("--wave-rows", type=int, default=1_000_000,
                    help="--engine ray commits (and can resume) after about this many rows")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)

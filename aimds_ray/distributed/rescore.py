@@ -9,7 +9,9 @@ Why waves: `write_parquet` commits a whole Dataset execution at once, so a run k
 re-run can trust. Committing per wave (rename the staged parts to names derived from a hash of the wave's inputs and
 the job key, then record the wave in `_aimds_manifest.json`, written atomically) makes a re-run skip finished input
 files and delete any uncommitted part, so nothing is duplicated. The price is one actor-pool start (Detector load)
-per wave, which is why waves are large (`wave_rows`, default 500k rows) rather than one per file.
+per wave and a drained pipeline at each wave boundary (measured: 1M rows in two waves 27.8k rows/s, in one 29.7k),
+which is why waves are large (`wave_rows`, default 1M rows: at most ~40 s of 2-core work is redone after a kill)
+rather than one per file.
 
 Session replay (`sessions="session_col,time_col"`) is a second pass over the committed output: group by session
 (`groupby().map_groups`), order by time, feed `BehaviourModel` and the policies (through the same
@@ -372,7 +374,7 @@ def _cpu_plan(workers: int | None) -> tuple[int, float, float]:
 
 def rescore_ray(
     input: str, output: str, *, config: Any = None, text_column: str = "text", address: str | None = None,
-    workers: int | None = None, sessions: str | None = None, progress: bool = True, wave_rows: int = 500_000,
+    workers: int | None = None, sessions: str | None = None, progress: bool = True, wave_rows: int = 1_000_000,
     batch_rows: int = 4096,
 ) -> RayRescoreSummary:
     """Score INPUT into the Parquet directory OUTPUT with a pool of detector actors; resumable (see module doc)."""
