@@ -162,6 +162,9 @@ def test_validation(learner: Learner) -> None:
         learner.submit("", 1, source="local")
     with pytest.raises(FeedbackError):
         learner.submit("x y z", 2, source="local")
+    for bad in (1.5, 1.0, True, None):  # never rounded or coerced into a label
+        with pytest.raises(FeedbackError):
+            learner.submit("x y z", bad, source="local")
     with pytest.raises(FeedbackError):
         learner.submit("x y z", 1, category="nonsense", source="local")
     with pytest.raises(FeedbackError):

@@ -47,6 +47,7 @@ def test_detect_items_one_bad_item_never_fails_the_batch(detector) -> None:
     ({"text": "a", "label": 2}, "label"),
     ({"text": "a", "label": True}, "label"),
     ({"text": "a", "label": "1"}, "label"),
+    ({"text": "a", "label": 1.0}, "label"),
     ({"label": 1}, "give text"),
     ({"text": "a", "label": 1, "extra": 1}, "unknown"),
     ({"text": "a", "label": 1, "category": 5}, "category"),

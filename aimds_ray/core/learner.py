@@ -725,7 +725,9 @@ class Learner:
             raise FeedbackError("feedback needs a non-empty text (or a known request id)")
         if len(text) > self.aimds_config.limits.max_input_chars:
             raise FeedbackError("text is longer than limits.max_input_chars")
-        try:
+        try:  # 0/1 or "0"/"1" (the CLI's text); a float or bool label is a caller's mistake, not a rounding job
+            if isinstance(label, bool) or not isinstance(label, int | str):
+                raise TypeError
             label = int(label)
         except (TypeError, ValueError):
             raise FeedbackError(f"label must be 0 or 1, got {label!r}") from None

@@ -55,7 +55,8 @@ def validate_feedback(body: Any) -> dict[str, Any] | None:
     unknown = set(body) - FEEDBACK_FIELDS
     if unknown:
         return error(f"unknown field(s): {', '.join(sorted(unknown))}", 422)
-    if body.get("label") not in (0, 1) or isinstance(body.get("label"), bool):
+    label = body.get("label")
+    if isinstance(label, bool) or not isinstance(label, int) or label not in (0, 1):  # 1.0 too, as HTTP/3 says
         return error("label must be 0 or 1", 422)
     if not isinstance(body.get("text"), str) and not isinstance(body.get("request_id"), str):
         return error("give text (string) or request_id", 422)
