@@ -27,7 +27,7 @@ from ray.serve import Application
 
 from aimds_ray import __version__
 from aimds_ray.core.process import settle_heap
-from aimds_ray.core.service import detect_items, error, validate_detect_item, validate_feedback
+from aimds_ray.core.service import detect_items, error, validate_feedback
 from aimds_ray.core.validity import json_has_lone_surrogate
 from aimds_ray.distributed.actors import client_events
 from aimds_ray.distributed.runtime import NAMESPACE, HashRing, RuntimeConfig, actor_names
@@ -324,10 +324,7 @@ class AimdsIngress:
 
     async def _detect_one(self, item: dict[str, Any]) -> dict[str, Any]:
         t = time.time()
-        bad = validate_detect_item(item)
-        if bad is not None:
-            return bad
-        res = await self._scan(item)
+        res = await self._scan(item)  # detect_items validates each item: a bad one comes back as its error dict
         if "error" not in res:
             res["deep_analysis"] = self._dispatch(item, res, t)
             if self.degraded:
