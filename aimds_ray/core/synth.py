@@ -360,6 +360,49 @@ def generate(n_attack: int = 1500, n_benign: int = 600, seed: int = 7, n_multili
     return out
 
 
+_SUFFIX_SYMBOLS = "()[]{}<>!?;:'\"`^$#@%&*=+-_|~/\\.,"
+_SUFFIX_WORDS = ["sure", "here", "now", "please", "write", "kindly", "describe", "similarly", "opposite", "tutorial",
+                 "format", "answer", "steps", "list", "only", "begin", "title", "story", "python", "latex", "json",
+                 "html", "markdown", "table", "manual", "mais", "und", "der", "avec", "pour", "como", "uma", "questo",
+                 "dann", "och", "voor", "jest", "dla", "aber", "sont", "okay", "yes", "inst", "sys", "user", "assistant"]
+_SYLLABLES = ["ba", "ker", "ti", "on", "ex", "str", "ul", "ma", "ver", "ing", "ly", "ab", "qu", "zo", "rel", "fin",
+              "pha", "ith", "gr", "und", "os", "ami", "tex", "ify", "ack", "wer", "sch", "ne", "ol", "ix"]
+
+
+def _junk_word(r: random.Random) -> str:
+    w = "".join(r.choice(_SYLLABLES) for _ in range(r.randint(2, 4)))
+    x = r.random()
+    if x < 0.25:
+        return w.capitalize()
+    if x < 0.45:  # a camel-case junction: two pieces glued by the optimiser
+        return w + r.choice(_SUFFIX_WORDS).capitalize()
+    return w
+
+
+def adversarial_suffix(r: random.Random, request: str) -> str:
+    """A request followed by a GCG/DSN-shaped token suffix: the shape (word pieces, words of several languages,
+    symbol clusters glued to letters, camel-case junctions), generated at random, never an optimised string."""
+    pieces = []
+    for _ in range(r.randint(10, 24)):
+        x = r.random()
+        if x < 0.3:
+            p = _junk_word(r)
+        elif x < 0.55:
+            p = r.choice(_SUFFIX_WORDS)
+            p = p.upper() if r.random() < 0.15 else p
+        elif x < 0.85:
+            p = "".join(r.choice(_SUFFIX_SYMBOLS) for _ in range(r.randint(1, 4)))
+            if r.random() < 0.5:
+                p = p + _junk_word(r) if r.random() < 0.5 else _junk_word(r) + p
+        else:
+            p = r.choice(_SUFFIX_WORDS) + "".join(r.choice(_SUFFIX_SYMBOLS) for _ in range(r.randint(1, 3)))
+        pieces.append(p)
+    out = pieces[0]
+    for p in pieces[1:]:
+        out += ("" if r.random() < 0.2 else " ") + p
+    return request.rstrip() + " " + out
+
+
 def embed_in_document(doc: str, sentence: str, r: random.Random) -> str:
     """Insert an instruction into a benign document (start, end or a sentence boundary)."""
     where = r.random()

@@ -47,6 +47,7 @@ class TrainParams:
     synth_indirect_docs: int = 300
     synth_multilingual: int = 0
     synth_roleplay: int = 0
+    synth_suffix: int = 0
     seed: int = 0
 
 
@@ -73,6 +74,11 @@ def augment(rows: list[dict[str, Any]], params: TrainParams) -> list[dict[str, A
         doc = docs[i % len(docs)]
         out.append({"text": synth.embed_in_document(doc, synth.indirect_sentence(r), r), "label": 1,
                     "category": "indirect_injection", "source": "aimds-synth-doc", "file": "synthetic"})
+    requests = [r_["text"] for r_ in rows if r_.get("category") == "harmful_request"]
+    rs = random.Random(params.seed + 13)  # its own stream: the rows above do not move when this count changes
+    for i in range(min(params.synth_suffix, 3 * len(requests))):
+        out.append({"text": synth.adversarial_suffix(rs, requests[i % len(requests)]), "label": 1,
+                    "category": "adversarial_suffix", "source": "aimds-synth-suffix", "file": "synthetic"})
     for row in out:
         row.setdefault("file", "synthetic")
     return out

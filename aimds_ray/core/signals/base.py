@@ -56,6 +56,7 @@ def _builtin() -> None:
     from aimds_ray.core.signals import (  # noqa: F401
         learned,
         obfuscation,
+        payload,
         pii_signal,
         sequence,
         signatures,

@@ -1,0 +1,176 @@
+"""A harmful payload in a manipulation wrapper: harm topic x (pretext or adversarial suffix).
+
+Why a product: a harmful question alone is `harmful_request` (not manipulation), a persona or a story frame alone
+is ordinary role-play, and a run of symbols alone is ordinary code. The jailbreaks a linear n-gram model does not
+generalise to are exactly their combinations: PAIR-style pretexts ("you are a novelist... for research purposes
+only") around a harmful goal, and GCG/DSN-style optimised token suffixes after one. The lexicons are data
+(`aimds_ray/data/payload.yaml`); one Aho-Corasick pass finds every term, and the suffix shape is computed only when
+a harm term is present, so benign traffic pays one automaton pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from aimds_ray.core import multimatch as M
+from aimds_ray.core.normalize import Normalized, fold_text
+from aimds_ray.core.report import Category, Evidence
+from aimds_ray.core.signals.base import Signal, SignalContext, register
+
+LEXICON_PATH = Path(__file__).resolve().parent.parent.parent / "data" / "payload.yaml"
+_CAMEL = re.compile(r"[a-z][A-Z]")
+_TOKEN = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class SuffixShape:
+    window: int = 8
+    min_tokens: int = 10
+    head_fraction: float = 0.4
+    head_max_odd: float = 0.1
+    min_odd: float = 0.25
+    full_odd: float = 0.5
+    head_chars: int = 300
+    tail_chars: int = 600
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    automaton: M.Automaton
+    harm: np.ndarray  # per literal: True for a harm term
+    wrapper: np.ndarray  # per literal: True for a wrapper term
+    group: tuple[str, ...]  # per literal: "harm:<topic>" or "wrapper:<technique>"
+    suffix: SuffixShape
+    harm_full: int
+    wrapper_full: int
+    min_score: float
+
+
+@lru_cache(maxsize=2)
+def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
+    spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    literals: list[str] = []
+    flags: list[int] = []
+    groups: list[str] = []
+    index: dict[str, int] = {}
+    for kind in ("harm", "wrappers"):
+        for topic, terms in spec[kind].items():
+            for term in terms:
+                prefix = term.endswith("*")
+                lit = fold_text(term.rstrip("*")).strip()
+                if not lit.isascii() or len(lit) < 2:
+                    raise ValueError(f"{path}: {kind}.{topic}: term {term!r} must be ASCII and 2+ characters")
+                if lit in index:
+                    continue  # a term listed twice counts once (the first group names it)
+                index[lit] = len(literals)
+                literals.append(lit)
+                flags.append(M.WORD_START | (0 if prefix else M.WORD_END))
+                groups.append(f"{'harm' if kind == 'harm' else 'wrapper'}:{topic}")
+    harm = np.array([g.startswith("harm:") for g in groups])
+    sc = spec.get("scoring", {})
+    return Lexicon(M.Automaton.build(literals, flags), harm, ~harm, tuple(groups),
+                   SuffixShape(**spec.get("suffix", {})), int(sc.get("harm_full", 2)),
+                   int(sc.get("wrapper_full", 3)), float(sc.get("min_score", 0.15)))
+
+
+def _odd_token(tok: str) -> bool:
+    """A token GCG-style optimisation leaves and prose does not: symbols glued to letters, a camel-case junction
+    inside a word, or a cluster of two or more different punctuation marks."""
+    s = tok.lstrip("(\"'*").rstrip(".,!?;:)\"'*")
+    if not s:
+        return len(tok) >= 2 and len(set(tok)) >= 2
+    if _CAMEL.search(s, 1):
+        return True
+    core = s.replace("'", "").replace("-", "").replace(".", "").replace("/", "")
+    if sum(c.isdigit() for c in core) * 2 >= len(core):
+        return False  # numbers, dates, table cells: data, not optimised tokens
+    return bool(core) and not core.isalnum()
+
+
+def suffix_oddness(text: str, shape: SuffixShape) -> tuple[float, int]:
+    """(max fraction of odd tokens over a window in the text's tail, character start of that window); 0 when the
+    text is short or its head does not read as prose (then the whole text is code or data, not prose + suffix).
+    A long text is judged on its first `head_chars` and last `tail_chars` only: a suffix is at the end, and the
+    cost stays flat in the length."""
+    if len(text) <= shape.head_chars + shape.tail_chars:
+        toks = [(m.start(), m.group()) for m in _TOKEN.finditer(text)]
+        n = len(toks)
+        if n < max(shape.min_tokens, shape.window):
+            return 0.0, 0
+        head = max(3, int(n * shape.head_fraction))
+        head_odd = sum(_odd_token(t) for _, t in toks[:head]) / head
+        tail = toks[head:]
+    else:
+        head_toks = text[: shape.head_chars].split()[:-1]  # the last one may be cut
+        head_odd = sum(_odd_token(t) for t in head_toks) / max(1, len(head_toks))
+        base = len(text) - shape.tail_chars
+        tail = [(base + m.start(), m.group()) for m in _TOKEN.finditer(text, base)][1:]
+    if head_odd > shape.head_max_odd or not tail:
+        return 0.0, 0
+    odd = np.fromiter((_odd_token(t) for _, t in tail), dtype=np.float64, count=len(tail))
+    if len(odd) >= shape.window:
+        win = np.convolve(odd, np.ones(shape.window), "valid") / shape.window
+    else:
+        win = np.array([odd.mean()])
+    j = int(win.argmax())
+    return float(win[j]), tail[j][0]
+
+
+def payload_scores(seen: set[int], original: str, lex: Lexicon) -> tuple[float, float, float, list[str]]:
+    """(harm, pretext, suffix) strengths in [0, 1] and the groups of the distinct terms seen (literal ids of
+    `lex.automaton` found in the folded main view; the suffix shape is read from the original, case kept)."""
+    if not seen:
+        return 0.0, 0.0, 0.0, []
+    ids = sorted(seen)
+    n_harm = sum(1 for i in ids if lex.harm[i])
+    if n_harm == 0:
+        return 0.0, 0.0, 0.0, []
+    n_wrap = len(ids) - n_harm
+    harm = min(1.0, n_harm / lex.harm_full)
+    pretext = min(1.0, n_wrap / lex.wrapper_full)
+    odd, _ = suffix_oddness(original, lex.suffix)
+    s = lex.suffix
+    suffix = 0.0 if odd < s.min_odd else min(1.0, odd / s.full_odd)
+    return harm, pretext, suffix, [lex.group[i] for i in ids]
+
+
+@register
+class PayloadSignal(Signal):
+    name = "payload"
+
+    def __init__(self, ctx: SignalContext) -> None:
+        super().__init__(ctx)
+        self.lex = load_lexicon()
+        self._is_wrapper = self.lex.wrapper.astype(np.int64)  # group 0: harm terms, group 1: wrapper terms
+
+    def scan(self, doc: Normalized) -> list[Evidence]:
+        # the common case, no harm term at all, in the automaton's lean counting pass (no id lists allocated)
+        if self.lex.automaton.group_counts(doc.text, self._is_wrapper, 2)[0] == 0:
+            return []
+        return self._evidence(doc, self.lex.automaton.find(doc.text)[0])
+
+    def scan_batch(self, docs: Sequence[Normalized]) -> list[list[Evidence]]:
+        found = self.lex.automaton.find_many([d.text for d in docs])
+        return [self._evidence(d, f[0]) if f[0] else [] for d, f in zip(docs, found, strict=True)]
+
+    def _evidence(self, doc: Normalized, seen: set[int]) -> list[Evidence]:
+        harm, pretext, suffix, groups = payload_scores(seen, doc.original, self.lex)
+        score = harm * max(pretext, suffix)
+        if score < self.lex.min_score:
+            return []
+        v = doc.variants[0]
+        s, e = v.span(0, len(v.text)) if v.text else (v.offset, v.offset)
+        cat = Category.ADVERSARIAL_SUFFIX if suffix > pretext else Category.JAILBREAK
+        topics = sorted({g.split(":", 1)[1] for g in groups if g.startswith("harm:")})
+        wraps = sorted({g.split(":", 1)[1] for g in groups if g.startswith("wrapper:")})
+        detail = (f"harm {harm:.2f} ({', '.join(topics)}) x "
+                  + (f"adversarial suffix {suffix:.2f}" if suffix > pretext else
+                     f"pretext {pretext:.2f} ({', '.join(wraps)})"))
+        return [Evidence(self.name, cat, round(score, 6), s, e, "", v.kind, detail)]
