@@ -84,9 +84,24 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class FloodConfig:
+    """The `flood` signal: one short token repeated back to back (see core/repetition.py)."""
+
+    min_run: int = 24  # repetitions before it is evidence at all
+    full_run: int = 64  # repetitions at which the evidence is full
+    max_token_chars: int = 4
+
+    def validate(self, path: str) -> None:
+        _positive(self, path, "min_run", "full_run", "max_token_chars")
+        if self.full_run < self.min_run:
+            raise ConfigError(f"{path}.full_run: must be >= min_run ({self.min_run}), got {self.full_run}")
+
+
+@dataclass(frozen=True)
 class DetectorConfig:
     signals: tuple[str, ...] = ("invisible", "encoding", "signatures", "pii")
     thresholds: Thresholds = field(default_factory=Thresholds)
+    flood: FloodConfig = field(default_factory=FloodConfig)
     harmful_request: bool = False  # flag plain harmful questions (not a manipulation) as threats
     category_weights: dict[str, float] = field(default_factory=dict)  # per-category multipliers in fusion
 
@@ -98,6 +113,7 @@ class DetectorConfig:
             if s not in known:
                 raise ConfigError(f"{path}.signals: unknown signal {s!r} (known: {', '.join(sorted(known))})")
         self.thresholds.validate(f"{path}.thresholds")
+        self.flood.validate(f"{path}.flood")
         for k, v in self.category_weights.items():
             if v < 0:
                 raise ConfigError(f"{path}.category_weights.{k}: must be >= 0, got {v}")

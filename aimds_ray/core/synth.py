@@ -403,6 +403,21 @@ def adversarial_suffix(r: random.Random, request: str) -> str:
     return request.rstrip() + " " + out
 
 
+_FLOOD_TOKENS = ["\u00e4", "\u00df", "\u00e9", "\u00f8", "\u0436", "\u03bb", "\u05d0", "\u3042", "\u7684",
+                 "\U0001f600", "\U0001f525", "a", "x", "z", "ok", "la", "yes", "no", "ha", "lol", "the", "end", "go"]
+
+
+def flood(r: random.Random) -> str:
+    """Context flooding: one short token repeated back to back many times, alone or before an instruction."""
+    tok = r.choice(_FLOOD_TOKENS)
+    body = (r.choice([" ", " ", "\n", "  "])).join([tok] * r.randint(30, 400))
+    x = r.random()
+    if x < 0.4:
+        return body
+    act = direct_injection(r) if x < 0.8 else extraction(r)
+    return body + r.choice(["\n", " ", "\n\n"]) + act if r.random() < 0.7 else act + "\n" + body
+
+
 def embed_in_document(doc: str, sentence: str, r: random.Random) -> str:
     """Insert an instruction into a benign document (start, end or a sentence boundary)."""
     where = r.random()

@@ -48,6 +48,7 @@ class TrainParams:
     synth_multilingual: int = 0
     synth_roleplay: int = 0
     synth_suffix: int = 0
+    synth_flood: int = 0
     seed: int = 0
 
 
@@ -79,6 +80,10 @@ def augment(rows: list[dict[str, Any]], params: TrainParams) -> list[dict[str, A
     for i in range(min(params.synth_suffix, 3 * len(requests))):
         out.append({"text": synth.adversarial_suffix(rs, requests[i % len(requests)]), "label": 1,
                     "category": "adversarial_suffix", "source": "aimds-synth-suffix", "file": "synthetic"})
+    rf = random.Random(params.seed + 17)
+    for _ in range(params.synth_flood):
+        out.append({"text": synth.flood(rf), "label": 1, "category": "prompt_injection",
+                    "source": "aimds-synth-flood", "file": "synthetic"})
     for row in out:
         row.setdefault("file", "synthetic")
     return out

@@ -1,9 +1,10 @@
-"""Signals over what normalisation found: invisible characters, homoglyphs and encoded payloads."""
+"""Signals over what normalisation found (invisible characters, homoglyphs, encoded payloads) and token floods."""
 
 from __future__ import annotations
 
 from aimds_ray.core.normalize import Normalized
-from aimds_ray.core.report import Evidence
+from aimds_ray.core.repetition import longest_run
+from aimds_ray.core.report import Category, Evidence
 from aimds_ray.core.signals.base import Signal, register
 
 
@@ -26,3 +27,21 @@ class EncodingSignal(Signal):
 
     def scan(self, doc: Normalized) -> list[Evidence]:
         return [e for e in doc.evidence if e.detector == "encoding"]
+
+
+@register
+class FloodSignal(Signal):
+    """One short token repeated back to back, dozens of times: a context-flooding attempt (prose never does it)."""
+
+    name = "flood"
+
+    def scan(self, doc: Normalized) -> list[Evidence]:
+        cfg = self.ctx.config.detector.flood
+        text = doc.original
+        run, s, e = longest_run(text, cfg.max_token_chars)
+        if run < cfg.min_run:
+            return []
+        tok = text[s:e].split(maxsplit=1)[0]
+        score = min(1.0, 0.5 + 0.5 * (run - cfg.min_run) / max(1, cfg.full_run - cfg.min_run))
+        return [Evidence(self.name, Category.PROMPT_INJECTION, round(score, 6), doc.offset + s, doc.offset + e,
+                         text[s : min(e, s + 40)], "raw", f"token {tok!r} repeated {run} times back to back")]

@@ -1,11 +1,13 @@
-"""A harmful payload in a manipulation wrapper: harm topic x (pretext or adversarial suffix).
+"""A harmful payload in a manipulation wrapper: harm topic x pretext, and an adversarial suffix after a harm topic.
 
-Why a product: a harmful question alone is `harmful_request` (not manipulation), a persona or a story frame alone
+Why combinations: a harmful question alone is `harmful_request` (not manipulation), a persona or a story frame alone
 is ordinary role-play, and a run of symbols alone is ordinary code. The jailbreaks a linear n-gram model does not
 generalise to are exactly their combinations: PAIR-style pretexts ("you are a novelist... for research purposes
 only") around a harmful goal, and GCG/DSN-style optimised token suffixes after one. The lexicons are data
 (`aimds_ray/data/payload.yaml`); one Aho-Corasick pass finds every term, and the suffix shape is computed only when
-a harm term is present, so benign traffic pays one automaton pass.
+a harm term is present, so benign traffic pays one automaton pass. The two mechanisms are two pieces of evidence
+(`payload`: harm strength x pretext strength; `payload_suffix`: the suffix's strength, gated by a harm term), each
+calibrated on its own by the fusion step.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from aimds_ray.core.signals.base import Signal, SignalContext, register
 LEXICON_PATH = Path(__file__).resolve().parent.parent.parent / "data" / "payload.yaml"
 _CAMEL = re.compile(r"[a-z][A-Z]")
 _TOKEN = re.compile(r"\S+")
+SUFFIX_DETECTOR = "payload_suffix"  # the evidence's detector name for the suffix mechanism
 
 
 @dataclass(frozen=True)
@@ -123,22 +126,24 @@ def suffix_oddness(text: str, shape: SuffixShape) -> tuple[float, int]:
     return float(win[j]), tail[j][0]
 
 
-def payload_scores(seen: set[int], original: str, lex: Lexicon) -> tuple[float, float, float, list[str]]:
-    """(harm, pretext, suffix) strengths in [0, 1] and the groups of the distinct terms seen (literal ids of
-    `lex.automaton` found in the folded main view; the suffix shape is read from the original, case kept)."""
+def payload_scores(seen: set[int], original: str, lex: Lexicon
+                   ) -> tuple[float, float, float, int, list[str]]:
+    """(harm, pretext, suffix) strengths in [0, 1], where the suffix starts in `original`, and the groups of the
+    distinct terms seen (literal ids of `lex.automaton` found in the folded main view; the suffix shape is read
+    from the original, case kept). The suffix counts only after a harm term: the term gates it."""
     if not seen:
-        return 0.0, 0.0, 0.0, []
+        return 0.0, 0.0, 0.0, 0, []
     ids = sorted(seen)
     n_harm = sum(1 for i in ids if lex.harm[i])
     if n_harm == 0:
-        return 0.0, 0.0, 0.0, []
+        return 0.0, 0.0, 0.0, 0, []
     n_wrap = len(ids) - n_harm
     harm = min(1.0, n_harm / lex.harm_full)
     pretext = min(1.0, n_wrap / lex.wrapper_full)
-    odd, _ = suffix_oddness(original, lex.suffix)
+    odd, at = suffix_oddness(original, lex.suffix)
     s = lex.suffix
     suffix = 0.0 if odd < s.min_odd else min(1.0, odd / s.full_odd)
-    return harm, pretext, suffix, [lex.group[i] for i in ids]
+    return harm, pretext, suffix, at, [lex.group[i] for i in ids]
 
 
 @register
@@ -161,16 +166,18 @@ class PayloadSignal(Signal):
         return [self._evidence(d, f[0]) if f[0] else [] for d, f in zip(docs, found, strict=True)]
 
     def _evidence(self, doc: Normalized, seen: set[int]) -> list[Evidence]:
-        harm, pretext, suffix, groups = payload_scores(seen, doc.original, self.lex)
-        score = harm * max(pretext, suffix)
-        if score < self.lex.min_score:
-            return []
-        v = doc.variants[0]
-        s, e = v.span(0, len(v.text)) if v.text else (v.offset, v.offset)
-        cat = Category.ADVERSARIAL_SUFFIX if suffix > pretext else Category.JAILBREAK
-        topics = sorted({g.split(":", 1)[1] for g in groups if g.startswith("harm:")})
-        wraps = sorted({g.split(":", 1)[1] for g in groups if g.startswith("wrapper:")})
-        detail = (f"harm {harm:.2f} ({', '.join(topics)}) x "
-                  + (f"adversarial suffix {suffix:.2f}" if suffix > pretext else
-                     f"pretext {pretext:.2f} ({', '.join(wraps)})"))
-        return [Evidence(self.name, cat, round(score, 6), s, e, "", v.kind, detail)]
+        harm, pretext, suffix, at, groups = payload_scores(seen, doc.original, self.lex)
+        out: list[Evidence] = []
+        topics = ", ".join(sorted({g.split(":", 1)[1] for g in groups if g.startswith("harm:")}))
+        if harm * pretext >= self.lex.min_score:
+            v = doc.variants[0]
+            s, e = v.span(0, len(v.text)) if v.text else (v.offset, v.offset)
+            wraps = ", ".join(sorted({g.split(":", 1)[1] for g in groups if g.startswith("wrapper:")}))
+            out.append(Evidence(self.name, Category.JAILBREAK, round(harm * pretext, 6), s, e, "", v.kind,
+                                f"harm {harm:.2f} ({topics}) x pretext {pretext:.2f} ({wraps})"))
+        if suffix >= self.lex.min_score:
+            # its own detector name, so fusion calibrates the two mechanisms separately
+            out.append(Evidence(SUFFIX_DETECTOR, Category.ADVERSARIAL_SUFFIX, round(suffix, 6), doc.offset + at,
+                                doc.offset + len(doc.original), doc.original[at : at + 60], "raw",
+                                f"adversarial suffix {suffix:.2f} after a harmful request ({topics})"))
+        return out
