@@ -611,9 +611,15 @@ def _trim_run(s: np.ndarray, a: int, b: int, sigmas: float) -> tuple[int, int]:
     return a, b
 
 
-def fit_divergence(y: np.ndarray, upper_fraction: float = 0.8, tolerance: float = 0.2, trim_sigmas: float = 3.0
-                   ) -> tuple[float, int, int]:
-    """Slope of the linear region of a divergence curve y(k) and that region [a, b] (see module docstring)."""
+def fit_divergence(y: np.ndarray, upper_fraction: float = 0.8, tolerance: float = 0.2, trim_sigmas: float = 3.0,
+                   span: bool = False) -> tuple[float, int, int]:
+    """Slope of the linear region of a divergence curve y(k) and that region [a, b] (see module docstring).
+
+    `span=True` fits the whole span from the end of the steep start to the upper point instead of searching for
+    the longest run of agreeing local slopes. Why: on coarse curves (flows, short series) the local slopes scatter
+    by 25-30% from window to window, so the "longest stable run" is mostly picked by noise and is short; the full
+    span averages that noise (Lorenz x, 100 windows of 5,000 points: 67% -> 76% within 10%, sd 10.1% -> 8.9%).
+    """
     y = np.asarray(y, dtype=np.float64)
     if len(y) < 3:
         return 0.0, 0, max(0, len(y) - 1)
@@ -639,6 +645,9 @@ def fit_divergence(y: np.ndarray, upper_fraction: float = 0.8, tolerance: float 
     # trajectories typically are and separate fast at first); the linear region is searched after it
     steep = np.nonzero(s <= (1 + tolerance / 2) * (y[k_hi] - y0) / k_hi)[0]
     t0 = int(steep[0]) if steep.size and steep[0] < nloc - 2 else 0
+    if span:
+        lo = min(t0, k_hi - 2)
+        return float(np.polyfit(ks[lo:k_hi + 1], y[lo:k_hi + 1], 1)[0]), lo, k_hi
     best_len, best_a, best_b = 0, t0, nloc - 1
     for ref in s[t0:][s[t0:] > 0]:
         ok = np.abs(s - ref) <= tolerance * ref
@@ -724,7 +733,8 @@ def lyapunov_rosenstein(emb: np.ndarray, theiler: int, horizon: int | None = Non
         slope, a, b = float(np.polyfit(np.arange(len(y)), y, 1)[0]), 0, len(y) - 1
     else:
         yy = y
-        if scale_fraction > 0 and y[0] <= size + math.log(scale_fraction / 10):
+        capped = scale_fraction > 0 and y[0] <= size + math.log(scale_fraction / 10)
+        if capped:
             # linearisation holds while separations are small against the attractor: fit only the steps whose mean
             # separation is below scale_fraction of its size, when that leaves at least 4 points. Only for curves
             # that start well below the cap (maps: ~1e-4 of the size); a flow starting near it (a Lorenz window at
@@ -733,7 +743,10 @@ def lyapunov_rosenstein(emb: np.ndarray, theiler: int, horizon: int | None = Non
             k_cap = int(above[0]) - 1 if above.size else len(y) - 1
             if 3 <= k_cap < len(y) - 1:
                 yy = y[: k_cap + 1]
-        slope, a, b = fit_divergence(yy, upper_fraction if yy is y else 1.0, tolerance, trim_sigmas)
+        # an uncapped curve (neighbours start within 10x the cap: a flow or a short series) is too coarse for the
+        # run search; fit its whole span after the steep start (see `fit_divergence`)
+        slope, a, b = fit_divergence(yy, upper_fraction if yy is y else 1.0, tolerance, trim_sigmas,
+                                     span=not capped)
         if refit and 0 < b and m - b > 2 * theiler + 8:
             # constant population: refit on pairs that all live through the fit region (references and neighbours
             # < m - b), so y(k) averages the same pairs at every k instead of losing the ones that run off the end
