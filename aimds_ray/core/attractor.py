@@ -42,8 +42,11 @@ Pipeline (`analyze`):
    slope is then refitted on a second pass whose references and neighbours all lie before m - fit_end, so every
    pair is followed through the whole fit region and y(k) averages the same pairs at every k (as nolds does);
    pairs dropping out at the end of the series otherwise shift y(k) by their own initial distance.
-   Measured limits: Lorenz single 5,000-point windows scatter ~8.5% (sd), 2,000-point windows ~28% (the curve
-   itself is noisy there: even a fixed fit region k = 60-250 gives sd ~17%), see the test docstring.
+   Uncapped curves (flows, short series) fit the whole span from the end of the steep start to the upper point
+   instead of the run search (`fit_divergence(span=True)`): their local slopes scatter too much for it.
+   Measured limits: Lorenz single 5,000-point windows scatter ~8.5% (sd), 2,000-point windows ~22-27% (the curve
+   itself is noisy there: even a fixed fit region k = 75-200 gives sd ~17-19%, and the slope is uncorrelated with
+   the window's exact finite-time exponent, whose own sd is 8%), see the test docstring.
 5. **Local maps** (`lyapunov_local`, `refine_lyapunov`; Eckmann & Ruelle 1985, Bryant, Brown & Abarbanel 1990):
    when the series is classed chaotic, the next delay coordinate is fitted around every point by a local quadratic
    in the delay vector (dimension 1, 2, 3 in turn), and the exponent is the growth rate of a tangent vector under
