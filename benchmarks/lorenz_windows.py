@@ -1,14 +1,16 @@
 """Lorenz x windows: how often `analyze` lands within 10% of 0.906 per time unit (issue 4's bar).
 
 Each window is a fresh trajectory: RK4 dt=0.01 (as `dynsys.lorenz`, compiled here for speed) from a random initial
-condition (seeded), after a random transient of 20-40 time units; x coordinate only. Prints one JSON line per n:
-fraction within 10%, mean, sd, worst relative error, and the spread of lag / dim / fit start.
+condition (seeded), after a random transient of 20-40 time units; x coordinate only. Prints a progress line per n
+(stderr) and, last, one JSON object keyed by n: fraction within 10%, mean, sd, worst relative error, and the
+spread of lag / dim.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -51,6 +53,7 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    out: dict[str, dict] = {}
     for n in args.n:
         ws = windows(n, args.count, args.seed + n)
         t = time.perf_counter()
@@ -58,15 +61,17 @@ def main() -> None:
         el = time.perf_counter() - t
         v = np.array([r.lyapunov / 0.01 for r in rs])
         e = v / TRUE - 1
-        print(json.dumps({
-            "n": n, "windows": len(ws), "seed": args.seed + n,
+        out[str(n)] = {
+            "windows": len(ws), "seed": args.seed + n,
             "within_10pct": round(float(np.mean(np.abs(e) <= 0.1)), 3),
             "mean": round(float(v.mean()), 4), "sd_rel": round(float(np.std(e)), 4),
             "median": round(float(np.median(v)), 4), "worst_rel": round(float(e[np.argmax(np.abs(e))]), 3),
             "kinds": {k: sum(r.kind == k for r in rs) for k in {r.kind for r in rs}},
             "lags": np.unique([r.lag for r in rs], return_counts=True)[0].tolist(),
             "dims": np.unique([r.dim for r in rs], return_counts=True)[0].tolist(),
-            "ms_per_window": round(el / len(ws) * 1e3, 1)}))
+            "ms_per_window": round(el / len(ws) * 1e3, 1)}
+        print(f"n={n}: {out[str(n)]}", file=sys.stderr)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
