@@ -80,7 +80,7 @@ def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
     sc = spec.get("scoring", {})
     return Lexicon(M.Automaton.build(literals, flags), harm, ~harm, tuple(groups),
                    SuffixShape(**spec.get("suffix", {})), int(sc.get("harm_full", 2)),
-                   int(sc.get("wrapper_full", 3)), float(sc.get("min_score", 0.15)))
+                   int(sc.get("wrapper_full", 3)), float(sc.get("min_score", 0.45)))
 
 
 def _odd_token(tok: str) -> bool:
@@ -175,7 +175,7 @@ class PayloadSignal(Signal):
             wraps = ", ".join(sorted({g.split(":", 1)[1] for g in groups if g.startswith("wrapper:")}))
             out.append(Evidence(self.name, Category.JAILBREAK, round(harm * pretext, 6), s, e, "", v.kind,
                                 f"harm {harm:.2f} ({topics}) x pretext {pretext:.2f} ({wraps})"))
-        if suffix >= self.lex.min_score:
+        if suffix > 0.0:  # already at least min_odd / full_odd
             # its own detector name, so fusion calibrates the two mechanisms separately
             out.append(Evidence(SUFFIX_DETECTOR, Category.ADVERSARIAL_SUFFIX, round(suffix, 6), doc.offset + at,
                                 doc.offset + len(doc.original), doc.original[at : at + 60], "raw",
