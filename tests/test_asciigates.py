@@ -62,3 +62,22 @@ def test_normalize_views_unchanged_by_gating() -> None:
             assert "leet" in kinds
         if "==" in t:
             assert "base64" in kinds
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_short_run_gate_is_a_superset_of_a_token_flood(seed: int) -> None:
+    from aimds_ray.core.repetition import longest_run
+
+    r = random.Random(seed)
+    words = ["a", "ok", "the", "word", "hello", "12", "--", "ab1", "longer"]
+    for _ in range(2000):
+        toks = [r.choice(words) for _ in range(r.randint(0, 40))]
+        if r.random() < 0.5:
+            at = r.randint(0, len(toks))
+            toks[at:at] = [r.choice(words)] * r.randint(10, 30)
+        t = "".join(w + r.choice([" ", "  ", "\n", "\t"]) for w in toks)
+        if longest_run(t, 4)[0] >= G.SHORT_RUN_TOKENS:
+            assert G.gates_of(t.encode("ascii")) & G.SHORT_RUN, t
+    assert not G.gates_of(b"Quarterly revenue increased across every region this year, driven by enterprise") \
+        & G.SHORT_RUN
+    assert G.gates_of(" ".join(["ha"] * 16).encode("ascii")) & G.SHORT_RUN

@@ -4,7 +4,8 @@ Most traffic is plain ASCII prose with no control characters, leet spellings, sp
 runs. Asking each regex ("is there a base64 run?", "are there spaced letters?") costs a full regex pass per
 question; this numba kernel answers all of them in one pass over the bytes, and the regexes then run only on
 the few texts a gate lets through. The gates are exact for CONTROL, LEET and ENCODED (the regexes they stand for
-are named below, and the tests check equality against them) and a superset for SPACED.
+are named below, and the tests check equality against them) and a superset for SPACED and SHORT_RUN (a token flood,
+`repetition.longest_run`, needs a run of short tokens).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ LEET = 2  # a letter next to a leet digit/symbol                    (= normalize
 SPACED = 4  # four single letters joined by 1-2 separators          (superset of normalize._SPACED)
 ENCODED = 8  # a run of 16+ base64/hex alphabet characters          (= normalize._ENCODED_RUN)
 DIGIT = 16  # an ASCII digit                                         (= normalize._DIGIT on ASCII text)
+SHORT_RUN = 32  # SHORT_RUN_TOKENS whitespace-separated tokens of <= 4 bytes in a row (superset of a token flood)
+SHORT_RUN_TOKENS = 16
 
 
 @njit(cache=True, inline="always")
@@ -47,14 +50,24 @@ def _b64(c: np.uint8) -> bool:  # [A-Za-z0-9+/=_\-]
 
 @njit(cache=True)
 def ascii_gates(b: np.ndarray) -> int:
-    """Bit set of CONTROL | LEET | SPACED | ENCODED | DIGIT for the bytes `b` (uint8)."""
+    """Bit set of CONTROL | LEET | SPACED | ENCODED | DIGIT | SHORT_RUN for the bytes `b` (uint8)."""
     n = b.shape[0]
     flags = 0
     run = 0
     chain = 0
     last = -10
+    tok = 0  # length of the current token
+    short = 0  # tokens of <= 4 bytes in a row
     for i in range(n):
         c = b[i]
+        if c == 32 or c == 9 or c == 10 or c == 13:
+            if tok > 0:
+                short = short + 1 if tok <= 4 else 0
+                if short >= SHORT_RUN_TOKENS:
+                    flags |= SHORT_RUN
+            tok = 0
+        else:
+            tok += 1
         if (c < 32 or c > 126) and c != 9 and c != 10 and c != 13:
             flags |= CONTROL
         if 48 <= c <= 57:
@@ -78,6 +91,8 @@ def ascii_gates(b: np.ndarray) -> int:
             last = i
             if chain >= 4:
                 flags |= SPACED
+    if 0 < tok <= 4 and short + 1 >= SHORT_RUN_TOKENS:
+        flags |= SHORT_RUN
     return flags
 
 

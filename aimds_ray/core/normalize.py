@@ -136,6 +136,7 @@ class Normalized:
     original: str
     variants: list[Variant]
     evidence: list[Evidence] = field(default_factory=list)
+    gates: int | None = None  # `asciigates` bits of the original (None: not plain ASCII, every scan must run)
 
     @property
     def words(self) -> frozenset[str]:
@@ -391,7 +392,7 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
         variants.append(desp)
     budget = [cfg.max_decoded_chars]
     _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, gates=gates)
-    return Normalized(text, variants, evidence)
+    return Normalized(text, variants, evidence, gates)
 
 
 def _add_decoded(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aimds_ray.core import asciigates as G
 from aimds_ray.core.normalize import Normalized
 from aimds_ray.core.repetition import longest_run
 from aimds_ray.core.report import Category, Evidence
@@ -37,6 +38,9 @@ class FloodSignal(Signal):
 
     def scan(self, doc: Normalized) -> list[Evidence]:
         cfg = self.ctx.config.detector.flood
+        if (doc.gates is not None and not doc.gates & G.SHORT_RUN and cfg.min_run >= G.SHORT_RUN_TOKENS
+                and cfg.max_token_chars <= 4):
+            return []  # plain ASCII without a run of short tokens: no flood is possible
         text = doc.original
         run, s, e = longest_run(text, cfg.max_token_chars)
         if run < cfg.min_run:
