@@ -122,6 +122,7 @@ class AttractorConfig:
     local_agreement: float = 0.25
     jacobian_neighbours: int = 16
     jacobian_max_error: float = 1.0
+    jacobian_max_points: int = 5000  # the step-ahead maps use the last this-many samples (their cost is per point)
     surrogates: int = 19
     surrogate_points: int = 4096
     prediction_queries: int = 1000
@@ -1388,7 +1389,8 @@ def analyze(series: Any, *, lag: int | None = None, dim: int | None = None, thei
                 lam = loc.lyapunov
             elif lag_used >= 4:
                 jd = min(dim_used, cfg.local_max_dim)
-                jac = lyapunov_jacobian(x, lag_used, jd, th, neighbours=cfg.jacobian_neighbours)
+                jac = lyapunov_jacobian(x[-cfg.jacobian_max_points:], lag_used, jd, th,
+                                        neighbours=cfg.jacobian_neighbours)
                 ev["jacobian_prediction_error"] = jac.prediction_error
                 if jac.prediction_error <= cfg.jacobian_max_error and jac.lyapunov > 0:
                     ev.update(lyapunov_rosenstein=lam, lyapunov_jacobian=jac.lyapunov, jacobian_dim=jd,
