@@ -54,6 +54,15 @@ def test_sine_periodic_exponent_near_zero() -> None:
     assert abs(r.lyapunov) < 0.01
 
 
+@pytest.mark.parametrize("amp", [0.3, 0.4])
+def test_noisy_cycle_is_not_chaos(amp: float) -> None:
+    """Noise gives the cycle a positive exponent and the cycle makes it deterministic; without its lines it is noise."""
+    x = np.sin(np.arange(10_000) * 0.05) + amp * np.random.default_rng(1).normal(size=10_000)
+    r = analyze(x)
+    assert r.kind == "periodic", r.reasons
+    assert r.evidence["residual_surrogate_z"] < 3.0
+
+
 def test_quasi_periodic() -> None:
     t = np.arange(3000)
     r = analyze(np.sin(2 * np.pi * t / 37.3) + 0.7 * np.sin(2 * np.pi * t * 0.0618034))

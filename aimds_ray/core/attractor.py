@@ -75,7 +75,11 @@ Pipeline (`analyze`):
      nearest-neighbour prediction error of the series is compared with that of `surrogates` IAAFT surrogates
      (same spectrum and amplitude distribution, no nonlinear determinism). Deterministic when the original
      predicts better than every surrogate (p <= 1/(S+1)) by a margin of z >= 3; chaotic when deterministic and the
-     exponent is positive per mean period, stochastic otherwise.
+     exponent is positive per mean period, stochastic otherwise. A cycle buried in noise is deterministic too and
+     its noise gives a positive exponent: when narrow lines carry >= 70% of the variance, the test is repeated
+     with the lines cut out of the spectrum, and a residual that is indistinguishable from noise makes it a noisy
+     cycle (periodic / quasi-periodic), not chaos (a sine plus noise at 0.3-0.4 of its amplitude, 10,000 points;
+     Lorenz x windows of 2,000 points have up to ~63% of their variance in lines (160 windows), and stay chaotic).
    The result lists the reasons and the measured evidence; `confidence` in [0, 1] is how clearly the deciding test
    passed, scaled down for short series.
 
@@ -129,6 +133,7 @@ class AttractorConfig:
     surrogate_z: float = 3.0
     recurrence_growth: float = 0.3
     line_fraction: float = 0.9
+    residual_line_fraction: float = 0.7  # lines carrying this much variance: is the determinism only the cycle's?
     chaos_per_period: float = 0.1
     seed: int = 0
 
@@ -1175,6 +1180,26 @@ def line_spectrum(x: np.ndarray, max_lines: int = 16) -> tuple[float, list[float
     return float(min(1.0, line_power / total)), freqs
 
 
+def remove_lines(x: np.ndarray, freqs: list[float], half: int = 3) -> np.ndarray:
+    """`x` with its narrow spectral lines (at `freqs`, cycles per sample) cut out of the spectrum."""
+    n = len(x)
+    f = np.fft.rfft(x - x.mean())
+    for fr in freqs:
+        k = int(round(fr * n))
+        f[max(1, k - half): k + half + 1] = 0.0
+    return np.fft.irfft(f, n)
+
+
+def surrogate_errors(xs: np.ndarray, dim: int, lag: int, horizon: int, theiler: int, cfg: AttractorConfig
+                     ) -> tuple[float, np.ndarray]:
+    """Analogue prediction error of `xs` and of `cfg.surrogates` IAAFT surrogates of it (same seed every call)."""
+    e0 = prediction_error(xs, dim, lag, horizon, theiler, cfg.prediction_queries)
+    rng = np.random.default_rng(cfg.seed)
+    es = np.array([prediction_error(iaaft(xs, rng), dim, lag, horizon, theiler, cfg.prediction_queries)
+                   for _ in range(cfg.surrogates)])
+    return e0, es
+
+
 def harmonic(freqs: list[float], n: int, max_harmonic: int = 16) -> bool:
     """True when every line is (up to aliasing) one of the first `max_harmonic` multiples of the lowest one.
 
@@ -1362,16 +1387,28 @@ def analyze(series: Any, *, lag: int | None = None, dim: int | None = None, thei
     s_lag = lag_used if a.ndim == 1 else 1
     h = max(1, s_lag)
     th_s = min(th, max(1, ns // 10))
-    e0 = prediction_error(xs, s_dim, s_lag, h, th_s, cfg.prediction_queries)
-    rng = np.random.default_rng(cfg.seed)
-    es = np.array([prediction_error(iaaft(xs, rng), s_dim, s_lag, h, th_s, cfg.prediction_queries)
-                   for _ in range(cfg.surrogates)])
+    e0, es = surrogate_errors(xs, s_dim, s_lag, h, th_s, cfg)
     sd = float(es.std()) or 1e-12
     zscore = float((es.mean() - e0) / sd)
     rank_ok = bool(e0 < es.min())
     ev.update(prediction_error=e0, surrogate_error_mean=float(es.mean()), surrogate_error_min=float(es.min()),
               surrogate_z=zscore, surrogates=cfg.surrogates)
     deterministic = rank_ok and zscore >= cfg.surrogate_z
+    cycle_only = False
+    if deterministic and lines >= cfg.residual_line_fraction and freqs and a.ndim == 1:
+        # a cycle buried in noise also predicts better than its surrogates, and the noise gives a positive
+        # exponent: test again with the lines cut out of the spectrum; chaos stays deterministic there
+        r0, rs = surrogate_errors(remove_lines(xs, freqs), s_dim, s_lag, h, th_s, cfg)
+        rz = float((rs.mean() - r0) / (float(rs.std()) or 1e-12))
+        ev["residual_surrogate_z"] = rz
+        cycle_only = not (r0 < rs.min() and rz >= cfg.surrogate_z)
+    if deterministic and cycle_only:
+        reasons.append(f"deterministic (z={zscore:.1f}), but only through its spectral lines ({lines:.0%} of the "
+                       f"variance): without them it is indistinguishable from noise (z={ev['residual_surrogate_z']:.1f});"
+                       f" a noisy cycle, its positive exponent reflects the noise")
+        harm = harmonic(freqs, n)
+        kind = "periodic" if harm else "quasi_periodic"
+        return AttractorResult(lam, kind, round(0.5 * size_factor, 3), lag_used, dim_used, n, reasons, ev)
     if deterministic and lam * period > cfg.chaos_per_period:
         reasons.append(f"deterministic: predicts better than all {cfg.surrogates} IAAFT surrogates "
                        f"(error {e0:.3f} vs {es.mean():.3f}, z={zscore:.1f})")
