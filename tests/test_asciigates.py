@@ -81,3 +81,14 @@ def test_short_run_gate_is_a_superset_of_a_token_flood(seed: int) -> None:
     assert not G.gates_of(b"Quarterly revenue increased across every region this year, driven by enterprise") \
         & G.SHORT_RUN
     assert G.gates_of(" ".join(["ha"] * 16).encode("ascii")) & G.SHORT_RUN
+
+
+def test_closers_gate_is_a_superset_of_a_delimiter_flood() -> None:
+    from aimds_ray.core.repetition import closer_run
+
+    r = random.Random(3)
+    for _ in range(2000):
+        t = "".join(r.choice([")", "]", "}", '"', " ", "a", "\n", "x "]) for _ in range(r.randint(0, 80)))
+        if closer_run(t)[0] >= G.CLOSER_RUN:
+            assert G.gates_of(t.encode("ascii")) & G.CLOSERS, t
+    assert not G.gates_of(b"print(f(g(h(x))))  # done") & G.CLOSERS

@@ -4,8 +4,8 @@ Most traffic is plain ASCII prose with no control characters, leet spellings, sp
 runs. Asking each regex ("is there a base64 run?", "are there spaced letters?") costs a full regex pass per
 question; this numba kernel answers all of them in one pass over the bytes, and the regexes then run only on
 the few texts a gate lets through. The gates are exact for CONTROL, LEET and ENCODED (the regexes they stand for
-are named below, and the tests check equality against them) and a superset for SPACED and SHORT_RUN (a token flood,
-`repetition.longest_run`, needs a run of short tokens).
+are named below, and the tests check equality against them) and a superset for SPACED, SHORT_RUN and CLOSERS (the
+floods of `repetition`: a token flood needs a run of short tokens, a delimiter flood a run of closers).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ ENCODED = 8  # a run of 16+ base64/hex alphabet characters          (= normalize
 DIGIT = 16  # an ASCII digit                                         (= normalize._DIGIT on ASCII text)
 SHORT_RUN = 32  # SHORT_RUN_TOKENS whitespace-separated tokens of <= 4 bytes in a row (superset of a token flood)
 SHORT_RUN_TOKENS = 16
+CLOSERS = 64  # CLOSER_RUN closing delimiters ) ] } > " ' ` in a row, whitespace between them allowed (superset)
+CLOSER_RUN = 16
 
 
 @njit(cache=True, inline="always")
@@ -50,7 +52,7 @@ def _b64(c: np.uint8) -> bool:  # [A-Za-z0-9+/=_\-]
 
 @njit(cache=True)
 def ascii_gates(b: np.ndarray) -> int:
-    """Bit set of CONTROL | LEET | SPACED | ENCODED | DIGIT | SHORT_RUN for the bytes `b` (uint8)."""
+    """Bit set of CONTROL | LEET | SPACED | ENCODED | DIGIT | SHORT_RUN | CLOSERS for the bytes `b` (uint8)."""
     n = b.shape[0]
     flags = 0
     run = 0
@@ -58,6 +60,7 @@ def ascii_gates(b: np.ndarray) -> int:
     last = -10
     tok = 0  # length of the current token
     short = 0  # tokens of <= 4 bytes in a row
+    closers = 0  # closing delimiters in a row (whitespace skipped)
     for i in range(n):
         c = b[i]
         if c == 32 or c == 9 or c == 10 or c == 13:
@@ -68,6 +71,12 @@ def ascii_gates(b: np.ndarray) -> int:
             tok = 0
         else:
             tok += 1
+            if c == 41 or c == 93 or c == 125 or c == 62 or c == 34 or c == 39 or c == 96:
+                closers += 1
+                if closers >= CLOSER_RUN:
+                    flags |= CLOSERS
+            else:
+                closers = 0
         if (c < 32 or c > 126) and c != 9 and c != 10 and c != 13:
             flags |= CONTROL
         if 48 <= c <= 57:

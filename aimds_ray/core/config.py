@@ -90,9 +90,10 @@ class FloodConfig:
     min_run: int = 24  # repetitions before it is evidence at all
     full_run: int = 64  # repetitions at which the evidence is full
     max_token_chars: int = 4
+    min_closers: int = 24  # closing delimiters in a row (") ] } ) ] } ..."): a context-escape attempt
 
     def validate(self, path: str) -> None:
-        _positive(self, path, "min_run", "full_run", "max_token_chars")
+        _positive(self, path, "min_run", "full_run", "max_token_chars", "min_closers")
         if self.full_run < self.min_run:
             raise ConfigError(f"{path}.full_run: must be >= min_run ({self.min_run}), got {self.full_run}")
 

@@ -1,10 +1,13 @@
-"""Token floods: the longest run of one short token repeated back to back ("ö ö ö ö ..." hundreds of times).
+"""Token floods: the longest run of one short token repeated back to back ("ö ö ö ö ..." hundreds of times), and
+runs of closing delimiters (") ] } ) ] } ...").
 
 Why: flooding the context with a repeated glyph or syllable is a known way to derail a model's instructions (the
 repeated tokens push the system prompt out of focus or hit under-trained tokens), and prose never does it. A run is
 counted over whitespace-separated tokens of at most `max_len` characters that contain a letter (any script, or an
 emoji: code points >= 128 count as letters), so rows of numbers or table rules (`0 0 0`, `| --- |`) are not floods.
-`longest_run_ref` is the plain-Python definition the numba kernel is tested against.
+A run of closing brackets, quotes and backticks (whitespace between them allowed) is the other flood: it tries
+to close whatever quoting, JSON or code context the application wrapped the input in, and code never closes dozens
+at once. `longest_run_ref` and `closer_run_ref` are the plain-Python definitions the kernels are tested against.
 """
 
 from __future__ import annotations
@@ -71,6 +74,34 @@ def _longest_run(codes: np.ndarray, max_len: int) -> tuple[int, int, int]:
     return best, best_s, best_e
 
 
+@njit(cache=True, inline="always")
+def _closer(c: np.uint32) -> bool:  # ) ] } > " ' `
+    return c == 41 or c == 93 or c == 125 or c == 62 or c == 34 or c == 39 or c == 96
+
+
+@njit(cache=True)
+def _closer_run(codes: np.ndarray) -> tuple[int, int, int]:
+    """(closing delimiters in the longest run of them, its start, its end); whitespace inside a run is skipped."""
+    best = 0
+    best_s = 0
+    best_e = 0
+    run = 0
+    run_s = 0
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        if _closer(c):
+            if run == 0:
+                run_s = i
+            run += 1
+            if run > best:
+                best = run
+                best_s = run_s
+                best_e = i + 1
+        elif not _ws(c):
+            run = 0
+    return best, best_s, best_e
+
+
 def _codes(text: str) -> np.ndarray:
     return (np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.uint32) if text.isascii()
             else np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
@@ -82,7 +113,28 @@ def longest_run(text: str, max_len: int = 4) -> tuple[int, int, int]:
     return _longest_run(_codes(text), max_len)
 
 
+def closer_run(text: str) -> tuple[int, int, int]:
+    if not text:
+        return 0, 0, 0
+    return _closer_run(_codes(text))
+
+
 _WS = frozenset(" \t\n\v\f\r\u00a0\u3000")
+_CLOSERS = frozenset(")]}>\"'`")
+
+
+def closer_run_ref(text: str) -> tuple[int, int, int]:
+    best, run, run_s = (0, 0, 0), 0, 0
+    for i, ch in enumerate(text):
+        if ch in _CLOSERS:
+            if run == 0:
+                run_s = i
+            run += 1
+            if run > best[0]:
+                best = (run, run_s, i + 1)
+        elif ch not in _WS:
+            run = 0
+    return best
 
 
 def longest_run_ref(text: str, max_len: int = 4) -> tuple[int, int, int]:

@@ -408,9 +408,14 @@ _FLOOD_TOKENS = ["\u00e4", "\u00df", "\u00e9", "\u00f8", "\u0436", "\u03bb", "\u
 
 
 def flood(r: random.Random) -> str:
-    """Context flooding: one short token repeated back to back many times, alone or before an instruction."""
-    tok = r.choice(_FLOOD_TOKENS)
-    body = (r.choice([" ", " ", "\n", "  "])).join([tok] * r.randint(30, 400))
+    """Context flooding: one short token repeated back to back many times, or a run of closing delimiters (context
+    escape), alone or before an instruction."""
+    if r.random() < 0.25:
+        closers = [r.choice(")]}>\"'`") for _ in range(r.randint(1, 4))]
+        body = r.choice(["", " "]).join(closers * r.randint(12, 120))
+    else:
+        tok = r.choice(_FLOOD_TOKENS)
+        body = (r.choice([" ", " ", "\n", "  "])).join([tok] * r.randint(30, 400))
     x = r.random()
     if x < 0.4:
         return body

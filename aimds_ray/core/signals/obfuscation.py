@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aimds_ray.core import asciigates as G
 from aimds_ray.core.normalize import Normalized
-from aimds_ray.core.repetition import longest_run
+from aimds_ray.core.repetition import closer_run, longest_run
 from aimds_ray.core.report import Category, Evidence
 from aimds_ray.core.signals.base import Signal, register
 
@@ -32,20 +32,34 @@ class EncodingSignal(Signal):
 
 @register
 class FloodSignal(Signal):
-    """One short token repeated back to back, dozens of times: a context-flooding attempt (prose never does it)."""
+    """One short token repeated back to back dozens of times, or dozens of closing delimiters in a row: context
+    flooding and context escape (prose never does either; code closes a few brackets at a time)."""
 
     name = "flood"
 
     def scan(self, doc: Normalized) -> list[Evidence]:
         cfg = self.ctx.config.detector.flood
-        if (doc.gates is not None and not doc.gates & G.SHORT_RUN and cfg.min_run >= G.SHORT_RUN_TOKENS
-                and cfg.max_token_chars <= 4):
-            return []  # plain ASCII without a run of short tokens: no flood is possible
+        g = doc.gates
+        tokens = not (g is not None and not g & G.SHORT_RUN and cfg.min_run >= G.SHORT_RUN_TOKENS
+                      and cfg.max_token_chars <= 4)
+        closers = not (g is not None and not g & G.CLOSERS and cfg.min_closers >= G.CLOSER_RUN)
+        if not (tokens or closers):
+            return []  # plain ASCII without a run of short tokens or of closers: no flood is possible
         text = doc.original
-        run, s, e = longest_run(text, cfg.max_token_chars)
-        if run < cfg.min_run:
-            return []
-        tok = text[s:e].split(maxsplit=1)[0]
-        score = min(1.0, 0.5 + 0.5 * (run - cfg.min_run) / max(1, cfg.full_run - cfg.min_run))
-        return [Evidence(self.name, Category.PROMPT_INJECTION, round(score, 6), doc.offset + s, doc.offset + e,
-                         text[s : min(e, s + 40)], "raw", f"token {tok!r} repeated {run} times back to back")]
+        out: list[Evidence] = []
+        if tokens:
+            run, s, e = longest_run(text, cfg.max_token_chars)
+            if run >= cfg.min_run:
+                tok = text[s:e].split(maxsplit=1)[0]
+                score = min(1.0, 0.5 + 0.5 * (run - cfg.min_run) / max(1, cfg.full_run - cfg.min_run))
+                out.append(Evidence(self.name, Category.PROMPT_INJECTION, round(score, 6), doc.offset + s,
+                                    doc.offset + e, text[s : min(e, s + 40)], "raw",
+                                    f"token {tok!r} repeated {run} times back to back"))
+        if closers:
+            run, s, e = closer_run(text)
+            if run >= cfg.min_closers:
+                score = min(1.0, 0.5 + 0.5 * (run - cfg.min_closers) / cfg.min_closers)
+                out.append(Evidence(self.name, Category.PROMPT_INJECTION, round(score, 6), doc.offset + s,
+                                    doc.offset + e, text[s : min(e, s + 40)], "raw",
+                                    f"{run} closing delimiters in a row (an attempt to escape the prompt's quoting)"))
+        return out
