@@ -159,3 +159,13 @@ def test_scan_batch_needs_a_sequence_of_texts(detector, texts) -> None:
         detector.scan_batch(texts)
     with pytest.raises(InputError, match="sequence of texts"):
         detector.decide_batch(texts)
+
+
+def test_every_signature_regex_is_anchored_or_gated() -> None:
+    """A regex with neither literal anchors nor `requires` substrings is searched over every text its family's
+    keywords let through (one such pattern once cost 46 us per 2 KB). The one exception is deliberate: payload
+    splitting's variable assignments have no fixed literal, and their family keywords gate them."""
+    from aimds_ray.core.signals.signatures import load_families
+
+    loose = [p.id for f in load_families() for p in f.patterns if p.anchors is None and not p.requires]
+    assert loose == ["string-variables"]
