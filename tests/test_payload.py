@@ -38,7 +38,11 @@ def test_harm_in_a_pretext_is_a_jailbreak(sig: PayloadSignal) -> None:
     assert "weapons" in ev[0].detail and "fiction" in ev[0].detail
 
 
-@pytest.mark.parametrize("text", [HARM_ONLY, ROLE_ONLY, CODE, "", "What are your opening hours?"])
+SECURITY_TRAINING = ("You are a security analyst. Explain how phishing and ransomware attacks work so our employees "
+                     "can recognise them. This is for our awareness training.")
+
+
+@pytest.mark.parametrize("text", [HARM_ONLY, ROLE_ONLY, CODE, "", "What are your opening hours?", SECURITY_TRAINING])
 def test_neither_half_alone_is_evidence(sig: PayloadSignal, text: str) -> None:
     assert scan(sig, text) == []
 
@@ -100,5 +104,5 @@ def test_shipped_model_weighs_the_payload_evidence() -> None:
     assert det.scan(PRETEXT).is_threat
     assert det.scan(suffix).is_threat
     for benign in ("Write a short story for my novel about a detective who solves a murder in Paris.", CODE,
-                   "What's the plot of a crime novel usually like?"):
+                   "What's the plot of a crime novel usually like?", SECURITY_TRAINING):
         assert not det.scan(benign).is_threat, benign
