@@ -343,6 +343,59 @@ def mi_ref(codes: np.ndarray, nbins: int, max_lag: int) -> np.ndarray:
     return out
 
 
+@njit(cache=True, inline="always")
+def _neighbour_scale(x: np.ndarray, lag: int, dim: int, t: int, nbrs: np.ndarray) -> tuple[int, float]:
+    """(number of neighbours, largest coordinate offset of a neighbour's delay vector from v_t)."""
+    cnt = 0
+    s = 0.0
+    for r in range(nbrs.shape[0]):
+        j = nbrs[r]
+        if j < 0:
+            continue
+        cnt += 1
+        for c in range(dim):
+            s = max(s, abs(x[j + c * lag] - x[t + c * lag]))
+    return cnt, s
+
+
+@njit(cache=True, inline="always")
+def _ridge_cholesky(ata: np.ndarray, p: int) -> bool:
+    """In place: add a 1e-10 relative ridge to the normal matrix and factor its lower triangle (L L^T); False when
+    it is not positive definite. Only the lower triangle of `ata` is read."""
+    tr = 0.0
+    for a in range(p):
+        tr += ata[a, a]
+    for a in range(p):
+        ata[a, a] += 1e-10 * tr / p
+    for a in range(p):
+        for b in range(a + 1):
+            v = ata[a, b]
+            for c in range(b):
+                v -= ata[a, c] * ata[b, c]
+            if a == b:
+                if v <= 0.0:
+                    return False
+                ata[a, a] = math.sqrt(v)
+            else:
+                ata[a, b] = v / ata[b, b]
+    return True
+
+
+@njit(cache=True, inline="always")
+def _cholesky_solve(chol: np.ndarray, rhs: np.ndarray, p: int) -> None:
+    """In place: rhs <- (L L^T)^-1 rhs for the factor of `_ridge_cholesky`."""
+    for a in range(p):
+        v = rhs[a]
+        for c in range(a):
+            v -= chol[a, c] * rhs[c]
+        rhs[a] = v / chol[a, a]
+    for a in range(p - 1, -1, -1):
+        v = rhs[a]
+        for c in range(a + 1, p):
+            v -= chol[c, a] * rhs[c]
+        rhs[a] = v / chol[a, a]
+
+
 @njit(cache=True)
 def _local_fit_kernel(x: np.ndarray, lag: int, dim: int, queries: np.ndarray, nn: np.ndarray, degree: int
                       ) -> tuple[np.ndarray, np.ndarray]:
@@ -364,15 +417,7 @@ def _local_fit_kernel(x: np.ndarray, lag: int, dim: int, queries: np.ndarray, nn
     atb = np.empty(p)
     for i in range(q):
         t = queries[i]
-        cnt = 0
-        s = 0.0
-        for r in range(k):
-            j = nn[i, r]
-            if j < 0:
-                continue
-            cnt += 1
-            for c in range(dim):
-                s = max(s, abs(x[j + c * lag] - x[t + c * lag]))
+        cnt, s = _neighbour_scale(x, lag, dim, t, nn[i])
         if cnt < p or s == 0.0:
             continue
         ata[:, :] = 0.0
@@ -397,39 +442,9 @@ def _local_fit_kernel(x: np.ndarray, lag: int, dim: int, queries: np.ndarray, nn
                 atb[a] += row[a] * yv
                 for b in range(a + 1):
                     ata[a, b] += row[a] * row[b]  # lower triangle: all the Cholesky step reads
-        tr = 0.0
-        for a in range(p):
-            tr += ata[a, a]
-        for a in range(p):
-            ata[a, a] += 1e-10 * tr / p
-        # Cholesky solve (ata is symmetric positive definite after the ridge)
-        ok = True
-        for a in range(p):
-            for b in range(a + 1):
-                v = ata[a, b]
-                for c in range(b):
-                    v -= ata[a, c] * ata[b, c]
-                if a == b:
-                    if v <= 0.0:
-                        ok = False
-                        break
-                    ata[a, a] = math.sqrt(v)
-                else:
-                    ata[a, b] = v / ata[b, b]
-            if not ok:
-                break
-        if not ok:
+        if not _ridge_cholesky(ata, p):
             continue
-        for a in range(p):
-            v = atb[a]
-            for c in range(a):
-                v -= ata[a, c] * atb[c]
-            atb[a] = v / ata[a, a]
-        for a in range(p - 1, -1, -1):
-            v = atb[a]
-            for c in range(a + 1, p):
-                v -= ata[c, a] * atb[c]
-            atb[a] = v / ata[a, a]
+        _cholesky_solve(ata, atb, p)
         pred[i] = atb[0]
         for c in range(dim):
             grad[i, c] = atb[1 + c] / s
@@ -547,15 +562,7 @@ def _jacobian_fit_kernel(x: np.ndarray, lag: int, dim: int, step: int, queries: 
     atb = np.empty((p, dim))
     for i in range(q):
         t = queries[i]
-        cnt = 0
-        s = 0.0
-        for r in range(k):
-            j = nn[i, r]
-            if j < 0:
-                continue
-            cnt += 1
-            for c in range(dim):
-                s = max(s, abs(x[j + c * lag] - x[t + c * lag]))
+        cnt, s = _neighbour_scale(x, lag, dim, t, nn[i])
         if cnt < p or s == 0.0:
             continue
         ata[:, :] = 0.0
@@ -572,39 +579,10 @@ def _jacobian_fit_kernel(x: np.ndarray, lag: int, dim: int, step: int, queries: 
                     atb[a, o] += row[a] * (x[j + step + o * lag] - x[j + o * lag])
                 for b in range(a + 1):
                     ata[a, b] += row[a] * row[b]
-        tr = 0.0
-        for a in range(p):
-            tr += ata[a, a]
-        for a in range(p):
-            ata[a, a] += 1e-10 * tr / p
-        ok = True
-        for a in range(p):
-            for b in range(a + 1):
-                v = ata[a, b]
-                for c in range(b):
-                    v -= ata[a, c] * ata[b, c]
-                if a == b:
-                    if v <= 0.0:
-                        ok = False
-                        break
-                    ata[a, a] = math.sqrt(v)
-                else:
-                    ata[a, b] = v / ata[b, b]
-            if not ok:
-                break
-        if not ok:
+        if not _ridge_cholesky(ata, p):
             continue
         for o in range(dim):
-            for a in range(p):
-                v = atb[a, o]
-                for c in range(a):
-                    v -= ata[a, c] * atb[c, o]
-                atb[a, o] = v / ata[a, a]
-            for a in range(p - 1, -1, -1):
-                v = atb[a, o]
-                for c in range(a + 1, p):
-                    v -= ata[c, a] * atb[c, o]
-                atb[a, o] = v / ata[a, a]
+            _cholesky_solve(ata, atb[:, o], p)
             pred[i, o] = x[t + o * lag] + atb[0, o]
             for c in range(dim):
                 jac[i, o, c] = atb[1 + c, o] / s + (1.0 if o == c else 0.0)
