@@ -7,7 +7,10 @@ only") around a harmful goal, and GCG/DSN-style optimised token suffixes after o
 (`aimds_ray/data/payload.yaml`); one Aho-Corasick pass finds every term, and the suffix shape is computed only when
 a harm term is present, so benign traffic pays one automaton pass. The two mechanisms are two pieces of evidence
 (`payload`: harm strength x pretext strength; `payload_suffix`: the suffix's strength, gated by a harm term), each
-calibrated on its own by the fusion step.
+calibrated on its own by the fusion step. Optimised suffixes also follow requests the lexicon has no term for
+("... posing as an expert arguing that 5G causes COVID-19 $\\{fen AS en ..."): a text that opens with a request
+verb and ends in a clearly odd tail with stray brackets counts too, at a reduced strength (code in a question
+closes its brackets; on the dev data no benign row takes this path).
 """
 
 from __future__ import annotations
@@ -42,6 +45,13 @@ class SuffixShape:
     full_odd: float = 0.5
     head_chars: int = 300
     tail_chars: int = 600
+    # without a harm term: a suffix counts only after a text that opens with a request verb, when it is at least
+    # `ungated_min_odd` odd and its brackets do not balance (optimised suffixes leave stray brackets; code closes
+    # them), at `ungated_factor` of the gated strength
+    request_verbs: tuple[str, ...] = ()
+    ungated_min_odd: float = 0.5
+    ungated_min_unbalanced: int = 2
+    ungated_factor: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ class Lexicon:
     harm_full: int
     wrapper_full: int
     min_score: float
+    request_head: re.Pattern[str] | None = None  # the text opens with one of `suffix.request_verbs`
 
 
 @lru_cache(maxsize=2)
@@ -78,9 +89,14 @@ def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
                 groups.append(f"{'harm' if kind == 'harm' else 'wrapper'}:{topic}")
     harm = np.array([g.startswith("harm:") for g in groups])
     sc = spec.get("scoring", {})
-    return Lexicon(M.Automaton.build(literals, flags), harm, ~harm, tuple(groups),
-                   SuffixShape(**spec.get("suffix", {})), int(sc.get("harm_full", 2)),
-                   int(sc.get("wrapper_full", 3)), float(sc.get("min_score", 0.45)))
+    shape_spec = dict(spec.get("suffix", {}))
+    shape_spec["request_verbs"] = tuple(shape_spec.get("request_verbs", ()))
+    shape = SuffixShape(**shape_spec)
+    verbs = "|".join(map(re.escape, shape.request_verbs))
+    head = re.compile(rf"\s*(?:{verbs})\b", re.IGNORECASE) if shape.request_verbs else None
+    return Lexicon(M.Automaton.build(literals, flags), harm, ~harm, tuple(groups), shape,
+                   int(sc.get("harm_full", 2)), int(sc.get("wrapper_full", 3)), float(sc.get("min_score", 0.45)),
+                   head)
 
 
 def _odd_token(tok: str) -> bool:
@@ -126,6 +142,26 @@ def suffix_oddness(text: str, shape: SuffixShape) -> tuple[float, int]:
     return float(win[j]), tail[j][0]
 
 
+def unbalanced(text: str) -> int:
+    """How many brackets of the three kinds are left unmatched by count (order ignored)."""
+    return (abs(text.count("(") - text.count(")")) + abs(text.count("[") - text.count("]"))
+            + abs(text.count("{") - text.count("}")))
+
+
+def request_suffix(original: str, lex: Lexicon) -> tuple[float, int]:
+    """Suffix strength without a harm term (0 unless the text opens with a request verb, its last `tail_chars`
+    leave brackets unmatched and its tail is odd enough) and where the suffix starts."""
+    s = lex.suffix
+    if lex.request_head is None or lex.request_head.match(original) is None:
+        return 0.0, 0
+    if unbalanced(original[-s.tail_chars:]) < s.ungated_min_unbalanced:
+        return 0.0, 0  # checked first: six counts, where the shape needs a tokenisation of head and tail
+    odd, at = suffix_oddness(original, s)
+    if odd < s.ungated_min_odd:
+        return 0.0, 0
+    return min(1.0, odd / s.full_odd) * s.ungated_factor, at
+
+
 def payload_scores(seen: set[int], original: str, lex: Lexicon
                    ) -> tuple[float, float, float, int, list[str]]:
     """(harm, pretext, suffix) strengths in [0, 1], where the suffix starts in `original`, and the groups of the
@@ -158,15 +194,26 @@ class PayloadSignal(Signal):
     def scan(self, doc: Normalized) -> list[Evidence]:
         # the common case, no harm term at all, in the automaton's lean counting pass (no id lists allocated)
         if self.lex.automaton.group_counts(doc.text, self._is_wrapper, 2)[0] == 0:
-            return []
+            return self._request_suffix(doc)
         return self._evidence(doc, self.lex.automaton.find(doc.text)[0])
 
     def scan_batch(self, docs: Sequence[Normalized]) -> list[list[Evidence]]:
         found = self.lex.automaton.find_many([d.text for d in docs])
-        return [self._evidence(d, f[0]) if f[0] else [] for d, f in zip(docs, found, strict=True)]
+        return [self._evidence(d, f[0]) if f[0] else self._request_suffix(d)
+                for d, f in zip(docs, found, strict=True)]
+
+    def _request_suffix(self, doc: Normalized) -> list[Evidence]:
+        suffix, at = request_suffix(doc.original, self.lex)
+        if suffix <= 0.0:
+            return []
+        return [Evidence(SUFFIX_DETECTOR, Category.ADVERSARIAL_SUFFIX, round(suffix, 6), doc.offset + at,
+                         doc.offset + len(doc.original), doc.original[at : at + 60], "raw",
+                         f"adversarial suffix {suffix:.2f} after a request (no harm term; stray brackets)")]
 
     def _evidence(self, doc: Normalized, seen: set[int]) -> list[Evidence]:
         harm, pretext, suffix, at, groups = payload_scores(seen, doc.original, self.lex)
+        if harm == 0.0:  # wrapper terms only: the request path is the one left
+            return self._request_suffix(doc)
         out: list[Evidence] = []
         topics = ", ".join(sorted({g.split(":", 1)[1] for g in groups if g.startswith("harm:")}))
         if harm * pretext >= self.lex.min_score:
