@@ -5,8 +5,9 @@
 2. K-fold out-of-fold probabilities of the linear heads, so the stacker and the threshold are fitted on scores of
    rows the linear model did not see (fitting them on training-set scores would make both over-confident).
 3. The stacker: logistic regression over one feature per detector (`fusion.detector_features`).
-4. The threshold: the (1 - target_fpr) quantile of the out-of-fold fused scores of benign rows.
-5. The final linear heads on all rows. Weights are rounded to float16 before the threshold is applied, because
+4. The threshold: the (1 - target_fpr) quantile of the out-of-fold fused scores of the real (not synthetic) benign
+   rows. Rows marked `fusion_only` (synthetic documents) calibrate the stacker but never train the linear heads.
+5. The final linear heads on all rows but the fusion-only ones. Weights are rounded to float16 before the threshold is applied, because
    that is what the saved bundle holds.
 """
 
@@ -49,6 +50,7 @@ class TrainParams:
     synth_roleplay: int = 0
     synth_suffix: int = 0
     synth_flood: int = 0
+    synth_documents: int = 0
     seed: int = 0
 
 
@@ -80,6 +82,22 @@ def augment(rows: list[dict[str, Any]], params: TrainParams) -> list[dict[str, A
     for i in range(min(params.synth_suffix, 3 * len(requests))):
         out.append({"text": synth.adversarial_suffix(rs, requests[i % len(requests)]), "label": 1,
                     "category": "adversarial_suffix", "source": "aimds-synth-suffix", "file": "synthetic"})
+    rd = random.Random(params.seed + 23)
+    tasks = [r_["text"].strip() for r_ in rows if r_.get("category") == "benign" and 12 <= len(r_["text"]) <= 150
+             and "\n" not in r_["text"].strip()]
+    for _ in range(params.synth_documents):
+        kind, doc = synth.document(rd)
+        task = rd.choice(tasks) if tasks and rd.random() < 0.7 else synth.benign(rd)
+        task = task[:1].upper() + task[1:]
+        # fusion only: the planted tasks are ordinary requests, and an n-gram model cannot see where they stand,
+        # so these rows would only teach it that ordinary requests (or documents) are attacks; they calibrate the
+        # structural `doc_hijack` detector and the stacker instead
+        out += [{"text": doc, "label": 0, "category": "benign_document", "source": "aimds-synth-doc-plain",
+                 "fusion_only": True},
+                {"text": synth.about_document(rd, kind, doc), "label": 0, "category": "benign",
+                 "source": "aimds-synth-doc-about", "fusion_only": True},
+                {"text": synth.plant_task(rd, doc, task), "label": 1, "category": "indirect_injection",
+                 "source": "aimds-synth-doc-task", "fusion_only": True}]
     rf = random.Random(params.seed + 17)
     for _ in range(params.synth_flood):
         out.append({"text": synth.flood(rf), "label": 1, "category": "prompt_injection",
@@ -203,7 +221,10 @@ def train_bundle(
     rows = [r for r in rows if isinstance(r.get("text"), str) and not (r["text"] in seen or seen.add(r["text"]))]
     texts = norm_texts(rows, config)
     X = featurize(texts, params.bits)
-    Y, sw = label_matrix(rows)
+    linear = np.array([not r.get("fusion_only") for r in rows])
+    Y, _ = label_matrix(rows)
+    sw = np.zeros(len(rows), np.float32)  # class balance over the rows the linear heads train on
+    sw[linear] = label_matrix([r for r, keep in zip(rows, linear, strict=True) if keep])[1]
     log(f"train: {len(rows)} rows ({int((Y[:, 0] == 1).sum())} manipulation), "
         f"{X[1].size} feature entries, {time.perf_counter() - t0:.1f}s")
 
@@ -212,7 +233,7 @@ def train_bundle(
     oof = np.zeros((len(rows), len(HEADS)), np.float32)
     indptr, indices, values = X
     for k in range(params.folds):
-        tr = np.nonzero(folds != k)[0]
+        tr = np.nonzero((folds != k) & linear)[0]
         te = np.nonzero(folds == k)[0]
         m = LinearModel.zeros(params.bits)
         m.fit(_subset(X, tr), Y[tr], sw[tr], epochs=params.epochs, lr=params.lr, l2=params.l2, seed=params.seed)
@@ -227,16 +248,23 @@ def train_bundle(
     platt = {k: (v[0], v[1]) for k, v in weights.items()}
     fused = np.array([fuse(dict(zip(names, row, strict=True)), platt) for row in F])
     benign = np.array([int(r["label"]) == 0 for r in rows])
-    threshold = float(np.quantile(fused[benign], 1 - params.target_fpr)) if benign.any() else 0.5
+    real = benign & np.array([r.get("file") != "synthetic" for r in rows])
+    if not real.any():
+        real = benign
+    # the target FPR is a rate on traffic: fitted on the real benign rows, not on the synthetic hard negatives
+    # (role-play framings, documents, look-alikes), which are there to teach the model and are deliberately near
+    # the boundary (on the dev data they are 8 % of the benign rows and two thirds of the top 1 %)
+    threshold = float(np.quantile(fused[real], 1 - params.target_fpr)) if real.any() else 0.5
     threshold = min(max(threshold, 0.05), 0.999999)
     manip = y == 1
     oof_tpr = float((fused[manip] >= threshold).mean()) if manip.any() else float("nan")
-    oof_fpr = float((fused[benign] >= threshold).mean()) if benign.any() else float("nan")
+    oof_fpr = float((fused[real] >= threshold).mean()) if real.any() else float("nan")
     log(f"train: fusion {weights}; threshold {threshold:.4f} "
         f"(out-of-fold TPR {oof_tpr:.3f} FPR {oof_fpr:.4f})")
 
     final = LinearModel.zeros(params.bits)
-    final.fit(X, Y, sw, epochs=params.epochs, lr=params.lr, l2=params.l2, seed=params.seed)
+    lin = np.nonzero(linear)[0]
+    final.fit(_subset(X, lin), Y[lin], sw[lin], epochs=params.epochs, lr=params.lr, l2=params.l2, seed=params.seed)
     final.W = final.W.astype(np.float16).astype(np.float32)
     metrics = {"rows": len(rows), "manipulation_rows": int(manip.sum()), "oof_tpr": round(oof_tpr, 4),
                "oof_fpr": round(oof_fpr, 4), "target_fpr": params.target_fpr,

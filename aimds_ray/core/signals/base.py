@@ -54,6 +54,7 @@ def register(cls: type[Signal]) -> type[Signal]:
 def _builtin() -> None:
     # imported here so the registry is complete whenever it is read; each module registers its classes
     from aimds_ray.core.signals import (  # noqa: F401
+        document,
         learned,
         obfuscation,
         payload,

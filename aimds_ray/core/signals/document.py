@@ -1,0 +1,154 @@
+"""A foreign task inside a document: the indirect injection that reads like an ordinary request.
+
+Why a structural signal: an instruction planted in an email, a table or a code answer ("What is the capital of
+Brazil?", "Develop a speech on community service.") has no attack vocabulary at all; the same sentence sent by a
+user is a fine request. What gives it away is where it stands and what it is about: a request line at the edge of,
+or breaking into, a document (an email with its headers, a markdown table, a fenced code answer), that does not
+point at the document ("this email", "the table above") and shares next to no content words with it. A user asking
+about a document refers to it or to what is in it; a planted task does neither.
+
+The lexicons (request openers, words that point at the document, stop words) are data in
+`aimds_ray/data/document.yaml`. Plain-ASCII single-paragraph prompts, by far the common case, are rejected by a
+line count before anything else runs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from aimds_ray.core.normalize import Normalized
+from aimds_ray.core.report import Category, Evidence
+from aimds_ray.core.signals.base import Signal, SignalContext, register
+
+LEXICON_PATH = Path(__file__).resolve().parent.parent.parent / "data" / "document.yaml"
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]{3,}")
+_OWN_QUOTE = re.compile(r":\s*[\"'\u201c\u2018].{8,}$")
+
+
+@dataclass(frozen=True)
+class DocumentLexicon:
+    opener: re.Pattern[str]  # a request line starts with one of these (case-insensitive, at a word boundary)
+    pointer: re.Pattern[str]  # words that point at the surrounding document
+    email_header: re.Pattern[str]
+    stop: frozenset[str]
+    min_lines: int
+    min_doc_chars: int
+    max_line_chars: int
+    max_shared: int
+    edge_score: float
+    inside_score: float
+
+
+@lru_cache(maxsize=2)
+def load_document_lexicon(path: str = str(LEXICON_PATH)) -> DocumentLexicon:
+    spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    openers = sorted(spec["openers"], key=len, reverse=True)
+    alt = lambda words: "|".join(map(re.escape, sorted(words, key=len, reverse=True)))  # noqa: E731
+    pointers, dets = alt(spec["pointers"]), alt(spec["determiners"])
+    nouns, times = alt(spec["document_nouns"]), alt(spec["time_words"])
+    pointer = rf"\b(?:{pointers})\b|\b(?:{dets})\s+(?:\w+\s+)?(?:{nouns})\b|\b(?:this|these)\b(?!\s+(?:{times})\b)"
+    sc = spec.get("scoring", {})
+    return DocumentLexicon(
+        re.compile(rf"\s*(?:{alt(openers)})(?=[\s,])", re.IGNORECASE),  # "Check-in opens ..." is no request
+        re.compile(pointer, re.IGNORECASE),
+        re.compile(spec["email_header"], re.IGNORECASE | re.MULTILINE),
+        frozenset(w.lower() for w in spec["stop_words"]),
+        int(sc.get("min_lines", 3)), int(sc.get("min_doc_chars", 200)), int(sc.get("max_line_chars", 220)),
+        int(sc.get("max_shared", 1)), float(sc.get("edge_score", 0.6)), float(sc.get("inside_score", 0.7)),
+    )
+
+
+def _is_row(line: str) -> bool:
+    s = line.strip()
+    return len(s) >= 3 and s[0] == "|" and s[-1] == "|"
+
+
+def document_kind(lines: list[str], text: str, lex: DocumentLexicon) -> str:
+    """'table', 'email', 'code' or '' (not document-shaped)."""
+    if sum(_is_row(x) for x in lines) >= 3:
+        return "table"
+    if lex.email_header.search(text):
+        return "email"
+    if "```" in text:
+        return "code"
+    return ""
+
+
+def _content_words(text: str, stop: frozenset[str]) -> set[str]:
+    return {w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in stop}
+
+
+def is_request_line(line: str, lex: DocumentLexicon) -> bool:
+    s = line.strip()
+    if not (12 <= len(s) <= lex.max_line_chars) or lex.opener.match(s) is None:
+        return False
+    if s[0].islower() or "|" in s or "`" in s or "://" in s:
+        return False  # a request line reads as a sentence; a cut line, a table cell or code does not
+    own = _OWN_QUOTE.search(s)  # "the sentiment of this comment: '...'" brings its own material
+    return lex.pointer.search(s[: own.start()] if own else s) is None or own is not None
+
+
+def foreign_requests(text: str, lex: DocumentLexicon) -> list[tuple[int, int, float, str]]:
+    """(start, end, score, where) of request lines that stand in a document and are not about it."""
+    if text.count("\n") + 1 < lex.min_lines or len(text) < lex.min_doc_chars:
+        return []
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for line in text.split("\n"):
+        spans.append((pos, pos + len(line)))
+        pos += len(line) + 1
+    lines = [text[a:b] for a, b in spans]
+    filled = [i for i, x in enumerate(lines) if x.strip()]
+    if len(filled) < lex.min_lines:
+        return []
+    kind = document_kind(lines, text, lex)
+    if not kind:
+        return []
+    candidates: list[tuple[int, str]] = [(filled[0], "start"), (filled[-1], "end")]
+    if kind == "table":  # a sentence breaking into the rows
+        rows = [i for i in filled if _is_row(lines[i])]
+        candidates += [(i, "inside") for i in filled if rows[0] < i < rows[-1] and not _is_row(lines[i])]
+    elif kind == "email":  # a line of its own in the body
+        candidates += [(i, "body") for i in filled[1:-1]]
+    out = []
+    for i, where in candidates:
+        line = lines[i]
+        if not is_request_line(line, lex):
+            continue
+        if where == "body" and (line.rstrip()[-1:] not in ".?!" or len(line.split()) < 4):
+            continue  # inside an email only a whole sentence counts (headings like "Find the perfect hotel" do not)
+        words = _content_words(line, lex.stop)
+        if not words:
+            continue
+        rest = _content_words(text[: spans[i][0]] + " " + text[spans[i][1]:], lex.stop)
+        shared = len(words & rest)
+        if shared > lex.max_shared or 2 * shared >= len(words):
+            continue  # a question about what the document says
+        a, b = spans[i]
+        out.append((a, b, lex.inside_score if where == "inside" else lex.edge_score, f"{kind}:{where}"))
+    return out
+
+
+@register
+class DocumentSignal(Signal):
+    """A request line at the edge of or inside a document that neither points at it nor shares its content."""
+
+    name = "doc_hijack"
+
+    def __init__(self, ctx: SignalContext) -> None:
+        super().__init__(ctx)
+        self.lex = load_document_lexicon()
+
+    def scan(self, doc: Normalized) -> list[Evidence]:
+        text = doc.original
+        if text.count("\n") + 1 < self.lex.min_lines:
+            return []
+        off = doc.offset
+        return [Evidence(self.name, Category.INDIRECT_INJECTION, score, off + a, off + b, text[a:b][:200], "raw",
+                         f"a request unrelated to the {where.replace(':', ' it stands in (')})")
+                for a, b, score, where in foreign_requests(text, self.lex)]
