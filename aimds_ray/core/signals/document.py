@@ -27,7 +27,7 @@ from aimds_ray.core.signals.base import Signal, SignalContext, register
 
 LEXICON_PATH = Path(__file__).resolve().parent.parent.parent / "data" / "document.yaml"
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]{3,}")
-_OWN_QUOTE = re.compile(r":\s*[\"'\u201c\u2018].{8,}$")
+_OWN_QUOTE = re.compile(r"[:?]\s*[\"'\u201c\u2018].{8,}$")
 
 
 @dataclass(frozen=True)
