@@ -380,3 +380,16 @@ def test_huge_values_are_analysed_like_their_scaled_copy() -> None:
         for scale in (2.0**600, 2.0**1000, -(2.0**1020)):
             r = analyze(x * scale)
             assert (r.kind, r.lyapunov, r.lag, r.dim) == (ref.kind, ref.lyapunov, ref.lag, ref.dim)
+
+
+def test_surrogate_test_stops_early_only_when_the_verdict_is_certain() -> None:
+    """A clean map beats its first surrogates by far more than the decision needs: 5 are computed, and the class,
+    confidence and exponent are those of the full 19; noise is undecided and always gets all 19."""
+    full = A.AttractorConfig(surrogate_early_after=19)
+    x = logistic(3000)
+    early, whole = analyze(x), analyze(x, config=full)
+    assert early.evidence["surrogates"] == 5 and whole.evidence["surrogates"] == 19
+    assert (early.kind, early.confidence, early.lyapunov) == (whole.kind, whole.confidence, whole.lyapunov)
+    noise = np.random.default_rng(1).normal(size=3000)
+    r = analyze(noise)
+    assert r.kind == "stochastic" and r.evidence["surrogates"] == 19

@@ -137,6 +137,8 @@ class AttractorConfig:
     jacobian_max_error: float = 1.0
     jacobian_max_points: int = 5000  # the step-ahead maps use the last this-many samples (their cost is per point)
     surrogates: int = 19
+    surrogate_early_after: int = 5  # sequential test: stop after this many surrogates when the verdict is certain ...
+    surrogate_early_z: float = 10.0  # ... (the series beats each by at least this many sd: z >= 6 is confidence 1)
     surrogate_points: int = 2048
     prediction_queries: int = 1000
     surrogate_z: float = 3.0
@@ -1268,12 +1270,22 @@ def remove_lines(x: np.ndarray, freqs: list[float], half: int = 3) -> np.ndarray
 
 def surrogate_errors(xs: np.ndarray, dim: int, lag: int, horizon: int, theiler: int, cfg: AttractorConfig
                      ) -> tuple[float, np.ndarray]:
-    """Analogue prediction error of `xs` and of `cfg.surrogates` IAAFT surrogates of it (same seed every call)."""
+    """Analogue prediction error of `xs` and of up to `cfg.surrogates` IAAFT surrogates of it (same seed every call).
+
+    Sequential: after `surrogate_early_after` surrogates, when the series predicts better than every one of them by
+    at least `surrogate_early_z` standard deviations of theirs, the rest cannot change the verdict (deterministic,
+    confidence 1 from z >= 6), so they are not computed; a clean map or flow needs 5 instead of 19 (Lorenz x,
+    10,000 points: ~75 -> ~20 ms). Undecided series (noise, noisy cycles) always get all of them."""
     e0 = prediction_error(xs, dim, lag, horizon, theiler, cfg.prediction_queries)
     rng = np.random.default_rng(cfg.seed)
-    es = np.array([prediction_error(iaaft(xs, rng), dim, lag, horizon, theiler, cfg.prediction_queries)
-                   for _ in range(cfg.surrogates)])
-    return e0, es
+    es: list[float] = []
+    for _ in range(cfg.surrogates):
+        es.append(prediction_error(iaaft(xs, rng), dim, lag, horizon, theiler, cfg.prediction_queries))
+        if len(es) == cfg.surrogate_early_after < cfg.surrogates:
+            a = np.asarray(es)
+            if e0 < a.min() and (a.mean() - e0) >= cfg.surrogate_early_z * (float(a.std()) or 1e-12):
+                break
+    return e0, np.asarray(es)
 
 
 def harmonic(freqs: list[float], n: int, max_harmonic: int = 16) -> bool:
@@ -1468,7 +1480,7 @@ def analyze(series: Any, *, lag: int | None = None, dim: int | None = None, thei
     zscore = float((es.mean() - e0) / sd)
     rank_ok = bool(e0 < es.min())
     ev.update(prediction_error=e0, surrogate_error_mean=float(es.mean()), surrogate_error_min=float(es.min()),
-              surrogate_z=zscore, surrogates=cfg.surrogates)
+              surrogate_z=zscore, surrogates=len(es))
     deterministic = rank_ok and zscore >= cfg.surrogate_z
     cycle_only = False
     if deterministic and lines >= cfg.residual_line_fraction and freqs and a.ndim == 1:
