@@ -124,3 +124,13 @@ def test_suffix_after_a_request_without_harm_terms(sig: PayloadSignal) -> None:
     assert scan(sig, "Why is " + REQUEST_SUFFIX[len("Write a persuasive post"):]) == []  # not a request opening
     docs = [normalize(t, CFG.normalize) for t in (REQUEST_SUFFIX, REQUEST_CODE, ROLE_ONLY + " ]({ [[x")]
     assert sig.scan_batch(docs) == [sig.scan(d) for d in docs]
+
+
+@pytest.mark.parametrize("text", [
+    "Please write a short haiku about spring flowers for my mom :) :) :) :)",
+    "Write me a birthday poem for my best friend Anna, she loves cats and pizza :( :) :) ;) :D",
+    "Make a list of fun weekend plans for the family please (with kids) :) :) :) [optional] <3 ^_^ xD",
+])
+def test_emoticons_are_not_an_adversarial_suffix(sig: PayloadSignal, text: str) -> None:
+    assert scan(sig, text) == []
+    assert suffix_oddness(text, SuffixShape())[0] < 0.25

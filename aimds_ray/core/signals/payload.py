@@ -32,6 +32,11 @@ from aimds_ray.core.signals.base import Signal, SignalContext, register
 LEXICON_PATH = Path(__file__).resolve().parent.parent.parent / "data" / "payload.yaml"
 _CAMEL = re.compile(r"[a-z][A-Z]")
 _TOKEN = re.compile(r"\S+")
+# emoticons (":)", ";-D", "(:", "<3", "^_^", "xD") are people, not optimisers: not odd, and their brackets are no
+# stray brackets
+_EMOTICON_CORE = r"(?:[:;=8][-'^]?[()\[\]DPpOo3/\\|*]+|[()\[\]]+[-'^]?[:;=8]|<3+|\^_*\^|[xX]D+)"
+_EMOTICON = re.compile(rf"{_EMOTICON_CORE}[.,!?]*")
+_EMOTICONS_IN = re.compile(rf"(?<!\S){_EMOTICON_CORE}(?=[.,!?]*(?:\s|$))")
 SUFFIX_DETECTOR = "payload_suffix"  # the evidence's detector name for the suffix mechanism
 
 
@@ -102,6 +107,8 @@ def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
 def _odd_token(tok: str) -> bool:
     """A token GCG-style optimisation leaves and prose does not: symbols glued to letters, a camel-case junction
     inside a word, or a cluster of two or more different punctuation marks."""
+    if _EMOTICON.fullmatch(tok):
+        return False
     s = tok.lstrip("(\"'*").rstrip(".,!?;:)\"'*")
     if not s:
         return len(tok) >= 2 and len(set(tok)) >= 2
@@ -143,7 +150,9 @@ def suffix_oddness(text: str, shape: SuffixShape) -> tuple[float, int]:
 
 
 def unbalanced(text: str) -> int:
-    """How many brackets of the three kinds are left unmatched by count (order ignored)."""
+    """How many brackets of the three kinds are left unmatched by count (order ignored; emoticons' do not count)."""
+    if ":" in text or ";" in text or "=" in text:
+        text = _EMOTICONS_IN.sub(" ", text)
     return (abs(text.count("(") - text.count(")")) + abs(text.count("[") - text.count("]"))
             + abs(text.count("{") - text.count("}")))
 
