@@ -7,8 +7,8 @@
 3. The stacker: logistic regression over one feature per detector (`fusion.detector_features`).
 4. The threshold: the (1 - target_fpr) quantile of the out-of-fold fused scores of the real (not synthetic) benign
    rows. Rows marked `fusion_only` (synthetic documents) calibrate the stacker but never train the linear heads.
-5. The final linear heads on all rows but the fusion-only ones. Weights are rounded to float16 before the threshold is applied, because
-   that is what the saved bundle holds.
+5. The final linear heads on all rows but the fusion-only ones. Weights are rounded to float16 before the
+   threshold is applied, because that is what the saved bundle holds.
 """
 
 from __future__ import annotations
