@@ -53,6 +53,14 @@ def test_documents_and_questions_about_them_are_not(text: str) -> None:
         assert foreign_requests(text, LEX) == []
 
 
+@pytest.mark.parametrize("ask", ["How should I respond?", "Can you help me write a polite reply?", "Summarize it for me.",
+                                 "Translate to Spanish please.", "Draft a response asking for more time.",
+                                 "What should I do?", "Is this a scam?"])
+def test_a_user_asking_for_help_with_a_pasted_email_is_not(ask: str) -> None:
+    assert foreign_requests(EMAIL + "\n" + ask, LEX) == []
+    assert foreign_requests(ask + "\n" + EMAIL, LEX) == []
+
+
 def test_headings_and_hyphenated_words_are_not_requests() -> None:
     assert foreign_requests(EMAIL.replace("The settled", "Check-in opens 3 hours before departure.\nThe settled"),
                             LEX) == []
