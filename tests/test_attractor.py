@@ -192,23 +192,33 @@ def test_tangent_kernel_matches_reference(seed: int, q: int, dim: int, lag: int,
     assert abs(t1 - t2) <= 1e-9 * max(1.0, abs(t2))
 
 
+def _random_fit_case(seed: int, n: int, dim: int, lag: int, step: int, k: int, theiler: int, coarse: bool
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """A random series (rounded when `coarse`: repeated values, zero offsets, collinear designs), query points and
+    their neighbours, and the tolerance kernel and reference must agree to; None when no query fits."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    if coarse:
+        x = np.round(x)
+    q = n - (dim - 1) * lag - step
+    if q < 1:
+        return None
+    queries = rng.choice(q, size=min(q, 25), replace=False).astype(np.int64)
+    nn, _ = A.knn_ref(A.embed(x, dim, lag), queries, q, theiler, k)
+    # random designs from a few neighbours can be conditioned ~1e10 (ridge only): summation order then moves the
+    # solution by ~1e-6 relative (1 in 5,000 random cases exceeded 1e-6; none of 20,000 exceeded 1e-4)
+    return x, queries, nn, (1e-4 if coarse else 1e-8)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.integers(20, 90), st.integers(1, 4), st.integers(1, 3), st.integers(1, 4),
        st.integers(2, 14), st.integers(0, 3), st.booleans())
 def test_jacobian_fit_kernel_matches_reference(seed: int, n: int, dim: int, lag: int, step: int, k: int,
                                                theiler: int, coarse: bool) -> None:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=n)
-    if coarse:  # repeated values: zero offsets and collinear designs
-        x = np.round(x)
-    q = n - (dim - 1) * lag - step
-    if q < 1:
+    case = _random_fit_case(seed, n, dim, lag, step, k, theiler, coarse)
+    if case is None:
         return
-    queries = rng.choice(q, size=min(q, 25), replace=False).astype(np.int64)
-    nn, _ = A.knn_ref(A.embed(x, dim, lag), queries, q, theiler, k)
-    # random designs from a few neighbours can be conditioned ~1e10 (ridge only): summation order then moves the
-    # solution by ~1e-6 relative (1 in 5,000 random cases exceeded 1e-6; none of 20,000 exceeded 1e-4)
-    tol = 1e-4 if coarse else 1e-8
+    x, queries, nn, tol = case
     j1, p1 = A._jacobian_fit_kernel(x, lag, dim, step, queries, nn)
     j2, p2 = A.jacobian_fit_ref(x, lag, dim, step, queries, nn)
     np.testing.assert_allclose(j1, j2, rtol=1e-4, atol=tol)
@@ -221,17 +231,11 @@ def test_jacobian_fit_kernel_matches_reference(seed: int, n: int, dim: int, lag:
 def test_jacobian_fit_and_cv_kernels_match_reference_at_any_ridge(seed: int, n: int, dim: int, lag: int, step: int,
                                                                   k: int, theiler: int, coarse: bool,
                                                                   log_ridge: float) -> None:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=n)
-    if coarse:
-        x = np.round(x)
-    q = n - (dim - 1) * lag - step
-    if q < 1:
+    case = _random_fit_case(seed, n, dim, lag, step, k, theiler, coarse)
+    if case is None:
         return
-    queries = rng.choice(q, size=min(q, 25), replace=False).astype(np.int64)
-    nn, _ = A.knn_ref(A.embed(x, dim, lag), queries, q, theiler, k)
+    x, queries, nn, tol = case
     ridge = 10.0**log_ridge
-    tol = 1e-4 if coarse else 1e-8
     j1, p1 = A._jacobian_fit_kernel(x, lag, dim, step, queries, nn, ridge)
     j2, p2 = A.jacobian_fit_ref(x, lag, dim, step, queries, nn, ridge)
     np.testing.assert_allclose(j1, j2, rtol=1e-4, atol=tol)

@@ -551,6 +551,28 @@ def tangent_ref(grad: np.ndarray, lag: int, skip: int) -> tuple[float, int]:
     return total, count
 
 
+@njit(cache=True, inline="always")
+def _step_normal_equations(x: np.ndarray, lag: int, dim: int, step: int, t: int, nbrs: np.ndarray, s: float,
+                           row: np.ndarray, ata: np.ndarray, atb: np.ndarray) -> None:
+    """In place: the lower triangle of the normal matrix of the design (1, (v_j - v_t) / s) over the neighbours j of
+    t (entries < 0 skipped), and its right-hand sides for the displacements v_{j+step} - v_j (one per coordinate)."""
+    p = 1 + dim
+    ata[:, :] = 0.0
+    atb[:, :] = 0.0
+    for r in range(nbrs.shape[0]):
+        j = nbrs[r]
+        if j < 0:
+            continue
+        row[0] = 1.0
+        for c in range(dim):
+            row[1 + c] = (x[j + c * lag] - x[t + c * lag]) / s
+        for a in range(p):
+            for o in range(dim):
+                atb[a, o] += row[a] * (x[j + step + o * lag] - x[j + o * lag])
+            for b in range(a + 1):
+                ata[a, b] += row[a] * row[b]
+
+
 @njit(cache=True)
 def _jacobian_fit_kernel(x: np.ndarray, lag: int, dim: int, step: int, queries: np.ndarray, nn: np.ndarray,
                          ridge: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
@@ -564,7 +586,7 @@ def _jacobian_fit_kernel(x: np.ndarray, lag: int, dim: int, step: int, queries: 
     offset, normal equations with a relative ridge (`ridge` x trace / (dim + 1): it shrinks the slopes towards 0,
     the Jacobian towards the identity), Cholesky; NaN where fewer neighbours than dim + 1 or all offsets are zero.
     """
-    q, k = nn.shape
+    q = nn.shape[0]
     p = 1 + dim
     jac = np.full((q, dim, dim), np.nan)
     pred = np.full((q, dim), np.nan)
@@ -576,20 +598,7 @@ def _jacobian_fit_kernel(x: np.ndarray, lag: int, dim: int, step: int, queries: 
         cnt, s = _neighbour_scale(x, lag, dim, t, nn[i])
         if cnt < p or s == 0.0:
             continue
-        ata[:, :] = 0.0
-        atb[:, :] = 0.0
-        for r in range(k):
-            j = nn[i, r]
-            if j < 0:
-                continue
-            row[0] = 1.0
-            for c in range(dim):
-                row[1 + c] = (x[j + c * lag] - x[t + c * lag]) / s
-            for a in range(p):
-                for o in range(dim):
-                    atb[a, o] += row[a] * (x[j + step + o * lag] - x[j + o * lag])
-                for b in range(a + 1):
-                    ata[a, b] += row[a] * row[b]
+        _step_normal_equations(x, lag, dim, step, t, nn[i], s, row, ata, atb)
         if not _ridge_cholesky(ata, p, ridge):
             continue
         for o in range(dim):
@@ -637,7 +646,7 @@ def _jacobian_cv_kernel(x: np.ndarray, lag: int, dim: int, step: int, queries: n
     window), so each prediction is out of sample. The normal equations are built once per query and factored once
     per ridge.
     """
-    q, k = nn.shape
+    q = nn.shape[0]
     p = 1 + dim
     nr = ridges.shape[0]
     sse = np.zeros(nr)
@@ -654,20 +663,7 @@ def _jacobian_cv_kernel(x: np.ndarray, lag: int, dim: int, step: int, queries: n
             for g in range(nr):
                 fails[g] += 1
             continue
-        ata[:, :] = 0.0
-        atb[:, :] = 0.0
-        for r in range(k):
-            j = nn[i, r]
-            if j < 0:
-                continue
-            row[0] = 1.0
-            for c in range(dim):
-                row[1 + c] = (x[j + c * lag] - x[t + c * lag]) / s
-            for a in range(p):
-                for o in range(dim):
-                    atb[a, o] += row[a] * (x[j + step + o * lag] - x[j + o * lag])
-                for b in range(a + 1):
-                    ata[a, b] += row[a] * row[b]
+        _step_normal_equations(x, lag, dim, step, t, nn[i], s, row, ata, atb)
         for g in range(nr):
             work[:, :] = ata
             if not _ridge_cholesky(work, p, ridges[g]):

@@ -146,8 +146,6 @@ class DocumentSignal(Signal):
 
     def scan(self, doc: Normalized) -> list[Evidence]:
         text = doc.original
-        if text.count("\n") + 1 < self.lex.min_lines:
-            return []
         off = doc.offset
         return [Evidence(self.name, Category.INDIRECT_INJECTION, score, off + a, off + b, text[a:b][:200], "raw",
                          f"a request unrelated to the {where.replace(':', ' it stands in (')})")
