@@ -111,6 +111,7 @@ def test_2d_input_and_to_dict_json() -> None:
     x = henon(2000)
     r = analyze(np.stack([x[1:], x[:-1]], axis=1))
     assert r.kind == "chaotic" and r.dim == 2
+    assert abs(r.lyapunov - 0.42) <= 0.042  # a map's state: no flow machinery (the scalar view's "lag" is noise)
     d = r.to_dict()
     json.dumps(d, allow_nan=False)
     assert set(d) >= {"lyapunov", "kind", "confidence", "lag", "dim", "reasons", "evidence"}

@@ -1417,12 +1417,17 @@ def analyze(series: Any, *, lag: int | None = None, dim: int | None = None, thei
         fnn: list[float] = []
         # the scalar view is embedded as a 1-D series would be: a finely sampled flow given as its state (Lorenz
         # x, y, z at dt=0.01) is smooth over one sample, so a one-step test at lag 1 cannot tell it from its
-        # surrogates (10 of 30 Lorenz state windows of 5,000 points were called stochastic)
-        x_lag = choose_lag(x, cfg.max_lag)[0]
-        th_x = _theiler(theiler, period, x_lag, n, cfg)
-        x_dim = choose_dim(x, x_lag, cfg, th_x)[0]
+        # surrogates (10 of 30 Lorenz state windows of 5,000 points were called stochastic). Only for a state that moves by less than a quarter of its spread per step (Lorenz
+        # at dt=0.01: 0.08; maps and noise: 1.4-1.6): a map's scalar view may show a long "lag" (Henon (x, y):
+        # 17, from a mutual information without structure), and maps one lag ahead along it are meaningless
+        step_ratio = float(np.sqrt((np.diff(z, axis=0) ** 2).sum(1).mean() / max((z**2).sum(1).mean(), 1e-300)))
+        ev["state_step_ratio"] = step_ratio
+        x_lag, x_dim = 1, 2
+        if step_ratio < 0.25:
+            x_lag = choose_lag(x, cfg.max_lag)[0]
+            x_dim = choose_dim(x, x_lag, cfg, _theiler(theiler, period, x_lag, n, cfg))[0]
+            ev.update(scalar_lag=x_lag, scalar_dim=x_dim)
         th_x = _theiler(theiler, period, x_lag * max(1, x_dim - 1), n, cfg)
-        ev.update(scalar_lag=x_lag, scalar_dim=x_dim)
     else:
         if lag is None:
             lag_used, lag_why = choose_lag(x, cfg.max_lag)
