@@ -47,6 +47,31 @@ def test_invisible_characters_removed_with_spans() -> None:
     assert text[s:e] == "ig\u200bnore"
 
 
+@pytest.mark.parametrize("text", [
+    "I love it \u2764\ufe0f",  # emoji presentation selector
+    "Family: \U0001f468\u200d\U0001f469\u200d\U0001f467 at the beach",  # emoji joiner sequence
+    "The flag \U0001f3f3\ufe0f\u200d\U0001f308 is nice",
+    "Coordinates 58\u00b048\u2032N\ufeff / \ufeff58.8",  # zero-width no-break space beside a space
+    "\ufeffHello there",  # byte-order mark
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian: the non-joiner is spelling
+    "Donau\u00addampf\u00adschiff",  # soft hyphens at hyphenation points
+])
+def test_invisibles_ordinary_text_carries_are_not_evidence(text: str) -> None:
+    """Removed all the same (the normalised view has none of them), but none of these is obfuscation."""
+    n = normalize(text)
+    assert not [e for e in n.evidence if e.detector == "invisible"]
+    assert not any(0x200b <= ord(c) <= 0x200d or c in "\ufeff\ufe0f\u00ad" for c in n.text)
+
+
+@pytest.mark.parametrize("text,score", [
+    ("hello\u200bworld", 0.25),  # splits a word
+    ("x\U000e0100\U000e0101 hidden", 0.6),  # bytes in supplementary variation selectors
+    ("ok\ufe0f\ufe0f\ufe0f", 0.6),
+])
+def test_invisibles_that_hide_something_are_evidence(text: str, score: float) -> None:
+    assert max(e.score for e in normalize(text).evidence if e.detector == "invisible") == score
+
+
 def test_nul_and_control_bytes_are_removed() -> None:
     n = normalize("ig\x00nore\x07 all")
     assert n.text == "ignore all"

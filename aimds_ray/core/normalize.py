@@ -166,6 +166,39 @@ def _is_invisible(ch: str) -> bool:
     return 0xFE00 <= ord(ch) <= 0xFE0F or 0xE0100 <= ord(ch) <= 0xE01EF  # variation selectors
 
 
+_EMOJI_JOINERS = frozenset("\u200d\ufe0e\ufe0f")  # zero-width joiner, text / emoji presentation selectors
+
+
+def _invisible_score(text: str, s: int, e: int, bidi: int) -> float:
+    """How suspicious the run of invisible characters text[s:e] is; 0 for the ones ordinary text carries.
+
+    Tags (4+) smuggle ASCII, bidi controls reorder what a reviewer sees, runs of variation selectors or the
+    supplementary ones (U+E0100..) encode bytes behind one visible character: those are evidence. Ordinary text
+    carries the rest: an emoji's presentation selector and the joiner of an emoji sequence ("❤️", "👨‍👩‍👧",
+    "🏳️‍🌈": a symbol on the left), a joiner between letters of non-Latin scripts (Persian, Indic orthography),
+    a soft hyphen between letters (a hyphenation point), a byte-order mark or a zero-width character beside a space
+    or at either end (it splits no word, so it can hide no keyword). A zero-width character inside a word ("ig<ZWSP>nore") is what filter evasion looks like.
+    """
+    run = text[s:e]
+    if sum(1 for c in run if 0xE0000 <= ord(c) <= 0xE007F) >= 4:
+        return 0.9
+    if bidi:
+        return 0.6
+    vs = sum(1 for c in run if 0xFE00 <= ord(c) <= 0xFE0F or 0xE0100 <= ord(c) <= 0xE01EF)
+    if vs >= 2 or any(0xE0100 <= ord(c) <= 0xE01EF for c in run):
+        return 0.6
+    prev = text[s - 1] if s > 0 else " "
+    nxt = text[e] if e < len(text) else " "
+    if all(c in _EMOJI_JOINERS for c in run) and unicodedata.category(prev)[0] == "S":
+        return 0.0
+    if prev.isspace() or nxt.isspace():
+        return 0.0
+    if prev.isalpha() and nxt.isalpha() and (run == "\u00ad" or (run in ("\u200c", "\u200d")
+                                                                 and not (prev.isascii() or nxt.isascii()))):
+        return 0.0  # a hyphenation point (soft hyphen, as web pages carry them) or script orthography
+    return 0.25
+
+
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
@@ -205,12 +238,12 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
             starts.append(i)
             ends.append(i + 1)
     for s, e in invisible_runs:
-        tags = sum(1 for c in text[s:e] if 0xE0000 <= ord(c) <= 0xE007F)
-        score = 0.9 if tags >= 4 else (0.6 if bidi else 0.25)
-        evidence.append(
-            Evidence("invisible", Category.ENCODING_OBFUSCATION, score, s, e, "", "raw",
-                     f"{e - s} invisible/format character(s) removed")
-        )
+        score = _invisible_score(text, s, e, bidi)
+        if score > 0.0:
+            evidence.append(
+                Evidence("invisible", Category.ENCODING_OBFUSCATION, score, s, e, "", "raw",
+                         f"{e - s} invisible/format character(s) removed")
+            )
     if homoglyph_words:
         _homoglyph_evidence(text, homoglyph_words, evidence)
     return Variant("normalized", "".join(out), starts, ends)
