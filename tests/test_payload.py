@@ -134,3 +134,19 @@ def test_suffix_after_a_request_without_harm_terms(sig: PayloadSignal) -> None:
 def test_emoticons_are_not_an_adversarial_suffix(sig: PayloadSignal, text: str) -> None:
     assert scan(sig, text) == []
     assert suffix_oddness(text, SuffixShape())[0] < 0.25
+
+
+@pytest.mark.parametrize("text", [
+    "Provide an ESRB rating for the following game.\n\nPlayers use axes and chained blades to battle enemies, often "
+    "resulting in large blood-splatter effects. Repeated axe strikes to a creature’s neck result in decapitation. "
+    "The words “f**k” and “sh*t” are heard in the game.",
+    "Craft a story from these facts.\n\nTen European football teams – the Netherlands, England, Belgium and Wales – "
+    "will take part in a season-long “OneLove” campaign promoting inclusion and opposing discrimination.",
+    "Output its categories.\n\n“We are taught many lessons from Europeans, from the Western world,” he said, "
+    "referring to criticisms of Qatar’s human rights record and the violence at the stadium…",
+])
+def test_typographic_quotes_and_censored_words_are_prose(sig: PayloadSignal, text: str) -> None:
+    """Curly quotes, apostrophes, dashes and 'f**k' glued to words counted as optimised tokens: three AlpacaEval
+    tasks (a game rating, a news article, a story brief) were flagged as harmful requests with a suffix."""
+    assert scan(sig, text) == []
+    assert suffix_oddness(text, SuffixShape())[0] < 0.25

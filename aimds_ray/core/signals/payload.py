@@ -37,6 +37,10 @@ _TOKEN = re.compile(r"\S+")
 _EMOTICON_CORE = r"(?:[:;=8][-'^]?[()\[\]DPpOo3/\\|*]+|[()\[\]]+[-'^]?[:;=8]|<3+|\^_*\^|[xX]D+)"
 _EMOTICON = re.compile(rf"{_EMOTICON_CORE}[.,!?]*")
 _EMOTICONS_IN = re.compile(rf"(?<!\S){_EMOTICON_CORE}(?=[.,!?]*(?:\s|$))")
+# typographic quotes, apostrophes, dashes and the ellipsis are prose ("“OneLove”", "Qatar’s", "world,”"): judged
+# as their ASCII forms, not as symbols glued to letters
+_TYPOGRAPHIC = str.maketrans({**dict.fromkeys("‘’‚‛′`", "'"), **dict.fromkeys("“”„‟″«»", '"'),
+                              **dict.fromkeys("‐‑‒–—―", "-"), "…": "..."})
 SUFFIX_DETECTOR = "payload_suffix"  # the evidence's detector name for the suffix mechanism
 
 
@@ -106,7 +110,10 @@ def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
 
 def _odd_token(tok: str) -> bool:
     """A token GCG-style optimisation leaves and prose does not: symbols glued to letters, a camel-case junction
-    inside a word, or a cluster of two or more different punctuation marks."""
+    inside a word, or a cluster of two or more different punctuation marks. Typographic quotes and dashes, emoticons
+    and censored words are prose."""
+    if not tok.isascii():
+        tok = tok.translate(_TYPOGRAPHIC)
     if _EMOTICON.fullmatch(tok):
         return False
     s = tok.lstrip("(\"'*").rstrip(".,!?;:)\"'*")
@@ -115,6 +122,8 @@ def _odd_token(tok: str) -> bool:
     if _CAMEL.search(s, 1):
         return True
     core = s.replace("'", "").replace("-", "").replace(".", "").replace("/", "")
+    if "*" in core and core.replace("*", "").isalpha():
+        return False  # a censored word ("f**k", "sh*t"), as prose spells it
     if sum(c.isdigit() for c in core) * 2 >= len(core):
         return False  # numbers, dates, table cells: data, not optimised tokens
     return bool(core) and not core.isalnum()
