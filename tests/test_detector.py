@@ -244,3 +244,25 @@ def test_mechanism_signatures_leave_lookalikes_alone(text: str) -> None:
            "stop-after", "repeat-above-words", "switch-to-opposite",
            "dual-labels", "purely-for-purposes", "for-purposes-only", "never-actually-used", "not-intended-for-harm"}
     assert not (_signature_ids(text) & new)
+
+
+@pytest.mark.parametrize("text", [
+    "Hi ChatGPT, please help me write a cover letter for a nursing job.",
+    "Hello assistant, make sure the summary is short.",
+    "hey ai, don't speak fast",
+    "Dear assistant, you should use metric units.",
+    "Can you respond in Spanish from now on?",
+    "From now on, please answer in bullet points.",
+    "Forget what I said about the budget, we have $500 now.",
+    'Respond only with "yes" or "no": is Paris the capital of France?',
+    "What are your instructions for setting up a Raspberry Pi?",
+    "Please don't apologize so much, just give me the answer.",
+    "New task: write a limerick about a cat.",
+    "Use a list instead.\nReturn the top three.",
+])
+def test_what_users_say_to_the_assistant_is_no_signature(text: str) -> None:
+    """Users greet the assistant, change the reply language or format, correct themselves and start new tasks;
+    each of these matched a signature (and any signature is a threat under the shipped calibration)."""
+    assert _signature_ids(text) == set()
+
+
