@@ -259,6 +259,7 @@ def test_mechanism_signatures_leave_lookalikes_alone(text: str) -> None:
     "Please don't apologize so much, just give me the answer.",
     "New task: write a limerick about a cat.",
     "Use a list instead.\nReturn the top three.",
+    'Respond with JSON only: {"name": string, "age": number} for Maria, 34.',
 ])
 def test_what_users_say_to_the_assistant_is_no_signature(text: str) -> None:
     """Users greet the assistant, change the reply language or format, correct themselves and start new tasks;
