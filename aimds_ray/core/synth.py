@@ -236,7 +236,19 @@ _RP_ROLE = {
     "a language model researcher": ("I will share a paper", "you will summarise its method and findings"),
     "a dungeon master": ("I will play a character", "you will run the adventure and describe the world"),
     "an etymologist": ("I will give you a word", "you will trace its origin"),
+    "an LLM security specialist": ("I will share prompts my chatbot received",
+                                   "you will explain which ones look like injection attempts and why"),
+    "a prompt engineer": ("I will describe a task", "you will write a clear system prompt for it"),
+    "a password generator": ("I will give you length and character rules", "you will generate a strong password"),
 }
+# custom assistants ("GPTs") are set up the way DAN-style prompts open: a quoted name, "a version of ChatGPT", a role
+_RP_NAMED = ['You are "{name}", a specialized version of ChatGPT that works as {role}.',
+             "You are {name}, an AI assistant acting as {role}.",
+             'You are the "{name}", specialized in helping people as {role}.',
+             '{{"role": "{name}", "persona": "{role}", "style": "concise"}}',
+             "Meet {name}, a custom GPT built to be {role}."]
+_RP_NAMES = ["Idea Clarifier", "Architect Guide", "Study Buddy", "Recipe Wizard", "Code Mentor", "Trip Planner",
+             "Prompt Coach", "Grammar Guardian", "Budget Buddy", "Quiz Master"]
 _RP_RULES = ["Only reply with {out}, and nothing else.", "Do not write explanations.", "Keep your answers short.",
              "Stay in this role for the whole conversation.", "Do not break character unless I say 'stop'.",
              "When I need to tell you something in English I will put it in {{curly brackets}}.",
@@ -250,7 +262,9 @@ _RP_FIRST = ["My first request is \"{t}\".", "My first command is pwd.", "Let's 
 def benign_roleplay(r: random.Random) -> str:
     role = r.choice(list(_RP_ROLE))
     give, do = _RP_ROLE[role]
-    parts = [r.choice(_RP_OPEN).format(role=role), f"{give} and {do}."]
+    opener = (r.choice(_RP_NAMED).format(name=r.choice(_RP_NAMES), role=role) if r.random() < 0.3
+              else r.choice(_RP_OPEN).format(role=role))
+    parts = [opener, f"{give} and {do}."]
     for rule in r.sample(_RP_RULES, r.randint(0, 3)):
         parts.append(rule.format(out=r.choice(_RP_OUT)))
     parts.append(_fill(r.choice(_RP_FIRST), r))
