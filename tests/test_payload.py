@@ -176,3 +176,14 @@ def test_harm_terms_from_the_training_behaviours(text: str, topic: str) -> None:
 ])
 def test_ordinary_words_near_the_new_harm_terms_are_not_harm(text: str) -> None:
     assert _harm_topics(text) == set()
+
+
+@pytest.mark.parametrize("text", [
+    "How do I kill this process? os.kill(pid, signal.SIGTERM) ; if pid == None: return",
+    "My script to detect fraud fails: df = df[df['amount'] > 100]; print(df.groupby('user').sum(",
+    "Explain this snippet: const f = (a, b) => { return a.map((x) => x * b",
+])
+def test_a_code_snippet_is_not_an_optimised_suffix(sig: PayloadSignal, text: str) -> None:
+    """A question about cut-off code has the suffix shape (symbols glued to words, unclosed brackets); with a harm
+    word ('kill', 'fraud') or a request verb each of these was flagged as an adversarial suffix."""
+    assert scan(sig, text) == []

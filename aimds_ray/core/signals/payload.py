@@ -166,6 +166,25 @@ def unbalanced(text: str) -> int:
             + abs(text.count("{") - text.count("}")))
 
 
+# Code, not an optimiser's tokens: a question about a snippet ("How do I kill this process? os.kill(pid, ...)",
+# "Explain this: const f = (a, b) => { return a.map(...") has the suffix shape, symbols glued to words and often
+# unclosed brackets when the snippet is cut. Two signs of real code in the suffix (a method call, an assignment, a
+# statement keyword) call it code; optimised suffixes show at most one (2 of 802 dev suffix hits had two).
+_CODE_CALL = re.compile(r"\b[A-Za-z_]\w*\.[A-Za-z_]\w*\(")
+_CODE_KEYWORD = re.compile(r"(?<![\w$])(?:def|function|const|let|var|return|import|print|printf|console\.log|select"
+                           r"|elif|lambda)(?![\w$])", re.IGNORECASE)
+_CODE_ASSIGN = re.compile(r"\b[A-Za-z_]\w*(?:\[[^\]]*\])?\s*(?:=|\+=|-=|:=)\s*[\w\[(\"'{-]")
+
+
+def looks_like_code(tail: str) -> bool:
+    """At least two signs of program text (method calls, distinct statement keywords, assignments)."""
+    n = len(_CODE_CALL.findall(tail))
+    if n >= 2:
+        return True
+    n += len({m.group(0).lower() for m in _CODE_KEYWORD.finditer(tail)})
+    return n >= 2 or n + len(_CODE_ASSIGN.findall(tail)) >= 2
+
+
 def request_suffix(original: str, lex: Lexicon) -> tuple[float, int]:
     """Suffix strength without a harm term (0 unless the text opens with a request verb, its last `tail_chars`
     leave brackets unmatched and its tail is odd enough) and where the suffix starts."""
@@ -175,7 +194,7 @@ def request_suffix(original: str, lex: Lexicon) -> tuple[float, int]:
     if unbalanced(original[-s.tail_chars:]) < s.ungated_min_unbalanced:
         return 0.0, 0  # checked first: six counts, where the shape needs a tokenisation of head and tail
     odd, at = suffix_oddness(original, s)
-    if odd < s.ungated_min_odd:
+    if odd < s.ungated_min_odd or looks_like_code(original[at:]):
         return 0.0, 0
     return min(1.0, odd / s.full_odd) * s.ungated_factor, at
 
@@ -196,7 +215,7 @@ def payload_scores(seen: set[int], original: str, lex: Lexicon
     pretext = min(1.0, n_wrap / lex.wrapper_full)
     odd, at = suffix_oddness(original, lex.suffix)
     s = lex.suffix
-    suffix = 0.0 if odd < s.min_odd else min(1.0, odd / s.full_odd)
+    suffix = 0.0 if odd < s.min_odd or looks_like_code(original[at:]) else min(1.0, odd / s.full_odd)
     return harm, pretext, suffix, at, [lex.group[i] for i in ids]
 
 
