@@ -1532,23 +1532,7 @@ def analyze(series: Any, *, lag: int | None = None, dim: int | None = None, thei
         reasons.append(f"positive exponent: {lam:.4g}/step ({lam * period:.2f} per mean period)")
         conf = float(np.clip((zscore - cfg.surrogate_z) / 6 + 0.5, 0, 1))
         conf *= float(np.clip(lam * period / (3 * cfg.chaos_per_period), 0, 1))
-        j_lag, j_dim = (lag_used, dim_used) if a.ndim == 1 else (x_lag, x_dim)
-        if a.ndim == 2 and j_lag >= 4:
-            # a flow given as its state: the step-ahead maps are fitted on the scalar view's delay vectors, not
-            # on the state rows. Measured on Lorenz (x, y, z) windows (30 each, random initial conditions), within
-            # 10% of 0.906 at 2,000 / 5,000 points: Rosenstein's slope on the state 20 / 60% (mean -17 / -9%),
-            # these maps 53 / 73%; maps on the state rows themselves depend on the neighbour count (8: 30 / 83%,
-            # 12: 37 / 43%, 16: biased -10%), so they are not used
-            jd = min(j_dim, cfg.local_max_dim)
-            jac = lyapunov_jacobian(x[-cfg.jacobian_max_points:], j_lag, jd, th_x, neighbours=cfg.jacobian_neighbours)
-            ev["jacobian_prediction_error"] = jac.prediction_error
-            if jac.prediction_error <= cfg.jacobian_max_error and jac.lyapunov > 0:
-                ev.update(lyapunov_rosenstein=lam, lyapunov_jacobian=jac.lyapunov, jacobian_dim=jd,
-                          jacobian_step=j_lag, jacobian_ridge=jac.ridge)
-                reasons.append(f"exponent from local linear maps one lag ({j_lag} samples) ahead of the scalar "
-                               f"view's delay vectors (dim {jd}); Rosenstein's slope on the state {lam:.4g} kept "
-                               "as evidence")
-                lam = jac.lyapunov
+        loc = None
         if a.ndim == 1:
             # local quadratic maps one lag ahead suit maps and coarsely sampled flows; a finely sampled flow (lag of
             # 4+ samples) is strongly nonlinear over a lag (Lorenz x: > 40% of the persistence error, never
@@ -1562,19 +1546,25 @@ def analyze(series: Any, *, lag: int | None = None, dim: int | None = None, thei
                                f"with {loc.prediction_error:.1e} of the persistence error; Rosenstein's slope "
                                f"{lam:.4g} agrees within {abs(loc.lyapunov / lam - 1):.1%}")
                 lam = loc.lyapunov
-            elif lag_used >= 4:
-                jd = min(dim_used, cfg.local_max_dim)
-                jac = lyapunov_jacobian(x[-cfg.jacobian_max_points:], lag_used, jd, th,
-                                        neighbours=cfg.jacobian_neighbours)
-                ev["jacobian_prediction_error"] = jac.prediction_error
-                if jac.prediction_error <= cfg.jacobian_max_error and jac.lyapunov > 0:
-                    ev.update(lyapunov_rosenstein=lam, lyapunov_jacobian=jac.lyapunov, jacobian_dim=jd,
-                              jacobian_step=lag_used, jacobian_ridge=jac.ridge)
-                    reasons.append(f"exponent from local linear maps one lag ({lag_used} samples) ahead (dim {jd}, "
-                                   f"ridge {jac.ridge:.0e} chosen by out-of-sample prediction; they predict with "
-                                   f"{jac.prediction_error:.2f} of the persistence error); Rosenstein's slope "
-                                   f"{lam:.4g} kept as evidence")
-                    lam = jac.lyapunov
+        # a flow given as its state (2-D) gets the step-ahead maps on the scalar view's delay vectors, not on the
+        # state rows. Measured on Lorenz (x, y, z) windows (30 each, random initial conditions), within 10% of
+        # 0.906 at 2,000 / 5,000 points: Rosenstein's slope on the state 20 / 60% (mean -17 / -9%), these maps
+        # 53 / 73%; maps on the state rows themselves depend on the neighbour count (8: 30 / 83%, 12: 37 / 43%,
+        # 16: biased -10%), so they are not used
+        j_lag, j_dim, j_th = (lag_used, dim_used, th) if a.ndim == 1 else (x_lag, x_dim, th_x)
+        if loc is None and j_lag >= 4:
+            jd = min(j_dim, cfg.local_max_dim)
+            jac = lyapunov_jacobian(x[-cfg.jacobian_max_points:], j_lag, jd, j_th, neighbours=cfg.jacobian_neighbours)
+            ev["jacobian_prediction_error"] = jac.prediction_error
+            if jac.prediction_error <= cfg.jacobian_max_error and jac.lyapunov > 0:
+                ev.update(lyapunov_rosenstein=lam, lyapunov_jacobian=jac.lyapunov, jacobian_dim=jd,
+                          jacobian_step=j_lag, jacobian_ridge=jac.ridge)
+                view = "" if a.ndim == 1 else " of the scalar view's delay vectors"
+                reasons.append(f"exponent from local linear maps one lag ({j_lag} samples) ahead{view} (dim {jd}, "
+                               f"ridge {jac.ridge:.0e} chosen by out-of-sample prediction; they predict with "
+                               f"{jac.prediction_error:.2f} of the persistence error); Rosenstein's slope "
+                               f"{lam:.4g} kept as evidence")
+                lam = jac.lyapunov
         ev["lyapunov_method"] = ("local" if "lyapunov_local" in ev
                                  else "jacobian" if "lyapunov_jacobian" in ev else "rosenstein")
         return AttractorResult(lam, "chaotic", round(conf * size_factor, 3), lag_used, dim_used, n, reasons, ev)
