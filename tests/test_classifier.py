@@ -10,12 +10,13 @@ from aimds_ray.core.model import ModelBundle, ModelStore
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.text(max_size=60), min_size=1, max_size=6), st.integers(0, 2**31 - 1))
-def test_predict_kernel_matches_reference(texts, seed) -> None:
+@given(st.lists(st.text(max_size=60), min_size=1, max_size=6), st.integers(0, 2**31 - 1), st.sampled_from([3, 7, 8, 11]))
+def test_predict_kernel_matches_reference(texts, seed, heads) -> None:
+    """Both layouts: up to 8 heads padded to 8 lanes (register accumulators), more heads unpadded."""
     rng = np.random.default_rng(seed)
     X = featurize(texts, bits=10)
-    W = rng.normal(size=(3, 1 << 10)).astype(np.float32)
-    b = rng.normal(size=3).astype(np.float32)
+    W = rng.normal(size=(heads, 1 << 10)).astype(np.float32)
+    b = rng.normal(size=heads).astype(np.float32)
     np.testing.assert_allclose(predict_logits(*X, W, b), predict_logits_ref(*X, W, b), rtol=1e-4, atol=1e-4)
 
 

@@ -171,6 +171,28 @@ def test_every_signature_regex_is_anchored_or_gated() -> None:
     assert loose == ["string-variables"]
 
 
+def test_signature_candidates_kernel_matches_reference() -> None:
+    """The compiled candidate pass (which regex to try where) against its plain-Python definition, on texts made of
+    the index's own literals (keywords, anchors, required substrings) mixed with filler, so that families trigger
+    and requirements are met or missed at random."""
+    import random
+
+    from aimds_ray.core.signals.signatures import signature_index
+
+    idx = signature_index()
+    lits = list(idx.automaton.literals)
+    r = random.Random(3)
+    texts = []
+    for _ in range(150):
+        parts = [r.choice(lits) if r.random() < 0.5 else r.choice(["the", "x", " ", "é", ".", "ab"])
+                 for _ in range(r.randint(0, 25))]
+        texts.append(r.choice(["", " "]).join(parts))
+    for t in texts:
+        assert idx.candidates(t) == idx.candidates_ref(t), t
+    many = idx.search_many(texts)
+    assert [[p.id for _, p, _ in m] for m in many] == [[p.id for _, p, _ in idx.search(t)] for t in texts]
+
+
 def _signature_ids(text: str) -> set[str]:
     from aimds_ray.core.normalize import normalize
     from aimds_ray.core.signals.signatures import signature_index

@@ -61,7 +61,7 @@ import numpy as np
 from numba import njit
 
 from aimds_ray.core import synth
-from aimds_ray.core.classifier import HEADS, LinearModel
+from aimds_ray.core.classifier import HEADS, LinearModel, scoring_layout
 from aimds_ray.core.config import AimdsConfig, aimds_home, load_config
 from aimds_ray.core.features import featurize
 from aimds_ray.core.feedback import FeedbackError, FeedbackLog, FileLock
@@ -612,15 +612,16 @@ class Learner:
         """A new immutable bundle object: scans in flight keep the old arrays; the next scan sees the new ones."""
         # the published weights are kept transposed (what `LinearModel.logits` scores with), so a publish copies
         # one array and patches the touched columns, and the next scan does not have to transpose 7 MB
+        k = len(self.lin.heads)
         if self._pub_W is None or cols is None:
-            WT = np.ascontiguousarray(self.lin.W.astype(np.float16).astype(np.float32).T)
+            WT = scoring_layout(self.lin.W.astype(np.float16).astype(np.float32))
         else:
             WT = self._pub_W.copy()
-            WT[cols, :] = self.lin.W[:, cols].astype(np.float16).astype(np.float32).T
+            WT[cols, :k] = self.lin.W[:, cols].astype(np.float16).astype(np.float32).T
         self._pub_W = WT
         self._sync_exemplar_platt()
         name = self.base_version + (f"+{len(self.pending)}" if self.pending else "")
-        lin = LinearModel(WT.T, self.lin.b.copy(), self.bits, self.lin.heads)
+        lin = LinearModel(WT[:, :k].T, self.lin.b.copy(), self.bits, self.lin.heads)
         if hasattr(lin, "scoring_weights"):
             object.__setattr__(lin, "_WT", WT)
         b = ModelBundle(version=name, linear=lin, threshold=round(self.threshold, 6),

@@ -180,30 +180,31 @@ class Automaton:
                    np.array([len(x) for x in literals], dtype=np.int32))
 
     def find(self, text: str) -> Found:
-        codes = (np.frombuffer(text.encode("ascii"), dtype=np.uint8) if text.isascii()
-                 else np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
-        return self._run(codes, np.array([0, len(text)], dtype=np.int64), 1)[0]
-
-    def group_counts(self, text: str, group: np.ndarray, ngroups: int) -> list[int]:
-        """Distinct literals found per group (`group[literal]` in 0..ngroups-1)."""
-        codes = (np.frombuffer(text.encode("ascii"), dtype=np.uint8) if text.isascii()
-                 else np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
-        return _ac_group_counts(codes, self.cmap, self.delta, self.out_ptr, self.out_ids, self.lengths, self.flags,
-                                group, ngroups).tolist()
+        return self._found(self.scan_arrays([text]), 1)[0]
 
     def find_many(self, texts: list[str]) -> list[Found]:
         """`find` for each text, in one compiled call (a batch of short prompts pays the call overhead once)."""
-        if not texts:
-            return []
-        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum([len(t) for t in texts], out=offsets[1:])
-        joined = "".join(texts)
-        codes = (np.frombuffer(joined.encode("ascii"), dtype=np.uint8) if joined.isascii()
-                 else np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32))
-        return self._run(codes, offsets, len(texts))
+        return self._found(self.scan_arrays(texts), len(texts)) if texts else []
 
-    def _run(self, codes: np.ndarray, offsets: np.ndarray, n: int) -> list[Found]:
-        cap_seen = cap_pos = 16 * n + 48
+    def group_counts(self, text: str, group: np.ndarray, ngroups: int) -> list[int]:
+        """Distinct literals found per group (`group[literal]` in 0..ngroups-1)."""
+        return _ac_group_counts(_codes(text), self.cmap, self.delta, self.out_ptr, self.out_ids, self.lengths,
+                                self.flags, group, ngroups).tolist()
+
+    def scan_arrays(self, texts: Sequence[str]) -> tuple[np.ndarray, ...]:
+        """The raw kernel output for `texts`: (seen_doc, seen_lit, pos_doc, pos_lit, pos_at), grouped by text in
+        order, for callers that post-process in compiled code rather than in Python sets and lists."""
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        if len(texts) == 1:
+            offsets[1] = len(texts[0])
+            codes = _codes(texts[0])
+        else:
+            np.cumsum([len(t) for t in texts], out=offsets[1:])
+            codes = _codes("".join(texts))
+        # room for what ordinary text yields (prose meets a short anchor every ~30 characters), so the scan
+        # usually runs once; a denser text pays a second pass with the exact sizes
+        cap_seen = 16 * len(texts) + 48
+        cap_pos = cap_seen + codes.shape[0] // 16
         while True:
             seen_doc = np.empty(cap_seen, dtype=np.int64)
             seen_lit = np.empty(cap_seen, dtype=np.int32)
@@ -213,19 +214,26 @@ class Automaton:
             ns, npos = _ac_scan(codes, offsets, self.cmap, self.delta, self.out_ptr, self.out_ids, self.lengths,
                                 self.flags, seen_doc, seen_lit, pos_doc, pos_lit, pos_at)
             if ns <= cap_seen and npos <= cap_pos:
-                break
+                return seen_doc[:ns], seen_lit[:ns], pos_doc[:npos], pos_lit[:npos], pos_at[:npos]
             cap_seen, cap_pos = max(ns, cap_seen), max(npos, cap_pos)
-        out: list[Found] = [(set(), []) for _ in range(n)]
+
+    @staticmethod
+    def _found(arrays: tuple[np.ndarray, ...], n: int) -> list[Found]:
+        seen_doc, seen_lit, pos_doc, pos_lit, pos_at = arrays
         if n == 1:
-            out[0] = (set(seen_lit[:ns].tolist()), list(zip(pos_lit[:npos].tolist(), pos_at[:npos].tolist(),
-                                                            strict=True)))
-            return out
-        for d, lit in zip(seen_doc[:ns].tolist(), seen_lit[:ns].tolist(), strict=True):
+            return [(set(seen_lit.tolist()), list(zip(pos_lit.tolist(), pos_at.tolist(), strict=True)))]
+        out: list[Found] = [(set(), []) for _ in range(n)]
+        for d, lit in zip(seen_doc.tolist(), seen_lit.tolist(), strict=True):
             out[d][0].add(lit)
-        for d, lit, at in zip(pos_doc[:npos].tolist(), pos_lit[:npos].tolist(), pos_at[:npos].tolist(),
-                              strict=True):
+        for d, lit, at in zip(pos_doc.tolist(), pos_lit.tolist(), pos_at.tolist(), strict=True):
             out[d][1].append((lit, at))
         return out
+
+
+def _codes(text: str) -> np.ndarray:
+    """Code points of `text`: one byte each when it is ASCII (most prompts), else UTF-32."""
+    return (np.frombuffer(text.encode("ascii"), dtype=np.uint8) if text.isascii()
+            else np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
 
 
 def find_all_ref(literals: Sequence[str], flags: Sequence[int], text: str
