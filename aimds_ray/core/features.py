@@ -67,14 +67,13 @@ def _doc_hashes(codes: np.ndarray, start: int, end: int, mask: np.uint32, out: n
     k = 0
     buf[k] = 32
     k += 1
-    for i in range(start, end):
+    prev_space = True
+    for i in range(start, end):  # branch-free: word/space alternation is unpredictable
         c = codes[i]
-        if _is_word(c):
-            buf[k] = _lower(c)
-            k += 1
-        elif buf[k - 1] != 32:
-            buf[k] = 32
-            k += 1
+        w = _is_word(c)
+        buf[k] = _lower(c) if w else np.uint32(32)
+        k += 1 if (w or not prev_space) else 0
+        prev_space = not w
     if buf[k - 1] != 32:
         buf[k] = 32
         k += 1
@@ -123,16 +122,17 @@ def _doc_hashes(codes: np.ndarray, start: int, end: int, mask: np.uint32, out: n
     dig = 0
     upp = 0
     nona = 0
-    for i in range(start, end):
-        c = codes[i]
-        if 48 <= c <= 57:
-            dig += 1
-        elif 65 <= c <= 90:
-            upp += 1
-        elif c >= 128:
-            nona += 1
-        elif not (97 <= c <= 122) and c != 32 and c != 10:
-            sym += 1
+    for i in range(start, end):  # branch-free counts, as above
+        c = np.int64(codes[i])
+        d = 48 <= c <= 57
+        u = 65 <= c <= 90
+        low = 97 <= c <= 122
+        na = c >= 128
+        sp = (c == 32) | (c == 10)
+        dig += d
+        upp += u
+        nona += na
+        sym += not (d | u | low | na | sp)
     lb = 0
     L = m
     while L > 16 and lb < 12:

@@ -29,9 +29,9 @@ def _az(c: np.uint32) -> bool:
 
 
 @njit(cache=True)
-def _ac_scan(codes: np.ndarray, offsets: np.ndarray, cmap: np.ndarray, delta: np.ndarray, out_ptr: np.ndarray,
-             out_ids: np.ndarray, nlen: np.ndarray, nflags: np.ndarray, seen_doc: np.ndarray, seen_lit: np.ndarray,
-             pos_doc: np.ndarray, pos_lit: np.ndarray, pos_at: np.ndarray) -> tuple[int, int]:
+def _ac_scan(codes: np.ndarray, offsets: np.ndarray, cmap: np.ndarray, delta: np.ndarray, k: int,
+             out_ptr: np.ndarray, out_ids: np.ndarray, nlen: np.ndarray, nflags: np.ndarray, seen_doc: np.ndarray,
+             seen_lit: np.ndarray, pos_doc: np.ndarray, pos_lit: np.ndarray, pos_at: np.ndarray) -> tuple[int, int]:
     """Scan each text codes[offsets[d]:offsets[d+1]]. Write (text, literal) once per literal that occurs in a
     text, and (text, literal, start) for every occurrence of a POSITIONS literal (start relative to the text).
     Return both counts; they may exceed the output capacities, and the caller then retries with more room."""
@@ -46,12 +46,13 @@ def _ac_scan(codes: np.ndarray, offsets: np.ndarray, cmap: np.ndarray, delta: np
         s = 0
         for i in range(lo, hi):
             c = codes[i]
-            t = delta[s, cmap[c] if c < 128 else 0]
+            t = delta[s + (cmap[c] if c < 128 else 0)]
             if t >= 0:  # most steps: a state without outputs (see `Automaton.delta`)
                 s = t
                 continue
             s = ~t
-            for j in range(out_ptr[s], out_ptr[s + 1]):
+            st = s // k
+            for j in range(out_ptr[st], out_ptr[st + 1]):
                 lit = out_ids[j]
                 f = nflags[lit]
                 start = i - nlen[lit] + 1
@@ -75,7 +76,7 @@ def _ac_scan(codes: np.ndarray, offsets: np.ndarray, cmap: np.ndarray, delta: np
 
 
 @njit(cache=True)
-def _ac_group_counts(codes: np.ndarray, cmap: np.ndarray, delta: np.ndarray, out_ptr: np.ndarray,
+def _ac_group_counts(codes: np.ndarray, cmap: np.ndarray, delta: np.ndarray, k: int, out_ptr: np.ndarray,
                      out_ids: np.ndarray, nlen: np.ndarray, nflags: np.ndarray, group: np.ndarray,
                      ngroups: int) -> np.ndarray:
     """How many distinct literals of each group occur in `codes` (a per-text gate: no positions, no id lists)."""
@@ -85,12 +86,13 @@ def _ac_group_counts(codes: np.ndarray, cmap: np.ndarray, delta: np.ndarray, out
     s = 0
     for i in range(n):
         c = codes[i]
-        t = delta[s, cmap[c] if c < 128 else 0]
+        t = delta[s + (cmap[c] if c < 128 else 0)]
         if t >= 0:
             s = t
             continue
         s = ~t
-        for j in range(out_ptr[s], out_ptr[s + 1]):
+        st = s // k
+        for j in range(out_ptr[st], out_ptr[st + 1]):
             lit = out_ids[j]
             if seen[lit]:
                 continue
@@ -116,8 +118,10 @@ class Automaton:
     literals: tuple[str, ...]
     flags: np.ndarray  # int32 per literal
     cmap: np.ndarray  # int32[128]: ASCII code -> character class (0 = no literal uses it)
-    delta: np.ndarray  # int32[states, classes]: full transition table (failure links folded in); a target state
-    # that has outputs is stored as ~state (negative), so the scan loop looks up outputs only there
+    delta: np.ndarray  # int32[states * classes]: full transition table (failure links folded in), flat; a state
+    # is named by its row offset (state * classes), so a step is one add and one load; a target state that has
+    # outputs is stored as ~offset (negative), so the scan loop looks up outputs only there
+    classes: int
     out_ptr: np.ndarray
     out_ids: np.ndarray
     lengths: np.ndarray
@@ -174,9 +178,9 @@ class Automaton:
         out_ptr = np.zeros(len(trie) + 1, dtype=np.int32)
         np.cumsum([len(o) for o in outs], out=out_ptr[1:])
         has_out = np.array([len(o) > 0 for o in outs])
-        delta = np.where(has_out[delta], ~delta, delta).astype(np.int32)
+        flat = np.where(has_out[delta], ~(delta * k), delta * k).astype(np.int32).ravel()
         out_ids = np.array([i for o in outs for i in o], dtype=np.int32)
-        return cls(tuple(literals), np.asarray(flags, dtype=np.int32), cmap, delta, out_ptr, out_ids,
+        return cls(tuple(literals), np.asarray(flags, dtype=np.int32), cmap, flat, k, out_ptr, out_ids,
                    np.array([len(x) for x in literals], dtype=np.int32))
 
     def find(self, text: str) -> Found:
@@ -188,8 +192,8 @@ class Automaton:
 
     def group_counts(self, text: str, group: np.ndarray, ngroups: int) -> list[int]:
         """Distinct literals found per group (`group[literal]` in 0..ngroups-1)."""
-        return _ac_group_counts(_codes(text), self.cmap, self.delta, self.out_ptr, self.out_ids, self.lengths,
-                                self.flags, group, ngroups).tolist()
+        return _ac_group_counts(_codes(text), self.cmap, self.delta, self.classes, self.out_ptr, self.out_ids,
+                                self.lengths, self.flags, group, ngroups).tolist()
 
     def scan_arrays(self, texts: Sequence[str]) -> tuple[np.ndarray, ...]:
         """The raw kernel output for `texts`: (seen_doc, seen_lit, pos_doc, pos_lit, pos_at), grouped by text in
@@ -211,8 +215,8 @@ class Automaton:
             pos_doc = np.empty(cap_pos, dtype=np.int64)
             pos_lit = np.empty(cap_pos, dtype=np.int32)
             pos_at = np.empty(cap_pos, dtype=np.int64)
-            ns, npos = _ac_scan(codes, offsets, self.cmap, self.delta, self.out_ptr, self.out_ids, self.lengths,
-                                self.flags, seen_doc, seen_lit, pos_doc, pos_lit, pos_at)
+            ns, npos = _ac_scan(codes, offsets, self.cmap, self.delta, self.classes, self.out_ptr, self.out_ids,
+                                self.lengths, self.flags, seen_doc, seen_lit, pos_doc, pos_lit, pos_at)
             if ns <= cap_seen and npos <= cap_pos:
                 return seen_doc[:ns], seen_lit[:ns], pos_doc[:npos], pos_lit[:npos], pos_at[:npos]
             cap_seen, cap_pos = max(ns, cap_seen), max(npos, cap_pos)
