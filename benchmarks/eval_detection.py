@@ -123,7 +123,10 @@ def main() -> None:
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--limit", type=int, default=None, help="rows per file (quick runs)")
     ap.add_argument("--only", action="append", default=None, help="LOSO: hold out only these files")
+    ap.add_argument("--dump", default=None, help="LOSO: write one JSON line per held-out row (file, category, "
+                    "score, flag, detector scores) here, for reading the misses")
     args = ap.parse_args()
+    dump = open(args.dump, "w") if args.dump else None  # noqa: SIM115
     files = sorted(Path(args.data).glob("*.jsonl"))
     rows_by_file = {f.name: read_jsonl([f]) for f in files}
     if args.limit:
@@ -173,6 +176,13 @@ def main() -> None:
                                   log=lambda m: None)
             d = Detector(config, model=bundle)
             flags, scores = score_rows(d, rows)
+            if dump:
+                for r, f, sc in zip(rows, flags, scores, strict=True):
+                    per: dict[str, float] = {}
+                    for e in d.scan(r["text"]).evidence:
+                        per[e.detector] = max(per.get(e.detector, 0.0), round(e.score, 4))
+                    dump.write(json.dumps({"file": name, "category": r["category"], "score": float(sc),
+                                           "flag": bool(f), "detectors": per, "text": r["text"][:2000]}) + "\n")
             tally(rows, flags, acc)
             sub = defaultdict(lambda: [0, 0])
             tally(rows, flags, sub)
