@@ -173,12 +173,14 @@ def unbalanced(text: str) -> int:
 _CODE_CALL = re.compile(r"\b[A-Za-z_]\w*\.[A-Za-z_]\w*\(")
 _CODE_KEYWORD = re.compile(r"(?<![\w$])(?:def|function|const|let|var|return|import|print|printf|console\.log|select"
                            r"|elif|lambda)(?![\w$])", re.IGNORECASE)
+# a regular expression asked about: character-class ranges, counted repeats, class escapes
+_CODE_REGEX = re.compile(r"\[\^?[\w\\]-[\w\\][^\]]*\]|\{\d+(?:,\d*)?\}|\\[dwsbDWSB](?![a-z])")
 _CODE_ASSIGN = re.compile(r"\b[A-Za-z_]\w*(?:\[[^\]]*\])?\s*(?:=|\+=|-=|:=)\s*[\w\[(\"'{-]")
 
 
 def looks_like_code(tail: str) -> bool:
-    """At least two signs of program text (method calls, distinct statement keywords, assignments)."""
-    n = len(_CODE_CALL.findall(tail))
+    """At least two signs of program text (method calls, distinct statement keywords, assignments, regex syntax)."""
+    n = len(_CODE_CALL.findall(tail)) + len(_CODE_REGEX.findall(tail))
     if n >= 2:
         return True
     n += len({m.group(0).lower() for m in _CODE_KEYWORD.finditer(tail)})
