@@ -29,6 +29,23 @@ def test_matches_reference(seed: int) -> None:
         assert sorted(pos) == sorted(rpos), (lits, flags, text)
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_occurrences_across_the_cut_between_the_two_chains(seed: int) -> None:
+    """The kernels walk each half of a text with its own state chain: literals longer than the text's halves and
+    occurrences that straddle the middle are found once, as the reference finds them."""
+    r = random.Random(100 + seed)
+    for _ in range(300):
+        lits = sorted({"".join(r.choice("ab ") for _ in range(r.randint(1, 14))) for _ in range(r.randint(1, 8))})
+        flags = [r.choice([0, WORD_START, WORD_END]) | POSITIONS for _ in lits]
+        text = "".join(r.choice("ab ") for _ in range(r.randint(0, 40)))
+        a = Automaton.build(lits, flags)
+        ids, pos = a.find(text)
+        rids, rpos = find_all_ref(lits, flags, text)
+        assert ids == rids and sorted(pos) == sorted(rpos), (lits, flags, text)
+        group = np.zeros(len(lits), dtype=np.int64)
+        assert a.group_counts(text, group, 1) == [len(rids)]
+
+
 def test_find_many_equals_find_per_text() -> None:
     r = random.Random(9)
     lits, flags, _ = _case(r)
