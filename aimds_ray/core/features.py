@@ -185,11 +185,11 @@ def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int,
         for i in range(n):
             key = tmp[i]
             c = seen[key]
-            if c == 0:
-                uniq[nuniq] = key
-                nuniq += 1
-            if c < 65535:  # uint16: saturates only past 65,535 repeats of one n-gram (log-count ~ 12 either way)
-                seen[key] = c + 1
+            # branch-free: about a third of the ids are new, in no pattern a predictor could learn
+            uniq[nuniq] = key
+            nuniq += c == 0
+            # uint16: saturates only past 65,535 repeats of one n-gram (log-count ~ 12 either way)
+            seen[key] = c + (c < 65535)
         u = uniq[:nuniq]  # first-occurrence order (deterministic); sorting cost more than everything else
         start = pos
         norm = 0.0
