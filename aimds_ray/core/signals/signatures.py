@@ -43,6 +43,10 @@ def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool]:
         seq = list(P.parse(regex))
     except re.error:
         return None, False
+    # leading lookbehinds ("(?<!told me to )\bignore ...") consume nothing: a match still starts at the anchor,
+    # and `Pattern.match(text, at)` sees the text before `at`
+    while seq and seq[0][0] in (C.ASSERT, C.ASSERT_NOT) and seq[0][1][0] < 0:
+        seq = seq[1:]
     boundary = bool(seq) and seq[0][0] is C.AT and seq[0][1] is C.AT_BOUNDARY
     if seq and seq[0][0] is C.AT:
         seq = seq[1:]
