@@ -296,9 +296,14 @@ def _despace(v: Variant, gates: int | None = None) -> Variant | None:
 
     for m in _SPACED.finditer(t):
         copy(pos, m.start())
-        for j in range(m.start(), m.end()):
-            if t[j].isalpha():
-                copy(j, j + 1)
+        letters = [j for j in range(m.start(), m.end()) if t[j].isalpha()]
+        gaps = [b - a for a, b in zip(letters, letters[1:], strict=False)]
+        narrow = min(gaps)
+        for i, j in enumerate(letters):
+            if i and gaps[i - 1] > narrow:  # a wider gap is a word break ("i g n o r e  y o u r")
+                copy(j - 1, j)  # the separator before the letter stands for the space
+                out[-1] = " "
+            copy(j, j + 1)
         pos = m.end()
     copy(pos, len(t))
     return Variant("despaced", "".join(out), starts, ends, offset=v.offset)
