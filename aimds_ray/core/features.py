@@ -82,7 +82,15 @@ def _doc_hashes(codes: np.ndarray, start: int, end: int, mask: np.uint32, out: n
     j2 = np.uint32(2)
     j3 = np.uint32(3)
     j4 = np.uint32(4)
-    for i in range(k - 2):
+    for i in range(k - 4):  # every position with all three n-grams: a fixed stride, no tests in the loop
+        h = _mix(_mix(_mix(h0, buf[i]), buf[i + 1]), buf[i + 2])
+        out[n + 3 * i] = (h ^ j2) & mask
+        h = _mix(h, buf[i + 3])
+        out[n + 3 * i + 1] = (h ^ j3) & mask
+        h = _mix(h, buf[i + 4])
+        out[n + 3 * i + 2] = (h ^ j4) & mask
+    n += 3 * max(k - 4, 0)
+    for i in range(max(k - 4, 0), k - 2):  # the last two positions: no 5-gram, then no 4-gram
         h = _mix(_mix(_mix(h0, buf[i]), buf[i + 1]), buf[i + 2])
         out[n] = (h ^ j2) & mask
         n += 1
@@ -90,10 +98,6 @@ def _doc_hashes(codes: np.ndarray, start: int, end: int, mask: np.uint32, out: n
             h = _mix(h, buf[i + 3])
             out[n] = (h ^ j3) & mask
             n += 1
-            if i + 4 < k:
-                h = _mix(h, buf[i + 4])
-                out[n] = (h ^ j4) & mask
-                n += 1
     # 3) word unigrams and bigrams
     prev = np.uint32(0)
     have_prev = False
