@@ -49,13 +49,19 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def score_rows(det: Detector, rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+def score_rows(det: Detector, rows: list[dict], per_detector: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Flags and fused scores; with `per_detector`, also each row's strongest evidence score per detector."""
     flags, scores = [], []
     texts = [r["text"] for r in rows]
     for i in range(0, len(texts), 256):
         for rep in det.scan_batch(texts[i : i + 256]):
             flags.append(rep.is_threat)
             scores.append(rep.score)
+            if per_detector is not None:
+                per: dict[str, float] = {}
+                for e in rep.evidence:
+                    per[e.detector] = max(per.get(e.detector, 0.0), round(e.score, 4))
+                per_detector.append(per)
     return np.array(flags, bool), np.array(scores)
 
 
@@ -175,12 +181,10 @@ def main() -> None:
             bundle = train_bundle(train_rows, config=config, params=spec_params, version=f"loso-{name}",
                                   log=lambda m: None)
             d = Detector(config, model=bundle)
-            flags, scores = score_rows(d, rows)
+            per_det: list[dict[str, float]] = []
+            flags, scores = score_rows(d, rows, per_det if dump else None)
             if dump:
-                for r, f, sc in zip(rows, flags, scores, strict=True):
-                    per: dict[str, float] = {}
-                    for e in d.scan(r["text"]).evidence:
-                        per[e.detector] = max(per.get(e.detector, 0.0), round(e.score, 4))
+                for r, f, sc, per in zip(rows, flags, scores, per_det, strict=True):
                     dump.write(json.dumps({"file": name, "category": r["category"], "score": float(sc),
                                            "flag": bool(f), "detectors": per, "text": r["text"][:2000]}) + "\n")
             tally(rows, flags, acc)
