@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from numba import njit
+
+from aimds_ray.core.features import _doc_hashes, _doc_row, _max_feats, encode_texts, seen_buffer
 
 HEADS: tuple[str, ...] = (
     "manipulation",
@@ -32,6 +35,37 @@ LANES = 8  # scoring rows are padded to 8 float32 (32 bytes): one aligned cache-
 
 
 @njit(cache=True)
+def _row_logits(indices: np.ndarray, values: np.ndarray, s: int, e: int, WT: np.ndarray, b: np.ndarray,
+                out: np.ndarray, d: int) -> None:
+    """out[d, :] = logits of the CSR row indices/values[s:e] (see `predict_logits_t`)."""
+    k = b.shape[0]
+    if WT.shape[1] == LANES:
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
+        for p in range(s, e):
+            j = indices[p]
+            v = values[p]
+            a0 += WT[j, 0] * v
+            a1 += WT[j, 1] * v
+            a2 += WT[j, 2] * v
+            a3 += WT[j, 3] * v
+            a4 += WT[j, 4] * v
+            a5 += WT[j, 5] * v
+            a6 += WT[j, 6] * v
+            a7 += WT[j, 7] * v
+        acc = (a0, a1, a2, a3, a4, a5, a6, a7)
+        for h in range(k):
+            out[d, h] = acc[h] + b[h]
+        return
+    for h in range(k):
+        out[d, h] = b[h]
+    for p in range(s, e):
+        j = indices[p]
+        v = values[p]
+        for h in range(k):
+            out[d, h] += WT[j, h] * v
+
+
+@njit(cache=True)
 def predict_logits_t(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, WT: np.ndarray,
                      b: np.ndarray) -> np.ndarray:
     """(n_docs, n_heads) logits for CSR rows with WT = W.T (D, >= n_heads) contiguous: all heads of a feature
@@ -39,37 +73,35 @@ def predict_logits_t(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray
     With WT padded to `LANES` columns the heads accumulate in registers; an accumulator array in memory would
     keep the compiler from overlapping the (mostly cache-missing) weight reads, about 1.6x slower at 2 KB."""
     n = indptr.shape[0] - 1
-    k = b.shape[0]
-    out = np.empty((n, k), dtype=np.float32)
-    if WT.shape[1] == LANES:
-        for d in range(n):
-            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
-            for p in range(indptr[d], indptr[d + 1]):
-                j = indices[p]
-                v = values[p]
-                a0 += WT[j, 0] * v
-                a1 += WT[j, 1] * v
-                a2 += WT[j, 2] * v
-                a3 += WT[j, 3] * v
-                a4 += WT[j, 4] * v
-                a5 += WT[j, 5] * v
-                a6 += WT[j, 6] * v
-                a7 += WT[j, 7] * v
-            acc = (a0, a1, a2, a3, a4, a5, a6, a7)
-            for h in range(k):
-                out[d, h] = acc[h] + b[h]
-        return out
-    acc = np.empty(k, dtype=np.float32)
+    out = np.empty((n, b.shape[0]), dtype=np.float32)
     for d in range(n):
-        for h in range(k):
-            acc[h] = b[h]
-        for p in range(indptr[d], indptr[d + 1]):
-            j = indices[p]
-            v = values[p]
-            for h in range(k):
-                acc[h] += WT[j, h] * v
-        for h in range(k):
-            out[d, h] = acc[h]
+        _row_logits(indices, values, indptr[d], indptr[d + 1], WT, b, out, d)
+    return out
+
+
+@njit(cache=True)
+def hashed_proba(codes: np.ndarray, offsets: np.ndarray, bits: int, seen: np.ndarray, WT: np.ndarray,
+                 b: np.ndarray) -> np.ndarray:
+    """(n_docs, n_heads) probabilities of texts given as code points (`features.encode_texts`): featurising and
+    scoring in one call, each text's CSR row built in scratch and scored at once. The same float operations as
+    `hash_features` -> `predict_logits_t` -> sigmoid (bit-identical, tested), without materialising the batch's
+    feature matrix: the fast path when nothing else needs the features."""
+    ndoc = offsets.shape[0] - 1
+    mask = np.uint32((1 << bits) - 1)
+    longest = 0
+    for d in range(ndoc):
+        longest = max(longest, _max_feats(offsets[d + 1] - offsets[d]))
+    uniq = np.empty(longest, dtype=np.uint32)
+    tmp = np.empty(longest, dtype=np.uint32)
+    buf = np.empty(longest, dtype=np.uint32)
+    indices = np.empty(longest, dtype=np.int32)
+    values = np.empty(longest, dtype=np.float32)
+    out = np.empty((ndoc, b.shape[0]), dtype=np.float32)
+    for d in range(ndoc):
+        n = _doc_hashes(codes, offsets[d], offsets[d + 1], mask, tmp, buf)
+        e = _doc_row(tmp, n, seen, uniq, indices, values, 0)
+        _row_logits(indices, values, 0, e, WT, b, out, d)
+    _sigmoid_inplace(out.reshape(-1))
     return out
 
 
@@ -243,6 +275,11 @@ class LinearModel:
         z = self.logits(indptr, indices, values)
         _sigmoid_inplace(z.reshape(-1))
         return z
+
+    def proba_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """`proba(*featurize(texts, bits))` in one compiled call, for callers that need only the probabilities."""
+        codes, offsets = encode_texts(texts)
+        return hashed_proba(codes, offsets, self.bits, seen_buffer(self.bits), self.scoring_weights(), self.b)
 
     def fit(self, X: tuple[np.ndarray, np.ndarray, np.ndarray], Y: np.ndarray, sample_weight: np.ndarray,
             *, epochs: int = 6, lr: float = 0.3, l2: float = 1e-6, seed: int = 0) -> list[float]:

@@ -161,6 +161,39 @@ def _max_feats(m: int) -> int:
 
 
 @njit(cache=True)
+def _doc_row(ids: np.ndarray, n: int, seen: np.ndarray, uniq: np.ndarray, indices: np.ndarray,
+             values: np.ndarray, pos: int) -> int:
+    """One text's CSR row from its `n` raw ids: the distinct ids (first-occurrence order) written at `pos` with
+    L2-normalised 1 + log(count) values; returns the position after the row. Counts go through the dense `seen`
+    (an all-zero uint16 array over the hashed space, left all-zero again) and are reset at the touched ids only."""
+    nuniq = 0
+    for i in range(n):
+        key = ids[i]
+        c = seen[key]
+        # branch-free: about a third of the ids are new, in no pattern a predictor could learn
+        uniq[nuniq] = key
+        nuniq += c == 0
+        # uint16: saturates only past 65,535 repeats of one n-gram (log-count ~ 12 either way)
+        seen[key] = c + (c < 65535)
+    start = pos
+    norm = 0.0
+    for k in range(nuniq):  # first-occurrence order (deterministic); sorting cost more than everything else
+        key = uniq[k]
+        c = seen[key]
+        v = _LOG_TABLE[c] if c < 256 else 1.0 + math.log(c)
+        seen[key] = 0
+        indices[pos] = key
+        values[pos] = v
+        norm += v * v
+        pos += 1
+    if norm > 0:
+        inv = 1.0 / math.sqrt(norm)
+        for p in range(start, pos):
+            values[p] *= inv
+    return pos
+
+
+@njit(cache=True)
 def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int,
                   seen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR features of every text: ids unique per row (in first-occurrence order), values (1 + log count),
@@ -183,33 +216,7 @@ def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int,
     pos = 0
     for d in range(ndoc):
         n = _doc_hashes(codes, offsets[d], offsets[d + 1], mask, tmp, buf)
-        # count distinct ids in a dense counter over the hashed space (reset after each text at the touched ids
-        # only)
-        nuniq = 0
-        for i in range(n):
-            key = tmp[i]
-            c = seen[key]
-            # branch-free: about a third of the ids are new, in no pattern a predictor could learn
-            uniq[nuniq] = key
-            nuniq += c == 0
-            # uint16: saturates only past 65,535 repeats of one n-gram (log-count ~ 12 either way)
-            seen[key] = c + (c < 65535)
-        u = uniq[:nuniq]  # first-occurrence order (deterministic); sorting cost more than everything else
-        start = pos
-        norm = 0.0
-        for k in range(nuniq):
-            key = u[k]
-            c = seen[key]
-            v = _LOG_TABLE[c] if c < 256 else 1.0 + math.log(c)
-            seen[key] = 0
-            indices[pos] = key
-            values[pos] = v
-            norm += v * v
-            pos += 1
-        if norm > 0:
-            inv = 1.0 / math.sqrt(norm)
-            for p in range(start, pos):
-                values[p] *= inv
+        pos = _doc_row(tmp, n, seen, uniq, indices, values, pos)
         indptr[d + 1] = pos
     return indptr, indices[:pos].copy(), values[:pos].copy()
 
@@ -217,7 +224,7 @@ def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int,
 _scratch = threading.local()
 
 
-def _seen_buffer(bits: int) -> np.ndarray:
+def seen_buffer(bits: int) -> np.ndarray:
     """A per-thread zeroed counter array (512 KB at 18 bits, uint16 so it stays in cache): allocating it per
     call would cost more than a short text's features."""
     bufs = getattr(_scratch, "bufs", None)
@@ -231,7 +238,7 @@ def _seen_buffer(bits: int) -> np.ndarray:
 
 def featurize(texts: Sequence[str], bits: int = DEFAULT_BITS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     codes, offsets = encode_texts(texts)
-    return hash_features(codes, offsets, bits, _seen_buffer(bits))
+    return hash_features(codes, offsets, bits, seen_buffer(bits))
 
 
 # --- plain-Python reference (tests only: same definition, no numba) -----------------------------------------------

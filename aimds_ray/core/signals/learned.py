@@ -155,13 +155,15 @@ class LearnedSignal(Signal):
                 texts.append(t)
         if not texts:
             return out
-        X = featurize(texts, lin.bits)
         ex = bundle_exemplars(model, self.ctx.config)
-        if ex is not None:
-            self._exemplar_evidence(docs, owners, ex.scores(X, lin.bits), ex, out)
         # all heads in one pass: each feature's weights for every head are one row of W.T (one cache line), so
         # scoring the category heads too costs no more memory traffic than the manipulation head alone
-        P = lin.proba(*X)
+        if ex is not None:
+            X = featurize(texts, lin.bits)
+            self._exemplar_evidence(docs, owners, ex.scores(X, lin.bits), ex, out)
+            P = lin.proba(*X)
+        else:  # nothing else reads the features: featurise and score in one compiled call
+            P = lin.proba_texts(texts)
         rows = P.tolist()
         best: dict[int, tuple[float, int, int]] = {}
         for row, (d, vi) in enumerate(owners):
