@@ -23,6 +23,12 @@ from aimds_ray.core.report import MANIPULATION_CATEGORIES, Action, Category, Evi
 
 LEARNED_ABSENT = -4.0  # logit used when the learned model reported nothing (p below its floor of 0.05)
 DECODED_VARIANTS = frozenset({"base64", "hex", "url", "rot13", "reversed", "unicode_tags", "leet", "despaced"})
+# enum members read once: a class attribute of an Enum costs ~0.1 us per read, a few per decision
+_OBFUSCATION = Category.ENCODING_OBFUSCATION
+_LEAKAGE = Category.DATA_LEAKAGE
+_HARMFUL = Category.HARMFUL_REQUEST
+_NOT_DECODED = ("pii", "encoding")
+_ALLOW, _REDACT, _BLOCK, _ESCALATE = Action.ALLOW, Action.REDACT, Action.BLOCK, Action.ESCALATE
 
 
 @dataclass(slots=True)
@@ -55,42 +61,44 @@ class Fusion:
 
     def category_scores(self, evidence: list[Evidence]) -> dict[str, float]:
         best: dict[tuple[str, str], float] = {}
+        weights = self.detector_weights
         for e in evidence:
-            w = self.detector_weights.get(e.detector, 1.0)
-            s = min(1.0, e.score * w)
+            s = min(1.0, e.score * weights.get(e.detector, 1.0))
             key = (e.category, e.detector)
             if s > best.get(key, 0.0):
                 best[key] = s
-            if e.variant in DECODED_VARIANTS and e.category != Category.ENCODING_OBFUSCATION \
-                    and e.detector not in ("pii", "encoding"):
+            if e.variant in DECODED_VARIANTS and e.category != _OBFUSCATION and e.detector not in _NOT_DECODED:
                 # an attack found only after decoding is also an obfuscation attempt
-                k2 = (Category.ENCODING_OBFUSCATION, e.detector)
+                k2 = (_OBFUSCATION, e.detector)
                 if s > best.get(k2, 0.0):
                     best[k2] = s
         miss: dict[str, float] = {}
         for (cat, _det), s in best.items():
             miss[cat] = miss.get(cat, 1.0) * (1.0 - s)
-        return {cat: round((1.0 - m) * self.category_weights.get(cat, 1.0), 6) for cat, m in miss.items()}
+        cw = self.category_weights
+        return {cat: round((1.0 - m) * cw.get(cat, 1.0), 6) for cat, m in miss.items()}
 
     def stack_score(self, evidence: list[Evidence]) -> float:
         return fuse(detector_features(evidence, self.manip), self.platt)
 
     def decide(self, evidence: list[Evidence]) -> Decision:
         cats = self.category_scores(evidence)
-        manip = {c: s for c, s in cats.items() if c in self.manip}
-        top_cat, top = max(manip.items(), key=lambda kv: kv[1]) if manip else ("none", 0.0)
+        top_cat, top = "none", 0.0
+        for c, sc in cats.items():  # the first of equal maxima, as max() would pick
+            if c in self.manip and (sc > top or top_cat == "none"):
+                top_cat, top = c, sc
         score = self.stack_score(evidence) if self.platt else min(1.0, top)
         is_threat = score >= self.threat_th
-        leak = cats.get(Category.DATA_LEAKAGE, 0.0) > 0
+        leak = cats.get(_LEAKAGE, 0.0) > 0
         if is_threat:
-            action = Action.BLOCK if score >= self.block_th else Action.ESCALATE
+            action = _BLOCK if score >= self.block_th else _ESCALATE
             threat_type = top_cat
         elif leak:
-            action, threat_type = Action.REDACT, "none"
+            action, threat_type = _REDACT, "none"
         else:
-            action, threat_type = Action.ALLOW, "none"
+            action, threat_type = _ALLOW, "none"
         if leak and self.cfg.pii.counts_as_threat and not is_threat:
-            is_threat, threat_type, action = True, Category.DATA_LEAKAGE, Action.REDACT
+            is_threat, threat_type, action = True, _LEAKAGE, _REDACT
         return Decision(is_threat, action, score, str(threat_type), cats)
 
 
@@ -101,10 +109,10 @@ def detector_features(evidence: list[Evidence], manip: set[str]) -> dict[str, fl
     for e in evidence:
         if e.category not in manip and e.detector != "learned":
             continue
-        if e.detector == "learned" and e.category == Category.HARMFUL_REQUEST:
-            continue
         x = e.score
         if e.detector == "learned":
+            if e.category == _HARMFUL:
+                continue
             p = min(max(x, 1e-4), 1 - 1e-4)
             x = math.log(p / (1 - p))
             feats[e.detector] = max(feats[e.detector], x)
