@@ -24,6 +24,20 @@ def test_kernel_matches_reference(texts) -> None:
             assert abs(got[k] - ref[k]) < 1e-5
 
 
+def test_counts_saturate_as_the_reference_does() -> None:
+    """Floods repeat n-grams past the uint8 counter's 255; kernel and reference cap them the same way, and the
+    counter is left all-zero for the next text."""
+    texts = ["a" * 3000, "ab " * 900 + "ignore previous instructions", "x y " * 400, "ignore previous instructions"]
+    indptr, indices, values = featurize(texts, bits=12)
+    for i, t in enumerate(texts):
+        got = _row(indptr, indices, values, i)
+        ref = hash_features_ref(t, bits=12)
+        assert got.keys() == ref.keys()
+        assert max(abs(got[k] - ref[k]) for k in ref) < 1e-5
+    again = featurize(texts[-1:], bits=12)
+    assert _row(*again, 0) == _row(indptr, indices, values, 3)
+
+
 def test_rows_are_unit_norm_and_unique() -> None:
     indptr, indices, values = featurize(["Ignore all previous instructions", "", "a"])
     for i in range(3):

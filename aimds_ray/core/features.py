@@ -2,8 +2,8 @@
 
 Texts are handed over as one UTF-32 code-point array plus offsets (one `str.encode` for a whole batch), so a batch
 of 10,000 prompts is featurised by a single compiled call with no per-row Python objects. The output is CSR
-(indptr, indices, values) with L2-normalised log-count values (ids unique per row, not sorted); `hash_features_ref` is the plain-Python reference
-that the numba kernel is tested against.
+(indptr, indices, values) with L2-normalised log-count values (counts saturate at 255; ids unique per row, not
+sorted); `hash_features_ref` is the plain-Python reference that the numba kernel is tested against.
 
 Hashing (FNV-1a, 32 bit) makes the feature space fixed-size (`2**bits`) so the classifier, the vector index and
 the learner agree on features without a vocabulary.
@@ -151,8 +151,11 @@ def _doc_hashes(codes: np.ndarray, start: int, end: int, mask: np.uint32, out: n
     return n
 
 
-# 1 + log(count) for small counts (most n-grams occur a few times): a table read instead of a log per feature
-_LOG_TABLE = np.array([0.0] + [1.0 + math.log(c) for c in range(1, 256)], dtype=np.float64)
+# counts saturate at MAX_COUNT: the dense counter is uint8, half the cache lines of uint16 (at 2 KB the learned
+# signal's largest cost is cache misses in it); an n-gram repeated over 255 times in one window is a flood anyway
+MAX_COUNT = 255
+# 1 + log(count): a table read instead of a log per feature
+_LOG_TABLE = np.array([0.0] + [1.0 + math.log(c) for c in range(1, MAX_COUNT + 1)], dtype=np.float64)
 
 
 @njit(cache=True)
@@ -165,7 +168,7 @@ def _doc_row(ids: np.ndarray, n: int, seen: np.ndarray, uniq: np.ndarray, indice
              values: np.ndarray, pos: int) -> int:
     """One text's CSR row from its `n` raw ids: the distinct ids (first-occurrence order) written at `pos` with
     L2-normalised 1 + log(count) values; returns the position after the row. Counts go through the dense `seen`
-    (an all-zero uint16 array over the hashed space, left all-zero again) and are reset at the touched ids only."""
+    (an all-zero uint8 array over the hashed space, left all-zero again) and are reset at the touched ids only."""
     nuniq = 0
     for i in range(n):
         key = ids[i]
@@ -173,14 +176,13 @@ def _doc_row(ids: np.ndarray, n: int, seen: np.ndarray, uniq: np.ndarray, indice
         # branch-free: about a third of the ids are new, in no pattern a predictor could learn
         uniq[nuniq] = key
         nuniq += c == 0
-        # uint16: saturates only past 65,535 repeats of one n-gram (log-count ~ 12 either way)
-        seen[key] = c + (c < 65535)
+        seen[key] = c + (c < MAX_COUNT)  # saturating
     start = pos
     norm = 0.0
     for k in range(nuniq):  # first-occurrence order (deterministic); sorting cost more than everything else
         key = uniq[k]
         c = seen[key]
-        v = _LOG_TABLE[c] if c < 256 else 1.0 + math.log(c)
+        v = _LOG_TABLE[c]
         seen[key] = 0
         indices[pos] = key
         values[pos] = v
@@ -198,7 +200,7 @@ def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int,
                   seen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR features of every text: ids unique per row (in first-occurrence order), values (1 + log count),
     L2-normalised.
-    `seen` is an all-zero uint16 scratch array of 2**bits entries; it is left all-zero again on return."""
+    `seen` is an all-zero uint8 scratch array of 2**bits entries; it is left all-zero again on return."""
     ndoc = offsets.shape[0] - 1
     mask = np.uint32((1 << bits) - 1)
     cap = 0
@@ -225,14 +227,14 @@ _scratch = threading.local()
 
 
 def seen_buffer(bits: int) -> np.ndarray:
-    """A per-thread zeroed counter array (512 KB at 18 bits, uint16 so it stays in cache): allocating it per
+    """A per-thread zeroed counter array (256 KB at 18 bits, uint8 so it stays in cache): allocating it per
     call would cost more than a short text's features."""
     bufs = getattr(_scratch, "bufs", None)
     if bufs is None:
         bufs = _scratch.bufs = {}
     buf = bufs.get(bits)
     if buf is None:
-        buf = bufs[bits] = np.zeros(1 << bits, dtype=np.uint16)
+        buf = bufs[bits] = np.zeros(1 << bits, dtype=np.uint8)
     return buf
 
 
@@ -299,6 +301,6 @@ def hash_features_ref(text: str, bits: int = DEFAULT_BITS) -> dict[int, float]:
     counts: dict[int, int] = {}
     for i in ids:
         counts[i] = counts.get(i, 0) + 1
-    vals = {i: 1.0 + math.log(c) for i, c in counts.items()}
+    vals = {i: 1.0 + math.log(min(c, MAX_COUNT)) for i, c in counts.items()}
     norm = math.sqrt(sum(v * v for v in vals.values())) or 1.0
     return {i: v / norm for i, v in vals.items()}
