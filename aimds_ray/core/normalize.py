@@ -93,9 +93,18 @@ _COMMON_ROT13 = frozenset(_rot13(w) for w in _COMMON if len(w) > 2) - _COMMON
 _COMMON_REV = frozenset(w[::-1] for w in _COMMON if len(w) > 2) - _COMMON
 # Whole words that are common words in rot13 or reversed, found in one compiled pass: most texts have fewer than
 # two of either kind, and then there is nothing to decode and no word list to build.
-_DISGUISED = sorted(_COMMON_ROT13 | _COMMON_REV)
-_DISGUISED_GROUP = np.array([0 if w in _COMMON_ROT13 else 1 for w in _DISGUISED], dtype=np.int64)  # 1: reversed
+# Attack words split by a space or hyphen so that word matching misses them ("ig nore", "instruc-tions"). A split
+# into two pieces is a whole-word literal of the same pass; where one occurs, the text's split words are rejoined.
+_SPLIT_WORDS = frozenset("""ignore disregard forget previous instructions instruction prompt system reveal secret
+    password override bypass jailbreak pretend restrictions unrestricted unfiltered uncensored guidelines output
+    hidden confidential developer everything""".split())
+_SPLIT_FORMS = frozenset(w[:k] + sep + w[k:] for w in _SPLIT_WORDS for k in range(2, len(w) - 1) for sep in " -")
+_DISGUISED = sorted(_COMMON_ROT13 | _COMMON_REV) + sorted(_SPLIT_FORMS)
+# group 0: rot13 of a common word, 1: a reversed one, 2: a split attack word
+_DISGUISED_GROUP = np.array([0 if w in _COMMON_ROT13 else 1 if w in _COMMON_REV else 2 for w in _DISGUISED],
+                            dtype=np.int64)
 _DISGUISED_AC = Automaton.build(_DISGUISED, [WORD_START | WORD_END] * len(_DISGUISED))
+_SPLIT_TOKEN = re.compile(r"[a-z]+(?:[ \-][a-z]+)*")
 
 
 # --- data model ---------------------------------------------------------------------------------------------------
@@ -299,12 +308,53 @@ def _despace(v: Variant, gates: int | None = None) -> Variant | None:
         letters = [j for j in range(m.start(), m.end()) if t[j].isalpha()]
         gaps = [b - a for a, b in zip(letters, letters[1:], strict=False)]
         narrow = min(gaps)
+        seps = [t[a + 1 : b] for a, b in zip(letters, letters[1:], strict=False)]
+        # letters mostly joined by dots or dashes: a space between two of them is a word break ("i.g.n.o.r.e y.o.u")
+        dotted = " " not in max(seps, key=seps.count)
         for i, j in enumerate(letters):
-            if i and gaps[i - 1] > narrow:  # a wider gap is a word break ("i g n o r e  y o u r")
+            if i and (gaps[i - 1] > narrow or (dotted and " " in seps[i - 1])):
+                # a wider gap is a word break ("i g n o r e  y o u r")
                 copy(j - 1, j)  # the separator before the letter stands for the space
                 out[-1] = " "
             copy(j, j + 1)
         pos = m.end()
+    copy(pos, len(t))
+    return Variant("despaced", "".join(out), starts, ends, offset=v.offset)
+
+
+def _rejoin(v: Variant) -> Variant:
+    """Join attack words split by spaces or hyphens ("ig nore all pre vious in struc tions" -> "ignore all previous
+    instructions"): two to four adjacent pieces are joined when together they make a word of `_SPLIT_WORDS`."""
+    t = v.text
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+
+    def copy(a: int, b: int, drop: set[int] | None = None) -> None:
+        for j in range(a, b):
+            if drop and j in drop:
+                continue
+            out.append(t[j])
+            s, e = v.span(j, j + 1)
+            starts.append(s - v.offset)
+            ends.append(e - v.offset)
+
+    for m in _SPLIT_TOKEN.finditer(t):
+        pieces = list(re.finditer(r"[a-z]+", m.group()))
+        i = 0
+        while i < len(pieces):
+            for n in (4, 3, 2):
+                group = pieces[i : i + n]
+                if len(group) == n and "".join(g.group() for g in group) in _SPLIT_WORDS:
+                    a, b = m.start() + group[0].start(), m.start() + group[-1].end()
+                    copy(pos, a)
+                    copy(a, b, {m.start() + g.end() for g in group[:-1]})  # the separators after all but the last piece
+                    pos = b
+                    i += n
+                    break
+            else:
+                i += 1
     copy(pos, len(t))
     return Variant("despaced", "".join(out), starts, ends, offset=v.offset)
 
@@ -360,14 +410,15 @@ def _url(run: str) -> str | None:
     return _decode_bytes(unquote_to_bytes(run))
 
 
-def _word_hits(text: str) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
-    """Count common English words, and locate words that are common words in rot13 or reversed. One automaton
-    pass decides first whether there is anything to find; only then are words counted and located."""
+def _word_hits(text: str) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]], bool]:
+    """Count common English words, locate words that are common words in rot13 or reversed, and say whether an
+    attack word occurs split in two. One automaton pass decides first whether there is anything to find; only then
+    are words counted and located."""
     rot: list[tuple[int, int]] = []
     rev: list[tuple[int, int]] = []
-    n_rot, n_rev = _DISGUISED_AC.group_counts(text, _DISGUISED_GROUP, 2)
+    n_rot, n_rev, n_split = _DISGUISED_AC.group_counts(text, _DISGUISED_GROUP, 3)
     if n_rot < 2 and n_rev < 2:
-        return 0, rot, rev  # nothing to decode: the count of plain words is not needed
+        return 0, rot, rev, n_split > 0  # nothing to decode: the count of plain words is not needed
     common = 0
     for m in _WORD.finditer(text):
         w = m.group()
@@ -377,7 +428,7 @@ def _word_hits(text: str) -> tuple[int, list[tuple[int, int]], list[tuple[int, i
             rot.append(m.span())
         elif w in _COMMON_REV:
             rev.append(m.span())
-    return common, rot, rev
+    return common, rot, rev, n_split > 0
 
 
 def _cluster(spans: list[tuple[int, int]], gap: int = 60, min_words: int = 3) -> list[tuple[int, int]]:
@@ -490,7 +541,9 @@ def _decode_into(
                 _add_decoded("unicode_tags", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
     # rot13 / reversed: only where such words cluster and outnumber plain English words
     folded = view.text
-    common, rot, rev = _word_hits(folded)
+    common, rot, rev, split = _word_hits(folded)
+    if split and depth == 1 and len(variants) < cfg.max_variants:
+        variants.append(_rejoin(view))
     for kind, hits in (("rot13", rot), ("reversed", rev)):
         if len(hits) < 3 or len(hits) < 0.5 * common:
             continue
