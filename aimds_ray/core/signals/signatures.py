@@ -33,9 +33,10 @@ class Pattern:
 
 
 def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool]:
-    r"""The literal prefix of each top-level alternative of `\b(?:a|b|...)...` and whether `\b` precedes them
-    all; (None, False) when some alternative does not start with a literal of 2+ characters (then the pattern
-    is searched normally)."""
+    r"""Literal prefixes (2+ characters) that every match of `regex` starts with, and whether `\b` precedes them
+    all; (None, False) when some way into the pattern does not start with such a literal (then the pattern is
+    searched normally). Alternations are followed, nested or top-level, and so are the common prefixes the regex
+    parser factors out of them ("each|every" is parsed as "e" + "ach|very")."""
     import re._constants as C
     import re._parser as P
 
@@ -47,35 +48,54 @@ def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool]:
     # and `Pattern.match(text, at)` sees the text before `at`
     while seq and seq[0][0] in (C.ASSERT, C.ASSERT_NOT) and seq[0][1][0] < 0:
         seq = seq[1:]
-    boundary = bool(seq) and seq[0][0] is C.AT and seq[0][1] is C.AT_BOUNDARY
-    if seq and seq[0][0] is C.AT:
-        seq = seq[1:]
-    if not seq:
+
+    def prefixes(seq: list, need: int, budget: list[int]) -> list[tuple[str, bool]] | None:
+        """(literal prefix, preceded by \b) for every way into `seq`; None when one has no literal of `need`+."""
+        budget[0] -= 1
+        if budget[0] < 0 or not seq:
+            return None
+        op, av = seq[0]
+        if op is C.AT and av is C.AT_BOUNDARY and need == 2:
+            out = prefixes(seq[1:], need, budget)
+            return None if out is None else [(lit, True) for lit, _ in out]
+        if op in (C.ASSERT, C.ASSERT_NOT) and av[0] < 0 and need == 2:
+            # a lookbehind consumes nothing, and `Pattern.match(text, at)` still sees the text before `at`: a
+            # clause start written as "(?<![^.!?:;\n])" leaves the words after it as the anchors
+            return prefixes(seq[1:], need, budget)
+        if op in (C.MAX_REPEAT, C.MIN_REPEAT) and av[0] == 0:
+            # optional: either the rest, or (for at most one repetition) the item followed by the rest
+            skip = prefixes(seq[1:], need, budget)
+            take = prefixes(list(av[2]) + (seq[1:] if av[1] == 1 else []), need, budget)
+            return None if skip is None or take is None else skip + take
+        if op is C.LITERAL:
+            run = ""
+            k = 0
+            while k < len(seq) and seq[k][0] is C.LITERAL:
+                run += chr(seq[k][1])
+                k += 1
+            if len(run) >= need:
+                # a common prefix the parser factored out ("re" + "ply|spond") is extended into its alternatives
+                more = prefixes(seq[k:], 1, budget) if k < len(seq) and seq[k][0] in (C.BRANCH, C.SUBPATTERN) \
+                    else None
+                return [(run + m, False) for m, _ in more] if more else [(run, False)]
+            rest = prefixes(seq[k:], need - len(run), budget)
+            return None if rest is None else [(run + lit, False) for lit, _ in rest]
+        if op is C.SUBPATTERN:
+            return prefixes(list(av[-1]) + seq[1:], need, budget)
+        if op is C.BRANCH:
+            out: list[tuple[str, bool]] = []
+            for alt in av[1]:
+                r = prefixes(list(alt) + seq[1:], need, budget)
+                if r is None:
+                    return None
+                out += r
+            return out
+        return None
+
+    found = prefixes(seq, 2, [2000])
+    if not found:
         return None, False
-    op, av = seq[0]
-    if op is C.SUBPATTERN:
-        inner = list(av[-1])
-        if len(inner) != 1 or inner[0][0] is not C.BRANCH:
-            alts = [inner]
-        else:
-            alts = inner[0][1][1]
-    elif op is C.BRANCH:
-        alts = av[1]
-    elif op is C.LITERAL:
-        alts = [seq]
-    else:
-        return None, False
-    out = []
-    for alt in alts:
-        lit = []
-        for o, a in alt:
-            if o is not C.LITERAL:
-                break
-            lit.append(chr(a))
-        if len(lit) < 2:
-            return None, False
-        out.append("".join(lit))
-    return tuple(sorted(set(out))), boundary
+    return tuple(sorted({lit for lit, _ in found})), all(b for _, b in found)
 
 
 @dataclass(frozen=True, slots=True)
