@@ -163,12 +163,31 @@ def test_scan_batch_needs_a_sequence_of_texts(detector, texts) -> None:
 
 def test_every_signature_regex_is_anchored_or_gated() -> None:
     """A regex with neither literal anchors nor `requires` substrings is searched over every text its family's
-    keywords let through (one such pattern once cost 46 us per 2 KB). The one exception is deliberate: payload
-    splitting's variable assignments have no fixed literal, and their family keywords gate them."""
+    keywords let through (one such pattern once cost 46 us per 2 KB). A searched regex costs 100-300 us on 2 KB of
+    prompt-like text, so only three remain searched, each behind a rare required substring."""
     from aimds_ray.core.signals.signatures import load_families
 
-    loose = [p.id for f in load_families() for p in f.patterns if p.anchors is None and not p.requires]
-    assert loose == ["string-variables"]
+    pats = [p for f in load_families() for p in f.patterns]
+    assert [p.id for p in pats if p.anchors is None and not p.requires] == []
+    assert sorted(p.id for p in pats if p.anchors is None) == [
+        "bare-secret-question", "merge-snippet-that-exfiltrates", "string-variables"]
+
+
+def test_anchors_follow_alternations_lookbehinds_and_clause_marks() -> None:
+    from aimds_ray.core.signals.signatures import _anchors, clause_start
+
+    assert _anchors(r"\b(?:each|every) (?:line|word)") == (("each ", "every "), True, "")
+    assert _anchors(r"\b(?:reply|respond)\b")[0] == ("reply", "respond")  # parsed as "re" + "ply|spond"
+    assert _anchors(r"(?<!told me to )\bignore x")[0] == ("ignore x",)
+    assert _anchors(r"\b(?:the |an? )?(?:ai|bot)\b")[0] == ("a ai", "a bot", "ai", "an ai", "an bot", "bot", "the ")
+    lits, _, marks = _anchors(r"(?:^|[.!?\n]\s*)(?:please )?reply\b")
+    assert lits == ("please reply", "reply") and marks == "\n!.?^"
+    assert _anchors(r"\b(?:ab)*cd")[0] == ("ab", "cd")  # repeated: the item alone, or what follows it
+    assert _anchors(r"[a-z]+ x")[0] is None and _anchors(r"\bx(?:a|\w)")[0] is None
+    text = "Hi.   please reply\n\n  reply now"
+    assert clause_start(text, text.index("please"), "\n!.?^") == 2
+    assert clause_start(text, text.rindex("reply"), "\n!.?^") == text.index("\n")
+    assert clause_start("so reply", 3, "\n!.?") is None and clause_start("  reply", 2, "^") == 0
 
 
 def test_signature_candidates_kernel_matches_reference() -> None:

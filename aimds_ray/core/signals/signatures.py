@@ -30,9 +30,11 @@ class Pattern:
     anchors: tuple[str, ...] | None = None  # literal prefixes every match starts with (None: not anchorable)
     requires: tuple[str, ...] = ()  # substrings of which one must occur for a match to be possible at all
     word_start: bool = False  # the regex starts with \b, so an anchor after a letter cannot start a match
+    clause: str = ""  # the regex may start with "(?:^|[<clause>]\s*)": a match can begin at the clause mark before
+    # an anchor (`clause_start`)
 
 
-def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool]:
+def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool, str]:
     r"""Literal prefixes (2+ characters) that every match of `regex` starts with, and whether `\b` precedes them
     all; (None, False) when some way into the pattern does not start with such a literal (then the pattern is
     searched normally). Alternations are followed, nested or top-level, and so are the common prefixes the regex
@@ -43,14 +45,32 @@ def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool]:
     try:
         seq = list(P.parse(regex))
     except re.error:
-        return None, False
+        return None, False, ""
+    clause: set[str] = set()  # characters of a leading clause mark "(?:^|[.!?:;\n]\s*)"
+
+    def clause_mark(alt: list) -> str | None:
+        """The characters of a clause-mark alternative (a class of literals then optional whitespace), "" for
+        "^", None for anything else."""
+        if alt and alt[0] == (C.AT, C.AT_BEGINNING) and (len(alt) == 1 or len(alt) == 2 and space_run(alt[1])):
+            return "^"
+        if len(alt) == 2 and alt[0][0] is C.IN and all(o is C.LITERAL for o, _ in alt[0][1]) \
+                and space_run(alt[1]):
+            return "".join(chr(c) for _, c in alt[0][1])
+        if len(alt) == 2 and alt[0][0] is C.LITERAL and space_run(alt[1]):
+            return chr(alt[0][1])
+        return None
+
+    def space_run(item: tuple) -> bool:  # "\s*"
+        return item[0] is C.MAX_REPEAT and item[1][0] == 0 and item[1][1] is C.MAXREPEAT \
+            and list(item[1][2]) == [(C.IN, [(C.CATEGORY, C.CATEGORY_SPACE)])]
+
     # leading lookbehinds ("(?<!told me to )\bignore ...") consume nothing: a match still starts at the anchor,
     # and `Pattern.match(text, at)` sees the text before `at`
     while seq and seq[0][0] in (C.ASSERT, C.ASSERT_NOT) and seq[0][1][0] < 0:
         seq = seq[1:]
 
     def prefixes(seq: list, need: int, budget: list[int]) -> list[tuple[str, bool]] | None:
-        """(literal prefix, preceded by \b) for every way into `seq`; None when one has no literal of `need`+."""
+        r"""(literal prefix, preceded by \b) for every way into `seq`; None when one has no literal of `need`+."""
         budget[0] -= 1
         if budget[0] < 0 or not seq:
             return None
@@ -58,6 +78,9 @@ def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool]:
         if op is C.AT and av is C.AT_BOUNDARY and need == 2:
             out = prefixes(seq[1:], need, budget)
             return None if out is None else [(lit, True) for lit, _ in out]
+        if need == 2 and op is C.IN and len(seq) > 1 and (mark := clause_mark(seq[:2])):
+            clause.update(mark)  # "[\[({]\s*" before the words, outside an alternation
+            return prefixes(seq[2:], need, budget)
         if op in (C.ASSERT, C.ASSERT_NOT) and av[0] < 0 and need == 2:
             # a lookbehind consumes nothing, and `Pattern.match(text, at)` still sees the text before `at`: a
             # clause start written as "(?<![^.!?:;\n])" leaves the words after it as the anchors
@@ -74,9 +97,10 @@ def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool]:
                 run += chr(seq[k][1])
                 k += 1
             if len(run) >= need:
-                # a common prefix the parser factored out ("re" + "ply|spond") is extended into its alternatives
-                more = prefixes(seq[k:], 1, budget) if k < len(seq) and seq[k][0] in (C.BRANCH, C.SUBPATTERN) \
-                    else None
+                # a short common prefix the parser factored out ("re" + "ply|spond") is extended into its
+                # alternatives; longer runs are selective enough (and extending them multiplies the literals)
+                more = prefixes(seq[k:], 1, budget) \
+                    if len(run) < 4 and k < len(seq) and seq[k][0] in (C.BRANCH, C.SUBPATTERN) else None
                 return [(run + m, False) for m, _ in more] if more else [(run, False)]
             rest = prefixes(seq[k:], need - len(run), budget)
             return None if rest is None else [(run + lit, False) for lit, _ in rest]
@@ -85,6 +109,10 @@ def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool]:
         if op is C.BRANCH:
             out: list[tuple[str, bool]] = []
             for alt in av[1]:
+                mark = clause_mark(list(alt)) if need == 2 else None
+                if mark is not None:  # a clause mark before the words: they are the anchors (see clause_start)
+                    clause.update(mark)
+                    alt = []
                 r = prefixes(list(alt) + seq[1:], need, budget)
                 if r is None:
                     return None
@@ -94,8 +122,25 @@ def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool]:
 
     found = prefixes(seq, 2, [2000])
     if not found:
-        return None, False
-    return tuple(sorted({lit for lit, _ in found})), all(b for _, b in found)
+        return None, False, ""
+    return tuple(sorted({lit for lit, _ in found})), all(b for _, b in found), "".join(sorted(clause))
+
+
+def clause_start(text: str, at: int, marks: str) -> int | None:
+    r"""Where "(?:^|[marks]\s*)" can begin so that it ends at `at`: the mark before the whitespace run that ends at
+    `at` (a newline inside the run counts when it is a mark; "^" in `marks`: the text's start), or None."""
+    j = at
+    while j > 0 and text[j - 1].isspace():
+        j -= 1
+    if "\n" in marks:
+        k = text.find("\n", j, at)
+        if k >= 0:
+            return k
+    if j > 0 and text[j - 1] in marks:
+        return j - 1
+    if j == 0 and "^" in marks:
+        return 0
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +183,10 @@ def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
                         rx = re.compile(p["regex"], re.DOTALL)
                     except re.error as e:
                         raise PatternFileError(f"{where} pattern {p.get('id')!r}: bad regex: {e}") from None
-                    anchors, boundary = _anchors(p["regex"])
+                    anchors, boundary, clause = _anchors(p["regex"])
                     pats.append(Pattern(p["id"], fam["family"], fam["category"], float(p["score"]), rx,
-                                        anchors, tuple(fold_text(x) for x in p.get("requires", ())), boundary))
+                                        anchors, tuple(fold_text(x) for x in p.get("requires", ())), boundary,
+                                        clause))
                 families.append(Family.make(fam["family"], fam["category"], fam["keywords"], tuple(pats)))
             except KeyError as e:
                 raise PatternFileError(f"{where}: missing key {e}") from None
@@ -283,7 +329,16 @@ class SignatureIndex:
             if (d, pi) == last:
                 continue
             fam, p, _, _ = self.patterns[pi]
-            m = p.regex.search(texts[d]) if at < 0 else p.regex.match(texts[d], at)
+            if at < 0:
+                m = p.regex.search(texts[d])
+            else:
+                m = None
+                if p.clause:  # the match may begin at the clause mark before the anchor's whitespace
+                    s0 = clause_start(texts[d], at, p.clause)
+                    if s0 is not None:
+                        m = p.regex.match(texts[d], s0)
+                if m is None:
+                    m = p.regex.match(texts[d], at)
             if m is not None:
                 out[d].append((fam, p, m))
                 last = (d, pi)
