@@ -1,5 +1,5 @@
 """In-process latency of `Detector.scan` (p50/p99) at 100 B, 2 KB and 100 KB, with all signals and with each signal
-alone, on one core; plus `scan_batch` throughput for 200-character texts (with Python's default collector, and after
+alone, on one core (2 KB also of benign prompts from the dev data, when it is beside the repository); plus `scan_batch` throughput for 200-character texts (with Python's default collector, and after
 `settle_heap()` as the long-lived workers call it) and first-scan time of a fresh process.
 The last stdout line is one JSON object.
 
@@ -40,6 +40,27 @@ def text_of(size: int, seed: int) -> str:
         out.append(s)
         n += len(s)
     return "".join(out)[:size]
+
+
+def benign_prompts(size: int, n: int) -> list[str]:
+    """`n` texts of `size` characters, each the benign dev prompts (alpaca, MT-bench, awesome-chatgpt-prompts,
+    fuzzyai) drawn at random and joined by newlines; [] when `../shared/data` is not there."""
+    data = ROOT.parent / "shared" / "data"
+    rows: list[str] = []
+    for name in ("benign_alpaca_eval", "benign_mt_bench", "benign_awesome_chatgpt_prompts", "benign_fuzzyai_questions"):
+        path = data / f"{name}.jsonl"
+        if path.exists():
+            rows += [json.loads(line)["text"] for line in path.open(encoding="utf-8") if line.strip()]
+    if not rows:
+        return []
+    r = random.Random(11)
+    out = []
+    for _ in range(n):
+        t = ""
+        while len(t) < size:
+            t += r.choice(rows) + "\n"
+        out.append(t[:size])
+    return out
 
 
 def pcts(xs: list[float]) -> dict[str, float]:
@@ -83,6 +104,11 @@ def main() -> None:
         benign = [text_of(size, i) for i in range(reps)]
         mixed = [t[: max(0, size - len(attack))] + attack if i % 2 else t for i, t in enumerate(benign)]
         out["all_signals"][name] = {"benign": time_scan(full, benign), "half_with_attack": time_scan(full, mixed)}
+    # prose is the easy case for the signatures: prompts written to an assistant ("act as", "you", "respond",
+    # "your answer") meet far more pattern anchors. 2 KB of the dev data's benign prompts, when it is beside us
+    prompts = benign_prompts(2048, args.reps)
+    if prompts:
+        out["all_signals"]["2KB"]["benign_prompts"] = time_scan(full, prompts)
     # each signal alone (plus normalisation, which every scan pays)
     import dataclasses
 

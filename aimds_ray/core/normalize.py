@@ -53,9 +53,11 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t
                        "|": "l", "8": "b", "9": "g"})
 _LEET_HINT = re.compile(r"[a-z][013457@$!|]|[013457@$][a-z]")
 _SPACED = re.compile(r"(?<![\w])(?:[a-z][ .\-_*+|/]{1,2}){3,}[a-z](?![\w])")
-_B64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_\-]{16,}={0,2}")
-_HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2}){6,}|(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}")
-_ENCODED_RUN = re.compile(r"[A-Za-z0-9+/=_\-]{16,}")  # gate for base64 / hex: one cheap pass
+# each alternative tried only where its run starts (the lookbehinds): without them the engine re-reads every word
+# from each of its letters, ~100 us per 2 KB of prose that merely has one long word or URL in it
+_B64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,}={0,2}|(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{16,}={0,2}")
+_HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2}){6,}|(?<![0-9a-fA-F])(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}")
+_ENCODED_RUN = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/=_\-]{16,}")  # gate for base64 / hex: one cheap pass
 
 
 def _gate(gates: int | None, bit: int, rx: re.Pattern[str], text: str) -> bool:
@@ -219,14 +221,17 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
     invisible_runs: list[list[int]] = []
     bidi = 0
     homoglyph_words: set[int] = set()
-    for i, ch in enumerate(text):
-        o = ord(ch)
-        if o < 128 and (ch.isprintable() or ch in "\t\n\r"):
-            c = ch.lower()
-            out.append(c)
-            starts.append(i)
-            ends.append(i + 1)
-            continue
+    pos = 0
+    # printable ASCII runs are copied whole (a 2 KB prompt with one curly quote used to cost ~1 ms character by
+    # character); only the other characters are looked at one by one
+    for m in _NON_ASCII_OR_CTRL.finditer(text):
+        i = m.start()
+        if i > pos:
+            out.append(text[pos:i].lower())
+            starts.extend(range(pos, i))
+            ends.extend(range(pos + 1, i + 1))
+        pos = i + 1
+        ch = m.group()
         if _is_invisible(ch):
             if ch in _BIDI:
                 bidi += 1
@@ -242,10 +247,13 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
         else:
             rep = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)).casefold()
             rep = "".join(_CONFUSABLES.get(c, c) for c in rep)
-        for c in rep:
-            out.append(c)
-            starts.append(i)
-            ends.append(i + 1)
+        out.append(rep)
+        starts.extend([i] * len(rep))
+        ends.extend([i + 1] * len(rep))
+    if pos < len(text):
+        out.append(text[pos:].lower())
+        starts.extend(range(pos, len(text)))
+        ends.extend(range(pos + 1, len(text) + 1))
     for s, e in invisible_runs:
         score = _invisible_score(text, s, e, bidi)
         if score > 0.0:
@@ -471,16 +479,23 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
         ev.end += offset
     if gates is not None and gates & G.CONTROL:
         raw_ascii = gates = None  # control characters were removed: positions moved, use the general path
+    view_gates = gates
+    if view_gates is None and base.text.isascii():
+        # accents stripped and invisibles removed, the folded view is often ASCII: its bits decide the leet and
+        # spaced views (read from it) exactly, and for the decoders they are a superset of the raw text's (a run
+        # of base64 or digits in the raw text is one in its fold), so the gate regexes need not run
+        g = G.gates_of(base.text.encode("ascii"))
+        view_gates = None if g & G.CONTROL else g
     variants = [base]
-    if _gate(gates, G.LEET, _LEET_HINT, base.text):
+    if _gate(view_gates, G.LEET, _LEET_HINT, base.text):
         leet = base.text.translate(_LEET)
         if leet != base.text:
             variants.append(Variant("leet", leet, base.starts, base.ends, depth=0, offset=offset))
-    desp = _despace(base, gates)
+    desp = _despace(base, view_gates)
     if desp is not None:
         variants.append(desp)
     budget = [cfg.max_decoded_chars]
-    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, gates=gates)
+    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, gates=view_gates)
     return Normalized(text, variants, evidence, gates)
 
 
@@ -508,6 +523,18 @@ def _add_decoded(
         _decode_into(decoded, v, variants, evidence, cfg, depth + 1, budget)
 
 
+def _long_tokens(text: str, n: int) -> list[tuple[int, int]]:
+    """(start, end) of the whitespace-free tokens of `n`+ characters, found by `str.split` (C speed)."""
+    out: list[tuple[int, int]] = []
+    pos = 0
+    for tok in text.split():
+        if len(tok) >= n:
+            s = text.find(tok, pos)  # the tokens between `pos` and it are shorter than `n`: none can hold it
+            out.append((s, s + len(tok)))
+            pos = s + len(tok)
+    return out
+
+
 def _decode_into(
     raw: str, view: Variant, variants: list[Variant], evidence: list[Evidence], cfg: NormalizeConfig,
     depth: int, budget: list[int], gates: int | None = None,
@@ -519,12 +546,19 @@ def _decode_into(
         return view.fixed if view.fixed is not None else (s + view.offset, e + view.offset)
 
     long_run = _gate(gates, G.ENCODED, _ENCODED_RUN, raw)
-    if long_run:
-        for m in _B64.finditer(raw):
+    # a base64 run lies inside one whitespace-free token: only tokens of 16+ characters are searched (a regex pass
+    # over the whole text re-reads every word, ~100 us per 2 KB)
+    tokens = _long_tokens(raw, 16) if long_run else []
+    for s0, e0 in tokens:
+        for m in _B64.finditer(raw, s0, e0):
             if len(m.group()) >= cfg.min_base64_chars and (d := _b64(m.group())):
                 _add_decoded("base64", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
-    if long_run or "\\x" in raw or (_gate(gates, G.DIGIT, _DIGIT, raw) and _HEX_SPACED.search(raw)):
-        for m in _HEX.finditer(raw):
+    # hex pairs may be spaced ("de ad be ef ..."): the whole text when it has escapes or a spaced run, else the
+    # long tokens
+    hex_spans = [(0, len(raw))] if "\\x" in raw or (_gate(gates, G.DIGIT, _DIGIT, raw) and _HEX_SPACED.search(raw)) \
+        else tokens
+    for s0, e0 in hex_spans:
+        for m in _HEX.finditer(raw, s0, e0):
             run = m.group().strip()
             if len(run) >= cfg.min_hex_chars and (d := _hex(run)):
                 _add_decoded("hex", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
@@ -532,7 +566,8 @@ def _decode_into(
         for m in _URLENC.finditer(raw):
             if d := _url(m.group()):
                 _add_decoded("url", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
-    if depth == 1 and not raw.isascii():
+    # tag characters are outside the basic plane: without a surrogate pair in UTF-16 there are none (one C pass)
+    if depth == 1 and not raw.isascii() and len(raw.encode("utf-16-le", "surrogatepass")) > 2 * len(raw):
         for m in _TAG_RUN.finditer(raw):
             if m.start() > 0 and raw[m.start() - 1] == "\U0001f3f4":
                 continue  # emoji subdivision flags legitimately use tag characters
