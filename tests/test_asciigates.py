@@ -7,7 +7,15 @@ import random
 import pytest
 
 from aimds_ray.core import asciigates as G
-from aimds_ray.core.normalize import _DIGIT, _ENCODED_RUN, _LEET_HINT, _NON_ASCII_OR_CTRL, _SPACED, normalize
+from aimds_ray.core.normalize import (
+    _DIGIT,
+    _ENCODED_RUN,
+    _LEET_HINT,
+    _LEET_WORD,
+    _NON_ASCII_OR_CTRL,
+    _SPACED,
+    normalize,
+)
 
 ALPHABET = "aAbZ z ..-_*+|/019@$!=\t\n\x00\x7f\x1b"
 
@@ -33,6 +41,7 @@ def test_gates_agree_with_regexes(seed: int) -> None:
         g = G.gates_of(t.encode("ascii"))
         assert bool(g & G.CONTROL) == bool(_NON_ASCII_OR_CTRL.search(t)), t
         assert bool(g & G.LEET) == bool(_LEET_HINT.search(t.lower())), t
+        assert bool(g & G.LEET_WORD) == bool(_LEET_WORD.search(t.lower())), t
         assert bool(g & G.ENCODED) == bool(_ENCODED_RUN.search(t)), t
         assert bool(g & G.DIGIT) == bool(_DIGIT.search(t)), t
         if _SPACED.search(t.lower()):  # a superset: the gate may pass more than the regex matches
@@ -45,6 +54,8 @@ def test_gate_examples() -> None:
     assert not G.gates_of(b"this is a report of a data team") & G.SPACED
     assert G.gates_of(b"1gn0re") & G.LEET
     assert not G.gates_of(b"meeting at 10:30 on 2024-05-01") & G.LEET
+    assert G.gates_of(b"t3ll me") & G.LEET_WORD and G.gates_of(b"say 4ll") & G.LEET_WORD
+    assert not G.gates_of(b"Great! mp3 files of the 1990s in 3D for $5") & G.LEET_WORD
     assert G.gates_of(b"aWdub3JlIGFsbCBydWxlcw==") & G.ENCODED
     assert G.gates_of(b"ok\x1b[31m") & G.CONTROL
     assert G.gates_of(b"") == 0

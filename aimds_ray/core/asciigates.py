@@ -3,7 +3,7 @@
 Most traffic is plain ASCII prose with no control characters, leet spellings, spaced-out letters or encoded
 runs. Asking each regex ("is there a base64 run?", "are there spaced letters?") costs a full regex pass per
 question; this numba kernel answers all of them in one pass over the bytes, and the regexes then run only on
-the few texts a gate lets through. The gates are exact for CONTROL, LEET and ENCODED (the regexes they stand for
+the few texts a gate lets through. The gates are exact for CONTROL, LEET, LEET_WORD and ENCODED (the regexes they stand for
 are named below, and the tests check equality against them) and a superset for SPACED, SHORT_RUN and CLOSERS (the
 floods of `repetition`: a token flood needs a run of short tokens, a delimiter flood a run of closers).
 """
@@ -22,6 +22,7 @@ SHORT_RUN = 32  # SHORT_RUN_TOKENS whitespace-separated tokens of <= 4 bytes in 
 SHORT_RUN_TOKENS = 16
 CLOSERS = 64  # CLOSER_RUN closing delimiters ) ] } > " ' ` in a row, whitespace between them allowed (superset)
 CLOSER_RUN = 16
+LEET_WORD = 128  # a leet digit/symbol inside a word or before two letters   (= normalize._LEET_WORD on lowered text)
 
 
 @njit(cache=True, inline="always")
@@ -40,6 +41,12 @@ def _leet_lead(c: np.uint8) -> bool:  # [013457@$]
 
 
 @njit(cache=True, inline="always")
+def _word_or_leet(c: np.uint8) -> bool:  # [\w@$!|] on ASCII
+    return (97 <= c <= 122) or (65 <= c <= 90) or (48 <= c <= 57) or c == 95 or c == 64 or c == 36 or c == 33 \
+        or c == 124
+
+
+@njit(cache=True, inline="always")
 def _sep(c: np.uint8) -> bool:  # [ .\-_*+|/]
     return c == 32 or c == 46 or c == 45 or c == 95 or c == 42 or c == 43 or c == 124 or c == 47
 
@@ -52,7 +59,7 @@ def _b64(c: np.uint8) -> bool:  # [A-Za-z0-9+/=_\-]
 
 @njit(cache=True)
 def ascii_gates(b: np.ndarray) -> int:
-    """Bit set of CONTROL | LEET | SPACED | ENCODED | DIGIT | SHORT_RUN | CLOSERS for the bytes `b` (uint8)."""
+    """Bit set of CONTROL | LEET | LEET_WORD | SPACED | ENCODED | DIGIT | SHORT_RUN | CLOSERS for the bytes `b`."""
     n = b.shape[0]
     flags = 0
     run = 0
@@ -91,6 +98,10 @@ def ascii_gates(b: np.ndarray) -> int:
             d = b[i + 1]
             if (_letter(c) and _leet_any(d)) or (_leet_lead(c) and _letter(d)):
                 flags |= LEET
+                if i + 2 < n and _letter(b[i + 2]) and (
+                        (_letter(c) and _letter(b[i + 2]))  # "t3ll"
+                        or (_letter(d) and not (i > 0 and _word_or_leet(b[i - 1])))):  # "4ll", "1gn0r3"
+                    flags |= LEET_WORD
         if _letter(c) and not (i > 0 and _letter(b[i - 1])) and not (i + 1 < n and _letter(b[i + 1])):
             gap = i - last
             if (gap == 2 and _sep(b[i - 1])) or (gap == 3 and _sep(b[i - 1]) and _sep(b[i - 2])):

@@ -52,6 +52,9 @@ _CONFUSABLE_SCRIPTS_CHARS = frozenset(c for c in _CONFUSABLES if ord(c) >= 0x370
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i",
                        "|": "l", "8": "b", "9": "g"})
 _LEET_HINT = re.compile(r"[a-z][013457@$!|]|[013457@$][a-z]")
+# a leet spelling puts a digit or symbol inside a word ("h3ll0", "t3ll") or in front of letters ("4ll", "1gn0r3");
+# prose only borders words with them ("great!", "1990s", "3d", "mp3"), which is no reason to read the text twice
+_LEET_WORD = re.compile(r"[a-z][013457@$!|][a-z]|(?<![\w@$!|])[013457@$][a-z]{2}")
 _SPACED = re.compile(r"(?<![\w])(?:[a-z][ .\-_*+|/]{1,2}){3,}[a-z](?![\w])")
 # each alternative tried only where its run starts (the lookbehinds): without them the engine re-reads every word
 # from each of its letters, ~100 us per 2 KB of prose that merely has one long word or URL in it
@@ -487,7 +490,7 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
         g = G.gates_of(base.text.encode("ascii"))
         view_gates = None if g & G.CONTROL else g
     variants = [base]
-    if _gate(view_gates, G.LEET, _LEET_HINT, base.text):
+    if _gate(view_gates, G.LEET, _LEET_HINT, base.text) and _gate(view_gates, G.LEET_WORD, _LEET_WORD, base.text):
         leet = base.text.translate(_LEET)
         if leet != base.text:
             variants.append(Variant("leet", leet, base.starts, base.ends, depth=0, offset=offset))
