@@ -297,6 +297,18 @@ def fold_text(text: str) -> str:
     return _fold(text, []).text
 
 
+def _copy_mapped(v: Variant, a: int, b: int, out: list[str], starts: list[int], ends: list[int],
+                 drop: set[int] | None = None) -> None:
+    """Append v.text[a:b] (but the positions in `drop`) to a new view with each character's original span."""
+    for j in range(a, b):
+        if drop and j in drop:
+            continue
+        out.append(v.text[j])
+        s, e = v.span(j, j + 1)
+        starts.append(s - v.offset)
+        ends.append(e - v.offset)
+
+
 def _despace(v: Variant, gates: int | None = None) -> Variant | None:
     """Join spaced-out letters ("i g n o r e" -> "ignore"), keeping the span map."""
     t = v.text
@@ -308,11 +320,7 @@ def _despace(v: Variant, gates: int | None = None) -> Variant | None:
     pos = 0
 
     def copy(a: int, b: int) -> None:
-        for j in range(a, b):
-            out.append(t[j])
-            s, e = v.span(j, j + 1)
-            starts.append(s - v.offset)
-            ends.append(e - v.offset)
+        _copy_mapped(v, a, b, out, starts, ends)
 
     for m in _SPACED.finditer(t):
         copy(pos, m.start())
@@ -343,13 +351,7 @@ def _rejoin(v: Variant) -> Variant:
     pos = 0
 
     def copy(a: int, b: int, drop: set[int] | None = None) -> None:
-        for j in range(a, b):
-            if drop and j in drop:
-                continue
-            out.append(t[j])
-            s, e = v.span(j, j + 1)
-            starts.append(s - v.offset)
-            ends.append(e - v.offset)
+        _copy_mapped(v, a, b, out, starts, ends, drop)
 
     for m in _SPLIT_TOKEN.finditer(t):
         pieces = list(re.finditer(r"[a-z]+", m.group()))
