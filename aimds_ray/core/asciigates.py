@@ -3,7 +3,7 @@
 Most traffic is plain ASCII prose with no control characters, leet spellings, spaced-out letters or encoded
 runs. Asking each regex ("is there a base64 run?", "are there spaced letters?") costs a full regex pass per
 question; this numba kernel answers all of them in one pass over the bytes, and the regexes then run only on
-the few texts a gate lets through. The gates are exact for CONTROL, LEET, LEET_WORD and ENCODED (the regexes they stand for
+the few texts a gate lets through. The gates are exact for CONTROL, LEET, LEET_WORD, ENCODED and HEX_SPACED (the regexes they stand for
 are named below, and the tests check equality against them) and a superset for SPACED, SHORT_RUN and CLOSERS (the
 floods of `repetition`: a token flood needs a run of short tokens, a delimiter flood a run of closers).
 """
@@ -22,6 +22,7 @@ SHORT_RUN = 32  # SHORT_RUN_TOKENS whitespace-separated tokens of <= 4 bytes in 
 SHORT_RUN_TOKENS = 16
 CLOSERS = 64  # CLOSER_RUN closing delimiters ) ] } > " ' ` in a row, whitespace between them allowed (superset)
 CLOSER_RUN = 16
+HEX_SPACED = 256  # eight hex pairs joined by spaces or colons             (= normalize._HEX_SPACED)
 LEET_WORD = 128  # a leet digit/symbol inside a word or before two letters   (= normalize._LEET_WORD on lowered text)
 
 
@@ -47,6 +48,11 @@ def _word_or_leet(c: np.uint8) -> bool:  # [\w@$!|] on ASCII
 
 
 @njit(cache=True, inline="always")
+def _hexd(c: np.uint8) -> bool:  # [0-9a-fA-F]
+    return (48 <= c <= 57) or (97 <= c <= 102) or (65 <= c <= 70)
+
+
+@njit(cache=True, inline="always")
 def _sep(c: np.uint8) -> bool:  # [ .\-_*+|/]
     return c == 32 or c == 46 or c == 45 or c == 95 or c == 42 or c == 43 or c == 124 or c == 47
 
@@ -59,7 +65,7 @@ def _b64(c: np.uint8) -> bool:  # [A-Za-z0-9+/=_\-]
 
 @njit(cache=True)
 def ascii_gates(b: np.ndarray) -> int:
-    """Bit set of CONTROL | LEET | LEET_WORD | SPACED | ENCODED | DIGIT | SHORT_RUN | CLOSERS for the bytes `b`."""
+    """Bit set of CONTROL | LEET | LEET_WORD | SPACED | ENCODED | DIGIT | SHORT_RUN | CLOSERS | HEX_SPACED of `b`."""
     n = b.shape[0]
     flags = 0
     run = 0
@@ -68,8 +74,15 @@ def ascii_gates(b: np.ndarray) -> int:
     tok = 0  # length of the current token
     short = 0  # tokens of <= 4 bytes in a row
     closers = 0  # closing delimiters in a row (whitespace skipped)
+    units = np.zeros(3, dtype=np.int64)  # "hh " / "hh:" units ending 3 apart, per position mod 3
     for i in range(n):
         c = b[i]
+        if i + 2 < n and _hexd(c) and _hexd(b[i + 1]) and (b[i + 2] == 32 or b[i + 2] == 58):
+            units[i % 3] += 1
+            if units[i % 3] >= 7 and i + 4 < n and _hexd(b[i + 3]) and _hexd(b[i + 4]):
+                flags |= HEX_SPACED
+        else:
+            units[i % 3] = 0
         if c == 32 or c == 9 or c == 10 or c == 13:
             if tok > 0:
                 short = short + 1 if tok <= 4 else 0

@@ -560,8 +560,7 @@ def _decode_into(
                 _add_decoded("base64", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
     # hex pairs may be spaced ("de ad be ef ..."): the whole text when it has escapes or a spaced run, else the
     # long tokens
-    hex_spans = [(0, len(raw))] if "\\x" in raw or (_gate(gates, G.DIGIT, _DIGIT, raw) and _HEX_SPACED.search(raw)) \
-        else tokens
+    hex_spans = [(0, len(raw))] if "\\x" in raw or _gate(gates, G.HEX_SPACED, _HEX_SPACED, raw) else tokens
     for s0, e0 in hex_spans:
         for m in _HEX.finditer(raw, s0, e0):
             run = m.group().strip()
