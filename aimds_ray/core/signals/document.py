@@ -15,6 +15,7 @@ line count before anything else runs.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -116,6 +117,7 @@ def foreign_requests(text: str, lex: DocumentLexicon) -> list[tuple[int, int, fl
     elif kind == "email":  # a line of its own in the body
         candidates += [(i, "body") for i in filled[1:-1]]
     out = []
+    total: Counter[str] | None = None  # word counts of the whole text, built once (per line it was quadratic)
     for i, where in candidates:
         line = lines[i]
         if not is_request_line(line, lex):
@@ -125,8 +127,10 @@ def foreign_requests(text: str, lex: DocumentLexicon) -> list[tuple[int, int, fl
         words = _content_words(line, lex.stop)
         if not words:
             continue
-        rest = _content_words(text[: spans[i][0]] + " " + text[spans[i][1]:], lex.stop)
-        shared = len(words & rest)
+        if total is None:
+            total = Counter(m.group().lower() for m in _WORD.finditer(text))
+        own = Counter(m.group().lower() for m in _WORD.finditer(line))
+        shared = sum(1 for w in words if total[w] > own[w])  # the line's words that also occur elsewhere
         if shared > lex.max_shared or 2 * shared >= len(words):
             continue  # a question about what the document says
         a, b = spans[i]
