@@ -294,10 +294,11 @@ class Automaton:
         else:
             np.cumsum([len(t) for t in texts], out=offsets[1:])
             codes = _codes("".join(texts))
-        # room for what ordinary text yields (prose meets a short anchor every ~30 characters), so the scan
-        # usually runs once; a denser text pays a second pass with the exact sizes
-        cap_seen = 16 * len(texts) + 48
-        cap_pos = cap_seen + codes.shape[0] // 16
+        # room for what dense text yields, so the scan runs once: prose meets ~35 distinct literals and ~150
+        # positions per 2 KB, prompts written to an assistant ~105 and ~195 (the old room, 64 and 192, made 99 % of
+        # them pay a second pass); a denser text still gets a second pass with the exact sizes
+        cap_seen = 64 * len(texts) + codes.shape[0] // 8
+        cap_pos = cap_seen + codes.shape[0] // 4
         while True:
             seen_doc = np.empty(cap_seen, dtype=np.int64)
             seen_lit = np.empty(cap_seen, dtype=np.int32)
