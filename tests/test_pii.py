@@ -63,3 +63,60 @@ def test_redaction_modes() -> None:
     assert redact(text, ms, "mask") == "****** and ****** and ******"
     hashed = redact(text, ms, "hash")
     assert hashed.startswith("<EMAIL:") and "a@x.io" not in hashed
+
+
+# --- the fast paths against the plain regexes they replace ----------------------------------------------------------
+
+def _noisy_texts(n: int, seed: int, alphabet: str) -> list[str]:
+    import random
+
+    r = random.Random(seed)
+    return ["".join(r.choice(alphabet) for _ in range(r.randint(0, 70))) for _ in range(n)]
+
+
+_PII_ALPHABET = "0123456789 .:()+--=@aAfFZkeyKEY\t\nxX_/"
+_WORDS = ["key", "Token", "SECRET", "password", "api", "DE", "GB", "ab", "::", "1.2", " : ", "=", "@x.io", "a.b@c"]
+
+
+def _planted(n: int, seed: int) -> list[str]:
+    import random
+
+    r = random.Random(seed)
+    out = _noisy_texts(n, seed, _PII_ALPHABET)
+    return [t + "".join(r.choice(_WORDS + list("0123456789 -.")) for _ in range(r.randint(0, 12))) + t[::-1]
+            for t in out]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pii_gate_bits_agree_with_their_regexes(seed: int) -> None:
+    from aimds_ray.core import asciigates as G
+    from aimds_ray.core.pii import _DIGIT_RUN, _RULE_GATES
+
+    for t in _planted(3000, seed):
+        g = G.gates_of(t.encode("ascii"))
+        assert bool(g & G.DIGIT_RUN) == bool(_DIGIT_RUN.search(t)), t
+        for kind, (bit, test) in _RULE_GATES.items():
+            assert bool(g & bit) == test(t), (kind, t)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_windowed_search_finds_what_the_whole_text_search_finds(seed: int) -> None:
+    """Card, SSN, phone and IPv4 are searched only inside digit runs, email only around each "@": same matches."""
+    from aimds_ray.core.pii import _RULE_BY_KIND, _RUN_KINDS, _finditer, _run_windows
+
+    texts = _planted(2000, seed) + _noisy_texts(1000, seed + 7, "0123456789 -.()+a@b.c") + [
+        "call +1 (415) 555-0134 or 415.555.0134, 10.0.0.1.5 and 1.2.3.4", "x@y.io@z.io a@b.c.d@e.fg",
+        "a" * 70 + "@example.com", "mail (bob)@x.org and 1-2-3 4111 1111 1111 1111-"]
+    for t in texts:
+        runs = _run_windows(t)
+        for kind in (*_RUN_KINDS, "email"):
+            rx = _RULE_BY_KIND[kind][2]
+            assert [m.span() for m in _finditer(kind, rx, t, runs)] == [m.span() for m in rx.finditer(t)], (kind, t)
+
+
+def test_non_ascii_text_uses_the_same_gates() -> None:
+    """Other scripts' characters are read as "?" unless they are digits, blanks or the Kelvin sign."""
+    assert ents("Café order 4111 1111 1111 1111 — thanks") == [("CREDIT_CARD", "4111 1111 1111 1111")]
+    assert ents("ключ api_key = 'ABCDEFGHIJKLMNOPQRSTUV'") == [("SECRET", "ABCDEFGHIJKLMNOPQRSTUV")]
+    assert ents("card \u0664\u0661\u0661\u0661 1111 1111 1111") == []  # Arabic-Indic digits: the regex path
+    assert ents("ssn\u00a0536-22-1234 ok") == [("US_SSN", "536-22-1234")]  # a no-break space: the regex path

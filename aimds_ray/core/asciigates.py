@@ -1,11 +1,12 @@
-"""One pass over ASCII input that says which normalisation scans can find anything at all.
+"""One pass over ASCII input that says which normalisation and PII scans can find anything at all.
 
 Most traffic is plain ASCII prose with no control characters, leet spellings, spaced-out letters or encoded
 runs. Asking each regex ("is there a base64 run?", "are there spaced letters?") costs a full regex pass per
 question; this numba kernel answers all of them in one pass over the bytes, and the regexes then run only on
-the few texts a gate lets through. The gates are exact for CONTROL, LEET, LEET_WORD, ENCODED and HEX_SPACED (the regexes they stand for
-are named below, and the tests check equality against them) and a superset for SPACED, SHORT_RUN and CLOSERS (the
-floods of `repetition`: a token flood needs a run of short tokens, a delimiter flood a run of closers).
+the few texts a gate lets through. The gates are exact for CONTROL, LEET, LEET_WORD, ENCODED, HEX_SPACED and the PII
+gates (the regexes they stand for are named below, and the tests check equality against them) and a superset for
+SPACED, SHORT_RUN and CLOSERS (the floods of `repetition`: a token flood needs a run of short tokens, a delimiter
+flood a run of closers).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ CLOSERS = 64  # CLOSER_RUN closing delimiters ) ] } > " ' ` in a row, whitespace
 CLOSER_RUN = 16
 HEX_SPACED = 256  # eight hex pairs joined by spaces or colons             (= normalize._HEX_SPACED)
 LEET_WORD = 128  # a leet digit/symbol inside a word or before two letters   (= normalize._LEET_WORD on lowered text)
+# PII rule gates (`pii._RULE_GATES` and the digit-run condition): each is the exact condition its regex stands for
+DIGIT_RUN = 512  # a digit, then six of [\d .:()+-]                   (= pii._DIGIT_RUN)
+DOT_DIGIT = 1024  # digit . digit                                      (= pii ipv4 gate)
+IBAN_HEAD = 2048  # two capitals, two digits                             (= pii iban gate)
+HEX_COLON = 4096  # hex digit, colon, hex digit or colon                 (= pii ipv6 gate)
+SECRET_ASSIGN = 8192  # key|token|secret|password, blanks, then : or =   (= pii generic_secret gate, any case)
 
 
 @njit(cache=True, inline="always")
@@ -63,9 +70,55 @@ def _b64(c: np.uint8) -> bool:  # [A-Za-z0-9+/=_\-]
         or c == 45
 
 
+@njit(cache=True, inline="always")
+def _digit(c: np.uint8) -> bool:
+    return 48 <= c <= 57
+
+
+@njit(cache=True, inline="always")
+def _run_char(c: np.uint8) -> bool:  # [\d .:()+-]
+    return (48 <= c <= 57) or c == 32 or c == 46 or c == 58 or c == 40 or c == 41 or c == 43 or c == 45
+
+
+@njit(cache=True, inline="always")
+def _blank(c: np.uint8) -> bool:  # \s on ASCII (str patterns): \t \n \v \f \r, \x1c-\x1f, space
+    return (9 <= c <= 13) or (28 <= c <= 32)
+
+
+@njit(cache=True, inline="always")
+def _ends_with(b: np.ndarray, j: int, word: np.ndarray) -> bool:
+    """b[..j] ends with `word` (lower case), compared case-insensitively."""
+    k = word.shape[0]
+    if j + 1 < k:
+        return False
+    for t in range(k):
+        c = b[j - k + 1 + t]
+        if 65 <= c <= 90:
+            c += 32
+        if c != word[t]:
+            return False
+    return True
+
+
+_KEY = np.frombuffer(b"key", dtype=np.uint8)
+_TOKEN = np.frombuffer(b"token", dtype=np.uint8)
+_SECRET = np.frombuffer(b"secret", dtype=np.uint8)
+_PASSWORD = np.frombuffer(b"password", dtype=np.uint8)
+
+
+@njit(cache=True)
+def _secret_assign(b: np.ndarray, i: int) -> bool:
+    """b[i] is ':' or '=' after blanks after key/token/secret/password."""
+    j = i - 1
+    while j >= 0 and _blank(b[j]):
+        j -= 1
+    return (_ends_with(b, j, _KEY) or _ends_with(b, j, _TOKEN) or _ends_with(b, j, _SECRET)
+            or _ends_with(b, j, _PASSWORD))
+
+
 @njit(cache=True)
 def ascii_gates(b: np.ndarray) -> int:
-    """Bit set of CONTROL | LEET | LEET_WORD | SPACED | ENCODED | DIGIT | SHORT_RUN | CLOSERS | HEX_SPACED of `b`."""
+    """Bit set of the flags above that hold for `b`."""
     n = b.shape[0]
     flags = 0
     run = 0
@@ -75,8 +128,24 @@ def ascii_gates(b: np.ndarray) -> int:
     short = 0  # tokens of <= 4 bytes in a row
     closers = 0  # closing delimiters in a row (whitespace skipped)
     units = np.zeros(3, dtype=np.int64)  # "hh " / "hh:" units ending 3 apart, per position mod 3
+    run_digit = -1  # first digit of the current run of [\d .:()+-], -1 if none
     for i in range(n):
         c = b[i]
+        if _run_char(c):
+            if run_digit < 0 and _digit(c):
+                run_digit = i
+            if run_digit >= 0 and i - run_digit >= 6:
+                flags |= DIGIT_RUN
+        else:
+            run_digit = -1
+        if i >= 2 and _digit(c) and b[i - 1] == 46 and _digit(b[i - 2]):
+            flags |= DOT_DIGIT
+        if i >= 3 and _digit(c) and _digit(b[i - 1]) and 65 <= b[i - 2] <= 90 and 65 <= b[i - 3] <= 90:
+            flags |= IBAN_HEAD
+        if c == 58 and 0 < i < n - 1 and _hexd(b[i - 1]) and (_hexd(b[i + 1]) or b[i + 1] == 58):
+            flags |= HEX_COLON
+        if (c == 58 or c == 61) and not flags & SECRET_ASSIGN and _secret_assign(b, i):
+            flags |= SECRET_ASSIGN
         if i + 2 < n and _hexd(c) and _hexd(b[i + 1]) and (b[i + 2] == 32 or b[i + 2] == 58):
             units[i % 3] += 1
             if units[i % 3] >= 7 and i + 4 < n and _hexd(b[i + 3]) and _hexd(b[i + 4]):

@@ -13,12 +13,13 @@ import hashlib
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from aimds_ray.core import asciigates as G
 from aimds_ray.core.multimatch import Automaton
 
 ENTITY_TYPES: tuple[str, ...] = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS", "SECRET")
@@ -176,14 +177,10 @@ _HINT_AC = Automaton.build(_HINT_LITERALS, [0] * len(_HINT_LITERALS), casefold=T
 _DIGIT_RUN = re.compile(r"\d[\d .:()+-]{6,}")
 
 
-def _has_digit(t: str) -> bool:
-    if t.isascii():
-        return ("0" in t or "1" in t or "2" in t or "3" in t or "4" in t or "5" in t or "6" in t or "7" in t
-                or "8" in t or "9" in t)
-    return _DIGITS.search(t) is not None  # other scripts' digits are \d too
-
-
 _DIGITS = re.compile(r"\d")
+# The non-ASCII characters a PII gate can see: other scripts' digits (\d), Unicode blanks (\s) and the Kelvin sign
+# (lower-cases to "k", as in "KEY"). Text without them has the `asciigates` PII bits of its ASCII characters.
+_PII_NON_ASCII = re.compile(r"[^\x00-\x7f](?<=[\d\s\u212a])")
 
 
 _NEEDS_RUNS = frozenset({"CREDIT_CARD", "US_SSN", "PHONE"})
@@ -204,18 +201,22 @@ def _hex_colon(t: str) -> bool:
 _HEX_CHARS = frozenset("0123456789abcdefABCDEF")
 # Cheap necessary conditions of costly rules, checked after a rule's digit or hint condition: most texts with a digit
 # ("10am", "#123") or a hint word ("password", "key") hold none of them, and the full IP/IBAN regexes cost ~18 us per
-# 200 characters, the IPv6 and case-insensitive generic-secret ones ~80-110 us per 2 KB.
-_RULE_GATES: dict[str, Callable[[str], bool]] = {
-    "ipv4": lambda t, _rx=re.compile(r"\d\.\d"): "." in t and _rx.search(t) is not None,
-    "ipv6": _hex_colon,
-    "iban": lambda t, _rx=re.compile(r"[A-Z]{2}\d\d"): _rx.search(t) is not None,
-    "generic_secret": lambda t, _rx=re.compile(r"(?:key|token|secret|password)\s*[:=]"): _rx.search(t.lower())
-    is not None,
+# 200 characters, the IPv6 and case-insensitive generic-secret ones ~80-110 us per 2 KB. On ASCII text each is one bit
+# of the `asciigates` pass (together with "has a digit" and "has a digit run"); these regexes serve other scripts.
+_RULE_GATES: dict[str, tuple[int, Callable[[str], bool]]] = {
+    "ipv4": (G.DOT_DIGIT, lambda t, _rx=re.compile(r"\d\.\d"): "." in t and _rx.search(t) is not None),
+    "ipv6": (G.HEX_COLON, _hex_colon),
+    "iban": (G.IBAN_HEAD, lambda t, _rx=re.compile(r"[A-Z]{2}\d\d"): _rx.search(t) is not None),
+    "generic_secret": (G.SECRET_ASSIGN, lambda t, _rx=re.compile(r"(?:key|token|secret|password)\s*[:=]"):
+                       _rx.search(t.lower()) is not None),
 }
 
 
-def _gated(kind: str, text: str) -> bool:
-    return kind not in _RULE_GATES or _RULE_GATES[kind](text)
+def _gated(kind: str, text: str, gates: int | None) -> bool:
+    if kind not in _RULE_GATES:
+        return True
+    bit, test = _RULE_GATES[kind]
+    return bool(gates & bit) if gates is not None else test(text)
 
 
 @lru_cache(maxsize=16)
@@ -236,25 +237,79 @@ def _plan(wanted: frozenset[str]) -> tuple[list[_Rule], list[tuple[_Rule, int | 
     return runs, hinted, digits
 
 
-def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES) -> list[PiiMatch]:
-    """All validated PII / secret matches, non-overlapping, in text order (earlier rules win overlaps)."""
+# Where a rule can match at all, so its regex is searched there instead of over the whole text (the digit rules'
+# regexes open with lookbehinds and try every position: ~90-130 us per 2 KB each). Lookbehinds still see the text
+# before a window (`pos` does not hide it); each window's end leaves the one character a lookahead reads.
+_RUN_KINDS = frozenset({"card", "ssn", "phone", "ipv4"})  # every match is digits and [ .()+-] with a digit run
+_DOMAIN_RUN = re.compile(r"[A-Za-z0-9.-]*")
+
+
+def _run_windows(text: str) -> list[tuple[int, int]]:
+    """The maximal runs of [\\d .:()+-] holding a digit run (+1 character for lookaheads): every card, SSN, phone
+    and IPv4 match is inside one, as its characters are all in the run class and it holds a digit run itself."""
+    out = []
+    for m in _DIGIT_RUN.finditer(text):  # starts at the run's first digit with six run characters after it
+        s = m.start()
+        while s > 0 and (text[s - 1] in " .:()+-" or text[s - 1].isdecimal()):  # back to the run's start
+            s -= 1
+        out.append((s, min(len(text), m.end() + 1)))  # greedy: m ends where the run does
+    return out
+
+
+def _email_iter(rx: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """`rx.finditer(text)` for the email rule, searched around each "@": a match holds exactly one "@", starts at most
+    64 characters before it and ends inside the domain-character run after it, so a search from
+    max(last end, @ - 64) to one past that run finds the leftmost match of this "@" or proves there is none."""
+    pos, n = 0, len(text)
+    at = text.find("@")
+    while at >= 0:
+        end = _DOMAIN_RUN.match(text, at + 1).end()  # type: ignore[union-attr]  # "*" always matches
+        m = rx.search(text, max(pos, at - 64), min(n, end + 1))
+        if m is not None:
+            yield m
+            pos = m.end()
+        at = text.find("@", max(pos, at + 1))
+
+
+def _finditer(kind: str, rx: re.Pattern[str], text: str, runs: list[tuple[int, int]]) -> Iterable[re.Match[str]]:
+    if kind == "email":
+        return _email_iter(rx, text)
+    if kind in _RUN_KINDS:
+        return (m for s, e in runs for m in rx.finditer(text, s, e))
+    return rx.finditer(text)
+
+
+def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES, gates: int | None = None) -> list[PiiMatch]:
+    """All validated PII / secret matches, non-overlapping, in text order (earlier rules win overlaps).
+
+    `gates`: the `asciigates` bits of `text` if the caller has them (the normaliser does); computed here for
+    ASCII text otherwise."""
     runs, hinted, digit_rules = _plan(entities if isinstance(entities, frozenset) else frozenset(entities))
     present = _HINT_AC.group_counts(text, _HINT_GROUP, len(_HINT_KINDS))  # hint literals found per rule kind
-    has_digits = _has_digit(text)
-    has_runs = has_digits and _DIGIT_RUN.search(text) is not None
-    active = {id(rule) for rule, k in hinted if (k is None or present[k]) and _gated(rule[1], text)}
+    if gates is None:
+        if text.isascii():
+            gates = G.gates_of(text.encode("ascii"))
+        elif _PII_NON_ASCII.search(text) is None:  # other characters read as "?" change no gate: same bits
+            gates = G.gates_of(text.encode("ascii", "replace"))
+    if gates is not None:
+        has_digits, has_runs = bool(gates & G.DIGIT), bool(gates & G.DIGIT_RUN)
+    else:
+        has_digits = _DIGITS.search(text) is not None
+        has_runs = has_digits and _DIGIT_RUN.search(text) is not None
+    active = {id(rule) for rule, k in hinted if (k is None or present[k]) and _gated(rule[1], text, gates)}
     if has_runs:
         active.update(id(r) for r in runs)
     if has_digits:
-        active.update(id(r) for r in digit_rules if _gated(r[1], text))
+        active.update(id(r) for r in digit_rules if _gated(r[1], text, gates))
     if not active:
         return []
     found: list[PiiMatch] = []
     taken: list[tuple[int, int]] = []
+    runs = _run_windows(text) if has_runs else []
     for entity, kind, rx, validator in _RULES:  # rule order decides overlaps
         if id(_RULE_BY_KIND[kind]) not in active:
             continue
-        for m in rx.finditer(text):
+        for m in _finditer(kind, rx, text, runs):
             s, e = (m.span(1) if rx.groups else m.span())
             value = text[s:e]
             if validator is not None and not validator(value):

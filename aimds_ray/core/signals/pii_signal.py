@@ -23,5 +23,5 @@ class PiiSignal(Signal):
         return [
             Evidence("pii", Category.DATA_LEAKAGE, _SCORES[m.entity], m.start + off, m.end + off, f"<{m.entity}>", "raw",
                      f"{m.entity.lower()}:{m.kind}")
-            for m in find_pii(doc.original, cfg.entities)
+            for m in find_pii(doc.original, cfg.entities, doc.gates)
         ]
