@@ -10,7 +10,12 @@ from aimds_ray.core import synth
 from aimds_ray.core.config import load_config
 from aimds_ray.core.normalize import normalize
 from aimds_ray.core.signals.base import SignalContext
-from aimds_ray.core.signals.document import DocumentSignal, foreign_requests, load_document_lexicon
+from aimds_ray.core.signals.document import (
+    DocumentSignal,
+    foreign_requests,
+    has_email_header,
+    load_document_lexicon,
+)
 
 CFG = load_config()
 LEX = load_document_lexicon()
@@ -85,3 +90,19 @@ def test_synthetic_documents_label_the_mechanism() -> None:
         about += bool(foreign_requests(synth.about_document(r, kind, doc), LEX))
         planted += bool(foreign_requests(synth.plant_task(r, doc, "How do I reset my router?"), LEX))
     assert plain == 0 and about == 0 and planted >= 120
+
+
+def test_email_header_matches_the_one_regex_it_replaces() -> None:
+    """Anchored matches at line starts and after "|" find what one multi-line search would (blanks cross lines)."""
+    import re
+
+    fields, greetings = "subject|email_from|from|to|cc|received date|date|sent", "hi|hello|dear|hey"
+    one = re.compile(rf"(?:^|\|)\s*(?:{fields})\s*:|^\s*(?:{greetings})\s+[a-z][\w.-]*\s*,", re.I | re.M)
+    lex = load_document_lexicon()
+    r = random.Random(5)
+    parts = ["From", "to", "Subject", "cc", "Hi", "dear", "Anna", "x", " ", "  ", "\n", "\n\n", "|", ":", ",", "\t",
+             "received date", "RE", "sent", "a.b"]
+    texts = ["".join(r.choice(parts) for _ in range(r.randint(0, 14))) for _ in range(4000)]
+    texts += ["Hello Anna,\nplease", "| From: x |", "notes\n  \n  Subject : hi", "say hi Anna, now", "tofu: 3"]
+    for t in texts:
+        assert has_email_header(t, lex) == bool(one.search(t)), repr(t)
