@@ -485,14 +485,20 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
     if gates is not None and gates & G.CONTROL:
         raw_ascii = gates = None  # control characters were removed: positions moved, use the general path
     view_gates = gates
-    if view_gates is None and base.text.isascii():
+    other_chars = False  # the bits below were read with the fold's non-ASCII characters as "?"
+    if view_gates is None:
         # accents stripped and invisibles removed, the folded view is often ASCII: its bits decide the leet and
         # spaced views (read from it) exactly, and for the decoders they are a superset of the raw text's (a run
-        # of base64 or digits in the raw text is one in its fold), so the gate regexes need not run
-        g = G.gates_of(base.text.encode("ascii"))
+        # of base64 or digits in the raw text is one in its fold), so the gate regexes need not run. A fold that
+        # keeps other characters (emoji, other scripts) is read with each as "?": none of them is in any gate's
+        # ASCII classes, so the bits stay exact except LEET_WORD, whose lookbehind is a Unicode \w (then a
+        # superset, confirmed by its regex)
+        other_chars = not base.text.isascii()
+        g = G.gates_of(base.text.encode("ascii", "replace") if other_chars else base.text.encode("ascii"))
         view_gates = None if g & G.CONTROL else g
     variants = [base]
-    if _gate(view_gates, G.LEET, _LEET_HINT, base.text) and _gate(view_gates, G.LEET_WORD, _LEET_WORD, base.text):
+    if _gate(view_gates, G.LEET, _LEET_HINT, base.text) and _gate(view_gates, G.LEET_WORD, _LEET_WORD, base.text) \
+            and (not other_chars or _LEET_WORD.search(base.text)):
         leet = base.text.translate(_LEET)
         if leet != base.text:
             variants.append(Variant("leet", leet, base.starts, base.ends, depth=0, offset=offset))

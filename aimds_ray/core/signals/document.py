@@ -35,6 +35,7 @@ _OWN_QUOTE = re.compile(r"[:?]\s*[\"'\u201c\u2018].{8,}$")
 class DocumentLexicon:
     opener: re.Pattern[str]  # a request line starts with one of these (case-insensitive, at a word boundary)
     pointer: re.Pattern[str]  # words that point at the surrounding document
+    pointer_lower: re.Pattern[str]  # the same, case-sensitive, for lower-cased ASCII lines (~3.5x faster)
     email_field: re.Pattern[str]  # matched at a line start or after "|": a header field and its colon
     email_greeting: re.Pattern[str]  # matched at a line start: "Hi Anna,"
     stop: frozenset[str]
@@ -50,7 +51,7 @@ class DocumentLexicon:
 def load_document_lexicon(path: str = str(LEXICON_PATH)) -> DocumentLexicon:
     spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     openers = sorted(spec["openers"], key=len, reverse=True)
-    alt = lambda words: "|".join(map(re.escape, sorted(words, key=len, reverse=True)))  # noqa: E731
+    alt = lambda words: "|".join(map(re.escape, sorted({w.lower() for w in words}, key=len, reverse=True)))  # noqa: E731
     pointers, dets = alt(spec["pointers"]), alt(spec["determiners"])
     nouns, times = alt(spec["document_nouns"]), alt(spec["time_words"])
     pointer = rf"\b(?:{pointers})\b|\b(?:{dets})\s+(?:\w+\s+)?(?:{nouns})\b|\b(?:this|these)\b(?!\s+(?:{times})\b)"
@@ -58,6 +59,7 @@ def load_document_lexicon(path: str = str(LEXICON_PATH)) -> DocumentLexicon:
     return DocumentLexicon(
         re.compile(rf"\s*(?:{alt(openers)})(?=[\s,])", re.IGNORECASE),  # "Check-in opens ..." is no request
         re.compile(pointer, re.IGNORECASE),
+        re.compile(pointer),
         re.compile(rf"\s*(?:{alt(spec['email_fields'])})\s*:", re.IGNORECASE),
         re.compile(rf"\s*(?:{alt(spec['email_greetings'])})\s+[a-z][\w.-]*\s*,", re.IGNORECASE),
         frozenset(w.lower() for w in spec["stop_words"]),
@@ -100,8 +102,8 @@ def document_kind(lines: list[str], text: str, lex: DocumentLexicon) -> str:
     return ""
 
 
-def _content_words(text: str, stop: frozenset[str]) -> set[str]:
-    return {w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in stop}
+def _words(text: str) -> list[str]:
+    return list(map(str.lower, _WORD.findall(text)))  # findall + map: no match objects (~2x finditer + group)
 
 
 def is_request_line(line: str, lex: DocumentLexicon) -> bool:
@@ -111,7 +113,10 @@ def is_request_line(line: str, lex: DocumentLexicon) -> bool:
     if s[0].islower() or "|" in s or "`" in s or "://" in s:
         return False  # a request line reads as a sentence; a cut line, a table cell or code does not
     own = _OWN_QUOTE.search(s)  # "the sentiment of this comment: '...'" brings its own material
-    return lex.pointer.search(s[: own.start()] if own else s) is None or own is not None
+    head = s[: own.start()] if own else s
+    # an ASCII line lower-cased meets the case-sensitive regex exactly where the original meets the case-blind one
+    hit = lex.pointer_lower.search(head.lower()) if head.isascii() else lex.pointer.search(head)
+    return hit is None or own is not None
 
 
 def foreign_requests(text: str, lex: DocumentLexicon) -> list[tuple[int, int, float, str]]:
@@ -144,12 +149,13 @@ def foreign_requests(text: str, lex: DocumentLexicon) -> list[tuple[int, int, fl
             continue
         if where == "body" and (line.rstrip()[-1:] not in ".?!" or len(line.split()) < 4):
             continue  # inside an email only a whole sentence counts (headings like "Find the perfect hotel" do not)
-        words = _content_words(line, lex.stop)
+        line_words = _words(line)
+        words = set(line_words).difference(lex.stop)
         if not words:
             continue
         if total is None:
-            total = Counter(m.group().lower() for m in _WORD.finditer(text))
-        own = Counter(m.group().lower() for m in _WORD.finditer(line))
+            total = Counter(_words(text))
+        own = Counter(line_words)
         shared = sum(1 for w in words if total[w] > own[w])  # the line's words that also occur elsewhere
         if shared > lex.max_shared or 2 * shared >= len(words):
             continue  # a question about what the document says

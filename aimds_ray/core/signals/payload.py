@@ -114,9 +114,11 @@ def _odd_token(tok: str) -> bool:
     and censored words are prose."""
     if not tok.isascii():
         tok = tok.translate(_TYPOGRAPHIC)
+    s = tok.lstrip("(\"'*").rstrip(".,!?;:)\"'*")
+    if s.isalpha():  # a word, the common case: odd only for a camel-case junction (emoticons like "xD" have none)
+        return _CAMEL.search(s, 1) is not None
     if _EMOTICON.fullmatch(tok):
         return False
-    s = tok.lstrip("(\"'*").rstrip(".,!?;:)\"'*")
     if not s:
         return len(tok) >= 2 and len(set(tok)) >= 2
     if _CAMEL.search(s, 1):
