@@ -190,6 +190,20 @@ def test_anchors_follow_alternations_lookbehinds_and_clause_marks() -> None:
     assert clause_start("so reply", 3, "\n!.?") is None and clause_start("  reply", 2, "^") == 0
 
 
+def _occurs(text: str, lit: str, flags: int) -> bool:
+    """`lit` occurs in `text`, at a word start / end if the automaton flags ask for one (words: [a-z] runs)."""
+    from aimds_ray.core import multimatch as M
+
+    i = text.find(lit)
+    while i >= 0:
+        j = i + len(lit)
+        if (not flags & M.WORD_START or i == 0 or not "a" <= text[i - 1] <= "z") and (
+                not flags & M.WORD_END or j == len(text) or not "a" <= text[j] <= "z"):
+            return True
+        i = text.find(lit, i + 1)
+    return False
+
+
 def test_factors_are_literals_every_match_holds() -> None:
     """The literal prefilter read from each regex: examples, then every match of every pattern on the dev data's
     attack rows (when `../shared/data` is there) and on this file's examples holds a literal of each factor."""
@@ -197,15 +211,22 @@ def test_factors_are_literals_every_match_holds() -> None:
 
     from conftest import DATA_DIR
 
+    from aimds_ray.core import multimatch as M
     from aimds_ray.core.normalize import normalize
     from aimds_ray.core.signals.signatures import _factors, signature_index
 
-    assert _factors(r"\breveal (?:the |your )?system\s+prompt", ("reveal ",)) == (("system",), ("prompt",))
-    assert _factors(r"\bx (?:rules|guidelines|the law)\b", ("x ",)) == (("guidelines", "rules", "the law"),)
+    S, E = M.WORD_START, M.WORD_END
+    assert _factors(r"\breveal (?:the |your )?system\s+prompt", ("reveal ",)) == (
+        (("system", E),), (("prompt", 0),))
+    assert _factors(r"\bx (?:rules|guidelines|the law)\b", ("x ",)) == (
+        (("guidelines", E), ("rules", E), ("the law", E)),)
     assert _factors(r"\bx (?:rules|\w+)", ("x ",)) == ()  # an alternative without a literal: no factor
-    assert _factors(r"\bx (?:secret)? (?:password)+", ("x ",)) == (("password",),)  # optional parts give none
+    assert _factors(r"\bx (?:secret)? (?:password)+", ("x ",)) == ((("password", 0),),)  # optional parts: none
     assert _factors(r"\bignore all", ("ignore all",)) == ()  # implied by the anchor
     assert _factors(r"(?i)\bx password", ("x ",)) == () and _factors(r"\bx (?i:password)", ("x ",)) == ()
+    # short words count when they must stand alone: "rm" between boundaries is selective, "rm" inside one is not
+    assert _factors(r"\bx .{0,9}\brm\s+-f", ("x ",)) == ((("rm", S | E),),)
+    assert _factors(r"\bx .{0,9}rm\s+-f", ("x ",)) == ()
     idx = signature_index()
     texts = [t for t, _ in SIGNATURE_EXAMPLES]
     if DATA_DIR.is_dir():
@@ -219,8 +240,25 @@ def test_factors_are_literals_every_match_holds() -> None:
             for _, p, _ in ((f, p, None) for f in idx.families for p in f.patterns):
                 if p.factors and p.regex.search(v.text):
                     checked += 1
-                    assert all(any(x in v.text for x in f) for f in p.factors), (p.id, p.factors, v.text)
+                    assert all(any(_occurs(v.text, x, fl) for x, fl in f) for f in p.factors), (p.id, v.text)
     assert checked >= len(SIGNATURE_EXAMPLES)
+
+
+def test_requires_may_list_groups_that_all_must_occur(tmp_path) -> None:
+    from aimds_ray.core.signals.signatures import SignatureIndex, load_families
+
+    (tmp_path / "f.yaml").write_text(
+        "- family: f\n  category: prompt_injection\n  keywords: [let]\n  patterns:\n"
+        "    - {id: sum, score: 0.5, requires: [['+'], ['=', ':=']], regex: '[a-z] ?:?= ?\\d.*[a-z] \\+ [a-z]'}\n"
+        "    - {id: one, score: 0.5, requires: [x, y], regex: '\\blet [xy]'}\n")
+    fams = load_families(str(tmp_path))
+    sum_p, one_p = fams[0].patterns
+    assert sum_p.factors[:2] == ((("+", 0),), (("=", 0), (":=", 0))) and sum_p.requires == ("+", "=", ":=")
+    assert one_p.factors[0] == (("x", 0), ("y", 0))
+    idx = SignatureIndex(fams)
+    assert [p.id for _, p, _ in idx.search("let x = 1 and b = 2, then x + b")] == ["sum", "one"]
+    assert [p.id for _, p, _ in idx.search("let a := 1, a + b")] == ["sum"]  # "one" requires x or y
+    assert idx.search("let a - 1 and a + b") == []  # no "=": not even tried
 
 
 def test_signature_candidates_kernel_matches_reference() -> None:

@@ -28,28 +28,36 @@ class Pattern:
     score: float
     regex: re.Pattern[str]
     anchors: tuple[str, ...] | None = None  # literal prefixes every match starts with (None: not anchorable)
-    requires: tuple[str, ...] = ()  # substrings of which one must occur for a match to be possible at all
+    requires: tuple[str, ...] = ()  # the hand-written required substrings (all groups; see `factors`)
     word_start: bool = False  # the regex starts with \b, so an anchor after a letter cannot start a match
     clause: str = ""  # the regex may start with "(?:^|[<clause>]\s*)": a match can begin at the clause mark before
     # an anchor (`clause_start`)
-    factors: tuple[tuple[str, ...], ...] = ()  # read from the regex: each factor holds a literal every match contains
+    factors: tuple[Factor, ...] = ()  # the requires and the regex's own: each holds a literal every match contains
 
 
-# Factors kept per pattern: shorter literals ("the", "you") are in nearly every text and no use as a condition, and
-# each kept literal grows the automaton every view is read with (2 of 4+ characters: regex tries per 2 KB of benign
-# prompts 122 -> 73, the automaton's pass +2 us; all factors of 3+: 66 tries, +13 us)
+# Factors kept per pattern, ranked by the strength of their weakest literal (its length, +2 if it must start a word,
+# +1 if it must end one: many words end in "rm" or "off", few start with them). Weak literals ("the", "you") are in nearly every text and no use as a condition, and each kept
+# literal grows the automaton every view is read with (2 factors of strength 4+: regex tries per 2 KB of benign
+# prompts 122 -> 70, regex time 122 -> 67 us, the automaton's pass +8 us; 1 factor: 76 tries, 92 us, +4 us)
 MIN_FACTOR = 4
 MAX_FACTORS = 2
+Factor = tuple[tuple[str, int], ...]  # (literal, multimatch WORD_START / WORD_END flags); one of them occurs
 
 
-def _factors(regex: str, anchors: tuple[str, ...] | None) -> tuple[tuple[str, ...], ...]:
-    r"""Literal sets one string of which every match of `regex` contains, read from its parse: a run of literals
+def _strength(lit: tuple[str, int]) -> int:
+    return len(lit[0]) + 2 * bool(lit[1] & M.WORD_START) + bool(lit[1] & M.WORD_END)
+
+
+def _factors(regex: str, anchors: tuple[str, ...] | None) -> tuple[Factor, ...]:
+    r"""Literal sets one member of which every match of `regex` contains, read from its parse: a run of literals
     ("prompt" in "system\s+prompt"), the best set of each alternative of a mandatory alternation ("rules|guidelines"),
     the body of a group or of a repeat of at least one. They are the prefilter of RE2 and Hyperscan in small: the
     automaton already reports every literal of a view, so a regex whose factors are not all there is not tried.
-    Dropped: sets with a string under MIN_FACTOR characters or outside ASCII, sets that every anchor already
-    contains, anything under a case-insensitive flag; of the rest the MAX_FACTORS with the longest shortest string
-    are kept."""
+    A literal behind "\b" (first character a-z) must start a word, one before "\b" or whitespace (last character
+    a-z) must end one: as automaton flags these are necessary too (the automaton's words are [a-z] runs, the
+    regex's \w runs are longer), and they make short words ("rm", "off") selective. Dropped: sets with a member
+    weaker than MIN_FACTOR or outside ASCII, sets that every anchor already contains, anything under a
+    case-insensitive flag; of the rest the MAX_FACTORS strongest are kept."""
     import re._constants as C
     import re._parser as P
 
@@ -59,45 +67,67 @@ def _factors(regex: str, anchors: tuple[str, ...] | None) -> tuple[tuple[str, ..
         return ()
     if parsed.state.flags & re.IGNORECASE:
         return ()
+    boundary = (C.AT, C.AT_BOUNDARY)
 
-    def of(seq: list) -> list[tuple[str, ...]]:
-        out: list[tuple[str, ...]] = []
-        run = ""
-        for op, av in seq:
+    def ends_word(items: list, k: int, trail: bool) -> bool:
+        """What follows items[:k] cannot be a letter: a \b, whitespace, or the end of a bounded context."""
+        if k >= len(items):
+            return trail
+        op, av = items[k]
+        if (op, av) == boundary:
+            return True
+        if op in (C.MAX_REPEAT, C.MIN_REPEAT) and av[0] >= 1:
+            op, av = (list(av[2]) or [(None, None)])[0]
+        return op is C.IN and list(av) == [(C.CATEGORY, C.CATEGORY_SPACE)]
+
+    def lit(run: str, lead: bool, trail: bool) -> Factor:
+        f = (M.WORD_START if lead and "a" <= run[0] <= "z" else 0) | (M.WORD_END if trail and "a" <= run[-1] <= "z"
+                                                                      else 0)
+        return ((run, f),)
+
+    def of(items: list, lead: bool, trail: bool) -> list[Factor]:
+        out: list[Factor] = []
+        run, run_lead = "", False
+        for j, (op, av) in enumerate(items):
+            before = items[j - 1] == boundary if j > 0 else lead
             if op is C.LITERAL:
+                if not run:
+                    run_lead = before
                 run += chr(av)
                 continue
             if run:
-                out.append((run,))
+                out.append(lit(run, run_lead, ends_word(items, j, trail)))
                 run = ""
+            after = ends_word(items, j + 1, trail)
             if op is C.SUBPATTERN and not av[1] & re.IGNORECASE:
-                out += of(list(av[-1]))
+                out += of(list(av[-1]), before, after)
             elif op in (C.MAX_REPEAT, C.MIN_REPEAT) and av[0] >= 1:
-                out += of(list(av[2]))
+                once = av[1] == 1  # repeated, the body's ends meet each other
+                out += of(list(av[2]), before and once, after and once)
             elif op is C.ASSERT and av[0] >= 0:  # a lookahead's text is there too
-                out += of(list(av[1]))
+                out += of(list(av[1]), before, False)
             elif op is C.BRANCH:
-                union: set[str] = set()
+                union: set[tuple[str, int]] = set()
                 for alt in av[1]:
-                    fs = of(list(alt))
+                    fs = of(list(alt), before, after)
                     if not fs:
                         break
-                    union.update(max(fs, key=lambda f: min(map(len, f))))
+                    union.update(max(fs, key=lambda f: min(map(_strength, f))))
                 else:
                     out.append(tuple(sorted(union)))
         if run:
-            out.append((run,))
+            out.append(lit(run, run_lead, trail))
         return out
 
-    keep = []
-    for f in of(list(parsed)):
-        if min(map(len, f)) < MIN_FACTOR or not all(x.isascii() for x in f):
+    keep: list[Factor] = []
+    for f in of(list(parsed), False, False):
+        if min(map(_strength, f)) < MIN_FACTOR or not all(x.isascii() for x, _ in f):
             continue
-        if anchors and all(any(x in a for x in f) for a in anchors):
+        if anchors and all(any(x in a for x, _ in f) for a in anchors):
             continue  # implied by the anchor the match starts with
         if f not in keep:
             keep.append(f)
-    keep.sort(key=lambda f: -min(map(len, f)))
+    keep.sort(key=lambda f: -min(map(_strength, f)))
     return tuple(keep[:MAX_FACTORS])
 
 
@@ -251,8 +281,12 @@ def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
                     except re.error as e:
                         raise PatternFileError(f"{where} pattern {p.get('id')!r}: bad regex: {e}") from None
                     anchors, boundary, clause = _anchors(p["regex"])
-                    requires = tuple(fold_text(x) for x in p.get("requires", ()))
-                    factors = ((requires,) if requires else ()) + _factors(p["regex"], anchors)
+                    req = p.get("requires", ())  # one list (one of them must occur) or lists that all must
+                    groups = [req] if all(isinstance(x, str) for x in req) else req
+                    own = tuple(tuple((fold_text(x), 0) for x in g) for g in groups if g)
+                    requires = tuple(x for g in own for x, _ in g)
+                    factors = own + tuple(f for f in _factors(p["regex"], anchors)
+                                          if frozenset(f) not in {frozenset(g) for g in own})
                     pats.append(Pattern(p["id"], fam["family"], fam["category"], float(p["score"]), rx,
                                         anchors, requires, boundary, clause, factors))
                 families.append(Family.make(fam["family"], fam["category"], fam["keywords"], tuple(pats)))
@@ -368,7 +402,7 @@ class SignatureIndex:
             self.family_keys.append(frozenset(keys))
             for p in fam.patterns:
                 pi = len(self.patterns)
-                self.patterns.append((fam, p, tuple(frozenset(lit(x, 0) for x in f) for f in p.factors), fi))
+                self.patterns.append((fam, p, tuple(frozenset(lit(x, fl) for x, fl in f) for f in p.factors), fi))
                 if p.anchors is None:
                     self.unanchored.append(pi)
                 else:
