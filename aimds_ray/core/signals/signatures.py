@@ -37,11 +37,27 @@ class Pattern:
 
 # Factors kept per pattern, ranked by the strength of their weakest literal (its length, +2 if it must start a word,
 # +1 if it must end one: many words end in "rm" or "off", few start with them). Weak literals ("the", "you") are in nearly every text and no use as a condition, and each kept
-# literal grows the automaton every view is read with (2 factors of strength 4+: regex tries per 2 KB of benign
-# prompts 122 -> 70, regex time 122 -> 67 us, the automaton's pass +8 us; 1 factor: 76 tries, 92 us, +4 us)
+# literal grows the automaton every view is read with (see `_weak`). Two factors per pattern: the signature signal on
+# 2 KB of benign prompts p50 127 -> ~110 us, mean 157 -> ~125 us, prose unchanged (~28 us); common words and 2-letter
+# substrings allowed as well, prompts gained ~10 us more but prose paid +10 us for their ~250 extra outputs per 2 KB)
 MIN_FACTOR = 4
 MAX_FACTORS = 2
 Factor = tuple[tuple[str, int], ...]  # (literal, multimatch WORD_START / WORD_END flags); one of them occurs
+
+
+# English function words: in nearly every text, so no use as a factor
+_COMMON_WORDS = frozenset("""a about all also an and any are as at be but by can could do for from had has have he her
+    his how i if in into is it its just me more my no not now of on one only or our out she so some than that the their
+    them then there these they this those to up us was we were what when which who will with would you your""".split())
+
+
+def _weak(lit: str, flags: int) -> bool:
+    """A literal no use as a condition and costly to look for: a common English word (in nearly every text, and
+    each occurrence is an automaton output to check), or under 3 characters unless it must stand as a whole word
+    ("rm", "nc"; 2-letter substrings like "at" occur in most words)."""
+    if lit.strip() in _COMMON_WORDS:
+        return True
+    return len(lit) < (2 if flags & M.WORD_START and flags & M.WORD_END else 3)
 
 
 def _strength(lit: tuple[str, int]) -> int:
@@ -121,7 +137,7 @@ def _factors(regex: str, anchors: tuple[str, ...] | None) -> tuple[Factor, ...]:
 
     keep: list[Factor] = []
     for f in of(list(parsed), False, False):
-        if min(map(_strength, f)) < MIN_FACTOR or not all(x.isascii() for x, _ in f):
+        if min(map(_strength, f)) < MIN_FACTOR or any(_weak(x, fl) or not x.isascii() for x, fl in f):
             continue
         if anchors and all(any(x in a for x, _ in f) for a in anchors):
             continue  # implied by the anchor the match starts with
