@@ -46,6 +46,22 @@ def test_occurrences_across_the_cut_between_the_two_chains(seed: int) -> None:
         assert a.group_counts(text, group, 1) == [len(rids)]
 
 
+def test_large_automaton_uses_wide_states() -> None:
+    """Past 32,767 states the table holds int32 state numbers instead of int16: the same answers either way."""
+    r = random.Random(9)
+    lits = sorted({"".join(r.choice("abcdefgh") for _ in range(12)) for _ in range(6000)})
+    flags = [POSITIONS] * len(lits)
+    big = Automaton.build(lits, flags)
+    small = Automaton.build(lits[:50], flags[:50])
+    assert big.delta.dtype == np.int32 and small.delta.dtype == np.int16
+    texts = ["".join(r.choice("abcdefgh ") for _ in range(300)) + " " + r.choice(lits) for _ in range(20)]
+    for a, ls in ((big, lits), (small, lits[:50])):
+        for t in texts:
+            ids, pos = a.find(t)
+            rids, rpos = find_all_ref(ls, [POSITIONS] * len(ls), t)
+            assert ids == rids and sorted(pos) == sorted(rpos)
+
+
 def test_find_many_equals_find_per_text() -> None:
     r = random.Random(9)
     lits, flags, _ = _case(r)

@@ -65,7 +65,7 @@ def _start(codes: np.ndarray, lo: int, hi: int, i: int, lit: int, nlen: np.ndarr
 
 
 @njit(cache=True, inline="always")
-def _emit(codes: np.ndarray, lo: int, hi: int, i: int, s: int, k: int, below: int, d: int, out_ptr: np.ndarray,
+def _emit(codes: np.ndarray, lo: int, hi: int, i: int, s: int, below: int, d: int, out_ptr: np.ndarray,
           out_ids: np.ndarray, nlen: np.ndarray, nflags: np.ndarray, mark: np.ndarray, seen_doc: np.ndarray,
           seen_lit: np.ndarray, pos_doc: np.ndarray, pos_lit: np.ndarray, pos_at: np.ndarray, n_seen: int,
           n_pos: int) -> tuple[int, int]:
@@ -114,13 +114,13 @@ def _ac_scan(codes: np.ndarray, offsets: np.ndarray, cmap: np.ndarray, delta: np
                 sa = ta
             else:
                 sa = ~ta
-                n_seen, n_pos = _emit(codes, lo, hi, i, sa, k, mid, d, out_ptr, out_ids, nlen, nflags, mark,
+                n_seen, n_pos = _emit(codes, lo, hi, i, sa, mid, d, out_ptr, out_ids, nlen, nflags, mark,
                                       seen_doc, seen_lit, pos_doc, pos_lit, pos_at, n_seen, n_pos)
             if tb >= 0:
                 sb = tb
             else:
                 sb = ~tb
-                n_seen, n_pos = _emit(codes, lo, hi, mid + i - lo, sb, k, hi, d, out_ptr, out_ids, nlen, nflags,
+                n_seen, n_pos = _emit(codes, lo, hi, mid + i - lo, sb, hi, d, out_ptr, out_ids, nlen, nflags,
                                       mark, seen_doc, seen_lit, pos_doc, pos_lit, pos_at, n_seen, n_pos)
         # the rests, one chain each: A's up to end_a (B's half was shorter), B's up to the end of the text. Written
         # out, not as a shared helper: inlined or called, a helper measured 1.5-2 us slower per 2 KB pass
@@ -130,7 +130,7 @@ def _ac_scan(codes: np.ndarray, offsets: np.ndarray, cmap: np.ndarray, delta: np
                 sa = ta
             else:
                 sa = ~ta
-                n_seen, n_pos = _emit(codes, lo, hi, i, sa, k, mid, d, out_ptr, out_ids, nlen, nflags, mark,
+                n_seen, n_pos = _emit(codes, lo, hi, i, sa, mid, d, out_ptr, out_ids, nlen, nflags, mark,
                                       seen_doc, seen_lit, pos_doc, pos_lit, pos_at, n_seen, n_pos)
         for i in range(mid + both, hi):
             tb = _next(sb, codes[i], cmap, delta, k)
@@ -138,13 +138,13 @@ def _ac_scan(codes: np.ndarray, offsets: np.ndarray, cmap: np.ndarray, delta: np
                 sb = tb
             else:
                 sb = ~tb
-                n_seen, n_pos = _emit(codes, lo, hi, i, sb, k, hi, d, out_ptr, out_ids, nlen, nflags, mark,
+                n_seen, n_pos = _emit(codes, lo, hi, i, sb, hi, d, out_ptr, out_ids, nlen, nflags, mark,
                                       seen_doc, seen_lit, pos_doc, pos_lit, pos_at, n_seen, n_pos)
     return n_seen, n_pos
 
 
 @njit(cache=True, inline="always")
-def _count(codes: np.ndarray, n: int, i: int, s: int, k: int, below: int, out_ptr: np.ndarray, out_ids: np.ndarray,
+def _count(codes: np.ndarray, n: int, i: int, s: int, below: int, out_ptr: np.ndarray, out_ids: np.ndarray,
            nlen: np.ndarray, nflags: np.ndarray, group: np.ndarray, seen: np.ndarray, counts: np.ndarray) -> None:
     for j in range(out_ptr[s], out_ptr[s + 1]):
         lit = out_ids[j]
@@ -171,26 +171,26 @@ def _ac_group_counts(codes: np.ndarray, cmap: np.ndarray, delta: np.ndarray, k: 
             sa = ta
         else:
             sa = ~ta
-            _count(codes, n, i, sa, k, mid, out_ptr, out_ids, nlen, nflags, group, seen, counts)
+            _count(codes, n, i, sa, mid, out_ptr, out_ids, nlen, nflags, group, seen, counts)
         if tb >= 0:
             sb = tb
         else:
             sb = ~tb
-            _count(codes, n, mid + i, sb, k, n, out_ptr, out_ids, nlen, nflags, group, seen, counts)
+            _count(codes, n, mid + i, sb, n, out_ptr, out_ids, nlen, nflags, group, seen, counts)
     for i in range(both, end_a):  # the rests, one chain each (see `_ac_scan`)
         ta = _next(sa, codes[i], cmap, delta, k)
         if ta >= 0:
             sa = ta
         else:
             sa = ~ta
-            _count(codes, n, i, sa, k, mid, out_ptr, out_ids, nlen, nflags, group, seen, counts)
+            _count(codes, n, i, sa, mid, out_ptr, out_ids, nlen, nflags, group, seen, counts)
     for i in range(mid + both, n):
         tb = _next(sb, codes[i], cmap, delta, k)
         if tb >= 0:
             sb = tb
         else:
             sb = ~tb
-            _count(codes, n, i, sb, k, n, out_ptr, out_ids, nlen, nflags, group, seen, counts)
+            _count(codes, n, i, sb, n, out_ptr, out_ids, nlen, nflags, group, seen, counts)
     return counts
 
 
