@@ -116,6 +116,8 @@ def _odd_token(tok: str) -> bool:
         tok = tok.translate(_TYPOGRAPHIC)
     s = tok.lstrip("(\"'*").rstrip(".,!?;:)\"'*")
     if s.isalpha():  # a word, the common case: odd only for a camel-case junction (emoticons like "xD" have none)
+        if s[1:].islower() or s.isupper():
+            return False  # "word", "Word", "WORD": no lower-case letter followed by a capital
         return _CAMEL.search(s, 1) is not None
     if _EMOTICON.fullmatch(tok):
         return False
