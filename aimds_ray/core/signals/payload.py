@@ -150,7 +150,8 @@ def suffix_oddness(text: str, shape: SuffixShape) -> tuple[float, int]:
         head_toks = text[: shape.head_chars].split()[:-1]  # the last one may be cut
         head_odd = sum(_odd_token(t) for t in head_toks) / max(1, len(head_toks))
         base = len(text) - shape.tail_chars
-        tail = [(base + m.start(), m.group()) for m in _TOKEN.finditer(text, base)][1:]
+        # finditer from `base` reports positions in `text` already (adding `base` put the suffix past the end)
+        tail = [(m.start(), m.group()) for m in _TOKEN.finditer(text, base)][1:]
     if head_odd > shape.head_max_odd or not tail:
         return 0.0, 0
     odd = np.fromiter((_odd_token(t) for _, t in tail), dtype=np.float64, count=len(tail))
