@@ -112,13 +112,17 @@ def main() -> None:
     # each signal alone (plus normalisation, which every scan pays)
     import dataclasses
 
-    per: dict = {}
-    texts2k = [text_of(2048, 1000 + i) for i in range(args.reps)]
-    for sig in ("none", *cfg.detector.signals):
-        sigs = () if sig == "none" else (sig,)
-        c = dataclasses.replace(cfg, detector=dataclasses.replace(cfg.detector, signals=sigs))
-        per[sig] = time_scan(Detector(c, model=full.model), texts2k)
-    out["2KB_single_signal"] = per
+    def single_signals(texts: list[str]) -> dict:
+        per: dict = {}
+        for sig in ("none", *cfg.detector.signals):
+            sigs = () if sig == "none" else (sig,)
+            c = dataclasses.replace(cfg, detector=dataclasses.replace(cfg.detector, signals=sigs))
+            per[sig] = time_scan(Detector(c, model=full.model), texts)
+        return per
+
+    out["2KB_single_signal"] = single_signals([text_of(2048, 1000 + i) for i in range(args.reps)])
+    if prompts:  # the same on prompt-like text, where the signatures, the model and the document check cost more
+        out["2KB_prompts_single_signal"] = single_signals(prompts)
     # batch throughput, 200-char texts
     batch = [text_of(200, 5000 + i) for i in range(20_000)]
     full.scan_batch(batch[:100])

@@ -37,7 +37,7 @@ class DocumentLexicon:
     pointer: re.Pattern[str]  # words that point at the surrounding document
     pointer_lower: re.Pattern[str]  # the same, case-sensitive, for lower-cased ASCII lines (~3.5x faster)
     email_field: re.Pattern[str]  # matched at a line start or after "|": a header field and its colon
-    email_greeting: re.Pattern[str]  # matched at a line start: "Hi Anna,"
+    email_line: re.Pattern[str]  # matched at a line start: a header field or a greeting ("Hi Anna,"), one regex
     stop: frozenset[str]
     min_lines: int
     min_doc_chars: int
@@ -61,7 +61,8 @@ def load_document_lexicon(path: str = str(LEXICON_PATH)) -> DocumentLexicon:
         re.compile(pointer, re.IGNORECASE),
         re.compile(pointer),
         re.compile(rf"\s*(?:{alt(spec['email_fields'])})\s*:", re.IGNORECASE),
-        re.compile(rf"\s*(?:{alt(spec['email_greetings'])})\s+[a-z][\w.-]*\s*,", re.IGNORECASE),
+        re.compile(rf"\s*(?:(?:{alt(spec['email_fields'])})\s*:|(?:{alt(spec['email_greetings'])})\s+[a-z][\w.-]*\s*,)",
+                   re.IGNORECASE),
         frozenset(w.lower() for w in spec["stop_words"]),
         int(sc.get("min_lines", 3)), int(sc.get("min_doc_chars", 200)), int(sc.get("max_line_chars", 220)),
         int(sc.get("max_shared", 1)), float(sc.get("edge_score", 0.6)), float(sc.get("inside_score", 0.7)),
@@ -77,10 +78,10 @@ def has_email_header(text: str, lex: DocumentLexicon) -> bool:
     """A header field at a line start or after "|", or a greeting at a line start. Matched only there: one regex
     search for "(?m)(?:^|\\|)..." tries every position of the text (~50-85 us per 2 KB), these few anchored matches
     cost a few microseconds. The leading blanks may cross lines, as in the one regex."""
-    field, greeting = lex.email_field.match, lex.email_greeting.match
+    field, line = lex.email_field.match, lex.email_line.match
     pos = 0
     while pos >= 0:  # line starts: 0 and after each "\n" (where a multi-line "^" matches)
-        if field(text, pos) or greeting(text, pos):
+        if line(text, pos):
             return True
         pos = text.find("\n", pos) + 1 or -1
     pos = text.find("|")
@@ -93,7 +94,7 @@ def has_email_header(text: str, lex: DocumentLexicon) -> bool:
 
 def document_kind(lines: list[str], text: str, lex: DocumentLexicon) -> str:
     """'table', 'email', 'code' or '' (not document-shaped)."""
-    if sum(_is_row(x) for x in lines) >= 3:
+    if text.count("|") >= 6 and sum(_is_row(x) for x in lines) >= 3:  # a row holds two bars: count them first
         return "table"
     if has_email_header(text, lex):
         return "email"
