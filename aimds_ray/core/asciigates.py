@@ -11,6 +11,8 @@ flood a run of closers).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from numba import njit
 
@@ -33,7 +35,7 @@ HEX_COLON = 4096  # hex digit, colon, hex digit or colon                 (= pii 
 SECRET_ASSIGN = 8192  # key|token|secret|password, blanks, then : or =   (= pii generic_secret gate, any case)
 
 
-# Byte classes, one table lookup per byte instead of chains of range tests (the pass costs ~2 ns a byte, not ~8)
+# Byte classes: one table lookup per byte instead of chains of range tests (2 KB: 16 -> 12 us with the PII bits)
 K_LETTER, K_DIGIT, K_HEX, K_SEP, K_B64, K_LEET_ANY, K_LEET_LEAD, K_WORD_OR_LEET = 1, 2, 4, 8, 16, 32, 64, 128
 K_RUN, K_CLOSER, K_WS, K_CTRL, K_UPPER = 256, 512, 1024, 2048, 4096
 
@@ -41,7 +43,7 @@ K_RUN, K_CLOSER, K_WS, K_CTRL, K_UPPER = 256, 512, 1024, 2048, 4096
 def _class_table() -> np.ndarray:
     t = np.zeros(256, dtype=np.uint16)
 
-    def mark(chars: bytes | range, bit: int) -> None:
+    def mark(chars: Iterable[int], bit: int) -> None:
         for c in chars:
             t[c] |= bit
 

@@ -35,11 +35,12 @@ class Pattern:
     factors: tuple[Factor, ...] = ()  # the requires and the regex's own: each holds a literal every match contains
 
 
-# Factors kept per pattern, ranked by the strength of their weakest literal (its length, +2 if it must start a word,
-# +1 if it must end one: many words end in "rm" or "off", few start with them). Weak literals ("the", "you") are in nearly every text and no use as a condition, and each kept
-# literal grows the automaton every view is read with (see `_weak`). Two factors per pattern: the signature signal on
-# 2 KB of benign prompts p50 127 -> ~110 us, mean 157 -> ~125 us, prose unchanged (~28 us); common words and 2-letter
-# substrings allowed as well, prompts gained ~10 us more but prose paid +10 us for their ~250 extra outputs per 2 KB)
+# Factors kept per pattern, ranked by the strength of their weakest literal: its length, +2 if it must start a word,
+# +1 if it must end one (many words end in "rm" or "off", few start with them). Each kept literal grows the automaton
+# every view is read with, so weak ones are left out (`_weak`). Two factors per pattern: regex tries per 2 KB of
+# benign prompts 122 -> 70, the signature signal's p50 127 -> ~100 us (~90 with the leaner try loop), prose +3 us;
+# with common words and 2-letter substrings allowed, prompts gained ~10 us more and prose paid +10 us (their ~250
+# extra automaton outputs per 2 KB).
 MIN_FACTOR = 4
 MAX_FACTORS = 2
 Factor = tuple[tuple[str, int], ...]  # (literal, multimatch WORD_START / WORD_END flags); one of them occurs
@@ -97,9 +98,9 @@ def _factors(regex: str, anchors: tuple[str, ...] | None) -> tuple[Factor, ...]:
         return op is C.IN and list(av) == [(C.CATEGORY, C.CATEGORY_SPACE)]
 
     def lit(run: str, lead: bool, trail: bool) -> Factor:
-        f = (M.WORD_START if lead and "a" <= run[0] <= "z" else 0) | (M.WORD_END if trail and "a" <= run[-1] <= "z"
-                                                                      else 0)
-        return ((run, f),)
+        start = M.WORD_START if lead and "a" <= run[0] <= "z" else 0
+        end = M.WORD_END if trail and "a" <= run[-1] <= "z" else 0
+        return ((run, start | end),)
 
     def of(items: list, lead: bool, trail: bool) -> list[Factor]:
         out: list[Factor] = []
@@ -398,7 +399,7 @@ class SignatureIndex:
     """Every literal the families need (family keywords, pattern anchors, required substrings) in one
     `multimatch.Automaton`, so a view is read once; a compiled pass (`_candidates`) then keeps the anchor positions
     of patterns whose family keywords and required substrings occur, and the regexes run only there. A benign
-    2 KB of prose meets ~65 anchor occurrences and ~15 regex tries, 2 KB of benign prompts ~75."""
+    2 KB of prose meets ~65 anchor occurrences and ~15 regex tries, 2 KB of benign prompts ~70."""
 
     def __init__(self, families: tuple[Family, ...]) -> None:
         self.families = families
