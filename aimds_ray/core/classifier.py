@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,13 +144,36 @@ def _sigmoid_inplace(z: np.ndarray) -> np.ndarray:
     return z
 
 
+HUGE_PAGE = 2 << 20
+
+
+def huge_page_zeros(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    """A zeroed array in private anonymous memory advised for 2 MB pages (Linux transparent huge pages in "madvise"
+    mode; elsewhere, or under 2 MB, a plain array). The scoring table is 8 MB read at ~4,000 random rows per 2 KB
+    text: with 4 KB pages most reads also miss the TLB (2 KB prompts: scoring 70 -> 64 us, measured in the
+    pipeline, alternating with a plain array). The mmap stays alive as the array's base."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    advice = getattr(mmap, "MADV_HUGEPAGE", None)
+    flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+    if nbytes < HUGE_PAGE or advice is None or not flags:
+        return np.zeros(shape, dtype=dtype)
+    m = mmap.mmap(-1, nbytes + HUGE_PAGE, flags=flags)  # anonymous memory is zero-filled
+    try:
+        m.madvise(advice)
+    except OSError:
+        pass  # advice refused: ordinary pages, same contents
+    raw = np.frombuffer(m, dtype=np.uint8)
+    off = (-raw.ctypes.data) % HUGE_PAGE  # a huge page maps an aligned 2 MB range
+    return raw[off : off + nbytes].view(dtype).reshape(shape)
+
+
 def scoring_layout(W: np.ndarray) -> np.ndarray:
     """W (heads, D) as the contiguous (D, LANES) float32 array `predict_logits_t` reads fastest (zero padding past
-    the heads); more heads than LANES stay unpadded (D, heads)."""
+    the heads), in huge-page memory; more heads than LANES stay unpadded (D, heads)."""
     k, d = W.shape
     if k > LANES:
         return np.ascontiguousarray(W.T, dtype=np.float32)
-    WT = np.zeros((d, LANES), dtype=np.float32)
+    WT = huge_page_zeros((d, LANES), np.float32)
     WT[:, :k] = W.T
     return WT
 
