@@ -179,3 +179,16 @@ def test_ordinary_text_gets_no_rejoined_view() -> None:
     pieces ("in", "for", "get") as words of their own is left alone."""
     for text in ("Put it in the system folder and get the output for me.", "Pass the word along, out of time."):
         assert [v.kind for v in normalize(text).variants] == ["normalized"]
+
+
+def test_leet_view_translates_any_text_as_str_translate_does() -> None:
+    """The leet view of non-ASCII text goes through a UTF-8 byte table (fast): the same text as str.translate."""
+    import random
+
+    from aimds_ray.core.normalize import _LEET, _leet
+
+    r = random.Random(2)
+    alphabet = "abz 0134579@$!|8éß中😀\u200b\n"
+    for _ in range(2000):
+        t = "".join(r.choice(alphabet) for _ in range(r.randint(0, 40)))
+        assert _leet(t) == t.translate(_LEET), t
