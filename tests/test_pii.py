@@ -96,20 +96,25 @@ def test_pii_gate_bits_agree_with_their_regexes(seed: int) -> None:
         g = G.gates_of(t.encode("ascii"))
         assert bool(g & G.DIGIT_RUN) == bool(_DIGIT_RUN.search(t)), t
         for kind, (bit, test) in _RULE_GATES.items():
-            assert bool(g & bit) == test(t), (kind, t)
+            if kind == "aws_secret_key":  # ENCODED: a superset (16+ run characters, the key needs 40)
+                assert bool(g & bit) or not test(t), (kind, t)
+            elif bit:
+                assert bool(g & bit) == test(t), (kind, t)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_windowed_search_finds_what_the_whole_text_search_finds(seed: int) -> None:
-    """Card, SSN, phone and IPv4 are searched only inside digit runs, email only around each "@": same matches."""
+    """Card, SSN, phone and IPv4 are searched only inside digit runs, email only around each "@", IPv6 only in runs
+    of hex digits and colons: same matches."""
     from aimds_ray.core.pii import _RULE_BY_KIND, _RUN_KINDS, _finditer, _run_windows
 
     texts = _planted(2000, seed) + _noisy_texts(1000, seed + 7, "0123456789 -.()+a@b.c") + [
         "call +1 (415) 555-0134 or 415.555.0134, 10.0.0.1.5 and 1.2.3.4", "x@y.io@z.io a@b.c.d@e.fg",
-        "a" * 70 + "@example.com", "mail (bob)@x.org and 1-2-3 4111 1111 1111 1111-"]
+        "a" * 70 + "@example.com", "mail (bob)@x.org and 1-2-3 4111 1111 1111 1111-",
+        "at 10:30 host fe80::1ff:fe23:4567:890a, 2001:db8::1 and ::1 or a::b:: x:ab:cd:", "deadbeef::cafe:1:2:3:4:5:6:7"]
     for t in texts:
         runs = _run_windows(t)
-        for kind in (*_RUN_KINDS, "email"):
+        for kind in (*_RUN_KINDS, "email", "ipv6"):
             rx = _RULE_BY_KIND[kind][2]
             assert [m.span() for m in _finditer(kind, rx, t, runs)] == [m.span() for m in rx.finditer(t)], (kind, t)
 
