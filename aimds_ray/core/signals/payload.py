@@ -31,7 +31,6 @@ from aimds_ray.core.signals.base import Signal, SignalContext, register
 
 LEXICON_PATH = Path(__file__).resolve().parent.parent.parent / "data" / "payload.yaml"
 _CAMEL = re.compile(r"[a-z][A-Z]")
-_TOKEN = re.compile(r"\S+")
 # emoticons (":)", ";-D", "(:", "<3", "^_^", "xD") are people, not optimisers: not odd, and their brackets are no
 # stray brackets
 _EMOTICON_CORE = r"(?:[:;=8][-'^]?[()\[\]DPpOo3/\\|*]+|[()\[\]]+[-'^]?[:;=8]|<3+|\^_*\^|[xX]D+)"
@@ -133,34 +132,43 @@ def _odd_token(tok: str) -> bool:
     return bool(core) and not core.isalnum()
 
 
+def _token_start(text: str, start: int, tokens: list[str], k: int) -> int:
+    """Where tokens[k] starts in `text`, tokens being text[start:].split(): each token is the first occurrence of
+    its string after the previous one (only whitespace lies between them)."""
+    pos = start
+    for tok in tokens[:k]:
+        pos = text.find(tok, pos) + len(tok)
+    return text.find(tokens[k], pos)
+
+
 def suffix_oddness(text: str, shape: SuffixShape) -> tuple[float, int]:
     """(max fraction of odd tokens over a window in the text's tail, character start of that window); 0 when the
     text is short or its head does not read as prose (then the whole text is code or data, not prose + suffix).
     A long text is judged on its first `head_chars` and last `tail_chars` only: a suffix is at the end, and the
-    cost stays flat in the length."""
+    cost stays flat in the length. Tokens come from `str.split` (the same whitespace as a regex's \\S+, ~6x
+    faster); only the winning window's start is located."""
     if len(text) <= shape.head_chars + shape.tail_chars:
-        toks = [(m.start(), m.group()) for m in _TOKEN.finditer(text)]
-        n = len(toks)
+        base, tokens = 0, text.split()
+        n = len(tokens)
         if n < max(shape.min_tokens, shape.window):
             return 0.0, 0
-        head = max(3, int(n * shape.head_fraction))
-        head_odd = sum(_odd_token(t) for _, t in toks[:head]) / head
-        tail = toks[head:]
+        skip = max(3, int(n * shape.head_fraction))
+        head_odd = sum(_odd_token(t) for t in tokens[:skip]) / skip
     else:
         head_toks = text[: shape.head_chars].split()[:-1]  # the last one may be cut
         head_odd = sum(_odd_token(t) for t in head_toks) / max(1, len(head_toks))
         base = len(text) - shape.tail_chars
-        # finditer from `base` reports positions in `text` already (adding `base` put the suffix past the end)
-        tail = [(m.start(), m.group()) for m in _TOKEN.finditer(text, base)][1:]
+        tokens, skip = text[base:].split(), 1  # the first one may be cut
+    tail = tokens[skip:]
     if head_odd > shape.head_max_odd or not tail:
         return 0.0, 0
-    odd = np.fromiter((_odd_token(t) for _, t in tail), dtype=np.float64, count=len(tail))
+    odd = np.fromiter((_odd_token(t) for t in tail), dtype=np.float64, count=len(tail))
     if len(odd) >= shape.window:
         win = np.convolve(odd, np.ones(shape.window), "valid") / shape.window
     else:
         win = np.array([odd.mean()])
     j = int(win.argmax())
-    return float(win[j]), tail[j][0]
+    return float(win[j]), _token_start(text, base, tokens, skip + j)
 
 
 def unbalanced(text: str) -> int:
@@ -178,6 +186,7 @@ def unbalanced(text: str) -> int:
 _CODE_CALL = re.compile(r"\b[A-Za-z_]\w*\.[A-Za-z_]\w*\(")
 _CODE_KEYWORD = re.compile(r"(?<![\w$])(?:def|function|const|let|var|return|import|print|printf|console\.log|select"
                            r"|elif|lambda)(?![\w$])", re.IGNORECASE)
+_CODE_KEYWORD_LOWER = re.compile(_CODE_KEYWORD.pattern)
 # a regular expression asked about: character-class ranges, counted repeats, class escapes
 _CODE_REGEX = re.compile(r"\[\^?[\w\\]-[\w\\][^\]]*\]|\{\d+(?:,\d*)?\}|\\[dwsbDWSB](?![a-z])")
 _CODE_ASSIGN = re.compile(r"\b[A-Za-z_]\w*(?:\[[^\]]*\])?\s*(?:=|\+=|-=|:=)\s*[\w\[(\"'{-]")
@@ -185,11 +194,17 @@ _CODE_ASSIGN = re.compile(r"\b[A-Za-z_]\w*(?:\[[^\]]*\])?\s*(?:=|\+=|-=|:=)\s*[\
 
 def looks_like_code(tail: str) -> bool:
     """At least two signs of program text (method calls, distinct statement keywords, assignments, regex syntax)."""
-    n = len(_CODE_CALL.findall(tail)) + len(_CODE_REGEX.findall(tail))
+    # each regex only where its required characters are (a call needs "." and "(", an assignment "="); keywords
+    # on lower-cased ASCII case-sensitively: the same matches, 1.5x faster
+    n = len(_CODE_CALL.findall(tail)) if "(" in tail and "." in tail else 0
+    n += len(_CODE_REGEX.findall(tail))
     if n >= 2:
         return True
-    n += len({m.group(0).lower() for m in _CODE_KEYWORD.finditer(tail)})
-    return n >= 2 or n + len(_CODE_ASSIGN.findall(tail)) >= 2
+    if tail.isascii():
+        n += len(set(_CODE_KEYWORD_LOWER.findall(tail.lower())))
+    else:
+        n += len({m.group(0).lower() for m in _CODE_KEYWORD.finditer(tail)})
+    return n >= 2 or n + (len(_CODE_ASSIGN.findall(tail)) if "=" in tail else 0) >= 2
 
 
 def request_suffix(original: str, lex: Lexicon) -> tuple[float, int]:
