@@ -106,3 +106,19 @@ def test_email_header_matches_the_one_regex_it_replaces() -> None:
     texts += ["Hello Anna,\nplease", "| From: x |", "notes\n  \n  Subject : hi", "say hi Anna, now", "tofu: 3"]
     for t in texts:
         assert has_email_header(t, lex) == bool(one.search(t)), repr(t)
+
+
+def test_opener_first_word_never_rejects_a_line_the_opener_regex_takes() -> None:
+    """The set lookup before the opener regex is a necessary condition: every ASCII line the regex matches starts
+    with an opener's first word (up to a blank or comma)."""
+    lex = load_document_lexicon()
+    r = random.Random(8)
+    words = ["Write", "could you", "Tell me", "What's", "Show,", "Please write", "The", "Is this", "Help me", "is",
+             "Can", "you", "break down", "walk me through", "x", "poem", ",", "what", "WHAT", "\t"]
+    hits = 0
+    for _ in range(20000):
+        s = " ".join(r.choice(words) for _ in range(r.randint(1, 8))).strip()
+        if s and lex.opener.match(s):
+            hits += 1
+            assert s.split(None, 1)[0].split(",", 1)[0].lower() in lex.opener_first, s
+    assert hits > 1000

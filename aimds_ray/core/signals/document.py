@@ -34,6 +34,7 @@ _OWN_QUOTE = re.compile(r"[:?]\s*[\"'\u201c\u2018].{8,}$")
 @dataclass(frozen=True)
 class DocumentLexicon:
     opener: re.Pattern[str]  # a request line starts with one of these (case-insensitive, at a word boundary)
+    opener_first: frozenset[str]  # the openers' first words, lower case: a cheap test before the regex
     pointer: re.Pattern[str]  # words that point at the surrounding document
     pointer_lower: re.Pattern[str]  # the same, case-sensitive, for lower-cased ASCII lines (~3.5x faster)
     email_field: re.Pattern[str]  # matched at a line start or after "|": a header field and its colon
@@ -58,6 +59,7 @@ def load_document_lexicon(path: str = str(LEXICON_PATH)) -> DocumentLexicon:
     sc = spec.get("scoring", {})
     return DocumentLexicon(
         re.compile(rf"\s*(?:{alt(openers)})(?=[\s,])", re.IGNORECASE),  # "Check-in opens ..." is no request
+        frozenset(o.split()[0].lower() for o in openers),
         re.compile(pointer, re.IGNORECASE),
         re.compile(pointer),
         re.compile(rf"\s*(?:{alt(spec['email_fields'])})\s*:", re.IGNORECASE),
@@ -109,10 +111,14 @@ def _words(text: str) -> list[str]:
 
 def is_request_line(line: str, lex: DocumentLexicon) -> bool:
     s = line.strip()
-    if not (12 <= len(s) <= lex.max_line_chars) or lex.opener.match(s) is None:
-        return False
-    if s[0].islower() or "|" in s or "`" in s or "://" in s:
+    if not (12 <= len(s) <= lex.max_line_chars) or s[0].islower() or "|" in s or "`" in s or "://" in s:
         return False  # a request line reads as a sentence; a cut line, a table cell or code does not
+    # an ASCII line's first word (up to a blank or comma, as the opener regex ends) names an opener's first word,
+    # or the regex cannot match: most lines of a document are skipped for a set lookup (~0.9 us a regex each)
+    if s.isascii() and s.split(None, 1)[0].split(",", 1)[0].lower() not in lex.opener_first:
+        return False
+    if lex.opener.match(s) is None:
+        return False
     own = _OWN_QUOTE.search(s)  # "the sentiment of this comment: '...'" brings its own material
     head = s[: own.start()] if own else s
     # an ASCII line lower-cased meets the case-sensitive regex exactly where the original meets the case-blind one
