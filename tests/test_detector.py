@@ -277,6 +277,22 @@ def test_requires_may_list_groups_that_all_must_occur(tmp_path) -> None:
     assert idx.search("let a - 1 and a + b") == []  # no "=": not even tried
 
 
+def test_gate_keeps_an_unanchored_pattern_from_being_searched(tmp_path) -> None:
+    from aimds_ray.core.signals.signatures import PatternFileError, SignatureIndex, load_families
+
+    (tmp_path / "f.yaml").write_text(
+        "- family: f\n  category: prompt_injection\n  keywords: [x]\n  patterns:\n"
+        "    - {id: two, score: 0.5, gate: '=\\s*q', gate_count: 2, regex: '[a-z] = q.*[a-z] = q.*x'}\n")
+    idx = SignatureIndex(load_families(str(tmp_path)))
+    assert [p.id for _, p, _ in idx.search("a = q, b = q, x")] == ["two"]
+    assert idx.search("a = q, x") == []  # one quoted assignment: the gate says no before the search
+    (tmp_path / "f.yaml").write_text(
+        "- family: f\n  category: prompt_injection\n  keywords: [x]\n  patterns:\n"
+        "    - {id: bad, score: 0.5, gate: '(', regex: 'x'}\n")
+    with pytest.raises(PatternFileError, match="bad gate"):
+        load_families.__wrapped__(str(tmp_path))
+
+
 def test_signature_candidates_kernel_matches_reference() -> None:
     """The compiled candidate pass (which regex to try where) against its plain-Python definition, on texts made of
     the index's own literals (keywords, anchors, required substrings) mixed with filler, so that families trigger

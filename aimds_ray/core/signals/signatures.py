@@ -33,6 +33,8 @@ class Pattern:
     clause: str = ""  # the regex may start with "(?:^|[<clause>]\s*)": a match can begin at the clause mark before
     # an anchor (`clause_start`)
     factors: tuple[Factor, ...] = ()  # the requires and the regex's own: each holds a literal every match contains
+    gate: re.Pattern[str] | None = None  # an unanchored pattern is searched only if this finds `gate_count` matches
+    gate_count: int = 1
 
 
 # Factors kept per pattern, ranked by the strength of their weakest literal: its length, +2 if it must start a word,
@@ -304,8 +306,13 @@ def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
                     requires = tuple(x for g in own for x, _ in g)
                     factors = own + tuple(f for f in _factors(p["regex"], anchors)
                                           if frozenset(f) not in {frozenset(g) for g in own})
+                    try:
+                        gate = re.compile(p["gate"], re.DOTALL) if "gate" in p else None
+                    except re.error as e:
+                        raise PatternFileError(f"{where} pattern {p.get('id')!r}: bad gate: {e}") from None
                     pats.append(Pattern(p["id"], fam["family"], fam["category"], float(p["score"]), rx,
-                                        anchors, requires, boundary, clause, factors))
+                                        anchors, requires, boundary, clause, factors, gate,
+                                        int(p.get("gate_count", 1))))
                 families.append(Family.make(fam["family"], fam["category"], fam["keywords"], tuple(pats)))
             except KeyError as e:
                 raise PatternFileError(f"{where}: missing key {e}") from None
@@ -427,7 +434,7 @@ class SignatureIndex:
                         ws = M.WORD_START if p.word_start and "a" <= a[0] <= "z" else 0
                         self.anchor_patterns.setdefault(lit(a, M.POSITIONS | ws), []).append(pi)
         # per pattern, what the try loop calls (bound methods: ~70 tries per 2 KB of prompts, attribute lookups add up)
-        self._tries = [(p.regex.match, p.regex.search, p.clause) for _, p, _, _ in self.patterns]
+        self._tries = [(p.regex.match, p.regex.search, p.clause, p.gate, p.gate_count) for _, p, _, _ in self.patterns]
         literals = [t for t, _ in ids]
         bad = [t for t in literals if not t.isascii()]
         if bad:
@@ -454,10 +461,10 @@ class SignatureIndex:
         for d, pi, at in zip(docs.tolist(), pats.tolist(), ats.tolist(), strict=True):
             if pi == last_p and d == last_d:
                 continue
-            match, search, clause = tries[pi]
+            match, search, clause, gate, gate_count = tries[pi]
             text = texts[d]
             if at < 0:
-                m = search(text)
+                m = search(text) if gate is None or len(gate.findall(text)) >= gate_count else None
             else:
                 m = None
                 if clause:  # the match may begin at the clause mark before the anchor's whitespace
