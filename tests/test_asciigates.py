@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from aimds_ray.core import asciigates as G
@@ -110,3 +111,14 @@ def test_closers_gate_is_a_superset_of_a_delimiter_flood() -> None:
         if closer_run(t)[0] >= G.CLOSER_RUN:
             assert G.gates_of(t.encode("ascii")) & G.CLOSERS, t
     assert not G.gates_of(b"print(f(g(h(x))))  # done") & G.CLOSERS
+
+
+def test_long_runs_are_the_long_tokens_of_str_split() -> None:
+    from aimds_ray.core.normalize import _long_tokens
+
+    r = random.Random(4)
+    alphabet = "ab+/=09 \t\n\x0b\x1c\x1fXY-_"
+    for _ in range(3000):
+        t = "".join(r.choice(alphabet) if r.random() < 0.7 else "A" * r.randint(10, 20) for _ in range(r.randint(0, 30)))
+        got = [tuple(x) for x in G.long_runs(np.frombuffer(t.encode("ascii"), np.uint8), 16).tolist()]
+        assert got == _long_tokens(t, 16), t

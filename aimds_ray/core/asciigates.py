@@ -188,3 +188,28 @@ def ascii_gates(b: np.ndarray) -> int:
 
 def gates_of(raw_ascii: bytes) -> int:
     return ascii_gates(np.frombuffer(raw_ascii, dtype=np.uint8))
+
+
+@njit(cache=True)
+def long_runs(b: np.ndarray, n: int) -> np.ndarray:
+    """(start, end) rows of the runs of `n`+ bytes without whitespace (what str.split() separates on ASCII: \t \n
+    \v \f \r, \x1c-\x1f, space): the tokens a base64 or hex run can lie in, found in one pass."""
+    out = np.empty((b.shape[0] // max(n, 1) + 1, 2), dtype=np.int64)
+    k = 0
+    s = -1
+    for i in range(b.shape[0]):
+        c = b[i]
+        if (9 <= c <= 13) or (28 <= c <= 32):
+            if s >= 0 and i - s >= n:
+                out[k, 0] = s
+                out[k, 1] = i
+                k += 1
+            s = -1
+        elif s < 0:
+            s = i
+    if s >= 0 and b.shape[0] - s >= n:
+        out[k, 0] = s
+        out[k, 1] = b.shape[0]
+        k += 1
+    return out[:k]
+

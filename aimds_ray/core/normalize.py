@@ -577,7 +577,10 @@ def _decode_into(
     long_run = _gate(gates, G.ENCODED, _ENCODED_RUN, raw)
     # a base64 run lies inside one whitespace-free token: only tokens of 16+ characters are searched (a regex pass
     # over the whole text re-reads every word, ~100 us per 2 KB)
-    tokens = _long_tokens(raw, 16) if long_run else []
+    tokens: list = []
+    if long_run:  # ASCII: one compiled pass; other text: str.split
+        tokens = G.long_runs(np.frombuffer(raw.encode("ascii"), np.uint8), 16).tolist() if raw.isascii() \
+            else _long_tokens(raw, 16)
     for s0, e0 in tokens:
         for m in _B64.finditer(raw, s0, e0):
             if len(m.group()) >= cfg.min_base64_chars and (d := _b64(m.group())):
