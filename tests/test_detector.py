@@ -293,6 +293,33 @@ def test_gate_keeps_an_unanchored_pattern_from_being_searched(tmp_path) -> None:
         load_families.__wrapped__(str(tmp_path))
 
 
+def test_skip_run_tries_one_anchor_per_run_and_finds_what_the_regex_finds() -> None:
+    """fake-end-delimited reads its whole run of delimiters: after a failed try, the run's later anchors are not
+    tried (4,000 "#" were 4,000 tries re-reading the run). Its hits equal a plain regex search on random texts."""
+    import random
+
+    from aimds_ray.core.signals.signatures import signature_index
+
+    idx = signature_index()
+    pi = next(i for i, (_, p, _, _) in enumerate(idx.patterns) if p.id == "fake-end-delimited")
+    p = idx.patterns[pi][1]
+    assert p.skip_run
+    r = random.Random(6)
+    parts = ["#", "##", "%%", "==", "---", "**", "-", " ", "end", " of", "x", "\n", "system", "END"]
+    for _ in range(3000):
+        t = "".join(r.choice(parts) for _ in range(r.randint(0, 25))).lower()
+        got = [m.span() for _, q, m in idx.search(t) if q.id == p.id]
+        want = p.regex.search(t)
+        assert got == ([want.span()] if want else []), t
+    match, *rest = idx._tries[pi]
+    calls = []
+    idx._tries[pi] = (lambda text, pos: calls.append(pos) or match(text, pos), *rest)
+    try:
+        assert [q.id for _, q, _ in idx.search("#" * 4000 + " system")] == [] and len(calls) == 1
+    finally:
+        idx._tries[pi] = (match, *rest)
+
+
 def test_signature_candidates_kernel_matches_reference() -> None:
     """The compiled candidate pass (which regex to try where) against its plain-Python definition, on texts made of
     the index's own literals (keywords, anchors, required substrings) mixed with filler, so that families trigger

@@ -122,3 +122,25 @@ def test_opener_first_word_never_rejects_a_line_the_opener_regex_takes() -> None
             hits += 1
             assert s.split(None, 1)[0].split(",", 1)[0].lower() in lex.opener_first, s
     assert hits > 1000
+
+
+def test_email_header_check_does_not_rematch_blank_lines() -> None:
+    """Thousands of blank lines once cost a regex match each, every one re-reading all the blanks after it (over a
+    second per scan): only lines with text are matched, and the answer is the one regex's."""
+    import dataclasses
+    import re
+
+    class Counting:
+        def __init__(self, rx: re.Pattern[str]) -> None:
+            self.rx, self.calls = rx, 0
+
+        def match(self, text: str, pos: int = 0) -> re.Match[str] | None:
+            self.calls += 1
+            return self.rx.match(text, pos)
+
+    lex = load_document_lexicon()
+    for text, expect in (("a line\n" + "\n" * 4000 + "b line\nc line", False),
+                         ("a\n" + " \n" * 2000 + "  Subject: hi\nb", True)):
+        counting = Counting(lex.email_line)
+        assert has_email_header(text, dataclasses.replace(lex, email_line=counting)) is expect
+        assert counting.calls <= 4, counting.calls

@@ -125,3 +125,25 @@ def test_non_ascii_text_uses_the_same_gates() -> None:
     assert ents("ключ api_key = 'ABCDEFGHIJKLMNOPQRSTUV'") == [("SECRET", "ABCDEFGHIJKLMNOPQRSTUV")]
     assert ents("card \u0664\u0661\u0661\u0661 1111 1111 1111") == []  # Arabic-Indic digits: the regex path
     assert ents("ssn\u00a0536-22-1234 ok") == [("US_SSN", "536-22-1234")]  # a no-break space: the regex path
+
+
+def test_email_search_skips_an_at_sign_without_a_local_part() -> None:
+    """A text of "@"s (no local part before any of them) runs no email regex at all; "a@" runs one short search
+    per "@"; both give what the whole-text search gives (nothing)."""
+    import re
+
+    from aimds_ray.core.pii import _RULE_BY_KIND, _email_iter
+
+    rx = _RULE_BY_KIND["email"][2]
+
+    class Counting:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def search(self, text: str, pos: int, endpos: int) -> re.Match[str] | None:
+            self.calls += 1
+            return rx.search(text, pos, endpos)
+
+    c = Counting()
+    assert list(_email_iter(c, "@" * 4000)) == [] and c.calls == 0  # type: ignore[arg-type]
+    assert list(_email_iter(rx, "a@" * 2000)) == list(rx.finditer("a@" * 2000)) == []

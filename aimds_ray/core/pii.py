@@ -247,6 +247,7 @@ def _plan(wanted: frozenset[str]) -> tuple[list[_Rule], list[tuple[_Rule, int | 
 # before a window (`pos` does not hide it); each window's end leaves the one character a lookahead reads.
 _RUN_KINDS = frozenset({"card", "ssn", "phone", "ipv4"})  # every match is digits and [ .()+-] with a digit run
 _DOMAIN_RUN = re.compile(r"[A-Za-z0-9.-]*")
+_LOCAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
 
 
 def _run_windows(text: str) -> list[tuple[int, int]]:
@@ -262,17 +263,22 @@ def _run_windows(text: str) -> list[tuple[int, int]]:
 
 
 def _email_iter(rx: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
-    """`rx.finditer(text)` for the email rule, searched around each "@": a match holds exactly one "@", starts at most
-    64 characters before it and ends inside the domain-character run after it, so a search from
-    max(last end, @ - 64) to one past that run finds the leftmost match of this "@" or proves there is none."""
+    """`rx.finditer(text)` for the email rule, searched around each "@": a match holds exactly one "@", starts inside
+    the run of local-part characters before it (at most 64 back) and ends inside the domain-character run after it,
+    so a search from that run's start to one past the domain run finds the leftmost match of this "@" or proves
+    there is none."""
     pos, n = 0, len(text)
     at = text.find("@")
     while at >= 0:
-        end = _DOMAIN_RUN.match(text, at + 1).end()  # type: ignore[union-attr]  # "*" always matches
-        m = rx.search(text, max(pos, at - 64), min(n, end + 1))
-        if m is not None:
-            yield m
-            pos = m.end()
+        start, low = at, max(pos, at - 64)
+        while start > low and text[start - 1] in _LOCAL_CHARS:  # the local part ends at the "@": its run back
+            start -= 1
+        if start < at:  # else no local part: no match holds this "@" (a text of "@"s costs no regex)
+            end = _DOMAIN_RUN.match(text, at + 1).end()  # type: ignore[union-attr]  # "*" always matches
+            m = rx.search(text, start, min(n, end + 1))
+            if m is not None:
+                yield m
+                pos = m.end()
         at = text.find("@", max(pos, at + 1))
 
 

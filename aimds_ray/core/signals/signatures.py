@@ -35,6 +35,7 @@ class Pattern:
     factors: tuple[Factor, ...] = ()  # the requires and the regex's own: each holds a literal every match contains
     gate: re.Pattern[str] | None = None  # an unanchored pattern is searched only if this finds `gate_count` matches
     gate_count: int = 1
+    skip_run: frozenset[str] = frozenset()  # see the pattern files: anchors inside a run after a failed try
 
 
 # Factors kept per pattern, ranked by the strength of their weakest literal: its length, +2 if it must start a word,
@@ -312,7 +313,7 @@ def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
                         raise PatternFileError(f"{where} pattern {p.get('id')!r}: bad gate: {e}") from None
                     pats.append(Pattern(p["id"], fam["family"], fam["category"], float(p["score"]), rx,
                                         anchors, requires, boundary, clause, factors, gate,
-                                        int(p.get("gate_count", 1))))
+                                        int(p.get("gate_count", 1)), frozenset(p.get("skip_run", ""))))
                 families.append(Family.make(fam["family"], fam["category"], fam["keywords"], tuple(pats)))
             except KeyError as e:
                 raise PatternFileError(f"{where}: missing key {e}") from None
@@ -434,7 +435,8 @@ class SignatureIndex:
                         ws = M.WORD_START if p.word_start and "a" <= a[0] <= "z" else 0
                         self.anchor_patterns.setdefault(lit(a, M.POSITIONS | ws), []).append(pi)
         # per pattern, what the try loop calls (bound methods: ~70 tries per 2 KB of prompts, attribute lookups add up)
-        self._tries = [(p.regex.match, p.regex.search, p.clause, p.gate, p.gate_count) for _, p, _, _ in self.patterns]
+        self._tries = [(p.regex.match, p.regex.search, p.clause, p.gate, p.gate_count, p.skip_run)
+                       for _, p, _, _ in self.patterns]
         literals = [t for t, _ in ids]
         bad = [t for t in literals if not t.isascii()]
         if bad:
@@ -458,10 +460,13 @@ class SignatureIndex:
         docs, pats, ats = _candidates(len(texts), *self.automaton.scan_arrays(texts), *self._tables)
         tries = self._tries
         last_d = last_p = -1  # (doc, pattern) already matched: its later starts are skipped
+        run_d = run_p = run_end = -1  # a failed try's run of `skip_run` characters: its later anchors fail too
         for d, pi, at in zip(docs.tolist(), pats.tolist(), ats.tolist(), strict=True):
             if pi == last_p and d == last_d:
                 continue
-            match, search, clause, gate, gate_count = tries[pi]
+            if at < run_end and pi == run_p and d == run_d:
+                continue
+            match, search, clause, gate, gate_count, skip_run = tries[pi]
             text = texts[d]
             if at < 0:
                 m = search(text) if gate is None or len(gate.findall(text)) >= gate_count else None
@@ -473,6 +478,10 @@ class SignatureIndex:
                         m = match(text, s0)
                 if m is None:
                     m = match(text, at)
+                if m is None and skip_run:
+                    run_d, run_p, run_end = d, pi, at
+                    while run_end < len(text) and text[run_end] in skip_run:
+                        run_end += 1
             if m is not None:
                 fam, p, _, _ = self.patterns[pi]
                 out[d].append((fam, p, m))
