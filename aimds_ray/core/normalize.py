@@ -20,6 +20,7 @@ import base64
 import binascii
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
@@ -347,7 +348,9 @@ def _despace(v: Variant, gates: int | None = None) -> Variant | None:
         narrow = min(gaps)
         seps = [t[a + 1 : b] for a, b in zip(letters, letters[1:], strict=False)]
         # letters mostly joined by dots or dashes: a space between two of them is a word break ("i.g.n.o.r.e y.o.u")
-        dotted = " " not in max(seps, key=seps.count)
+        counts = Counter(seps)  # the most common separator, the first of equals (max(seps, key=seps.count) was
+        top = max(counts.values())  # quadratic: 20 ms for a 4 KB run of spaced letters)
+        dotted = " " not in next(x for x in seps if counts[x] == top)
         for i, j in enumerate(letters):
             if i and (gaps[i - 1] > narrow or (dotted and " " in seps[i - 1])):
                 # a wider gap is a word break ("i g n o r e  y o u r")
