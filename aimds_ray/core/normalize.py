@@ -61,6 +61,8 @@ def _leet(text: str) -> str:
     if text.isascii():
         return text.translate(_LEET)
     return text.encode("utf-8", "surrogatepass").translate(_LEET_BYTES).decode("utf-8", "surrogatepass")
+
+
 _LEET_HINT = re.compile(r"[a-z][013457@$!|]|[013457@$][a-z]")
 # a leet spelling puts a digit or symbol inside a word ("h3ll0", "t3ll") or in front of letters ("4ll", "1gn0r3");
 # prose only borders words with them ("great!", "1990s", "3d", "mp3"), which is no reason to read the text twice
@@ -517,6 +519,7 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
         other_chars = not base.text.isascii()
         g = G.gates_of(base.text.encode("ascii", "replace") if other_chars else base.text.encode("ascii"))
         view_gates = None if g & G.CONTROL else g
+        other_chars = other_chars and view_gates is not None  # without bits, _gate runs the regexes themselves
     variants = [base]
     if _gate(view_gates, G.LEET, _LEET_HINT, base.text) and _gate(view_gates, G.LEET_WORD, _LEET_WORD, base.text) \
             and (not other_chars or _LEET_WORD.search(base.text)):

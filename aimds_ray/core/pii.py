@@ -178,8 +178,9 @@ _DIGIT_RUN = re.compile(r"\d[\d .:()+-]{6,}")
 
 
 _DIGITS = re.compile(r"\d")
-# The non-ASCII characters a PII gate can see: other scripts' digits (\d), Unicode blanks (\s), and the four letters a
-# case-blind [a-z] matches (Kelvin sign, dotted and dotless i, long s; "\u212aEY"). Text without them has the `asciigates` PII bits of its ASCII characters.
+# The non-ASCII characters a PII gate can see: other scripts' digits (\d), Unicode blanks (\s), and the four letters
+# a case-blind [a-z] matches (Kelvin sign, dotted and dotless i, long s; "\u212aEY"). Text without them has the
+# `asciigates` PII bits of its ASCII characters.
 _PII_NON_ASCII = re.compile(r"[^\x00-\x7f](?<=[\d\s\u212a\u0130\u0131\u017f])")
 
 
@@ -319,7 +320,7 @@ def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES, gates: int | Non
 
     `gates`: the `asciigates` bits of `text` if the caller has them (the normaliser does); computed here for
     ASCII text otherwise."""
-    runs, hinted, digit_rules = _plan(entities if isinstance(entities, frozenset) else frozenset(entities))
+    run_rules, hinted, digit_rules = _plan(entities if isinstance(entities, frozenset) else frozenset(entities))
     present = _HINT_AC.group_counts(text, _HINT_GROUP, len(_HINT_KINDS))  # hint literals found per rule kind
     if gates is None:
         if text.isascii():
@@ -333,18 +334,18 @@ def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES, gates: int | Non
         has_runs = has_digits and _DIGIT_RUN.search(text) is not None
     active = {id(rule) for rule, k in hinted if (k is None or present[k]) and _gated(rule[1], text, gates)}
     if has_runs:
-        active.update(id(r) for r in runs)
+        active.update(id(r) for r in run_rules)
     if has_digits:
         active.update(id(r) for r in digit_rules if _gated(r[1], text, gates))
     if not active:
         return []
     found: list[PiiMatch] = []
     taken: list[tuple[int, int]] = []
-    runs = _run_windows(text) if has_runs else []
+    run_spans = _run_windows(text) if has_runs else []
     for entity, kind, rx, validator in _RULES:  # rule order decides overlaps
         if id(_RULE_BY_KIND[kind]) not in active:
             continue
-        for m in _finditer(kind, rx, text, runs):
+        for m in _finditer(kind, rx, text, run_spans):
             s, e = (m.span(1) if rx.groups else m.span())
             value = text[s:e]
             if validator is not None and not validator(value):

@@ -51,8 +51,11 @@ class DocumentLexicon:
 @lru_cache(maxsize=2)
 def load_document_lexicon(path: str = str(LEXICON_PATH)) -> DocumentLexicon:
     spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    openers = sorted(spec["openers"], key=len, reverse=True)
-    alt = lambda words: "|".join(map(re.escape, sorted({w.lower() for w in words}, key=len, reverse=True)))  # noqa: E731
+    openers = spec["openers"]
+
+    def alt(words: list[str]) -> str:  # longest first, so a phrase wins over its first word
+        return "|".join(map(re.escape, sorted({w.lower() for w in words}, key=len, reverse=True)))
+
     pointers, dets = alt(spec["pointers"]), alt(spec["determiners"])
     nouns, times = alt(spec["document_nouns"]), alt(spec["time_words"])
     pointer = rf"\b(?:{pointers})\b|\b(?:{dets})\s+(?:\w+\s+)?(?:{nouns})\b|\b(?:this|these)\b(?!\s+(?:{times})\b)"
@@ -84,9 +87,9 @@ def has_email_header(text: str, lex: DocumentLexicon) -> bool:
     pos = 0
     while pos >= 0:  # line starts: 0 and after each "\n" (where a multi-line "^" matches)
         nl = text.find("\n", pos)
-        # an empty or blank line is skipped: a match from its start runs through the blanks to the next line that has text,
-        # and that line's own start matches the same way (matching each of 4,000 blank lines re-read all of them:
-        # over a second per scan)
+        # an empty or blank line is skipped: a match from its start runs through the blanks to the next line with
+        # text, and that line's own start matches the same way (matching each of 4,000 blank lines re-read all of
+        # them: over a second per scan)
         if (nl < 0 or not (nl == pos or text[pos:nl].isspace())) and line(text, pos):
             return True
         pos = nl + 1 if nl >= 0 else -1

@@ -90,7 +90,7 @@ def _factors(regex: str, anchors: tuple[str, ...] | None) -> tuple[Factor, ...]:
     boundary = (C.AT, C.AT_BOUNDARY)
 
     def ends_word(items: list, k: int, trail: bool) -> bool:
-        """What follows items[:k] cannot be a letter: a \b, whitespace, or the end of a bounded context."""
+        r"""What follows items[:k] cannot be a letter: a \b, whitespace, or the end of a bounded context."""
         if k >= len(items):
             return trail
         op, av = items[k]
@@ -305,8 +305,8 @@ def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
                     groups = [req] if all(isinstance(x, str) for x in req) else req
                     own = tuple(tuple((fold_text(x), 0) for x in g) for g in groups if g)
                     requires = tuple(x for g in own for x, _ in g)
-                    factors = own + tuple(f for f in _factors(p["regex"], anchors)
-                                          if frozenset(f) not in {frozenset(g) for g in own})
+                    written = {frozenset(g) for g in own}  # a factor the regex repeats is kept once
+                    factors = own + tuple(f for f in _factors(p["regex"], anchors) if frozenset(f) not in written)
                     try:
                         gate = re.compile(p["gate"], re.DOTALL) if "gate" in p else None
                     except re.error as e:
