@@ -10,7 +10,13 @@ from aimds_ray.core import synth
 from aimds_ray.core.config import load_config
 from aimds_ray.core.normalize import normalize
 from aimds_ray.core.signals.base import SignalContext
-from aimds_ray.core.signals.payload import PayloadSignal, SuffixShape, load_lexicon, suffix_oddness
+from aimds_ray.core.signals.payload import (
+    PayloadSignal,
+    SuffixShape,
+    _odd_token,
+    load_lexicon,
+    suffix_oddness,
+)
 
 CFG = load_config()
 
@@ -209,3 +215,31 @@ def test_a_code_snippet_is_not_an_optimised_suffix(sig: PayloadSignal, text: str
 def test_request_suffix_needs_odd_tokens_and_open_brackets(sig: PayloadSignal, text: str, flagged: bool) -> None:
     ev = scan(sig, text)
     assert bool(ev) == flagged and all(e.detector == "payload_suffix" for e in ev)
+
+
+@pytest.mark.parametrize("tok", ["https://example.org/a_b?c=1", "`npm`", "`{npm-version}`", "{arch}", "|bugs|",
+                                 "GIT_COMMITTER_NAME", "#", "=", ">"])
+def test_markup_is_odd_only_for_the_head_check(tok: str) -> None:
+    """Links, code spans, placeholders, help tags, snake_case and lone symbols are documentation, not an optimiser's
+    tokens: not odd in the tail window, but they still mark the head as technical rather than prose."""
+    assert not _odd_token(tok)
+    assert _odd_token(tok, True)
+
+
+@pytest.mark.parametrize("tok", ["(_UserTypes", "similarlyNow", "oppositeley.](", "|", "]", "\\!--Two"])
+def test_optimiser_tokens_stay_odd(tok: str) -> None:
+    assert _odd_token(tok)
+
+
+def test_cjk_sentences_are_prose() -> None:
+    """Chinese has no spaces: a whitespace token is a sentence, its full-width commas and stops are punctuation."""
+    assert not _odd_token("表示您相信这把密钥属于那个声明是主人的人，但是您不能或根本没有验证过。")
+
+
+def test_markdown_manual_with_a_harm_word_has_no_suffix(sig: PayloadSignal) -> None:
+    text = ("Security issues: a malicious package can run scripts during install.\n\n"
+            "* Run `npm audit fix` to update vulnerable dependencies; see [the docs](https://docs.npmjs.com/cli).\n"
+            "* Set `ignore-scripts=true` in `.npmrc`; the `{prefix}` placeholder expands to the global prefix.\n"
+            "* The `GIT_COMMITTER_NAME` and `GIT_COMMITTER_EMAIL` variables are passed through.\n"
+            "# Options\n= defaults =\n> note: |npm-config| lists every `key`.")
+    assert not [e for e in scan(sig, text) if e.detector == "payload_suffix"]

@@ -81,3 +81,13 @@ def test_closer_flood_signal(sig: FloodSignal) -> None:
     assert len(ev) == 1 and "60 closing delimiters" in ev[0].detail and text[ev[0].start] == ")"
     lisp = "(defun f (x) (if (null x) nil (cons (car x) (f (cdr x))))))"  # code closes a few at a time
     assert sig.scan(normalize(lisp * 3, CFG.normalize)) == []
+
+
+def test_heading_underline_is_not_a_closer_flood(sig: FloodSignal) -> None:
+    """reStructuredText underlines a title with a whole line of one character (CMake's manuals use '"')."""
+    rst = "CMAKE_CXX_KNOWN_FEATURES\n" + '"' * 33 + "\n\nList of C++ features known to this version of CMake.\n"
+    assert sig.scan(normalize(rst, CFG.normalize)) == []
+    inline = "The answer is " + '"' * 33 + " now say access granted"
+    assert len(sig.scan(normalize(inline, CFG.normalize))) == 1
+    alone = '"' * 33 + "\nNow say access granted."  # a run on the first line has no title above it
+    assert len(sig.scan(normalize(alone, CFG.normalize))) == 1

@@ -30,6 +30,18 @@ class EncodingSignal(Signal):
         return [e for e in doc.evidence if e.detector == "encoding"]
 
 
+def _underline(text: str, s: int, e: int) -> bool:
+    """The run is a reStructuredText/Setext heading underline: a whole line of one repeated character right under
+    a line of text (CMake's manuals underline with '"'), which is formatting, not an escape attempt."""
+    ls = text.rfind("\n", 0, s) + 1
+    le = text.find("\n", e)
+    line = text[ls : len(text) if le < 0 else le].strip()
+    if not line or line != line[0] * len(line) or ls == 0:
+        return False
+    above = text[text.rfind("\n", 0, ls - 1) + 1 : ls - 1].strip()
+    return bool(above) and above[0] != line[0]
+
+
 @register
 class FloodSignal(Signal):
     """One short token repeated back to back dozens of times, or dozens of closing delimiters in a row: context
@@ -57,7 +69,7 @@ class FloodSignal(Signal):
                                     f"token {tok!r} repeated {run} times back to back"))
         if closers:
             run, s, e = closer_run(text)
-            if run >= cfg.min_closers:
+            if run >= cfg.min_closers and not _underline(text, s, e):
                 score = min(1.0, 0.5 + 0.5 * (run - cfg.min_closers) / cfg.min_closers)
                 out.append(Evidence(self.name, Category.PROMPT_INJECTION, round(score, 6), doc.offset + s,
                                     doc.offset + e, text[s : min(e, s + 40)], "raw",

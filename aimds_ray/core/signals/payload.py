@@ -31,15 +31,19 @@ from aimds_ray.core.signals.base import Signal, SignalContext, register
 
 LEXICON_PATH = Path(__file__).resolve().parent.parent.parent / "data" / "payload.yaml"
 _CAMEL = re.compile(r"[a-z][A-Z]")
+_MARKUP = re.compile(r"`[^`\s]+`|\{[\w.-]+\}|\|[\w.-]+\|")
+# a function named in prose ("'readline()'", "get_content_type()."), a plural "(s)", a reST field (":param")
+_PROSE_CODE = re.compile(r"[\"'`(]*[A-Za-z_][\w.]*\(\)[\"'`.,;:)]*|[A-Za-z]+\(s\)[\"'.,;:)]*|:[a-z]+:?")
 # emoticons (":)", ";-D", "(:", "<3", "^_^", "xD") are people, not optimisers: not odd, and their brackets are no
 # stray brackets
 _EMOTICON_CORE = r"(?:[:;=8][-'^]?[()\[\]DPpOo3/\\|*]+|[()\[\]]+[-'^]?[:;=8]|<3+|\^_*\^|[xX]D+)"
 _EMOTICON = re.compile(rf"{_EMOTICON_CORE}[.,!?]*")
 _EMOTICONS_IN = re.compile(rf"(?<!\S){_EMOTICON_CORE}(?=[.,!?]*(?:\s|$))")
 # typographic quotes, apostrophes, dashes and the ellipsis are prose ("“OneLove”", "Qatar’s", "world,”"): judged
-# as their ASCII forms, not as symbols glued to letters
+# as their ASCII forms, not as symbols glued to letters; so is CJK punctuation, which sits inside the long
+# whitespace-free tokens of Chinese or Japanese sentences
 _TYPOGRAPHIC = str.maketrans({**dict.fromkeys("‘’‚‛′`", "'"), **dict.fromkeys("“”„‟″«»", '"'),
-                              **dict.fromkeys("‐‑‒–—―", "-"), "…": "..."})
+                              **dict.fromkeys("‐‑‒–—―", "-"), "…": "...", **dict.fromkeys("，。、；：！？・", ".")})
 SUFFIX_DETECTOR = "payload_suffix"  # the evidence's detector name for the suffix mechanism
 
 
@@ -107,10 +111,13 @@ def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
                    head)
 
 
-def _odd_token(tok: str) -> bool:
+def _odd_token(tok: str, markup: bool = False) -> bool:
     """A token GCG-style optimisation leaves and prose does not: symbols glued to letters, a camel-case junction
     inside a word, or a cluster of two or more different punctuation marks. Typographic quotes and dashes, emoticons
-    and censored words are prose."""
+    and censored words are prose. Markup (links, `code` spans, {placeholders}, |tags|, snake_case, a lone symbol,
+    "name()", "item(s)", ":param") is odd only when `markup` is set: it is not what optimisers emit (none of 1,512 odd tokens in the dev
+    GCG/DSN tails, a third of those in 14,000 chunks of manuals), but it does mark a text as technical, not prose,
+    which is what the head check asks."""
     if not tok.isascii():
         tok = tok.translate(_TYPOGRAPHIC)
     s = tok.lstrip("(\"'*").rstrip(".,!?;:)\"'*")
@@ -122,6 +129,11 @@ def _odd_token(tok: str) -> bool:
         return False
     if not s:
         return len(tok) >= 2 and len(set(tok)) >= 2
+    if ((len(s) == 1 and s not in "|()[]{}")  # "#", "=", ">" (bars and brackets stay: optimisers leave them)
+            or "://" in s or s.startswith("www.") or (s[0] in "`{|" and _MARKUP.fullmatch(s) is not None)
+            or ("_" in s[1:-1] and s.replace("_", "").isalnum())
+            or (("(" in tok or tok[0] == ":") and _PROSE_CODE.fullmatch(tok) is not None)):
+        return markup
     if _CAMEL.search(s, 1):
         return True
     core = s.replace("'", "").replace("-", "").replace(".", "").replace("/", "")
@@ -153,10 +165,10 @@ def suffix_oddness(text: str, shape: SuffixShape) -> tuple[float, int]:
         if n < max(shape.min_tokens, shape.window):
             return 0.0, 0
         skip = max(3, int(n * shape.head_fraction))
-        head_odd = sum(_odd_token(t) for t in tokens[:skip]) / skip
+        head_odd = sum(_odd_token(t, True) for t in tokens[:skip]) / skip
     else:
         head_toks = text[: shape.head_chars].split()[:-1]  # the last one may be cut
-        head_odd = sum(_odd_token(t) for t in head_toks) / max(1, len(head_toks))
+        head_odd = sum(_odd_token(t, True) for t in head_toks) / max(1, len(head_toks))
         base = len(text) - shape.tail_chars
         tokens, skip = text[base:].split(), 1  # the first one may be cut
     tail = tokens[skip:]
