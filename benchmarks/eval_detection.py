@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from aimds_ray.core.config import load_config  # noqa: E402
 from aimds_ray.core.detector import Detector  # noqa: E402
 from aimds_ray.core.model import load_current_model  # noqa: E402
-from aimds_ray.core.training import TrainParams, read_jsonl, train_bundle  # noqa: E402
+from aimds_ray.core.training import TrainParams, read_corpora, read_jsonl, train_bundle  # noqa: E402
 
 MANIP = {"jailbreak", "prompt_injection", "prompt_extraction", "indirect_injection", "adversarial_suffix"}
 
@@ -171,13 +171,14 @@ def main() -> None:
 
         spec = yaml.safe_load((ROOT / "aimds_ray" / "data" / "training.yaml").read_text())
         spec_params = TrainParams(**spec.get("params", {}))  # the shipped model's hyper-parameters
+        corpora = read_corpora(spec.get("corpora", []))  # shipped benign corpora: never held out, always trained on
         acc = defaultdict(lambda: [0, 0])
         all_s, all_y = [], []
         per_held = {}
         for name, rows in rows_by_file.items():
             if args.only and name not in args.only:
                 continue
-            train_rows = [r for n, rs in rows_by_file.items() if n != name for r in rs]
+            train_rows = [r for n, rs in rows_by_file.items() if n != name for r in rs] + corpora
             bundle = train_bundle(train_rows, config=config, params=spec_params, version=f"loso-{name}",
                                   log=lambda m: None)
             d = Detector(config, model=bundle)

@@ -86,8 +86,12 @@ def test_false_alarm_lowers_score(learner: Learner) -> None:
     assert ack["status"] == "accepted"
     s1 = _scan(learner, FALSE_ALARM).score
     assert s1 < s0 - 0.2 and s1 < learner.threshold
-    st = learner.detector_stats()  # it was below the threshold already: no detector "fired" on it
-    assert st["learned"]["tn"] == 1 and st["fused"]["tn"] == 1 and st["learned"]["precision"] is None
+    # the stats judge what fired when it was reported: a false positive if the model flagged it (the shipped
+    # model's score for this text sits near its threshold, on either side depending on the training data)
+    st = learner.detector_stats()
+    flagged = s0 >= learner.threshold
+    assert st["fused"]["fp" if flagged else "tn"] == 1 and st["fused"]["precision"] == (0.0 if flagged else None)
+    assert st["learned"]["fp"] + st["learned"]["tn"] == 1 and st["learned"]["tp"] == 0
 
 
 def test_checkpoint_rollback_and_restart_replay(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="bundle directory (default: a new version in $AIMDS_HOME/models, made current)")
     p.add_argument("--version", default=None, help="version name (default: next free vN)")
     p.add_argument("--config", help="config file merged over the default")
+    p.add_argument("--no-corpora", action="store_true",
+                   help="leave out the benign corpora shipped in the package (training.yaml 'corpora')")
     p.set_defaults(func=run)
 
 
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from aimds_ray.cli import UsageError
     from aimds_ray.core.config import load_config
     from aimds_ray.core.model import ModelStore
-    from aimds_ray.core.training import TrainParams, read_jsonl, train_bundle
+    from aimds_ray.core.training import TrainParams, read_corpora, read_jsonl, train_bundle
 
     spec = load_training_spec()
     files = args.files
@@ -42,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
     params = TrainParams(**spec.get("params", {}))
     store = ModelStore()
     version = args.version or store.next_version()
-    bundle = train_bundle(read_jsonl(files), config=load_config(args.config), params=params, version=version,
-                          notes="aimds train: " + ", ".join(Path(f).name for f in files),
+    corpora = [] if args.no_corpora else spec.get("corpora", [])
+    rows = read_jsonl(files) + read_corpora(corpora)
+    bundle = train_bundle(rows, config=load_config(args.config), params=params, version=version,
+                          notes="aimds train: " + ", ".join([Path(f).name for f in files] + corpora),
                           log=lambda m: print(m, file=__import__("sys").stderr))
     if args.out:
         path = bundle.save(Path(args.out))

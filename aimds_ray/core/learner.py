@@ -440,9 +440,11 @@ class Learner:
             spec = yaml.safe_load((Path(__file__).resolve().parent.parent / "data" / "training.yaml").read_text())
             files = [d / f for f in spec.get("files", []) if (d / f).exists()]
             if files:
-                from aimds_ray.core.training import read_jsonl
+                from aimds_ray.core.training import read_corpora, read_jsonl
 
-                allrows = [r for r in read_jsonl(files) if isinstance(r.get("text"), str)
+                # the shipped benign corpora too: a retrained model must not forget that manuals are benign
+                allrows = [r for r in read_jsonl(files) + read_corpora(spec.get("corpora", []))
+                           if isinstance(r.get("text"), str)
                            and not (int(r["label"]) == 1 and r.get("file") in self.cfg.holdout_files)]
                 rng = random.Random(self.cfg.seed)
                 rng.shuffle(allrows)
@@ -463,7 +465,8 @@ class Learner:
         d = self._data_dir()
         files = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in d.glob("*.jsonl")) if d else []
         data = Path(__file__).resolve().parent.parent / "data"
-        pats = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in data.rglob("*.yaml"))
+        pats = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime))
+                      for p in [*data.rglob("*.yaml"), *data.rglob("*.jsonl.gz")])
         c = self.cfg
         key = {"v": 1, "aimds": __version__, "files": files, "pats": pats, "bits": self.bits,
                "sizes": [c.base_attacks, c.base_benign, c.synth_attacks, c.synth_benign, c.seed],

@@ -51,6 +51,7 @@ class TrainParams:
     synth_suffix: int = 0
     synth_flood: int = 0
     synth_documents: int = 0
+    synth_corpus_injections: int = 0
     seed: int = 0
 
 
@@ -64,6 +65,23 @@ def read_jsonl(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
                     r.setdefault("source", Path(p).name)
                     r["file"] = Path(p).name
                     rows.append(r)
+    return rows
+
+
+CORPORA_DIR = Path(__file__).resolve().parent.parent / "data" / "corpora"
+
+
+def read_corpora(names: Iterable[str]) -> list[dict[str, Any]]:
+    """The shipped benign corpora (gzip JSONL in `aimds_ray/data/corpora`, see `aimds_ray.core.corpus`)."""
+    import gzip
+
+    rows = []
+    for name in names:
+        with gzip.open(CORPORA_DIR / name, "rt", encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                r["file"] = f"corpus:{name}"
+                rows.append(r)
     return rows
 
 
@@ -98,6 +116,13 @@ def augment(rows: list[dict[str, Any]], params: TrainParams) -> list[dict[str, A
                  "source": "aimds-synth-doc-about", "fusion_only": True},
                 {"text": synth.plant_task(rd, doc, task), "label": 1, "category": "indirect_injection",
                  "source": "aimds-synth-doc-task", "fusion_only": True}]
+    # injections planted in documentation chunks: the corpus teaches that technical prose is benign, these keep an
+    # instruction inside such prose an attack (without them its n-grams would only ever pull scores down)
+    corpus = [r_["text"] for r_ in rows if str(r_.get("file", "")).startswith("corpus:")]
+    rc = random.Random(params.seed + 29)
+    for i in range(min(params.synth_corpus_injections, len(corpus))):
+        out.append({"text": synth.embed_in_document(corpus[(i * 7919) % len(corpus)], synth.indirect_sentence(rc), rc),
+                    "label": 1, "category": "indirect_injection", "source": "aimds-synth-corpus", "file": "synthetic"})
     rf = random.Random(params.seed + 17)
     for _ in range(params.synth_flood):
         out.append({"text": synth.flood(rf), "label": 1, "category": "prompt_injection",

@@ -1,0 +1,41 @@
+"""The shipped benign corpus: what it holds, that it rebuilds identically, and how training uses it."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from aimds_ray.core import corpus
+from aimds_ray.core.training import TrainParams, augment, read_corpora
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return read_corpora(["docs.jsonl.gz"])
+
+
+def test_rows_are_licence_clean_benign_documents(rows: list[dict]) -> None:
+    assert len(rows) > 1000
+    assert {r["label"] for r in rows} == {0}
+    assert {r["category"] for r in rows} == {"benign_document"}
+    assert {r["license"] for r in rows} == {"PSF-2.0"}
+    assert all(r["source"].startswith("python-") and 80 <= len(r["text"]) for r in rows)
+    assert len({r["text"] for r in rows}) == len(rows)
+
+
+def test_the_shipped_file_is_what_the_builder_makes(rows: list[dict]) -> None:
+    version = f"python-{sys.version_info.major}.{sys.version_info.minor}-"
+    if not rows[0]["source"].startswith(version):
+        pytest.skip("built from another Python version's standard library")
+    assert [{k: v for k, v in r.items() if k != "file"} for r in rows] == corpus.build()
+
+
+def test_training_plants_injections_in_corpus_chunks(rows: list[dict]) -> None:
+    params = TrainParams(synth_attacks=0, synth_benign=0, synth_indirect_docs=0, synth_corpus_injections=25)
+    planted = [r for r in augment(rows[:50], params) if r.get("source") == "aimds-synth-corpus"]
+    assert len(planted) == 25 and all(r["label"] == 1 for r in planted)
+    texts = {r["text"] for r in rows[:50]}
+    # the sentence goes before, after or inside the chunk: the chunk's start or end is still there
+    assert all(any(p["text"].startswith(t[:40]) or p["text"].endswith(t[-40:]) for t in texts)
+               and p["text"] not in texts for p in planted)
