@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aimds_ray.core.config import load_config  # noqa: E402
+from aimds_ray.core.corpus import paragraph_chunks  # noqa: E402
 from aimds_ray.core.detector import Detector  # noqa: E402
 from aimds_ray.core.model import ModelBundle  # noqa: E402
 
@@ -48,18 +49,8 @@ def doc_files(roots: list[str]) -> list[str]:
 
 
 def chunks_of(text: str, r: random.Random) -> list[str]:
-    """Whole paragraphs joined up to a length drawn per chunk (a short paste to 2 KB)."""
-    out, cur, limit = [], "", r.choice((300, 800, 1500, 2000))
-    for p in (p.strip() for p in re.split(r"\n\s*\n", text)):
-        if len(p) < 40:
-            continue
-        if cur and len(cur) + len(p) + 2 > limit:
-            out.append(cur)
-            cur, limit = "", r.choice((300, 800, 1500, 2000))
-        cur = f"{cur}\n\n{p}" if cur else p[:2000]
-    if cur:
-        out.append(cur)
-    return [c for c in out if len(c) >= 80]
+    """Cut like the training corpus (`aimds_ray.core.corpus.paragraph_chunks`), chunks of 80+ characters."""
+    return [c for c in paragraph_chunks(text, r) if len(c) >= 80]
 
 
 def main() -> None:

@@ -1,15 +1,14 @@
-"""Benign technical text for training: documentation chunks from licence-clean sources, built once and shipped.
+"""Benign technical text for training: documentation chunks from a licence-clean source, built once and shipped.
 
 The dev data's benign rows are short requests plus a few hundred BIPIA documents, so the learned n-gram model had
-never seen ordinary technical prose: on documentation it had not been trained on (Node.js, Vim, Git, CMake, Rust,
-Java and Cloud SDK docs on the build machine, chunked like pasted context) it flagged 8 % of chunks. This module
-cuts such text into prompt-sized chunks from one source whose licence allows shipping the text and weights derived
-from it, the Python distribution itself (PSF-2.0): the standard library's docstrings (read with `ast`, nothing
-imported) and the language and library reference pages `pydoc` ships. Installed packages' READMEs would add Markdown,
-but each under its own licence and notice; measured without them, the documentation FPR is 1.5 % instead of 1.3 %
-(benchmarks/ood_benign.py). The output is a gzip JSONL file in the training
-schema; `aimds train` reads it as `corpora:` in `training.yaml`. Rebuild with
-`python -m aimds_ray.core.corpus --out aimds_ray/data/corpora/docs.jsonl.gz`; the committed file is what the
+never seen ordinary technical prose: on documentation it was not trained on (the Node.js, Vim, Git, CMake, Rust,
+Java and Cloud SDK docs of the build machine, chunked like pasted context; `benchmarks/ood_benign.py`) it flagged
+5.8 % of chunks. This module cuts such text into prompt-sized chunks from one source whose licence allows shipping
+the text and weights derived from it, the Python distribution itself (PSF-2.0): the standard library's docstrings
+(read with `ast`, nothing imported) and the reference pages `pydoc` ships. Installed packages' READMEs would add
+Markdown, but each under its own licence and notice; with them the documentation FPR was 1.3 % instead of 1.44 %.
+The output is gzip JSONL in the training schema; `aimds train` reads it as `corpora:` in `training.yaml`. Rebuild
+with `python -m aimds_ray.core.corpus --out aimds_ray/data/corpora/docs.jsonl.gz`; the committed file is what the
 shipped model was trained on (docstrings change between Python versions, so building at train time would not be
 reproducible).
 """
@@ -33,8 +32,8 @@ SKIP_PARTS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "dist-pack
               "__phello__", "encodings"}
 
 
-def _paragraph_chunks(text: str, r: random.Random) -> Iterator[str]:
-    """Consecutive paragraphs joined up to a length drawn per chunk (short requests to 2 KB pastes)."""
+def paragraph_chunks(text: str, r: random.Random) -> Iterator[str]:
+    """Consecutive paragraphs (40+ characters) joined up to a length drawn per chunk: a short paste to 2 KB."""
     paras = [p.strip() for p in re.split(r"\n\s*\n", text) if len(p.strip()) >= 40]
     limit = r.choice((300, 800, 1500, 2000))
     cur = ""
@@ -81,7 +80,7 @@ def build(max_rows: int = 3000, seed: int = 0) -> list[dict]:
     sources = [(f"python-{version}-stdlib:{m}", t) for m, t in stdlib_docstrings()]
     sources += [(f"python-{version}-reference:{m}", t) for m, t in language_reference()]
     for source, text in sources:
-        for chunk in _paragraph_chunks(text, r):
+        for chunk in paragraph_chunks(text, r):
             key = hashlib.blake2b(chunk.encode(), digest_size=8).digest()
             if key not in seen and len(chunk) >= 80:
                 seen.add(key)
@@ -97,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-rows", type=int, default=3000)
     a = ap.parse_args(argv)
     rows = build(a.max_rows)
-    with gzip.GzipFile(a.out, "wb", mtime=0) as f:
+    # no name and no time in the gzip header: the same rows give the same bytes wherever they are written
+    with open(a.out, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f:
         for row in rows:
             f.write((json.dumps(row, ensure_ascii=False) + "\n").encode())
     print(json.dumps({"rows": len(rows), "out": a.out}))
