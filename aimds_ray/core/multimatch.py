@@ -49,45 +49,56 @@ def _next(s: int, c: np.uint32, cmap: np.ndarray, delta: np.ndarray, k: int) -> 
 
 
 @njit(cache=True, inline="always")
-def _start(codes: np.ndarray, lo: int, hi: int, i: int, lit: int, nlen: np.ndarray, nflags: np.ndarray,
-           below: int) -> int:
-    """Where literal `lit` ending at codes[i] starts, or -1 when that occurrence is not reported: it starts at or
-    after `below` (the other chain's), or a word boundary it requires is missing."""
-    f = nflags[lit]
-    start = i - nlen[lit] + 1
-    if start >= below:
-        return -1
-    if (f & WORD_START) and start > lo and _az(codes[start - 1]):
-        return -1
-    if (f & WORD_END) and i + 1 < hi and _az(codes[i + 1]):
-        return -1
-    return start
-
-
-@njit(cache=True, inline="always")
-def _emit(codes: np.ndarray, lo: int, hi: int, i: int, s: int, below: int, d: int, out_ptr: np.ndarray,
-          out_ids: np.ndarray, nlen: np.ndarray, nflags: np.ndarray, mark: np.ndarray, seen_doc: np.ndarray,
-          seen_lit: np.ndarray, pos_doc: np.ndarray, pos_lit: np.ndarray, pos_at: np.ndarray, n_seen: int,
-          n_pos: int) -> tuple[int, int]:
-    """Record the outputs of state `s` reached at codes[i] whose occurrence starts before `below`."""
-    for j in range(out_ptr[s], out_ptr[s + 1]):
-        lit = out_ids[j]
-        start = _start(codes, lo, hi, i, lit, nlen, nflags, below)
-        if start < 0:
-            continue
-        if mark[lit] != d:
-            mark[lit] = d
-            if n_seen < seen_doc.shape[0]:
-                seen_doc[n_seen] = d
-                seen_lit[n_seen] = lit
-            n_seen += 1
-        if nflags[lit] & POSITIONS:
-            if n_pos < pos_doc.shape[0]:
-                pos_doc[n_pos] = d
-                pos_lit[n_pos] = lit
-                pos_at[n_pos] = start - lo
-            n_pos += 1
-    return n_seen, n_pos
+def _walk(codes: np.ndarray, lo: int, hi: int, cmap: np.ndarray, delta: np.ndarray, k: int, longest: int,
+          hit_at: np.ndarray, hit_state: np.ndarray) -> tuple[int, int, int]:
+    """Walk codes[lo:hi] with both chains and record each step that reaches a state with outputs: chain A's
+    (position, state) from the front of `hit_at`/`hit_state`, chain B's from the back. Return (mid, A's count, B's
+    count). The outputs are read afterwards, in one loop: branchy output handling inside this loop made every
+    output state cost ~100 ns more (numba's reference counting around the arrays it touched), the loop alone
+    walks 2 KB in ~5 us."""
+    mid, end_a, both = _split(lo, hi, longest)
+    top = hit_at.shape[0] - 1
+    na = 0
+    nb = 0
+    sa = 0
+    sb = 0
+    for i in range(lo, lo + both):  # both chains: the two table loads of a step overlap
+        ta = _next(sa, codes[i], cmap, delta, k)
+        tb = _next(sb, codes[mid + i - lo], cmap, delta, k)
+        if ta >= 0:  # most steps: a state without outputs (see `Automaton.delta`)
+            sa = ta
+        else:
+            sa = ~ta
+            hit_at[na] = i
+            hit_state[na] = sa
+            na += 1
+        if tb >= 0:
+            sb = tb
+        else:
+            sb = ~tb
+            hit_at[top - nb] = mid + i - lo
+            hit_state[top - nb] = sb
+            nb += 1
+    # the rests, one chain each: A's up to end_a (B's half was shorter), B's up to the end of the text
+    for i in range(lo + both, end_a):
+        ta = _next(sa, codes[i], cmap, delta, k)
+        if ta >= 0:
+            sa = ta
+        else:
+            sa = ~ta
+            hit_at[na] = i
+            hit_state[na] = sa
+            na += 1
+    for i in range(mid + both, hi):
+        tb = _next(sb, codes[i], cmap, delta, k)
+        if tb >= 0:
+            sb = tb
+        else:
+            sb = ~tb
+            hit_at[top - nb] = i
+            hit_state[top - nb] = sb
+            nb += 1
+    return mid, na, nb
 
 
 @njit(cache=True)
@@ -99,58 +110,47 @@ def _ac_scan(codes: np.ndarray, offsets: np.ndarray, cmap: np.ndarray, delta: np
     Return both counts; they may exceed the output capacities, and the caller then retries with more room."""
     mark = np.full(nlen.shape[0], -1, dtype=np.int64)  # the last text each literal was seen in
     longest = nlen.max() if nlen.shape[0] else 1
+    room = 1
+    for d in range(offsets.shape[0] - 1):
+        room = max(room, offsets[d + 1] - offsets[d] + longest)
+    hit_at = np.empty(room, dtype=np.int64)
+    hit_state = np.empty(room, dtype=np.int32)
+    top = room - 1
     n_seen = 0
     n_pos = 0
     for d in range(offsets.shape[0] - 1):
         lo = offsets[d]
         hi = offsets[d + 1]
-        mid, end_a, both = _split(lo, hi, longest)
-        sa = 0
-        sb = 0
-        for i in range(lo, lo + both):  # both chains: the two table loads of a step overlap
-            ta = _next(sa, codes[i], cmap, delta, k)
-            tb = _next(sb, codes[mid + i - lo], cmap, delta, k)
-            if ta >= 0:  # most steps: a state without outputs (see `Automaton.delta`)
-                sa = ta
-            else:
-                sa = ~ta
-                n_seen, n_pos = _emit(codes, lo, hi, i, sa, mid, d, out_ptr, out_ids, nlen, nflags, mark,
-                                      seen_doc, seen_lit, pos_doc, pos_lit, pos_at, n_seen, n_pos)
-            if tb >= 0:
-                sb = tb
-            else:
-                sb = ~tb
-                n_seen, n_pos = _emit(codes, lo, hi, mid + i - lo, sb, hi, d, out_ptr, out_ids, nlen, nflags,
-                                      mark, seen_doc, seen_lit, pos_doc, pos_lit, pos_at, n_seen, n_pos)
-        # the rests, one chain each: A's up to end_a (B's half was shorter), B's up to the end of the text. Written
-        # out, not as a shared helper: inlined or called, a helper measured 1.5-2 us slower per 2 KB pass
-        for i in range(lo + both, end_a):
-            ta = _next(sa, codes[i], cmap, delta, k)
-            if ta >= 0:
-                sa = ta
-            else:
-                sa = ~ta
-                n_seen, n_pos = _emit(codes, lo, hi, i, sa, mid, d, out_ptr, out_ids, nlen, nflags, mark,
-                                      seen_doc, seen_lit, pos_doc, pos_lit, pos_at, n_seen, n_pos)
-        for i in range(mid + both, hi):
-            tb = _next(sb, codes[i], cmap, delta, k)
-            if tb >= 0:
-                sb = tb
-            else:
-                sb = ~tb
-                n_seen, n_pos = _emit(codes, lo, hi, i, sb, hi, d, out_ptr, out_ids, nlen, nflags, mark,
-                                      seen_doc, seen_lit, pos_doc, pos_lit, pos_at, n_seen, n_pos)
+        mid, na, nb = _walk(codes, lo, hi, cmap, delta, k, longest, hit_at, hit_state)
+        for h in range(na + nb):
+            # A's hits report only occurrences starting before `mid`, B's (from the back) those before `hi`
+            slot = h if h < na else top - (h - na)
+            below = mid if h < na else hi
+            i = hit_at[slot]
+            s = hit_state[slot]
+            for j in range(out_ptr[s], out_ptr[s + 1]):
+                lit = out_ids[j]
+                f = nflags[lit]
+                start = i - nlen[lit] + 1
+                if start >= below:
+                    continue
+                if (f & WORD_START) and start > lo and _az(codes[start - 1]):
+                    continue
+                if (f & WORD_END) and i + 1 < hi and _az(codes[i + 1]):
+                    continue
+                if mark[lit] != d:
+                    mark[lit] = d
+                    if n_seen < seen_doc.shape[0]:
+                        seen_doc[n_seen] = d
+                        seen_lit[n_seen] = lit
+                    n_seen += 1
+                if f & POSITIONS:
+                    if n_pos < pos_doc.shape[0]:
+                        pos_doc[n_pos] = d
+                        pos_lit[n_pos] = lit
+                        pos_at[n_pos] = start - lo
+                    n_pos += 1
     return n_seen, n_pos
-
-
-@njit(cache=True, inline="always")
-def _count(codes: np.ndarray, n: int, i: int, s: int, below: int, out_ptr: np.ndarray, out_ids: np.ndarray,
-           nlen: np.ndarray, nflags: np.ndarray, group: np.ndarray, seen: np.ndarray, counts: np.ndarray) -> None:
-    for j in range(out_ptr[s], out_ptr[s + 1]):
-        lit = out_ids[j]
-        if not seen[lit] and _start(codes, 0, n, i, lit, nlen, nflags, below) >= 0:
-            seen[lit] = 1
-            counts[group[lit]] += 1
 
 
 @njit(cache=True)
@@ -161,36 +161,30 @@ def _ac_group_counts(codes: np.ndarray, cmap: np.ndarray, delta: np.ndarray, k: 
     n = codes.shape[0]
     seen = np.zeros(nlen.shape[0], dtype=np.uint8)
     counts = np.zeros(ngroups, dtype=np.int64)
-    mid, end_a, both = _split(0, n, nlen.max() if nlen.shape[0] else 1)
-    sa = 0
-    sb = 0
-    for i in range(both):
-        ta = _next(sa, codes[i], cmap, delta, k)
-        tb = _next(sb, codes[mid + i], cmap, delta, k)
-        if ta >= 0:
-            sa = ta
-        else:
-            sa = ~ta
-            _count(codes, n, i, sa, mid, out_ptr, out_ids, nlen, nflags, group, seen, counts)
-        if tb >= 0:
-            sb = tb
-        else:
-            sb = ~tb
-            _count(codes, n, mid + i, sb, n, out_ptr, out_ids, nlen, nflags, group, seen, counts)
-    for i in range(both, end_a):  # the rests, one chain each (see `_ac_scan`)
-        ta = _next(sa, codes[i], cmap, delta, k)
-        if ta >= 0:
-            sa = ta
-        else:
-            sa = ~ta
-            _count(codes, n, i, sa, mid, out_ptr, out_ids, nlen, nflags, group, seen, counts)
-    for i in range(mid + both, n):
-        tb = _next(sb, codes[i], cmap, delta, k)
-        if tb >= 0:
-            sb = tb
-        else:
-            sb = ~tb
-            _count(codes, n, i, sb, n, out_ptr, out_ids, nlen, nflags, group, seen, counts)
+    longest = nlen.max() if nlen.shape[0] else 1
+    hit_at = np.empty(n + longest, dtype=np.int64)
+    hit_state = np.empty(n + longest, dtype=np.int32)
+    top = n + longest - 1
+    mid, na, nb = _walk(codes, 0, n, cmap, delta, k, longest, hit_at, hit_state)
+    for h in range(na + nb):
+        slot = h if h < na else top - (h - na)
+        below = mid if h < na else n
+        i = hit_at[slot]
+        s = hit_state[slot]
+        for j in range(out_ptr[s], out_ptr[s + 1]):
+            lit = out_ids[j]
+            if seen[lit]:
+                continue
+            f = nflags[lit]
+            start = i - nlen[lit] + 1
+            if start >= below:
+                continue
+            if (f & WORD_START) and start > 0 and _az(codes[start - 1]):
+                continue
+            if (f & WORD_END) and i + 1 < n and _az(codes[i + 1]):
+                continue
+            seen[lit] = 1
+            counts[group[lit]] += 1
     return counts
 
 
