@@ -179,7 +179,13 @@ def test_anchors_follow_alternations_lookbehinds_and_clause_marks() -> None:
     assert _anchors(r"\b(?:each|every) (?:line|word)") == (("each ", "every "), True, "")
     assert _anchors(r"\b(?:reply|respond)\b")[0] == ("reply", "respond")  # parsed as "re" + "ply|spond"
     assert _anchors(r"(?<!told me to )\bignore x")[0] == ("ignore x",)
-    assert _anchors(r"\b(?:the |an? )?(?:ai|bot)\b")[0] == ("a ai", "a bot", "ai", "an ai", "an bot", "bot", "the ")
+    # a common word is extended into what follows it ("the " alone is in every text)
+    assert _anchors(r"\b(?:the |an? )?(?:ai|bot)\b")[0] == (
+        "a ai", "a bot", "ai", "an ai", "an bot", "bot", "the ai", "the bot")
+    assert _anchors(r"\bwhat (?:were|have) you\b")[0] == ("what have you", "what were you")
+    assert _anchors(r"\bwhat (?:is|are)\b(?:\W+\w+)")[0] == ("what are", "what is")
+    many = "|".join(f"{chr(97 + i % 26)}{i}" for i in range(30))  # past EXTEND_FANOUT: the word alone
+    assert _anchors(rf"\bwhat (?:{many})")[0] == ("what ",)
     lits, _, marks = _anchors(r"(?:^|[.!?\n]\s*)(?:please )?reply\b")
     assert lits == ("please reply", "reply") and marks == "\n!.?^"
     assert _anchors(r"\b(?:ab)*cd")[0] == ("ab", "cd")  # repeated: the item alone, or what follows it
