@@ -101,9 +101,10 @@ def test_email_header_matches_the_one_regex_it_replaces() -> None:
     lex = load_document_lexicon()
     r = random.Random(5)
     parts = ["From", "to", "Subject", "cc", "Hi", "dear", "Anna", "x", " ", "  ", "\n", "\n\n", "|", ":", ",", "\t",
-             "received date", "RE", "sent", "a.b"]
+             "received date", "RE", "sent", "a.b", "\u017fent", "Tofu", "hist", "\r\n"]  # long s: "sent" case-blind
     texts = ["".join(r.choice(parts) for _ in range(r.randint(0, 14))) for _ in range(4000)]
-    texts += ["Hello Anna,\nplease", "| From: x |", "notes\n  \n  Subject : hi", "say hi Anna, now", "tofu: 3"]
+    texts += ["Hello Anna,\nplease", "| From: x |", "notes\n  \n  Subject : hi", "say hi Anna, now", "tofu: 3",
+              "\u017fubject: x\nb"]
     for t in texts:
         assert has_email_header(t, lex) == bool(one.search(t)), repr(t)
 
