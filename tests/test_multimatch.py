@@ -30,9 +30,9 @@ def test_matches_reference(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(2))
-def test_occurrences_across_the_cut_between_the_two_chains(seed: int) -> None:
-    """The kernels walk each half of a text with its own state chain: literals longer than the text's halves and
-    occurrences that straddle the middle are found once, as the reference finds them."""
+def test_occurrences_across_the_cuts_between_the_chains(seed: int) -> None:
+    """The kernels walk each quarter of a text with its own state chain: literals longer than the quarters and
+    occurrences that straddle a cut are found once, as the reference finds them."""
     r = random.Random(100 + seed)
     for _ in range(300):
         lits = sorted({"".join(r.choice("ab ") for _ in range(r.randint(1, 14))) for _ in range(r.randint(1, 8))})
