@@ -278,10 +278,14 @@ class Family:
     patterns: tuple[Pattern, ...]
     word_keys: frozenset[str] = frozenset()  # 5-letter prefixes of the alphabetic keywords
     sym_keys: tuple[str, ...] = ()  # keywords with symbols, checked as substrings
+    script: str = ""  # "cjk": written in Chinese/Japanese/Korean, outside the automaton (see `SignatureIndex`)
 
     @classmethod
-    def make(cls, name: str, category: str, keywords: list[str], patterns: tuple[Pattern, ...]) -> Family:
+    def make(cls, name: str, category: str, keywords: list[str], patterns: tuple[Pattern, ...],
+             script: str = "") -> Family:
         kws = tuple(dict.fromkeys(fold_text(k) for k in keywords))  # as the folded views spell them
+        if script:
+            return cls(name, category, kws, patterns, script=script)
         words, syms = set(), []
         for k in kws:
             parts = re.findall(r"[a-z]+", k)
@@ -296,6 +300,23 @@ class PatternFileError(ValueError):
     pass
 
 
+# Hangul as the views hold it: decomposed into jamo (U+1100-U+11FF) by NFKD
+SCRIPTS = {"cjk": re.compile("[\u1100-\u11ff\u3130-\u318f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")}
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
+def _fold_script_regex(source: str) -> str:
+    """A script family's regex with its non-ASCII runs folded as the views fold them (NFKD drops the voiced marks
+    of kana: "プ" reads "フ"), so patterns are written in plain script. A run that folds to ASCII (full-width
+    punctuation) would change the regex's syntax: an error."""
+    def fold(m: re.Match[str]) -> str:
+        f = fold_text(m.group())
+        if any(c.isascii() for c in f):
+            raise ValueError(f"{m.group()!r} folds to {f!r}: write it as the views read it")
+        return f
+    return _NON_ASCII_RUN.sub(fold, source)
+
+
 @lru_cache(maxsize=4)
 def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
     """Read and compile every `*.yaml` family file; errors name the file and the pattern id."""
@@ -304,12 +325,18 @@ def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
         for i, fam in enumerate(yaml.safe_load(path.read_text(encoding="utf-8")) or []):
             where = f"{path.name}[{i}]"
             try:
+                script = fam.get("script", "")
+                if script and script not in SCRIPTS:
+                    raise PatternFileError(f"{where}: unknown script {script!r} (known: {sorted(SCRIPTS)})")
                 pats = []
                 for p in fam["patterns"]:
                     try:
-                        rx = re.compile(p["regex"], re.DOTALL)
-                    except re.error as e:
+                        rx = re.compile(_fold_script_regex(p["regex"]) if script else p["regex"], re.DOTALL)
+                    except (re.error, ValueError) as e:
                         raise PatternFileError(f"{where} pattern {p.get('id')!r}: bad regex: {e}") from None
+                    if script:  # searched whole, only in texts with the script and a family keyword
+                        pats.append(Pattern(p["id"], fam["family"], fam["category"], float(p["score"]), rx))
+                        continue
                     anchors, boundary, clause = _anchors(p["regex"])
                     req = p.get("requires", ())  # one list (one of them must occur) or lists that all must
                     groups = [req] if all(isinstance(x, str) for x in req) else req
@@ -324,7 +351,7 @@ def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
                     pats.append(Pattern(p["id"], fam["family"], fam["category"], float(p["score"]), rx,
                                         anchors, requires, boundary, clause, factors, gate,
                                         int(p.get("gate_count", 1)), frozenset(p.get("skip_run", ""))))
-                families.append(Family.make(fam["family"], fam["category"], fam["keywords"], tuple(pats)))
+                families.append(Family.make(fam["family"], fam["category"], fam["keywords"], tuple(pats), script))
             except KeyError as e:
                 raise PatternFileError(f"{where}: missing key {e}") from None
     return tuple(families)
@@ -431,7 +458,13 @@ class SignatureIndex:
         self.patterns: list[tuple[Family, Pattern, tuple[frozenset[int], ...], int]] = []
         self.anchor_patterns: dict[int, list[int]] = {}  # literal id -> indexes into self.patterns
         self.unanchored: list[int] = []
+        # families in another script: the automaton reads ASCII literals, so these are searched apart, only in a
+        # text where the script occurs and a keyword of theirs does (most texts: one `isascii` call)
+        self.script_families = [f for f in families if f.script]
         for fi, fam in enumerate(families):
+            if fam.script:
+                self.family_keys.append(frozenset())
+                continue
             keys = {lit(k, M.WORD_START | (0 if len(k) >= 5 else M.WORD_END)) for k in fam.word_keys}
             keys |= {lit(k, 0) for k in fam.sym_keys}
             self.family_keys.append(frozenset(keys))
@@ -496,7 +529,21 @@ class SignatureIndex:
                 fam, p, _, _ = self.patterns[pi]
                 out[d].append((fam, p, m))
                 last_d, last_p = d, pi
+        if self.script_families:
+            for d, text in enumerate(texts):
+                if not text.isascii():
+                    out[d] += self._search_scripts(text)
         return out
+
+    def _search_scripts(self, text: str) -> list[tuple[Family, Pattern, re.Match[str]]]:
+        found = []
+        for fam in self.script_families:
+            if SCRIPTS[fam.script].search(text) and any(k in text for k in fam.keywords):
+                for p in fam.patterns:
+                    m = p.regex.search(text)
+                    if m is not None:
+                        found.append((fam, p, m))
+        return found
 
     def candidates(self, text: str) -> list[tuple[int, int]]:
         """(pattern, start) pairs the compiled pass yields for `text` (start -1: searched)."""
