@@ -300,18 +300,19 @@ class PatternFileError(ValueError):
     pass
 
 
-# Hangul as the views hold it: decomposed into jamo (U+1100-U+11FF) by NFKD
-SCRIPTS = {"cjk": re.compile("[\u1100-\u11ff\u3130-\u318f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")}
+# the scripts a family may be written in (`script:`); Hangul as the views hold it: decomposed into jamo by NFKD
+SCRIPTS = {"cjk": re.compile("[\u1100-\u11ff\u3130-\u318f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"),
+           "cyrillic": re.compile("[\u0400-\u04ff]")}
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
 
 def _fold_script_regex(source: str) -> str:
     """A script family's regex with its non-ASCII runs folded as the views fold them (NFKD drops the voiced marks
-    of kana: "プ" reads "フ"), so patterns are written in plain script. A run that folds to ASCII (full-width
-    punctuation) would change the regex's syntax: an error."""
+    of kana: "プ" reads "フ"; Cyrillic letters that look Latin read as Latin), so patterns are written in plain
+    script. A run that folds to ASCII punctuation (full-width "！") would change the regex's syntax: an error."""
     def fold(m: re.Match[str]) -> str:
         f = fold_text(m.group())
-        if any(c.isascii() for c in f):
+        if any(c.isascii() and not c.isalnum() for c in f):
             raise ValueError(f"{m.group()!r} folds to {f!r}: write it as the views read it")
         return f
     return _NON_ASCII_RUN.sub(fold, source)
