@@ -39,3 +39,21 @@ def test_training_plants_injections_in_corpus_chunks(rows: list[dict]) -> None:
     # the sentence goes before, after or inside the chunk: the chunk's start or end is still there
     assert all(any(p["text"].startswith(t[:40]) or p["text"].endswith(t[-40:]) for t in texts)
                and p["text"] not in texts for p in planted)
+
+
+def test_probe_corpus_is_labelled_project_text_apart_from_the_dev_data() -> None:
+    """The written probes train every model; none may be a dev row (the LOSO folds would then test on training
+    text), and each carries a category the fusion's heads know."""
+    import json
+
+    from conftest import DATA_DIR
+
+    probes = read_corpora(["probes.jsonl.gz"])
+    assert len(probes) > 600 and len({r["text"] for r in probes}) == len(probes)
+    assert {r["license"] for r in probes} == {"Apache-2.0"}
+    assert {(r["label"], r["category"]) for r in probes} == {
+        (0, "benign"), (1, "prompt_injection"), (1, "jailbreak"), (1, "prompt_extraction"), (1, "indirect_injection")}
+    if DATA_DIR.is_dir():
+        dev = {json.loads(line)["text"].strip() for p in DATA_DIR.glob("*.jsonl") for line in p.open(encoding="utf-8")
+               if line.strip()}
+        assert not [r["text"] for r in probes if r["text"].strip() in dev]

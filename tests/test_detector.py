@@ -664,6 +664,8 @@ def test_mechanism_signatures_match(text: str, pattern: str) -> None:
     "Set the timer aside and let the dough rest.",
     "Forget about the budget; now write the intro paragraph.",
     "Ignorer les erreurs de typographie, s'il vous plaît.",
+    "Ignorez la question précédente, j'ai trouvé la réponse. Merci quand même !",
+    "Vergiss meine letzte Nachricht, ich habe mich vertippt.",
 ])
 def test_mechanism_signatures_leave_lookalikes_alone(text: str) -> None:
     new = {"in-your-reply-lead", "reshape-your-reply", "merge-snippet-that-exfiltrates", "say-only-quoted",
@@ -690,7 +692,8 @@ def test_mechanism_signatures_leave_lookalikes_alone(text: str) -> None:
            "stop-being-assistant", "note-to-ai", "ai-role-vocative", "hidden-style-addressed",
            "ignore-the-question-and", "new-instructions-multilingual", "forget-that-and-do-multilingual",
            "forget-your-role-multilingual", "no-restrictions-you-multilingual", "override-instructions-cyrillic",
-           "dear-ai", "operator-said-you-may", "opposite-mode", "dual-response"}
+           "dear-ai", "operator-said-you-may", "opposite-mode", "dual-response",
+           "override-instructions-multilingual"}
     assert not (_signature_ids(text) & new)
 
 

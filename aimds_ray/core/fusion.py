@@ -83,10 +83,17 @@ class Fusion:
 
     def decide(self, evidence: list[Evidence]) -> Decision:
         cats = self.category_scores(evidence)
+        # the threat type: named by the specific detectors when they found a manipulation (a signature knows it saw an
+        # extraction; the n-gram model's category head is a weak guess, 0.39 on "ignore ... reveal your system
+        # prompt", and its near-certain p(manipulation) would otherwise name the type), else by all evidence
+        specific = [e for e in evidence if e.detector != "learned" and e.category in self.manip]
+        named = self.category_scores(specific) if specific else cats
         top_cat, top = "none", 0.0
-        for c, sc in cats.items():  # the first of equal maxima, as max() would pick
+        for c, sc in named.items():  # the first of equal maxima, as max() would pick
             if c in self.manip and (sc > top or top_cat == "none"):
                 top_cat, top = c, sc
+        if not self.platt:  # uncalibrated: the strongest category over all evidence is the score
+            top = max((sc for c, sc in cats.items() if c in self.manip), default=0.0)
         score = self.stack_score(evidence) if self.platt else min(1.0, top)
         is_threat = score >= self.threat_th
         leak = cats.get(_LEAKAGE, 0.0) > 0

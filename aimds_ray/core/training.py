@@ -72,7 +72,7 @@ CORPORA_DIR = Path(__file__).resolve().parent.parent / "data" / "corpora"
 
 
 def read_corpora(names: Iterable[str]) -> list[dict[str, Any]]:
-    """The shipped benign corpora (gzip JSONL in `aimds_ray/data/corpora`, see `aimds_ray.core.corpus`)."""
+    """The shipped corpora (gzip JSONL in `aimds_ray/data/corpora`: see its README)."""
     import gzip
 
     rows = []
