@@ -273,12 +273,14 @@ def train_bundle(
     platt = {k: (v[0], v[1]) for k, v in weights.items()}
     fused = np.array([fuse(dict(zip(names, row, strict=True)), platt) for row in F])
     benign = np.array([int(r["label"]) == 0 for r in rows])
-    real = benign & np.array([r.get("file") != "synthetic" for r in rows])
+    real = benign & np.array([r.get("file") != "synthetic" and not r.get("hard_negative") for r in rows])
     if not real.any():
         real = benign
     # the target FPR is a rate on traffic: fitted on the real benign rows, not on the synthetic hard negatives
-    # (role-play framings, documents, look-alikes), which are there to teach the model and are deliberately near
-    # the boundary (on the dev data they are 8 % of the benign rows and two thirds of the top 1 %)
+    # (role-play framings, documents, look-alikes) nor the written ones (`hard_negative` rows of the probe corpus),
+    # which are there to teach the model and are deliberately near the boundary (on the dev data the synthetic ones
+    # are 8 % of the benign rows and two thirds of the top 1 %; with the probes counted as traffic the threshold
+    # rose from 0.889 to 0.928)
     threshold = float(np.quantile(fused[real], 1 - params.target_fpr)) if real.any() else 0.5
     threshold = min(max(threshold, 0.05), 0.999999)
     manip = y == 1
