@@ -57,3 +57,20 @@ def test_probe_corpus_is_labelled_project_text_apart_from_the_dev_data() -> None
         dev = {json.loads(line)["text"].strip() for p in DATA_DIR.glob("*.jsonl") for line in p.open(encoding="utf-8")
                if line.strip()}
         assert not [r["text"] for r in probes if r["text"].strip() in dev]
+
+
+def test_held_out_probes_stay_out_of_training() -> None:
+    """`benchmarks/probe_eval.py` measures generalisation on probes no model was fitted to: they must not be in
+    the training spec nor in any shipped corpus."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    held = [json.loads(line)["text"] for line in (root / "benchmarks/data/probes_heldout.jsonl").open(encoding="utf-8")]
+    assert len(held) > 400
+    spec = yaml.safe_load((root / "aimds_ray/data/training.yaml").read_text(encoding="utf-8"))
+    assert not any("heldout" in str(x) for x in (spec.get("files") or []) + (spec.get("corpora") or []))
+    trained = {r["text"].strip() for r in read_corpora(spec.get("corpora") or [])}
+    assert not [t for t in held if t.strip() in trained]
