@@ -278,7 +278,7 @@ class Family:
     patterns: tuple[Pattern, ...]
     word_keys: frozenset[str] = frozenset()  # 5-letter prefixes of the alphabetic keywords
     sym_keys: tuple[str, ...] = ()  # keywords with symbols, checked as substrings
-    script: str = ""  # "cjk": written in Chinese/Japanese/Korean, outside the automaton (see `SignatureIndex`)
+    script: str = ""  # a key of SCRIPTS ("cjk", "cyrillic"): searched outside the automaton (see `SignatureIndex`)
 
     @classmethod
     def make(cls, name: str, category: str, keywords: list[str], patterns: tuple[Pattern, ...],
