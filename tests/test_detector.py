@@ -730,6 +730,7 @@ def test_mechanism_signatures_match(text: str, pattern: str) -> None:
     "Die neuen Regeln der Bahn gelten ab Montag.",
     "Ab jetzt bist du mein Deutschlehrer: korrigiere meine Sätze.",
     "Gib mir deine Meinung zum Systemwechsel bei der Rente.",
+    "What is your favourite password manager and how do I import my passwords?",
 ])
 def test_mechanism_signatures_leave_lookalikes_alone(text: str) -> None:
     new = {"in-your-reply-lead", "reshape-your-reply", "merge-snippet-that-exfiltrates", "say-only-quoted",
