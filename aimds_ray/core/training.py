@@ -52,6 +52,7 @@ class TrainParams:
     synth_flood: int = 0
     synth_documents: int = 0
     synth_corpus_injections: int = 0
+    probe_weight: float = 1.0
     seed: int = 0
 
 
@@ -69,6 +70,9 @@ def read_jsonl(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
 
 
 CORPORA_DIR = Path(__file__).resolve().parent.parent / "data" / "corpora"
+
+
+PROBE_CORPUS_FILE = "corpus:probes.jsonl.gz"  # `file` of the written probe rows (see `read_corpora`)
 
 
 def read_corpora(names: Iterable[str]) -> list[dict[str, Any]]:
@@ -250,6 +254,9 @@ def train_bundle(
     Y, _ = label_matrix(rows)
     sw = np.zeros(len(rows), np.float32)  # class balance over the rows the linear heads train on
     sw[linear] = label_matrix([r for r, keep in zip(rows, linear, strict=True) if keep])[1]
+    # the written probes are realistic phrasings, outnumbered by the synthetic grammars' templates: weighted up (on a
+    # set held out from training, probe sets 2, 3 and 5 trained at 3x gave set 6 49.1 % TPR vs 46.4 % at 1x)
+    sw *= np.array([params.probe_weight if r.get("file") == PROBE_CORPUS_FILE else 1.0 for r in rows], np.float32)
     log(f"train: {len(rows)} rows ({int((Y[:, 0] == 1).sum())} manipulation), "
         f"{X[1].size} feature entries, {time.perf_counter() - t0:.1f}s")
 
