@@ -353,6 +353,16 @@ class LinearModel:
         return LinearModel(self.W.copy(), self.b.copy(), self.bits, self.heads,
                            None if self.G is None else self.G.copy(), None if self.Gb is None else self.Gb.copy())
 
+    def round_as_stored(self) -> None:
+        """Round W and G in place to what `save` writes (float16; an overflowed accumulator reads as 6e4, as the
+        learner loads it), so a process that keeps training after a save and one that reloads the save and replays
+        the same updates hold the same weights."""
+        self.W[:] = self.W.astype(np.float16).astype(np.float32)
+        if self.G is not None:
+            G = self.G.astype(np.float16).astype(np.float32)
+            G[~np.isfinite(G)] = np.float32(6e4)
+            self.G[:] = G
+
     # --- persistence: npz (no pickle) + json header ---------------------------------------------------------------
 
     def save(self, path: Path) -> None:

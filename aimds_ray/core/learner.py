@@ -1247,6 +1247,9 @@ class Learner:
                              notes=f"learner: {len(self.pending)} feedback updates on {self.base_version}",
                              **self.extras)
         self.store.commit(bundle)
+        # go on from the weights as committed (float16 on disk): a restart that replays later feedback onto this
+        # version then holds exactly what this process holds
+        self.lin.round_as_stored()
         self.log.append({"kind": "checkpoint", "version": version, "parent": self.base_version,
                          "upto": max(self.included | set(self.pending), default=0)})
         self.included |= set(self.pending)
