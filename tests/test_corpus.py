@@ -74,3 +74,16 @@ def test_held_out_probes_stay_out_of_training() -> None:
     assert not any("heldout" in str(x) for x in (spec.get("files") or []) + (spec.get("corpora") or []))
     trained = {r["text"].strip() for r in read_corpora(spec.get("corpora") or [])}
     assert not [t for t in held if t.strip() in trained]
+
+
+def test_corpus_weights_are_checked() -> None:
+    """`corpus_weights` (training.yaml) must be positive numbers: a zero or a string is a clear error."""
+    import pytest
+
+    from aimds_ray.core.training import TrainParams
+
+    with pytest.raises(ValueError, match="positive"):
+        TrainParams(corpus_weights={"probes.jsonl.gz": 0})
+    with pytest.raises(ValueError, match="positive"):
+        TrainParams(corpus_weights={"probes.jsonl.gz": "3"})
+    assert TrainParams(corpus_weights={"probes.jsonl.gz": 3}).corpus_weights == {"probes.jsonl.gz": 3}

@@ -19,7 +19,7 @@ import math
 import random
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +52,15 @@ class TrainParams:
     synth_flood: int = 0
     synth_documents: int = 0
     synth_corpus_injections: int = 0
-    probe_weight: float = 1.0
+    # sample-weight multiplier per training file or shipped corpus (file name -> factor); others weigh 1
+    corpus_weights: dict[str, float] = field(default_factory=dict)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        bad = {k: v for k, v in self.corpus_weights.items()
+               if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0}
+        if bad:
+            raise ValueError(f"corpus_weights must be positive numbers, got {bad}")
 
 
 def read_jsonl(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -70,9 +77,6 @@ def read_jsonl(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
 
 
 CORPORA_DIR = Path(__file__).resolve().parent.parent / "data" / "corpora"
-
-
-PROBE_CORPUS_FILE = "corpus:probes.jsonl.gz"  # `file` of the written probe rows (see `read_corpora`)
 
 
 def read_corpora(names: Iterable[str]) -> list[dict[str, Any]]:
@@ -254,9 +258,12 @@ def train_bundle(
     Y, _ = label_matrix(rows)
     sw = np.zeros(len(rows), np.float32)  # class balance over the rows the linear heads train on
     sw[linear] = label_matrix([r for r, keep in zip(rows, linear, strict=True) if keep])[1]
-    # the written probes are realistic phrasings, outnumbered by the synthetic grammars' templates: weighted up (on a
-    # set held out from training, probe sets 2, 3 and 5 trained at 3x gave set 6 49.1 % TPR vs 46.4 % at 1x)
-    sw *= np.array([params.probe_weight if r.get("file") == PROBE_CORPUS_FILE else 1.0 for r in rows], np.float32)
+    # the written probes are realistic phrasings, outnumbered by the synthetic grammars' templates, and the docs
+    # corpus is the only technical prose: both weighted up in training.yaml (chosen on probe sets held out from
+    # training: probes at 3x took set 6 from 46.4 % to 49.1 % TPR; docs at 3x then cost set 7 2 of 886 attacks
+    # and took documentation chunks from 1.60 % to 1.52 % flagged)
+    sw *= np.array([params.corpus_weights.get(str(r.get("file", "")).removeprefix("corpus:"), 1.0) for r in rows],
+                   np.float32)
     log(f"train: {len(rows)} rows ({int((Y[:, 0] == 1).sum())} manipulation), "
         f"{X[1].size} feature entries, {time.perf_counter() - t0:.1f}s")
 
