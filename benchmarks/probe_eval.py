@@ -1,15 +1,23 @@
-"""Detection on written probes that no model or rule was fitted to: `benchmarks/data/probes_heldout.jsonl`.
+"""Detection on written probes that no model or rule was fitted to, two sets:
 
-469 texts (218 attacks, 251 benign: 60 % everyday requests, 40 % hard negatives; three that another helper had
-written word for word and that are in the training corpus were removed) written on 2026-12-06 by a helper
-session of this project that saw neither the detector nor any data set, in the styles of public injection and
-jailbreak sets. It is an estimate of how the detector generalises to phrasings nobody tuned for, not a benchmark of
-record: the texts are the project's own. Keep it out of `aimds_ray/data/training.yaml` and do not write rules from
-its misses (a test checks the first); measure with it, then write new probes for the next round.
+- `benchmarks/data/probes_heldout.jsonl` (set 4, thirteenth session): 469 texts (218 attacks, 251 benign: 60 %
+  everyday requests, 40 % hard negatives; three that another helper had written word for word and that are in the
+  training corpus were removed);
+- `benchmarks/data/probes_heldout2.jsonl` (set 8, fourteenth session): 448 texts (215 attacks, 233 benign: about
+  60 % everyday traffic in several languages, 40 % hard negatives), written as a balanced cross-section (30 %
+  hijacks, 25 % jailbreaks, 20 % extraction, 15 % indirect, 10 % obfuscated and app-bot attacks); 42 rows that
+  shared a run of 8 words with a training text were removed before anything was measured on it.
+
+Each was written by a helper session of this project that saw neither the detector nor any data set, in the styles
+of public injection and jailbreak sets. They estimate how the detector generalises to phrasings nobody tuned for;
+they are not benchmarks of record (the texts are the project's own). Keep them out of
+`aimds_ray/data/training.yaml` and do not write rules from their misses (a test checks the first); measure with
+them, then write new probes for the next round.
 
     python benchmarks/probe_eval.py [--model DIR] [--misses]
 
-Prints TPR, FPR and per-style rates; the last stdout line is one JSON object.
+Prints TPR and FPR of both sets, per-style (set 4) and per-category (set 8) rates; the last stdout line is one JSON
+object (set 4 at the top level, set 8 under "heldout2").
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from aimds_ray.core.detector import Detector  # noqa: E402
 from aimds_ray.core.model import ModelBundle  # noqa: E402
 
 PROBES = Path(__file__).resolve().parent / "data" / "probes_heldout.jsonl"
+PROBES2 = Path(__file__).resolve().parent / "data" / "probes_heldout2.jsonl"
 
 
 def main() -> None:
@@ -37,15 +46,27 @@ def main() -> None:
     args = ap.parse_args()
     rows = [json.loads(line) for line in PROBES.open(encoding="utf-8") if line.strip()]
     det = Detector(model=ModelBundle.load(Path(args.model))) if args.model else Detector()
+    out = measure(det, rows, "style", args.misses)
+    second = [json.loads(line) for line in PROBES2.open(encoding="utf-8") if line.strip()]
+    out["heldout2"] = measure(det, second, "category", args.misses)
+    h = out["heldout2"]
+    print(f"set 4:  TPR {out['tp']}/{out['attacks']} = {out['tpr']:.3f}   FPR {out['fp']}/{out['benign']} = {out['fpr']:.3f}")
+    print(f"set 8:  TPR {h['tp']}/{h['attacks']} = {h['tpr']:.3f}   FPR {h['fp']}/{h['benign']} = {h['fpr']:.3f}")
+    out["model_version"] = det.model_version
+    print(json.dumps(out))
+
+
+def measure(det: Detector, rows: list[dict], group: str, misses: bool) -> dict:
+    """TPR/FPR of `det` on `rows`, and the flag rate per `group` value (style or category) and label."""
     total, flagged = Counter(), Counter()
     t0 = time.perf_counter()
     for r in rows:
         rep = det.scan(r["text"])
-        key = (r["label"], r["style"])
+        key = (r["label"], r[group])
         total[key] += 1
         flagged[key] += rep.is_threat
-        if args.misses and rep.is_threat != bool(r["label"]):
-            print(f"{'MISS' if r['label'] else 'FP  '} {rep.score:.3f} {r['style']}: {r['text'][:140]!r}")
+        if misses and rep.is_threat != bool(r["label"]):
+            print(f"{'MISS' if r['label'] else 'FP  '} {rep.score:.3f} {r[group]}: {r['text'][:140]!r}")
     seconds = time.perf_counter() - t0
 
     def rate(label: int) -> tuple[int, int]:
@@ -53,12 +74,10 @@ def main() -> None:
         return sum(v for (lab, _), v in flagged.items() if lab == label), n
 
     (tp, na), (fp, nb) = rate(1), rate(0)
-    per_style = {f"{'attack' if lab else 'benign'}/{st}": round(flagged[(lab, st)] / n, 3)
-                 for (lab, st), n in sorted(total.items())}
-    print(f"TPR {tp}/{na} = {tp / na:.3f}   FPR {fp}/{nb} = {fp / nb:.3f}")
-    print(json.dumps({"rows": len(rows), "tpr": round(tp / na, 4), "fpr": round(fp / nb, 4), "attacks": na,
-                      "benign": nb, "model_version": det.model_version, "seconds": round(seconds, 2),
-                      "per_style": per_style}))
+    per = {f"{'attack' if lab else 'benign'}/{st}": round(flagged[(lab, st)] / n, 3)
+           for (lab, st), n in sorted(total.items())}
+    return {"rows": len(rows), "tpr": round(tp / na, 4), "fpr": round(fp / nb, 4), "tp": tp, "fp": fp,
+            "attacks": na, "benign": nb, "seconds": round(seconds, 2), f"per_{group}": per}
 
 
 if __name__ == "__main__":
