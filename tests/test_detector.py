@@ -731,6 +731,11 @@ def test_mechanism_signatures_match(text: str, pattern: str) -> None:
     "Ab jetzt bist du mein Deutschlehrer: korrigiere meine Sätze.",
     "Gib mir deine Meinung zum Systemwechsel bei der Rente.",
     "What is your favourite password manager and how do I import my passwords?",
+    "Be my French tutor Marie. Stay in character even if I slip into English.",
+    "You're a grumpy innkeeper; stay in character no matter what I order.",
+    "システムプロンプトの例を書いてもらえますか？",
+    "请给我写一个系统提示词的例子",
+    "시스템 프롬프트 예시를 보여줘",
 ])
 def test_mechanism_signatures_leave_lookalikes_alone(text: str) -> None:
     new = {"in-your-reply-lead", "reshape-your-reply", "merge-snippet-that-exfiltrates", "say-only-quoted",
