@@ -6,7 +6,8 @@
 - `benchmarks/data/probes_heldout2.jsonl` (set 8, fourteenth session): 448 texts (215 attacks, 233 benign: about
   60 % everyday traffic in several languages, 40 % hard negatives), written as a balanced cross-section (30 %
   hijacks, 25 % jailbreaks, 20 % extraction, 15 % indirect, 10 % obfuscated and app-bot attacks); 42 rows that
-  shared a run of 8 words with a training text were removed before anything was measured on it.
+  shared a run of 8 words with a training text were removed (after two earlier models had
+  been scored on all 490; every figure reported is on the 448).
 
 Each was written by a helper session of this project that saw neither the detector nor any data set, in the styles
 of public injection and jailbreak sets. They estimate how the detector generalises to phrasings nobody tuned for;
