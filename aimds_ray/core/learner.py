@@ -395,7 +395,7 @@ class Learner:
         lin = bundle.linear
         if lin.G is None:
             lin.G, lin.Gb = np.zeros_like(lin.W), np.zeros_like(lin.b)
-        lin.G[~np.isfinite(lin.G)] = np.float32(6e4)  # float16 overflow on disk: treat as "seen a lot"
+        lin.round_as_stored()  # a float16 overflow on disk reads as "seen a lot" (see LinearModel.round_as_stored)
         self.base_version = bundle.version
         self.lin = lin
         self.bits = lin.bits
