@@ -350,7 +350,7 @@ def test_benign_feedback_raises_exemplar_threshold(tolerant_learner: Learner) ->
     from aimds_ray.core.normalize import normalize
 
     ex = learner.current_bundle().exemplars
-    cos = float(ex.scores(featurize([normalize(close).text], learner.bits), learner.bits).max())
+    cos = float(ex.scores(featurize([normalize(close).text], learner.bits, learner.lin.lexicon), learner.bits).max())
     th0 = float(ex.th[0])
     assert cos >= th0 and _exemplar_hits(det, close)  # before: the exemplar fires on this (benign, say) text
     learner.submit(close, 0, category="benign", source="local")

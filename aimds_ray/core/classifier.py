@@ -22,7 +22,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from aimds_ray.core.features import _doc_hashes, _doc_row, _max_feats, encode_texts, seen_buffer
+from aimds_ray.core.concepts import Lexicon
+from aimds_ray.core.features import NO_CONCEPTS, _doc_hashes, _doc_row, _max_feats, encode_texts, seen_buffer
 
 HEADS: tuple[str, ...] = (
     "manipulation",
@@ -111,7 +112,7 @@ def predict_logits_t(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray
 
 @njit(cache=True)
 def hashed_proba(codes: np.ndarray, offsets: np.ndarray, bits: int, seen: np.ndarray, WT: np.ndarray,
-                 b: np.ndarray) -> np.ndarray:
+                 b: np.ndarray, lex_keys: np.ndarray, lex_vals: np.ndarray, window: int, weight: float) -> np.ndarray:
     """(n_docs, n_heads) probabilities of texts given as code points (`features.encode_texts`): featurising and
     scoring in one call, each text's CSR row built in scratch and scored at once. The same float operations as
     `hash_features` -> `predict_logits_t` -> sigmoid (bit-identical, tested), without materialising the batch's
@@ -128,8 +129,8 @@ def hashed_proba(codes: np.ndarray, offsets: np.ndarray, bits: int, seen: np.nda
     values = np.empty(longest, dtype=np.float32)
     out = np.empty((ndoc, b.shape[0]), dtype=np.float32)
     for d in range(ndoc):
-        n = _doc_hashes(codes, offsets[d], offsets[d + 1], mask, tmp, buf)
-        e = _doc_row(tmp, n, seen, uniq, indices, values, 0)
+        n = _doc_hashes(codes, offsets[d], offsets[d + 1], mask, tmp, buf, lex_keys, lex_vals, window)
+        e = _doc_row(tmp, n, seen, uniq, indices, values, 0, weight)
         _row_logits(indices, values, 0, e, WT, b, out, d)
     _sigmoid_inplace(out.reshape(-1))
     return out
@@ -301,6 +302,7 @@ class LinearModel:
     heads: tuple[str, ...] = HEADS
     G: np.ndarray | None = field(default=None, repr=False)  # AdaGrad accumulators, kept for online updates
     Gb: np.ndarray | None = field(default=None, repr=False)
+    lexicon: Lexicon | None = field(default=None, repr=False)  # concept features (`concepts`); None: none
     _WT: np.ndarray | None = field(default=None, repr=False, compare=False)
     _WT_src: int = field(default=0, repr=False, compare=False)
 
@@ -316,10 +318,10 @@ class LinearModel:
         return self._WT
 
     @classmethod
-    def zeros(cls, bits: int, heads: tuple[str, ...] = HEADS) -> LinearModel:
+    def zeros(cls, bits: int, heads: tuple[str, ...] = HEADS, lexicon: Lexicon | None = None) -> LinearModel:
         k, d = len(heads), 1 << bits
         return cls(np.zeros((k, d), np.float32), np.zeros(k, np.float32), bits, heads,
-                   np.zeros((k, d), np.float32), np.zeros(k, np.float32))
+                   np.zeros((k, d), np.float32), np.zeros(k, np.float32), lexicon or None)
 
     def logits(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
         return predict_logits_t(indptr, indices, values, self.scoring_weights(), self.b)
@@ -332,7 +334,9 @@ class LinearModel:
     def proba_texts(self, texts: Sequence[str]) -> np.ndarray:
         """`proba(*featurize(texts, bits))` in one compiled call, for callers that need only the probabilities."""
         codes, offsets = encode_texts(texts)
-        return hashed_proba(codes, offsets, self.bits, seen_buffer(self.bits), self.scoring_weights(), self.b)
+        lx = self.lexicon or NO_CONCEPTS
+        return hashed_proba(codes, offsets, self.bits, seen_buffer(self.bits), self.scoring_weights(), self.b,
+                            lx.keys, lx.vals, lx.window, lx.weight)
 
     def fit(self, X: tuple[np.ndarray, np.ndarray, np.ndarray], Y: np.ndarray, sample_weight: np.ndarray,
             *, epochs: int = 6, lr: float = 0.3, l2: float = 1e-6, seed: int = 0) -> list[float]:
@@ -351,7 +355,8 @@ class LinearModel:
 
     def copy(self) -> LinearModel:
         return LinearModel(self.W.copy(), self.b.copy(), self.bits, self.heads,
-                           None if self.G is None else self.G.copy(), None if self.Gb is None else self.Gb.copy())
+                           None if self.G is None else self.G.copy(), None if self.Gb is None else self.Gb.copy(),
+                           self.lexicon)
 
     def round_as_stored(self) -> None:
         """Round W and G in place to what `save` writes (float16; an overflowed accumulator reads as 6e4, as the
@@ -374,11 +379,14 @@ class LinearModel:
             arrays["G"] = self.G[:, nz].astype(np.float16)
             arrays["Gb"] = self.Gb
         np.savez_compressed(path / "linear.npz", **arrays)
-        (path / "linear.json").write_text(json.dumps({"bits": self.bits, "heads": list(self.heads)}))
+        meta: dict = {"bits": self.bits, "heads": list(self.heads)}
+        if self.lexicon:
+            meta["concepts"] = self.lexicon.to_json()
+        (path / "linear.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> LinearModel:
-        meta = json.loads((path / "linear.json").read_text())
+        meta = json.loads((path / "linear.json").read_text(encoding="utf-8"))
         z = np.load(path / "linear.npz", allow_pickle=False)
         k, d = len(meta["heads"]), 1 << int(meta["bits"])
         W = np.zeros((k, d), np.float32)
@@ -388,4 +396,5 @@ class LinearModel:
             G = np.zeros((k, d), np.float32)
             G[:, z["cols"]] = z["G"].astype(np.float32)
             Gb = z["Gb"].astype(np.float32)
-        return cls(W, z["b"].astype(np.float32), int(meta["bits"]), tuple(meta["heads"]), G, Gb)
+        lexicon = Lexicon.from_json(meta["concepts"]) if meta.get("concepts") else None
+        return cls(W, z["b"].astype(np.float32), int(meta["bits"]), tuple(meta["heads"]), G, Gb, lexicon)

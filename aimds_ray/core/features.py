@@ -1,4 +1,5 @@
-"""Hashed text features: character 3-5-grams, word 1-2-grams and a few shape features, in one numba pass.
+"""Hashed text features: character 3-5-grams, word 1-2-grams, concept 1-3-grams (`concepts`, when the model has a
+lexicon) and a few shape features, in one numba pass.
 
 Texts are handed over as one UTF-32 code-point array plus offsets (one `str.encode` for a whole batch), so a batch
 of 10,000 prompts is featurised by a single compiled call with no per-row Python objects. The output is CSR
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
+from aimds_ray.core.concepts import MAX_STEM, MIN_STEM, SALT_LEX, Lexicon
+
 FNV_OFFSET = np.uint32(2166136261)
 FNV_PRIME = np.uint32(16777619)
 DEFAULT_BITS = 18
@@ -27,6 +30,13 @@ SALT_CHAR = 0x9E3779B1
 SALT_WORD = 0x85EBCA77
 SALT_BIGRAM = 0xC2B2AE3D
 SALT_SHAPE = 0x27D4EB2F
+SALT_CONCEPT = 0x61C88647
+SALT_CPAIR = 0x7F4A7C15
+SALT_CTRIPLE = 0x1B873593
+# concept feature ids carry this bit between `_doc_hashes` and `_doc_row`, which weighs their values by the
+# lexicon's `weight` (hashed ids are under 2**bits, far below it)
+CONCEPT_FLAG = np.uint32(1 << 31)
+ID_MASK = np.uint32((1 << 31) - 1)
 
 
 def encode_texts(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -58,9 +68,81 @@ def _mix(h: np.uint32, v: np.uint32) -> np.uint32:
     return (h ^ v) * FNV_PRIME
 
 
+@njit(cache=True, inline="always")
+def _lex_get(keys: np.ndarray, vals: np.ndarray, h: np.uint32) -> int:
+    """The lexicon value stored for key hash `h` (concept * 2 + is_stem), -1 if none (`concepts.Lexicon`)."""
+    size = vals.shape[0]
+    i = (h ^ (h >> np.uint32(15))) & np.uint32(size - 1)
+    while vals[i] >= 0:
+        if keys[i] == h:
+            return vals[i]
+        i = (i + np.uint32(1)) & np.uint32(size - 1)
+    return -1
+
+
 @njit(cache=True)
-def _doc_hashes(codes: np.ndarray, start: int, end: int, mask: np.uint32, out: np.ndarray, buf: np.ndarray) -> int:
-    """Write the raw feature ids of one text into `out`; return how many. `buf` is scratch of len + 2."""
+def _word_concept(buf: np.ndarray, ws: int, we: int, keys: np.ndarray, vals: np.ndarray) -> int:
+    """The concept of the word buf[ws:we]: its longest prefix (MIN_STEM..MAX_STEM characters) that is a stem
+    entry, or the whole word if it is an entry; -1 if none."""
+    n = we - ws
+    h = np.uint64(2166136261 ^ SALT_LEX)
+    best = -1
+    for j in range(min(n, MAX_STEM)):
+        h = _mix(h, buf[ws + j]) & np.uint64(0xFFFFFFFF)  # numba widens the product: the table keys are 32-bit
+        if j + 1 >= MIN_STEM or j + 1 == n:
+            v = _lex_get(keys, vals, h)
+            if v >= 0 and (v & 1 == 1 or j + 1 == n):
+                best = v >> 1
+    return best
+
+
+@njit(cache=True)
+def _concept_hashes(buf: np.ndarray, k: int, mask: np.uint32, out: np.ndarray, n: int, lex_keys: np.ndarray,
+                    lex_vals: np.ndarray, window: int) -> int:
+    """Concept features of the cleaned stream buf[:k] written at out[n:] (flagged CONCEPT_FLAG); returns the new
+    count. Per word of a concept: the concept, the ordered pair with the previous concept word and, when the one
+    before is also at most `window` words back, the skip pair and the triple of the three."""
+    wstart = -1
+    nwords = 0
+    c1 = -1
+    p1 = 0
+    c2 = -1
+    p2 = 0
+    for i in range(k):
+        if buf[i] != 32:
+            if wstart < 0:
+                wstart = i
+            continue
+        if wstart < 0:
+            continue
+        c = _word_concept(buf, wstart, i, lex_keys, lex_vals)
+        if c >= 0:
+            cu = np.uint32(c + 1)
+            out[n] = _mix(FNV_OFFSET ^ np.uint32(SALT_CONCEPT), cu) & mask | CONCEPT_FLAG
+            n += 1
+            if c1 >= 0 and nwords - p1 <= window:
+                out[n] = _mix(_mix(FNV_OFFSET ^ np.uint32(SALT_CPAIR), np.uint32(c1 + 1)), cu) & mask | CONCEPT_FLAG
+                n += 1
+                if c2 >= 0 and nwords - p2 <= window:
+                    out[n] = _mix(_mix(FNV_OFFSET ^ np.uint32(SALT_CPAIR), np.uint32(c2 + 1)), cu) & mask \
+                        | CONCEPT_FLAG
+                    out[n + 1] = _mix(_mix(_mix(FNV_OFFSET ^ np.uint32(SALT_CTRIPLE), np.uint32(c2 + 1)),
+                                           np.uint32(c1 + 1)), cu) & mask | CONCEPT_FLAG
+                    n += 2
+            c2 = c1
+            p2 = p1
+            c1 = c
+            p1 = nwords
+        wstart = -1
+        nwords += 1
+    return n
+
+
+@njit(cache=True)
+def _doc_hashes(codes: np.ndarray, start: int, end: int, mask: np.uint32, out: np.ndarray, buf: np.ndarray,
+                lex_keys: np.ndarray, lex_vals: np.ndarray, window: int) -> int:
+    """Write the raw feature ids of one text into `out`; return how many. `buf` is scratch of len + 2; `lex_*`
+    the concept table (`concepts.Lexicon`; one empty slot: no concept features)."""
     n = 0
     # 1) a cleaned stream: lower-case word characters, runs of anything else -> one space, padded with spaces
     m = end - start
@@ -121,6 +203,8 @@ def _doc_hashes(codes: np.ndarray, start: int, end: int, mask: np.uint32, out: n
             have_prev = True
             wstart = -1
             nwords += 1
+    if lex_vals.shape[0] > 1:  # a separate pass: without a lexicon the loop above is all there is
+        n = _concept_hashes(buf, k, mask, out, n, lex_keys, lex_vals, window)
     # 4) shape features: length bucket, and ratios of symbols / digits / upper case / non-ASCII in the raw text
     sym = 0
     dig = 0
@@ -160,34 +244,50 @@ _LOG_TABLE = np.array([0.0] + [1.0 + math.log(c) for c in range(1, MAX_COUNT + 1
 
 @njit(cache=True)
 def _max_feats(m: int) -> int:
-    return 3 * (m + 2) + 2 * (m + 2) + 8
+    # character n-grams, word uni/bigrams, concept n-grams (at most 4 per word, a word and its separator take 2+)
+    return 3 * (m + 2) + 2 * (m + 2) + 2 * (m + 2) + 8
 
 
 @njit(cache=True)
 def _doc_row(ids: np.ndarray, n: int, seen: np.ndarray, uniq: np.ndarray, indices: np.ndarray,
-             values: np.ndarray, pos: int) -> int:
+             values: np.ndarray, pos: int, weight: float) -> int:
     """One text's CSR row from its `n` raw ids: the distinct ids (first-occurrence order) written at `pos` with
-    L2-normalised 1 + log(count) values; returns the position after the row. Counts go through the dense `seen`
-    (an all-zero uint8 array over the hashed space, left all-zero again) and are reset at the touched ids only."""
+    L2-normalised 1 + log(count) values, concept ids' (CONCEPT_FLAG) times `weight`; returns the position after
+    the row. Counts go through the dense `seen` (an all-zero uint8 array over the hashed space, left all-zero
+    again) and are reset at the touched ids only."""
     nuniq = 0
     for i in range(n):
-        key = ids[i]
+        raw = ids[i]
+        key = raw & ID_MASK
         c = seen[key]
         # branch-free: about a third of the ids are new, in no pattern a predictor could learn
-        uniq[nuniq] = key
+        uniq[nuniq] = raw
         nuniq += c == 0
         seen[key] = c + (c < MAX_COUNT)  # saturating
     start = pos
     norm = 0.0
-    for k in range(nuniq):  # first-occurrence order (deterministic); sorting cost more than everything else
-        key = uniq[k]
-        c = seen[key]
-        v = _LOG_TABLE[c]
-        seen[key] = 0
-        indices[pos] = key
-        values[pos] = v
-        norm += v * v
-        pos += 1
+    if weight == 1.0:  # no concept weighting (no lexicon): the plain loop
+        for k in range(nuniq):  # first-occurrence order (deterministic); sorting cost more than everything else
+            key = uniq[k] & ID_MASK
+            c = seen[key]
+            v = _LOG_TABLE[c]
+            seen[key] = 0
+            indices[pos] = key
+            values[pos] = v
+            norm += v * v
+            pos += 1
+    else:
+        extra = weight - 1.0
+        for k in range(nuniq):
+            raw = uniq[k]
+            key = raw & ID_MASK
+            c = seen[key]
+            v = _LOG_TABLE[c] * (1.0 + extra * (raw >> 31))
+            seen[key] = 0
+            indices[pos] = key
+            values[pos] = v
+            norm += v * v
+            pos += 1
     if norm > 0:
         inv = 1.0 / math.sqrt(norm)
         for p in range(start, pos):
@@ -196,8 +296,8 @@ def _doc_row(ids: np.ndarray, n: int, seen: np.ndarray, uniq: np.ndarray, indice
 
 
 @njit(cache=True)
-def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int,
-                  seen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int, seen: np.ndarray, lex_keys: np.ndarray,
+                  lex_vals: np.ndarray, window: int, weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR features of every text: ids unique per row (in first-occurrence order), values (1 + log count),
     L2-normalised.
     `seen` is an all-zero uint8 scratch array of 2**bits entries; it is left all-zero again on return."""
@@ -217,8 +317,8 @@ def hash_features(codes: np.ndarray, offsets: np.ndarray, bits: int,
     buf = np.empty(longest, dtype=np.uint32)
     pos = 0
     for d in range(ndoc):
-        n = _doc_hashes(codes, offsets[d], offsets[d + 1], mask, tmp, buf)
-        pos = _doc_row(tmp, n, seen, uniq, indices, values, pos)
+        n = _doc_hashes(codes, offsets[d], offsets[d + 1], mask, tmp, buf, lex_keys, lex_vals, window)
+        pos = _doc_row(tmp, n, seen, uniq, indices, values, pos, weight)
         indptr[d + 1] = pos
     return indptr, indices[:pos].copy(), values[:pos].copy()
 
@@ -238,9 +338,15 @@ def seen_buffer(bits: int) -> np.ndarray:
     return buf
 
 
-def featurize(texts: Sequence[str], bits: int = DEFAULT_BITS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+NO_CONCEPTS = Lexicon.empty()
+
+
+def featurize(texts: Sequence[str], bits: int = DEFAULT_BITS,
+              lexicon: Lexicon | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR features of `texts`; with a `lexicon` (a model's, `LinearModel.lexicon`) concept n-grams too."""
+    lx = lexicon or NO_CONCEPTS
     codes, offsets = encode_texts(texts)
-    return hash_features(codes, offsets, bits, seen_buffer(bits))
+    return hash_features(codes, offsets, bits, seen_buffer(bits), lx.keys, lx.vals, lx.window, lx.weight)
 
 
 # --- plain-Python reference (tests only: same definition, no numba) -----------------------------------------------
@@ -250,7 +356,7 @@ def _fnv(h: int, v: int) -> int:
     return ((h ^ v) * 16777619) & 0xFFFFFFFF
 
 
-def hash_features_ref(text: str, bits: int = DEFAULT_BITS) -> dict[int, float]:
+def hash_features_ref(text: str, bits: int = DEFAULT_BITS, lexicon: Lexicon | None = None) -> dict[int, float]:
     mask = (1 << bits) - 1
     cps = [ord(c) for c in text]
 
@@ -277,7 +383,11 @@ def hash_features_ref(text: str, bits: int = DEFAULT_BITS) -> dict[int, float]:
                 ids.append((h ^ j) & mask)
     words = [w for w in "".join(chr(c) for c in buf).split(" ") if w]  # only the kernel's separator
     prev = None
-    for w in words:
+    concepts: list[tuple[int, int]] = []  # (concept + 1, word index)
+    window = lexicon.window if lexicon else 0
+    weighted: dict[int, int] = {}  # concept id -> the position it was first emitted at
+    concept_ids: list[int] = []
+    for wi, w in enumerate(words):
         h = 2166136261 ^ SALT_WORD
         for ch in w:
             h = _fnv(h, ord(ch))
@@ -285,6 +395,23 @@ def hash_features_ref(text: str, bits: int = DEFAULT_BITS) -> dict[int, float]:
         if prev is not None:
             ids.append((_fnv((prev * 31) & 0xFFFFFFFF, h) ^ SALT_BIGRAM) & mask)
         prev = h
+        c = lexicon.lookup(w) if lexicon else -1
+        if c < 0:
+            continue
+        cu = c + 1
+        new = [_fnv(2166136261 ^ SALT_CONCEPT, cu) & mask]
+        if concepts and wi - concepts[-1][1] <= window:
+            last = concepts[-1][0]
+            new.append(_fnv(_fnv(2166136261 ^ SALT_CPAIR, last), cu) & mask)
+            if len(concepts) > 1 and wi - concepts[-2][1] <= window:
+                third = concepts[-2][0]
+                new.append(_fnv(_fnv(2166136261 ^ SALT_CPAIR, third), cu) & mask)
+                new.append(_fnv(_fnv(_fnv(2166136261 ^ SALT_CTRIPLE, third), last), cu) & mask)
+        concept_ids += new
+        concepts.append((cu, wi))
+    for x in concept_ids:  # after all word ids, as the kernel's separate pass; an id's first occurrence decides
+        weighted.setdefault(x, len(ids))  # its weight
+        ids.append(x)
     m = len(cps)
     dig = sum(48 <= c <= 57 for c in cps)
     upp = sum(65 <= c <= 90 for c in cps)
@@ -299,8 +426,12 @@ def hash_features_ref(text: str, bits: int = DEFAULT_BITS) -> dict[int, float]:
     for f in (lb, 16 + (10 * sym) // d, 32 + (10 * dig) // d, 48 + (10 * upp) // d, 64 + (10 * nona) // d):
         ids.append(_fnv(2166136261 ^ SALT_SHAPE, f) & mask)
     counts: dict[int, int] = {}
-    for i in ids:
+    first: dict[int, int] = {}
+    for pos, i in enumerate(ids):
         counts[i] = counts.get(i, 0) + 1
-    vals = {i: 1.0 + math.log(min(c, MAX_COUNT)) for i, c in counts.items()}
+        first.setdefault(i, pos)
+    weight = lexicon.weight if lexicon else 1.0
+    vals = {i: (1.0 + math.log(min(c, MAX_COUNT))) * (weight if weighted.get(i) == first[i] else 1.0)
+            for i, c in counts.items()}
     norm = math.sqrt(sum(v * v for v in vals.values())) or 1.0
     return {i: v / norm for i, v in vals.items()}

@@ -469,6 +469,7 @@ class Learner:
                       for p in [*data.rglob("*.yaml"), *data.rglob("*.jsonl.gz")])
         c = self.cfg
         key = {"v": 1, "aimds": __version__, "files": files, "pats": pats, "bits": self.bits,
+               "concepts": self.lin.lexicon.fingerprint if self.lin.lexicon else None,
                "sizes": [c.base_attacks, c.base_benign, c.synth_attacks, c.synth_benign, c.seed],
                **({"holdout": sorted(c.holdout_files)} if c.holdout_files else {}),
                "signals": self.rule_names, "normalize": repr(self.aimds_config.normalize),
@@ -535,8 +536,8 @@ class Learner:
                 for v in doc.variants:
                     view_texts.append(v.text)
                     view_owner.append(i)
-        P = featurize(prim_texts, self.bits) if prim_texts else None
-        V = featurize(view_texts, self.bits) if view_texts else None
+        P = featurize(prim_texts, self.bits, self.lin.lexicon) if prim_texts else None
+        V = featurize(view_texts, self.bits, self.lin.lexicon) if view_texts else None
         R = self._rule_matrix(texts) if rules else np.zeros((len(texts), len(self.rule_names)))
         items = []
         po, vo = np.asarray(prim_owner), np.asarray(view_owner)
@@ -624,7 +625,7 @@ class Learner:
         self._pub_W = WT
         self._sync_exemplar_platt()
         name = self.base_version + (f"+{len(self.pending)}" if self.pending else "")
-        lin = LinearModel(WT[:, :k].T, self.lin.b.copy(), self.bits, self.lin.heads)
+        lin = LinearModel(WT[:, :k].T, self.lin.b.copy(), self.bits, self.lin.heads, lexicon=self.lin.lexicon)
         if hasattr(lin, "scoring_weights"):
             object.__setattr__(lin, "_WT", WT)
         b = ModelBundle(version=name, linear=lin, threshold=round(self.threshold, 6),
@@ -750,7 +751,7 @@ class Learner:
 
     def _guess_category(self, text: str) -> str:
         doc = normalize(text[:4096], self.aimds_config.normalize)
-        P = self.lin.proba(*featurize([doc.text], self.bits))
+        P = self.lin.proba(*featurize([doc.text], self.bits, self.lin.lexicon))
         return HEADS[1 + int(np.argmax(P[0, 1 : len(HEADS) - 1]))]
 
     def _budget_used(self, source: str, now: float) -> tuple[int, float]:
@@ -1014,10 +1015,10 @@ class Learner:
         self.patterns.append(p)
         out: dict[str, Any] = {"added": True, "id": ids[0], "n_patterns": len(self.patterns)}
         if category in self.cfg.exemplar_categories:
-            row = exemplar_row(text, self.aimds_config, self.bits)
+            row = exemplar_row(text, self.aimds_config, self.bits, lexicon=self.lin.lexicon)
             if self.cfg.exemplar_max_df < 1.0:
                 rare = np.sort(row[1][self._benign_df()[row[1]] <= self.cfg.exemplar_max_df])
-                row = exemplar_row(text, self.aimds_config, self.bits, rare)
+                row = exemplar_row(text, self.aimds_config, self.bits, rare, self.lin.lexicon)
                 p["exemplar_ids"] = rare.tolist()
             th = self._exemplar_threshold(row)
             p["exemplar_th"] = th

@@ -54,6 +54,7 @@ class ModelBundle:
             "n_patterns": len(self.patterns),
             "bits": self.linear.bits,
             "heads": list(self.linear.heads),
+            "concepts": self.linear.lexicon.fingerprint if self.linear.lexicon else None,  # the lexicon's hash
         }
 
     def save(self, path: Path) -> Path:

@@ -27,6 +27,7 @@ import numpy as np
 
 from aimds_ray.core import synth
 from aimds_ray.core.classifier import HEADS, LinearModel
+from aimds_ray.core.concepts import load_lexicon
 from aimds_ray.core.config import AimdsConfig, load_config
 from aimds_ray.core.features import featurize
 from aimds_ray.core.fusion import detector_features, fuse
@@ -54,6 +55,8 @@ class TrainParams:
     synth_corpus_injections: int = 0
     # sample-weight multiplier per training file or shipped corpus (file name -> factor); others weigh 1
     corpus_weights: dict[str, float] = field(default_factory=dict)
+    # concept n-gram features from aimds_ray/data/concepts.yaml (the model keeps a copy of the lexicon)
+    concepts: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -61,6 +64,8 @@ class TrainParams:
                if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0}
         if bad:
             raise ValueError(f"corpus_weights must be positive numbers, got {bad}")
+        if not isinstance(self.concepts, bool):
+            raise ValueError(f"concepts must be true or false, got {self.concepts!r}")
 
 
 def read_jsonl(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -253,7 +258,8 @@ def train_bundle(
     seen: set[str] = set()
     rows = [r for r in rows if isinstance(r.get("text"), str) and not (r["text"] in seen or seen.add(r["text"]))]
     texts = norm_texts(rows, config)
-    X = featurize(texts, params.bits)
+    lexicon = load_lexicon() if params.concepts else None
+    X = featurize(texts, params.bits, lexicon)
     linear = np.array([not r.get("fusion_only") for r in rows])
     Y, _ = label_matrix(rows)
     sw = np.zeros(len(rows), np.float32)  # class balance over the rows the linear heads train on
@@ -274,7 +280,7 @@ def train_bundle(
     for k in range(params.folds):
         tr = np.nonzero((folds != k) & linear)[0]
         te = np.nonzero(folds == k)[0]
-        m = LinearModel.zeros(params.bits)
+        m = LinearModel.zeros(params.bits, lexicon=lexicon)
         m.fit(_subset(X, tr), Y[tr], sw[tr], epochs=params.epochs, lr=params.lr, l2=params.l2, seed=params.seed)
         oof[te] = m.proba(*_subset(X, te))
     log(f"train: out-of-fold scores done, {time.perf_counter() - t0:.1f}s")
@@ -303,7 +309,7 @@ def train_bundle(
     log(f"train: fusion {weights}; threshold {threshold:.4f} "
         f"(out-of-fold TPR {oof_tpr:.3f} FPR {oof_fpr:.4f})")
 
-    final = LinearModel.zeros(params.bits)
+    final = LinearModel.zeros(params.bits, lexicon=lexicon)
     lin = np.nonzero(linear)[0]
     final.fit(_subset(X, lin), Y[lin], sw[lin], epochs=params.epochs, lr=params.lr, l2=params.l2, seed=params.seed)
     final.W = final.W.astype(np.float16).astype(np.float32)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from aimds_ray.core.concepts import Lexicon
 from aimds_ray.core.config import AimdsConfig
 from aimds_ray.core.features import featurize
 from aimds_ray.core.normalize import Normalized, normalize
@@ -92,11 +93,11 @@ def _slot_scores(q_indptr: np.ndarray, q_idx: np.ndarray, q_val: np.ndarray, slo
 
 
 def exemplar_row(text: str, config: AimdsConfig, bits: int, keep: Sequence[int] | np.ndarray | None = None,
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 lexicon: Lexicon | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The exemplar vector of a pattern text: its primary normalised view, featurised (what the model reads),
     restricted to the feature ids `keep` (the learner drops n-grams common in benign text: they say little about
     the attack, and they are what would make every query touch every exemplar) and re-normalised."""
-    ip, idx, val = featurize([normalize(text[: config.limits.window_chars], config.normalize).text], bits)
+    ip, idx, val = featurize([normalize(text[: config.limits.window_chars], config.normalize).text], bits, lexicon)
     if keep is not None:
         m = np.isin(idx, np.asarray(keep, dtype=idx.dtype))
         idx, val = idx[m], val[m]
@@ -115,7 +116,8 @@ def bundle_exemplars(model: Any, config: AimdsConfig) -> Exemplars | None:
         for i, p in enumerate(getattr(model, "patterns", None) or []):
             th = p.get("exemplar_th")
             if th is not None and isinstance(p.get("text"), str):
-                ex = ex.add(exemplar_row(p["text"], config, model.linear.bits, p.get("exemplar_ids")), float(th),
+                ex = ex.add(exemplar_row(p["text"], config, model.linear.bits, p.get("exemplar_ids"),
+                                            model.linear.lexicon), float(th),
                             str(p.get("category", "prompt_injection")), i)
         try:
             model.exemplars = ex
@@ -159,7 +161,7 @@ class LearnedSignal(Signal):
         # all heads in one pass: each feature's weights for every head are one row of W.T (one cache line), so
         # scoring the category heads too costs no more memory traffic than the manipulation head alone
         if ex is not None:
-            X = featurize(texts, lin.bits)
+            X = featurize(texts, lin.bits, lin.lexicon)
             self._exemplar_evidence(docs, owners, ex.scores(X, lin.bits), ex, out)
             P = lin.proba(*X)
         else:  # nothing else reads the features: featurise and score in one compiled call
