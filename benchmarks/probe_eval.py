@@ -1,4 +1,4 @@
-"""Detection on written probes that no model or rule was fitted to, two sets:
+"""Detection on written probes that no model or rule was fitted to, three sets:
 
 - `benchmarks/data/probes_heldout.jsonl` (set 4, thirteenth session): 469 texts (218 attacks, 251 benign: 60 %
   everyday requests, 40 % hard negatives; three that another helper had written word for word and that are in the
@@ -7,7 +7,12 @@
   60 % everyday traffic in several languages, 40 % hard negatives), written as a balanced cross-section (30 %
   hijacks, 25 % jailbreaks, 20 % extraction, 15 % indirect, 10 % obfuscated and app-bot attacks); 42 rows that
   shared a run of 8 words with a training text were removed (after two earlier models had
-  been scored on all 490; every figure reported is on the 448).
+  been scored on all 490; every figure reported is on the 448);
+- `benchmarks/data/probes_heldout3.jsonl` (set 11, fifteenth session): 398 texts (227 attacks, 171 benign) from
+  three helpers (a cross-section with deepset/Gandalf-style and other-language texts; long jailbreaks and
+  HackAPrompt/Tensor Trust tricks; indirect injections and app-bot hijacks with their benign documents); 82 rows
+  that repeated, or shared a run of 8 words with, a dev, training or held-out text were removed before any model
+  was scored on it. It was used once for a decision (whether to ship concept features and probe set 12).
 
 Each was written by a helper session of this project that saw neither the detector nor any data set, in the styles
 of public injection and jailbreak sets. They estimate how the detector generalises to phrasings nobody tuned for;
@@ -17,8 +22,8 @@ them, then write new probes for the next round.
 
     python benchmarks/probe_eval.py [--model DIR] [--misses]
 
-Prints TPR and FPR of both sets, per-style (set 4) and per-category (set 8) rates; the last stdout line is one JSON
-object (set 4 at the top level, set 8 under "heldout2").
+Prints TPR and FPR of each set, per-style (set 4) and per-category (sets 8 and 11) rates; the last stdout line is one
+JSON object (set 4 at the top level, set 8 under "heldout2", set 11 under "heldout3").
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from aimds_ray.core.model import ModelBundle  # noqa: E402
 
 PROBES = Path(__file__).resolve().parent / "data" / "probes_heldout.jsonl"
 PROBES2 = Path(__file__).resolve().parent / "data" / "probes_heldout2.jsonl"
+PROBES3 = Path(__file__).resolve().parent / "data" / "probes_heldout3.jsonl"
 
 
 def main() -> None:
@@ -48,11 +54,11 @@ def main() -> None:
     rows = [json.loads(line) for line in PROBES.open(encoding="utf-8") if line.strip()]
     det = Detector(model=ModelBundle.load(Path(args.model))) if args.model else Detector()
     out = measure(det, rows, "style", args.misses)
-    second = [json.loads(line) for line in PROBES2.open(encoding="utf-8") if line.strip()]
-    out["heldout2"] = measure(det, second, "category", args.misses)
-    h = out["heldout2"]
-    print(f"set 4:  TPR {out['tp']}/{out['attacks']} = {out['tpr']:.3f}   FPR {out['fp']}/{out['benign']} = {out['fpr']:.3f}")
-    print(f"set 8:  TPR {h['tp']}/{h['attacks']} = {h['tpr']:.3f}   FPR {h['fp']}/{h['benign']} = {h['fpr']:.3f}")
+    for key, path in (("heldout2", PROBES2), ("heldout3", PROBES3)):
+        out[key] = measure(det, [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()],
+                           "category", args.misses)
+    for name, h in (("set 4", out), ("set 8", out["heldout2"]), ("set 11", out["heldout3"])):
+        print(f"{name + ':':8s}TPR {h['tp']}/{h['attacks']} = {h['tpr']:.3f}   FPR {h['fp']}/{h['benign']} = {h['fpr']:.3f}")
     out["model_version"] = det.model_version
     print(json.dumps(out))
 
