@@ -68,8 +68,8 @@ def test_held_out_probes_stay_out_of_training() -> None:
     import yaml
 
     root = Path(__file__).resolve().parent.parent
-    held = [json.loads(line)["text"] for name in ("probes_heldout.jsonl", "probes_heldout2.jsonl",
-                                                              "probes_heldout3.jsonl")
+    names = ("probes_heldout.jsonl", "probes_heldout2.jsonl", "probes_heldout3.jsonl")
+    held = [json.loads(line)["text"] for name in names
             for line in (root / "benchmarks/data" / name).open(encoding="utf-8")]
     assert len(held) > 1300
     spec = yaml.safe_load((root / "aimds_ray/data/training.yaml").read_text(encoding="utf-8"))
