@@ -266,28 +266,17 @@ def _doc_row(ids: np.ndarray, n: int, seen: np.ndarray, uniq: np.ndarray, indice
         seen[key] = c + (c < MAX_COUNT)  # saturating
     start = pos
     norm = 0.0
-    if weight == 1.0:  # no concept weighting (no lexicon): the plain loop
-        for k in range(nuniq):  # first-occurrence order (deterministic); sorting cost more than everything else
-            key = uniq[k] & ID_MASK
-            c = seen[key]
-            v = _LOG_TABLE[c]
-            seen[key] = 0
-            indices[pos] = key
-            values[pos] = v
-            norm += v * v
-            pos += 1
-    else:
-        extra = weight - 1.0
-        for k in range(nuniq):
-            raw = uniq[k]
-            key = raw & ID_MASK
-            c = seen[key]
-            v = _LOG_TABLE[c] * (1.0 + extra * (raw >> 31))
-            seen[key] = 0
-            indices[pos] = key
-            values[pos] = v
-            norm += v * v
-            pos += 1
+    extra = weight - 1.0  # 0 without a lexicon: every value is then exactly 1 + log(count)
+    for k in range(nuniq):  # first-occurrence order (deterministic); sorting cost more than everything else
+        raw = uniq[k]
+        key = raw & ID_MASK
+        c = seen[key]
+        v = _LOG_TABLE[c] * (1.0 + extra * (raw >> 31))
+        seen[key] = 0
+        indices[pos] = key
+        values[pos] = v
+        norm += v * v
+        pos += 1
     if norm > 0:
         inv = 1.0 / math.sqrt(norm)
         for p in range(start, pos):
