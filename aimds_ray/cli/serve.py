@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from aimds_ray.core.config import load_yaml
+
 ORDER = 25
 
 
@@ -38,7 +40,7 @@ def load_serve_config(path: str | None) -> dict[str, Any]:
 
     p = Path(path) if path else default_serve_config()
     try:
-        cfg = yaml.safe_load(p.read_text())
+        cfg = load_yaml(p.read_text())
     except OSError as e:
         raise UsageError(f"cannot read {p}: {e.strerror}") from None
     except yaml.YAMLError as e:

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from aimds_ray.core.config import load_yaml
+
 ORDER = 30
 
 
@@ -22,9 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_training_spec() -> dict:
-    import yaml
-
-    return yaml.safe_load((Path(__file__).resolve().parent.parent / "data" / "training.yaml").read_text())
+    return load_yaml((Path(__file__).resolve().parent.parent / "data" / "training.yaml").read_text())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from aimds_ray.core.config import load_yaml
 
 LEXICON_PATH = Path(__file__).resolve().parent.parent / "data" / "concepts.yaml"
 MIN_STEM = 4  # a shorter stem would prefix too many unrelated words
@@ -161,5 +162,5 @@ def compile_lexicon(spec: dict[str, Any], source: str = "concepts") -> Lexicon:
 
 def load_lexicon(path: Path = LEXICON_PATH) -> Lexicon:
     with open(path, encoding="utf-8") as f:
-        spec = yaml.safe_load(f)
+        spec = load_yaml(f)
     return compile_lexicon(spec, str(path))

@@ -62,7 +62,7 @@ from numba import njit
 
 from aimds_ray.core import synth
 from aimds_ray.core.classifier import HEADS, LinearModel, scoring_layout
-from aimds_ray.core.config import AimdsConfig, aimds_home, load_config
+from aimds_ray.core.config import AimdsConfig, aimds_home, load_config, load_yaml
 from aimds_ray.core.features import featurize
 from aimds_ray.core.feedback import FeedbackError, FeedbackLog, FileLock
 from aimds_ray.core.fusion import LEARNED_ABSENT, detector_features
@@ -431,13 +431,12 @@ class Learner:
     def _base_rows(self) -> list[dict[str, Any]]:
         """A seeded sample of the licence-clean training files (read now, never copied into the repo) plus synthetic
         mechanisms; synthetic only when the data is not there."""
-        import yaml
 
         rows: list[dict[str, Any]] = []
         d = self._data_dir()
         self.data_source = "synthetic"
         if d is not None:
-            spec = yaml.safe_load((Path(__file__).resolve().parent.parent / "data" / "training.yaml").read_text())
+            spec = load_yaml((Path(__file__).resolve().parent.parent / "data" / "training.yaml").read_text())
             files = [d / f for f in spec.get("files", []) if (d / f).exists()]
             if files:
                 from aimds_ray.core.training import read_corpora, read_jsonl

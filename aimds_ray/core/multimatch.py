@@ -270,14 +270,11 @@ class Automaton:
         while queue:  # breadth first: a state's failure target is complete before the state is
             s = queue.popleft()
             outs[s] = outs[s] + outs[fail[s]]
-            for c in range(k):
-                nxt = trie[s].get(c)
-                if nxt is None:
-                    delta[s, c] = delta[fail[s], c]
-                else:
-                    fail[nxt] = int(delta[fail[s], c])
-                    delta[s, c] = nxt
-                    queue.append(nxt)
+            delta[s] = delta[fail[s]]  # whole row at once: the per-class loop was 0.5 s of a fresh process's start
+            for c, nxt in trie[s].items():
+                fail[nxt] = int(delta[s, c])
+                delta[s, c] = nxt
+                queue.append(nxt)
         out_ptr = np.zeros(len(trie) + 1, dtype=np.int32)
         np.cumsum([len(o) for o in outs], out=out_ptr[1:])
         has_out = np.array([len(o) > 0 for o in outs])

@@ -26,9 +26,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import yaml
 from numba import njit
 
+from aimds_ray.core.config import load_yaml
 from aimds_ray.core.normalize import Normalized, Variant, normalize
 
 PHRASES_PATH = Path(__file__).resolve().parent.parent / "data" / "phrases.yaml"
@@ -529,7 +529,7 @@ class PhraseFileError(ValueError):
 
 def load_phrases(path: str | Path = PHRASES_PATH) -> list[Phrase]:
     """Read the phrase library; errors name the family."""
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+    data = load_yaml(Path(path).read_text(encoding="utf-8")) or []
     out: list[Phrase] = []
     for i, fam in enumerate(data):
         try:

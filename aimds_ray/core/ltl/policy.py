@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from aimds_ray.core.config import load_yaml
+
 from .monitor import PENDING, VIOLATED, CompiledMonitor, Monitor
 from .syntax import Formula, PolicySyntaxError, UnknownAtomError, parse
 from .trace import Trace
@@ -115,7 +117,7 @@ def make_policy(data: Any, source: str = "<policy>") -> Policy:
 def load_policy(path: str | Path) -> Policy:
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = load_yaml(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise PolicyError(f"{p}: invalid YAML: {e}") from None
     except OSError as e:

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
+from aimds_ray.core.config import load_yaml
 from aimds_ray.core.normalize import Normalized
 from aimds_ray.core.report import Category, Evidence
 from aimds_ray.core.signals.base import Signal, SignalContext, register
@@ -51,7 +50,7 @@ class DocumentLexicon:
 
 @lru_cache(maxsize=2)
 def load_document_lexicon(path: str = str(LEXICON_PATH)) -> DocumentLexicon:
-    spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    spec = load_yaml(Path(path).read_text(encoding="utf-8"))
     openers = spec["openers"]
 
     def alt(words: list[str]) -> str:  # longest first, so a phrase wins over its first word

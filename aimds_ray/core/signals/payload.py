@@ -22,9 +22,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from aimds_ray.core import multimatch as M
+from aimds_ray.core.config import load_yaml
 from aimds_ray.core.normalize import Normalized, fold_text
 from aimds_ray.core.report import Category, Evidence
 from aimds_ray.core.signals.base import Signal, SignalContext, register
@@ -81,7 +81,7 @@ class Lexicon:
 
 @lru_cache(maxsize=2)
 def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
-    spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    spec = load_yaml(Path(path).read_text(encoding="utf-8"))
     literals: list[str] = []
     flags: list[int] = []
     groups: list[str] = []

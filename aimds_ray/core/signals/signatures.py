@@ -9,10 +9,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import yaml
 from numba import njit
 
 from aimds_ray.core import multimatch as M
+from aimds_ray.core.config import load_yaml
 from aimds_ray.core.normalize import Normalized, fold_text
 from aimds_ray.core.report import Evidence
 from aimds_ray.core.signals.base import Signal, SignalContext, register
@@ -324,7 +324,7 @@ def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
     """Read and compile every `*.yaml` family file; errors name the file and the pattern id."""
     families: list[Family] = []
     for path in sorted(Path(directory).glob("*.yaml")):
-        for i, fam in enumerate(yaml.safe_load(path.read_text(encoding="utf-8")) or []):
+        for i, fam in enumerate(load_yaml(path.read_text(encoding="utf-8")) or []):
             where = f"{path.name}[{i}]"
             try:
                 script = fam.get("script", "")
