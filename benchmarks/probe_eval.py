@@ -1,4 +1,4 @@
-"""Detection on written probes that no model or rule was fitted to, three sets:
+"""Detection on written probes that no model or rule was fitted to, four sets:
 
 - `benchmarks/data/probes_heldout.jsonl` (set 4, thirteenth session): 469 texts (218 attacks, 251 benign: 60 %
   everyday requests, 40 % hard negatives; three that another helper had written word for word and that are in the
@@ -14,6 +14,11 @@
   that repeated, or shared a run of 8 words with, a dev, training or held-out text were removed before any model
   was scored on it. It was scored for three decisions (whether to ship concept features, probe set 12 and set 13)
   and for nothing else; no rule or text was written from its misses.
+- `benchmarks/data/probes_heldout4.jsonl` (set 14, sixteenth session): 478 texts (274 attacks: 96 jailbreaks, 72
+  direct injections, 62 indirect, 44 extraction; 204 benign: 94 everyday, 44 documents, 34 borderline, 32 role-play)
+  from three helpers; 120 rows that repeated, or shared a run of 8 words with, a dev, training or held-out text were
+  removed before any model was scored on it. First scored with the shipped model after the target-FPR decision of
+  that session had been taken on LOSO figures alone.
 
 Each was written by a helper session of this project that saw neither the detector nor any data set, in the styles
 of public injection and jailbreak sets. They estimate how the detector generalises to phrasings nobody tuned for;
@@ -23,8 +28,8 @@ them, then write new probes for the next round.
 
     python benchmarks/probe_eval.py [--model DIR] [--misses]
 
-Prints TPR and FPR of each set, per-style (set 4) and per-category (sets 8 and 11) rates; the last stdout line is one
-JSON object (set 4 at the top level, set 8 under "heldout2", set 11 under "heldout3").
+Prints TPR and FPR of each set, per-style (set 4) and per-category (sets 8, 11 and 14) rates; the last stdout line is one
+JSON object (set 4 at the top level, set 8 under "heldout2", set 11 under "heldout3", set 14 under "heldout4").
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from aimds_ray.core.model import ModelBundle  # noqa: E402
 PROBES = Path(__file__).resolve().parent / "data" / "probes_heldout.jsonl"
 PROBES2 = Path(__file__).resolve().parent / "data" / "probes_heldout2.jsonl"
 PROBES3 = Path(__file__).resolve().parent / "data" / "probes_heldout3.jsonl"
+PROBES4 = Path(__file__).resolve().parent / "data" / "probes_heldout4.jsonl"
 
 
 def main() -> None:
@@ -55,10 +61,11 @@ def main() -> None:
     rows = [json.loads(line) for line in PROBES.open(encoding="utf-8") if line.strip()]
     det = Detector(model=ModelBundle.load(Path(args.model))) if args.model else Detector()
     out = measure(det, rows, "style", args.misses)
-    for key, path in (("heldout2", PROBES2), ("heldout3", PROBES3)):
+    for key, path in (("heldout2", PROBES2), ("heldout3", PROBES3), ("heldout4", PROBES4)):
         out[key] = measure(det, [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()],
                            "category", args.misses)
-    for name, h in (("set 4", out), ("set 8", out["heldout2"]), ("set 11", out["heldout3"])):
+    for name, h in (("set 4", out), ("set 8", out["heldout2"]), ("set 11", out["heldout3"]),
+                    ("set 14", out["heldout4"])):
         print(f"{name + ':':8s}TPR {h['tp']}/{h['attacks']} = {h['tpr']:.3f}   FPR {h['fp']}/{h['benign']} = {h['fpr']:.3f}")
     out["model_version"] = det.model_version
     print(json.dumps(out))
