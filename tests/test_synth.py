@@ -26,6 +26,21 @@ def test_roleplay_grammar_never_unlocks_anything() -> None:
     assert rows and not [r["text"] for r in rows if unlock.search(r["text"])]
 
 
+def test_short_attack_forms_are_generated_and_well_formed() -> None:
+    """Bare overrides (the command alone, also without a determiner) and one-line unlock commands, labelled as
+    attacks; every override reads as words separated by single spaces."""
+    rows = synth.generate(3000, 0, seed=5)
+    inj = [r["text"] for r in rows if r["category"] == "prompt_injection"]
+    bare = [t for t in inj if len(t.split()) <= 6]
+    assert len(bare) > 50
+    no_determiner = re.compile(r"(?i)(?:^|\W)(?:ignore|disregard|forget|skip|bypass) (?:previous|prior|above|earlier|"
+                               r"original|system|old) \w+")
+    assert sum(bool(no_determiner.search(t)) for t in inj) >= 10
+    unlock = [r for r in rows if r["category"] == "jailbreak"]
+    assert len(unlock) > 150 and all(r["label"] == 1 for r in unlock)
+    assert not [t for t in inj + [r["text"] for r in unlock] if "  " in t]
+
+
 def test_fusion_only_rows_never_train_the_linear_heads() -> None:
     """Synthetic documents calibrate the stacker; the n-gram weights are what they would be without them."""
     import numpy as np
