@@ -26,8 +26,10 @@ they are not benchmarks of record (the texts are the project's own). Keep them o
 `aimds_ray/data/training.yaml` and do not write rules from their misses (a test checks the first); measure with
 them, then write new probes for the next round.
 
-    python benchmarks/probe_eval.py [--model DIR] [--misses]
+    python benchmarks/probe_eval.py [--model DIR] [--misses] [--peer]
 
+With `--peer`, the seed's reference implementation (`@claude-flow/aidefence@3.0.3`, as `eval_detection.py` runs it)
+scores the same texts, its figures under "peer" in each set's entry.
 Prints TPR and FPR of each set, per-style (set 4) and per-category (sets 8, 11 and 14) rates; the last stdout line is one
 JSON object (set 4 at the top level, set 8 under "heldout2", set 11 under "heldout3", set 14 under "heldout4").
 """
@@ -43,6 +45,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from aimds_ray.core.detector import Detector  # noqa: E402
 from aimds_ray.core.model import ModelBundle  # noqa: E402
@@ -57,6 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None, help="a model bundle directory (default: the current model)")
     ap.add_argument("--misses", action="store_true", help="print the missed attacks and flagged benign texts")
+    ap.add_argument("--peer", action="store_true", help="also run the npm peer on the same texts")
     args = ap.parse_args()
     rows = [json.loads(line) for line in PROBES.open(encoding="utf-8") if line.strip()]
     det = Detector(model=ModelBundle.load(Path(args.model))) if args.model else Detector()
@@ -64,9 +68,22 @@ def main() -> None:
     for key, path in (("heldout2", PROBES2), ("heldout3", PROBES3), ("heldout4", PROBES4)):
         out[key] = measure(det, [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()],
                            "category", args.misses)
+    if args.peer:
+        from eval_detection import run_peer
+
+        for h, path in ((out, PROBES), (out["heldout2"], PROBES2), (out["heldout3"], PROBES3), (out["heldout4"], PROBES4)):
+            rows_ = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+            # set 4 has styles, not categories: any attack counts as a manipulation, any benign text as benign
+            rows_ = [{"text": r["text"], "category": r.get("category") or ("prompt_injection" if r["label"] else "benign")}
+                     for r in rows_]
+            h["peer"] = run_peer({path.name: rows_}, None)
     for name, h in (("set 4", out), ("set 8", out["heldout2"]), ("set 11", out["heldout3"]),
                     ("set 14", out["heldout4"])):
-        print(f"{name + ':':8s}TPR {h['tp']}/{h['attacks']} = {h['tpr']:.3f}   FPR {h['fp']}/{h['benign']} = {h['fpr']:.3f}")
+        line = f"{name + ':':8s}TPR {h['tp']}/{h['attacks']} = {h['tpr']:.3f}   FPR {h['fp']}/{h['benign']} = {h['fpr']:.3f}"
+        peer = h.get("peer")
+        if peer and "error" not in peer:
+            line += f"   peer: TPR {peer['manipulation_tpr']:.3f} FPR {peer['benign_fpr']:.3f}"
+        print(line)
     out["model_version"] = det.model_version
     print(json.dumps(out))
 
