@@ -50,10 +50,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from aimds_ray.core.detector import Detector  # noqa: E402
 from aimds_ray.core.model import ModelBundle  # noqa: E402
 
-PROBES = Path(__file__).resolve().parent / "data" / "probes_heldout.jsonl"
-PROBES2 = Path(__file__).resolve().parent / "data" / "probes_heldout2.jsonl"
-PROBES3 = Path(__file__).resolve().parent / "data" / "probes_heldout3.jsonl"
-PROBES4 = Path(__file__).resolve().parent / "data" / "probes_heldout4.jsonl"
+DATA = Path(__file__).resolve().parent / "data"
+# (name, key in the printed JSON: set 4 at the top level, how its rows are grouped, file)
+SETS = (("set 4", None, "style", DATA / "probes_heldout.jsonl"),
+        ("set 8", "heldout2", "category", DATA / "probes_heldout2.jsonl"),
+        ("set 11", "heldout3", "category", DATA / "probes_heldout3.jsonl"),
+        ("set 14", "heldout4", "category", DATA / "probes_heldout4.jsonl"))
 
 
 def main() -> None:
@@ -62,28 +64,27 @@ def main() -> None:
     ap.add_argument("--misses", action="store_true", help="print the missed attacks and flagged benign texts")
     ap.add_argument("--peer", action="store_true", help="also run the npm peer on the same texts")
     args = ap.parse_args()
-    rows = [json.loads(line) for line in PROBES.open(encoding="utf-8") if line.strip()]
     det = Detector(model=ModelBundle.load(Path(args.model))) if args.model else Detector()
-    out = measure(det, rows, "style", args.misses)
-    for key, path in (("heldout2", PROBES2), ("heldout3", PROBES3), ("heldout4", PROBES4)):
-        out[key] = measure(det, [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()],
-                           "category", args.misses)
-    if args.peer:
-        from eval_detection import run_peer
+    out: dict = {}
+    for name, key, group, path in SETS:
+        rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+        h = measure(det, rows, group, args.misses)
+        if args.peer:
+            from eval_detection import run_peer
 
-        for h, path in ((out, PROBES), (out["heldout2"], PROBES2), (out["heldout3"], PROBES3), (out["heldout4"], PROBES4)):
-            rows_ = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
             # set 4 has styles, not categories: any attack counts as a manipulation, any benign text as benign
-            rows_ = [{"text": r["text"], "category": r.get("category") or ("prompt_injection" if r["label"] else "benign")}
-                     for r in rows_]
-            h["peer"] = run_peer({path.name: rows_}, None)
-    for name, h in (("set 4", out), ("set 8", out["heldout2"]), ("set 11", out["heldout3"]),
-                    ("set 14", out["heldout4"])):
+            peer_rows = [{"text": r["text"], "category": r.get("category") or
+                          ("prompt_injection" if r["label"] else "benign")} for r in rows]
+            h["peer"] = run_peer({path.name: peer_rows}, None)
         line = f"{name + ':':8s}TPR {h['tp']}/{h['attacks']} = {h['tpr']:.3f}   FPR {h['fp']}/{h['benign']} = {h['fpr']:.3f}"
         peer = h.get("peer")
         if peer and "error" not in peer:
             line += f"   peer: TPR {peer['manipulation_tpr']:.3f} FPR {peer['benign_fpr']:.3f}"
         print(line)
+        if key is None:
+            out.update(h)
+        else:
+            out[key] = h
     out["model_version"] = det.model_version
     print(json.dumps(out))
 

@@ -184,9 +184,14 @@ def _case(s: str, r: random.Random) -> str:
     return s
 
 
+def _words(*parts: str) -> str:
+    """The non-empty parts, one space apart (a scope or time word may be empty)."""
+    return " ".join(w for w in parts if w)
+
+
 def direct_injection(r: random.Random) -> str:
     when = r.choice(_OVERRIDE_WHEN)
-    core = " ".join(w for w in (r.choice(_OVERRIDE_VERB), r.choice(_OVERRIDE_SCOPE), when, r.choice(_OVERRIDE_OBJ)) if w)
+    core = _words(r.choice(_OVERRIDE_VERB), r.choice(_OVERRIDE_SCOPE), when, r.choice(_OVERRIDE_OBJ))
     if r.random() < 0.15:  # the bare override: the shortest injections are the command alone, with nothing after it
         return _case(r.choice(_WRAP_PRE) + core + r.choice(_WRAP_POST), r)
     joiner = r.choice([" and ", ". Instead, ", ". Now ", ", then ", ". Your new task: ", " and instead ", ": "])
@@ -201,8 +206,7 @@ def extraction(r: random.Random) -> str:
         return _case(r.choice(_WRAP_PRE) + r.choice(_SECRET_OBF).format(s=r.choice(_SECRET)), r)
     s = f"{r.choice(_EXTRACT_VERB)} {r.choice(_EXTRACT_OBJ)}{r.choice(_EXTRACT_MOD)}"
     if r.random() < 0.3:
-        s = " ".join(w for w in (r.choice(_OVERRIDE_VERB), r.choice(_OVERRIDE_SCOPE), r.choice(_OVERRIDE_OBJ)) if w) \
-            + f" and {s}"
+        s = f"{_words(r.choice(_OVERRIDE_VERB), r.choice(_OVERRIDE_SCOPE), r.choice(_OVERRIDE_OBJ))} and {s}"
     return _case(r.choice(_WRAP_PRE) + s + r.choice(_WRAP_POST), r)
 
 
