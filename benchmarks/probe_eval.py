@@ -1,4 +1,4 @@
-"""Detection on written probes that no model or rule was fitted to, four sets:
+"""Detection on written probes that no model or rule was fitted to, five sets:
 
 - `benchmarks/data/probes_heldout.jsonl` (set 4, thirteenth session): 469 texts (218 attacks, 251 benign: 60 %
   everyday requests, 40 % hard negatives; three that another helper had written word for word and that are in the
@@ -19,6 +19,11 @@
   from three helpers; 120 rows that repeated, or shared a run of 8 words with, a dev, training or held-out text were
   removed before any model was scored on it. First scored with the shipped model after the target-FPR decision of
   that session had been taken on LOSO figures alone.
+- `benchmarks/data/probes_heldout5.jsonl` (set 16, seventeenth session): 726 texts (429 attacks: 127 direct
+  injections, 112 jailbreaks, 101 indirect, 89 extraction; 297 benign: 164 everyday, 49 documents, 47 borderline,
+  37 role-play) from two helpers (a cross-section in the styles of public benchmarks; what a production gateway
+  sees); 193 rows that repeated, or shared a run of 8 words with, a dev, training or held-out text or the probe
+  corpus's set 15 (written beside it) were removed before any model was scored on it.
 
 Each was written by a helper session of this project that saw neither the detector nor any data set, in the styles
 of public injection and jailbreak sets. They estimate how the detector generalises to phrasings nobody tuned for;
@@ -30,8 +35,9 @@ them, then write new probes for the next round.
 
 With `--peer`, the seed's reference implementation (`@claude-flow/aidefence@3.0.3`, as `eval_detection.py` runs it)
 scores the same texts, its figures under "peer" in each set's entry.
-Prints TPR and FPR of each set, per-style (set 4) and per-category (sets 8, 11 and 14) rates; the last stdout line is one
-JSON object (set 4 at the top level, set 8 under "heldout2", set 11 under "heldout3", set 14 under "heldout4").
+Prints TPR and FPR of each set, per-style (set 4) and per-category (sets 8, 11, 14 and 16) rates; the last stdout line
+is one JSON object (set 4 at the top level, set 8 under "heldout2", set 11 under "heldout3", set 14 under "heldout4",
+set 16 under "heldout5").
 """
 
 from __future__ import annotations
@@ -55,7 +61,8 @@ DATA = Path(__file__).resolve().parent / "data"
 SETS = (("set 4", None, "style", DATA / "probes_heldout.jsonl"),
         ("set 8", "heldout2", "category", DATA / "probes_heldout2.jsonl"),
         ("set 11", "heldout3", "category", DATA / "probes_heldout3.jsonl"),
-        ("set 14", "heldout4", "category", DATA / "probes_heldout4.jsonl"))
+        ("set 14", "heldout4", "category", DATA / "probes_heldout4.jsonl"),
+        ("set 16", "heldout5", "category", DATA / "probes_heldout5.jsonl"))
 
 
 def main() -> None:
