@@ -4,7 +4,7 @@ One local Ray (num_cpus=2), one Serve HTTP proxy on 127.0.0.1, two applications 
 
 * `echo` at `/echo`: a FastAPI ingress whose `POST /echo/v1/detect` parses the JSON body and returns the text - the
   framework floor (proxy + router + replica + FastAPI), nothing else;
-* `aimds` at `/`: `build_app` with configs/serve.yaml's args and deployment options, except that for the
+* `aimds` at `/`: `build_ingress` with configs/serve.yaml's args and deployment options, except that for the
   throughput comparison autoscaling is pinned to 1 replica (min = max = 1), so both apps run exactly one replica
   with the same `num_cpus` (0.5) and `max_ongoing_requests` (64).
 
@@ -201,7 +201,7 @@ def main() -> None:
     from ray import serve
 
     from aimds_ray.cli.serve import default_serve_config
-    from aimds_ray.distributed.serve_app import build_app
+    from aimds_ray.distributed.serve_app import build_ingress
 
     os.environ.setdefault("AIMDS_HOME", tempfile.mkdtemp(prefix="aimds-serve-load-"))
     cfg = yaml.safe_load(default_serve_config().read_text())
@@ -218,7 +218,7 @@ def main() -> None:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         pinned = {**dep, "autoscaling_config": {**dep["autoscaling_config"], "min_replicas": 1, "max_replicas": 1}}
         serve.run(echo_app(dep), name="echo", route_prefix="/echo")
-        serve.run(build_app(app_cfg.get("args") or {}, pinned), name="aimds", route_prefix="/")
+        serve.run(build_ingress(app_cfg.get("args") or {}, pinned), name="aimds", route_prefix="/")
         base = f"http://127.0.0.1:{port}"
         # the first request creates the runtime actors; wait for the learner so its start-up is not measured
         httpx.post(f"{base}/v1/detect", json={"text": "warm up"}, timeout=120)
@@ -280,12 +280,12 @@ def autoscale(base: str, bodies: list[bytes], dep: dict[str, Any], app_cfg: dict
     """Redeploy with min 1 / max 2 and short delays, load it, record the replica count until it falls back."""
     from ray import serve
 
-    from aimds_ray.distributed.serve_app import build_app
+    from aimds_ray.distributed.serve_app import build_ingress
 
     serve.delete("echo")  # its 0.5 CPU would leave no room for a second aimds replica on 2 CPUs
     auto = {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 4, "upscale_delay_s": 1,
             "downscale_delay_s": 4, "metrics_interval_s": 0.5, "look_back_period_s": 2}
-    serve.run(build_app(app_cfg.get("args") or {}, {**dep, "autoscaling_config": auto}), name="aimds",
+    serve.run(build_ingress(app_cfg.get("args") or {}, {**dep, "autoscaling_config": auto}), name="aimds",
               route_prefix="/")
     timeline: list[dict[str, Any]] = []
     phase = ["idle"]

@@ -69,9 +69,9 @@ def cluster_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     ray.init(address=cluster.address, log_to_driver=False)
     port = _free_port()
     serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
-    from aimds_ray.distributed.serve_app import build_app
+    from aimds_ray.distributed.serve_app import build_ingress
 
-    serve.run(build_app({"runtime": RUNTIME}, {"autoscaling_config": {"min_replicas": 2, "max_replicas": 2}}),
+    serve.run(build_ingress({"runtime": RUNTIME}, {"autoscaling_config": {"min_replicas": 2, "max_replicas": 2}}),
               name="aimds", route_prefix="/")
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     client.post("/v1/detect", json={"text": "hello", "session_id": "warm-up"})  # creates the helper actors

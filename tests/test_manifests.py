@@ -61,7 +61,10 @@ def test_serve_config_v2_embeds_the_same_applications(rayservice: dict[str, Any]
         for d in app["deployments"]:
             assert d["name"] == AimdsIngress.name
             AimdsIngress.options(**{k: v for k, v in d.items() if k != "name"})  # TypeError on unknown keys
-            assert builder(app["args"], {k: v for k, v in d.items() if k != "name"}) is not None
+        # the check `serve run` / `serve deploy` / KubeRay apply to a builder (one parameter, returns an Application)
+        from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+
+        assert call_user_app_builder_with_args_if_necessary(builder, app["args"]) is not None
     # identical applications, except the HTTP/3 proxy's bind host (read by the sidecar only)
     want = copy.deepcopy(local["applications"])
     for app in want:

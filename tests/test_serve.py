@@ -40,9 +40,9 @@ def app(tmp_path_factory):
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     port = _free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    from aimds_ray.distributed.serve_app import build_app
+    from aimds_ray.distributed.serve_app import build_ingress
 
-    serve.run(build_app({"runtime": {"graph": False, "analyzers": 1, "verifiers": 1}},
+    serve.run(build_ingress({"runtime": {"graph": False, "analyzers": 1, "verifiers": 1}},
                         {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1}}),
               name="aimds", route_prefix="/")
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
@@ -232,3 +232,28 @@ def test_read_json_refuses_bodies_that_cannot_be_handled(raw: bytes, needle: str
     assert e.value.status == 400
     ok = b'{"text": "emoji pair \\ud83d\\ude00"}'
     assert asyncio.run(read_json(_FakeRequest(ok), 1 << 20)) == {"text": "emoji pair \U0001F600"}
+
+
+def test_feedback_may_name_a_request_by_its_id(app) -> None:
+    """`{"request_id", "label"}` instead of the text: the replica that answered knows the text, and it forwards
+    (id, text) to the learner, so feedback through any replica (here: straight to the learner actor) finds it."""
+    import ray
+
+    from aimds_ray.distributed.runtime import NAMESPACE, RuntimeConfig, actor_names
+
+    texts = ["Could you translate 'good morning' into Portuguese?", "What is a good name for a grey cat?"]
+    rids = [app.post("/v1/detect", json={"text": t}).json()["request_id"] for t in texts]
+    r = app.post("/v1/feedback", json={"request_id": rids[0], "label": 0, "source": "local"})
+    assert r.status_code == 200 and r.json()["accepted"], r.text
+    name = actor_names(RuntimeConfig.from_dict({"graph": False, "analyzers": 1, "verifiers": 1}))["learner"][0]
+    learner = ray.get_actor(name, namespace=NAMESPACE)
+    ack: dict = {}
+    deadline = time.time() + 30
+    while time.time() < deadline:  # forwarded every RECENT_FLUSH_S
+        ack = ray.get(learner.feedback.remote({"request_id": rids[1], "label": 0, "source": "local"}), timeout=30)
+        if "error" not in ack:
+            break
+        time.sleep(0.5)
+    assert "error" not in ack and ack["status"] in ("accepted", "rejected"), ack
+    r = app.post("/v1/feedback", json={"request_id": "never-issued", "label": 1, "source": "local"})
+    assert r.status_code == 422 and "unknown request id" in r.json()["error"], r.text

@@ -63,3 +63,23 @@ def test_json_has_lone_surrogate() -> None:
     for raw, want in [(b'{"t": "\\ud800"}', True), (b'{"t": "\\uDC00x"}', True), (b'{"\\ud800": 1}', True),
                       (b'{"t": "\\ud83d\\ude00"}', False), (b'{"t": "\\\\ud800"}', False), (b'{"t": "plain"}', False)]:
         assert json_has_lone_surrogate(raw, json.loads(raw)) is want, raw
+
+
+def test_recent_requests_are_bounded_and_forwarded_once() -> None:
+    """Feedback by request id: a replica keeps recent texts (bounded by count and characters, oldest out first)
+    and hands each pair to the learner once."""
+    from aimds_ray.core.feedback import RecentRequests
+
+    r = RecentRequests(max_items=3, max_chars=10)
+    for i, t in enumerate(["aaa", "bbb", "ccc", "ddd"]):
+        r.add(f"r{i}", t)
+    assert len(r) == 3 and r.get("r0") is None and r.get("r3") == "ddd"
+    r.add("r4", "eeeeee")  # 3 + 3 + 6 > 10 characters: the two oldest go
+    assert [r.get(k) for k in ("r2", "r3", "r4")] == [None, "ddd", "eeeeee"]
+    r.add("r5", "x" * 11)  # longer than the whole budget: not kept
+    assert r.get("r5") is None
+    pending = r.drain()
+    assert [k for k, _ in pending] == ["r3", "r4"] and r.drain() == []  # the pending list has the same bounds
+    quiet = RecentRequests(forward=False)
+    quiet.add("a", "text")
+    assert quiet.get("a") == "text" and quiet.drain() == []

@@ -58,6 +58,9 @@ def deploy(cfg: dict[str, Any], *, address: str | None, host: str, port: int,
 
     import ray
     from ray import serve
+    from ray.serve import Application
+
+    from aimds_ray.distributed.serve_app import build_app, build_ingress
 
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
@@ -71,8 +74,15 @@ def deploy(cfg: dict[str, Any], *, address: str | None, host: str, port: int,
         builder = getattr(importlib.import_module(mod), attr)
         deps = app.get("deployments") or []
         opts = {k: v for k, v in deps[0].items() if k != "name"} if deps else None
-        serve.run(builder(app.get("args") or {}, opts), name=app.get("name", "default"),
-                  route_prefix=app.get("route_prefix", "/"), blocking=False)
+        if builder is build_app:  # ours: the YAML's deployment overrides applied as `serve run` applies them
+            built = build_ingress(app.get("args") or {}, opts)
+        else:
+            if opts:
+                print(f"aimds serve: {app['import_path']}: deployment overrides are applied by `serve run` only",
+                      file=sys.stderr)
+            built = builder if isinstance(builder, Application) else builder(app.get("args") or {})
+        serve.run(built, name=app.get("name", "default"), route_prefix=app.get("route_prefix", "/"),
+                  blocking=False)
     return apps
 
 

@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,46 @@ class FeedbackLog:
 
     def __len__(self) -> int:
         return len(self._records)
+
+
+class RecentRequests:
+    """The texts of recent requests by request id, so feedback may name a request instead of re-sending its text
+    (`POST /v1/feedback {"request_id", "label"}`). Bounded by count and by total characters (the oldest go first);
+    `pending` holds what was added since the last `drain`, for forwarding to the learner, which every replica
+    feeds (feedback may reach another replica than the request did)."""
+
+    def __init__(self, max_items: int = 10_000, max_chars: int = 16_000_000, *, forward: bool = True) -> None:
+        self.forward = forward  # keep `pending` (a replica) or not (the learner itself)
+        self.max_items = max_items
+        self.max_chars = max_chars
+        self._texts: OrderedDict[str, str] = OrderedDict()
+        self._chars = 0
+        self._pending: list[tuple[str, str]] = []
+        self._pending_chars = 0
+
+    def add(self, request_id: str, text: str) -> None:
+        if not request_id or not isinstance(text, str) or len(text) > self.max_chars:
+            return
+        old = self._texts.pop(request_id, None)
+        if old is not None:
+            self._chars -= len(old)
+        self._texts[request_id] = text
+        self._chars += len(text)
+        while len(self._texts) > self.max_items or self._chars > self.max_chars:
+            self._chars -= len(self._texts.popitem(last=False)[1])
+        if not self.forward:
+            return
+        self._pending.append((request_id, text))
+        self._pending_chars += len(text)
+        while len(self._pending) > self.max_items or self._pending_chars > self.max_chars:  # learner unreachable
+            self._pending_chars -= len(self._pending.pop(0)[1])
+
+    def get(self, request_id: str) -> str | None:
+        return self._texts.get(request_id)
+
+    def drain(self) -> list[tuple[str, str]]:
+        out, self._pending, self._pending_chars = self._pending, [], 0
+        return out
+
+    def __len__(self) -> int:
+        return len(self._texts)

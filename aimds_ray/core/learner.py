@@ -64,7 +64,7 @@ from aimds_ray.core import synth
 from aimds_ray.core.classifier import HEADS, LinearModel, scoring_layout
 from aimds_ray.core.config import AimdsConfig, aimds_home, load_config, load_yaml
 from aimds_ray.core.features import featurize
-from aimds_ray.core.feedback import FeedbackError, FeedbackLog, FileLock
+from aimds_ray.core.feedback import FeedbackError, FeedbackLog, FileLock, RecentRequests
 from aimds_ray.core.fusion import LEARNED_ABSENT, detector_features
 from aimds_ray.core.model import ModelBundle, ModelStore
 from aimds_ray.core.normalize import normalize
@@ -373,7 +373,7 @@ class Learner:
         if self.aimds_config.detector.harmful_request:
             self._manip.add(Category.HARMFUL_REQUEST)
         self._exemplars_raised = False  # benign texts raised exemplar thresholds since the last publish
-        self._recent: dict[str, str] = {}  # request id -> text, for feedback that names a request (bounded)
+        self._recent = RecentRequests(forward=False)  # request id -> text, for feedback that names a request
         self._observed: list[str] = []  # benign traffic waiting to be featurised
         self._load_version(self.store.current_version())
         self._build_base()
@@ -674,9 +674,7 @@ class Learner:
     def remember(self, request_id: str, text: str) -> None:
         """Let later feedback name a request by id (bounded memory of recent requests)."""
         with self._mutex:
-            self._recent[request_id] = text
-            if len(self._recent) > 10_000:
-                self._recent.pop(next(iter(self._recent)))
+            self._recent.add(request_id, text)
 
     def observe(self, texts: Iterable[str]) -> None:
         """Recent traffic the system let through: the benign replay buffer the threshold is re-fitted on (it is

@@ -210,6 +210,17 @@ class Learner:
             self._changed = asyncio.Event()
         return ack
 
+    async def remember_many(self, pairs: list[tuple[str, str]]) -> int:
+        """(request id, text) of requests the replicas answered, so feedback may name a request by its id. In a
+        thread: the learner's lock may be held by a feedback update, and the long polls must keep answering."""
+
+        def put() -> None:
+            for rid, text in pairs:
+                self.learner.remember(rid, text)
+
+        await asyncio.to_thread(put)
+        return len(pairs)
+
     async def wait_for_version(self, known: str, timeout_s: float = 30.0) -> tuple[str, Any]:
         """Long poll: returns (version, bundle) as soon as the current version differs from `known`."""
         deadline = time.monotonic() + timeout_s

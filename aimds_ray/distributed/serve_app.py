@@ -26,6 +26,7 @@ from ray import serve
 from ray.serve import Application
 
 from aimds_ray import __version__
+from aimds_ray.core.feedback import RecentRequests
 from aimds_ray.core.process import settle_heap
 from aimds_ray.core.service import detect_items, error, validate_feedback
 from aimds_ray.core.validity import json_has_lone_surrogate
@@ -44,6 +45,7 @@ MAX_BODY = 1 << 20  # /v1/detect and /v1/feedback
 MAX_BATCH_BODY = 32 << 20  # /v1/detect/batch
 DEEP_QUEUE_BATCHES = 10_000  # deep-path submissions waiting in a replica; beyond this they are refused (degraded)
 MAX_BATCH_ITEMS = 10_000
+RECENT_FLUSH_S = 0.5  # how often a replica forwards its recent (request id, text) pairs to the learner
 
 
 class ApiError(Exception):
@@ -164,6 +166,8 @@ class AimdsIngress:
         self._deep_q: asyncio.Queue[list[dict[str, Any]]] | None = None
         self._submitter: asyncio.Task | None = None
         self._metrics = _Metrics()
+        self._recent = RecentRequests()  # feedback by request id (this replica's requests; the learner has all)
+        self._recent_task: asyncio.Task | None = None
         # Every use of the detector (scans, model reloads) runs on this one thread, in order: the detector is not
         # thread-safe (scratch buffers), and while a batch is scanned the event loop stays free to pull request
         # bodies from the proxy, stream answers and feed the deep path.
@@ -325,6 +329,7 @@ class AimdsIngress:
     async def _detect_one(self, item: dict[str, Any]) -> dict[str, Any]:
         t = time.time()
         res = await self._scan(item)  # detect_items validates each item: a bad one comes back as its error dict
+        self._remember([item], [res])
         if "error" not in res:
             res["deep_analysis"] = self._dispatch(item, res, t)
             if self.degraded:
@@ -392,6 +397,7 @@ class AimdsIngress:
         self._ensure_background()
         t = time.time()
         out = await self._on_scan_thread(detect_items, self.detector, items)
+        self._remember(items, out)
         tasks: list[dict[str, Any]] = []
         waiting: list[dict[str, Any]] = []
         for item, res in zip(items, out, strict=True):
@@ -411,6 +417,29 @@ class AimdsIngress:
         self._metrics.report_many(out, "detect_batch")
         return out
 
+    def _remember(self, items: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+        """Keep the text of each answered request under its id, and have it forwarded to the learner."""
+        for item, res in zip(items, results, strict=True):
+            if "error" not in res and isinstance(item.get("text"), str):
+                self._recent.add(res.get("request_id") or "", item["text"])
+        if self._recent_task is None or self._recent_task.done():
+            self._recent_task = asyncio.get_running_loop().create_task(self._forward_recent())
+
+    async def _forward_recent(self) -> None:
+        while True:
+            await asyncio.sleep(RECENT_FLUSH_S)
+            await self._flush_recent()
+
+    async def _flush_recent(self) -> None:
+        pairs = self._recent.drain()
+        learner = (self.handles or {}).get("learner")
+        if not pairs or learner is None:
+            return
+        try:
+            await asyncio.wait_for(learner.remember_many.remote(pairs), self.rcfg.call_timeout_s)
+        except Exception as e:  # feedback by id then works on this replica only, until the learner is back
+            log.warning("recent request ids not forwarded to the learner (%s): %d", type(e).__name__, len(pairs))
+
     async def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
         bad = validate_feedback(body)
         if bad is not None:
@@ -418,6 +447,12 @@ class AimdsIngress:
         learner = self._connect().get("learner")
         if learner is None:
             return error("the learner is unavailable; nothing was recorded", 503)
+        if body.get("text") is None and isinstance(body.get("request_id"), str):
+            text = self._recent.get(body["request_id"])
+            if text is not None:  # answered here: no need to wait for the forwarding
+                body = {**body, "text": text}
+            else:  # answered by another replica, or just now: what this replica holds goes first
+                await self._flush_recent()
         try:
             ack = await asyncio.wait_for(learner.feedback.remote(body), 10.0)
         except Exception as e:
@@ -449,10 +484,17 @@ class AimdsIngress:
                 "degraded": sorted(self.degraded)}
 
 
-def build_app(args: dict[str, Any] | None = None, deployment_options: dict[str, Any] | None = None) -> Application:
-    """Application builder for `serve run` / `serve deploy`: args {config: path, runtime: {...}, quic: {...}}
-    (`quic` is read by `aimds serve`, which starts the HTTP/3 proxy). `deployment_options` are the YAML's
-    per-deployment overrides when `aimds serve` deploys (serve run applies them itself)."""
+def build_app(args: dict[str, Any]) -> Application:
+    """Application builder for `serve run` / `serve deploy` / KubeRay (`import_path` in configs/serve.yaml):
+    args {config: path, runtime: {...}, quic: {...}} (`quic` is read by `aimds serve`, which starts the HTTP/3
+    proxy). Ray calls a builder with the args dict alone and applies the YAML's per-deployment overrides itself."""
+    return build_ingress(args)
+
+
+def build_ingress(args: dict[str, Any] | None = None, deployment_options: dict[str, Any] | None = None
+                  ) -> Application:
+    """`build_app` with the per-deployment overrides applied here: for `aimds serve`, tests and benchmarks, which
+    deploy through `serve.run` in Python (where Ray does not read the YAML's `deployments`)."""
     args = args or {}
     dep = AimdsIngress.options(**deployment_options) if deployment_options else AimdsIngress
     return dep.bind(config=args.get("config"), runtime=args.get("runtime"))
