@@ -189,3 +189,21 @@ def test_scan_and_feedback_unreadable_files(tmp_path, capsys) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("detector: [\n")
     _fails_cleanly(capsys, ["scan", "hi", "--config", str(broken)], "invalid YAML")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b'{"text": "x"}\n', "nolabel.jsonl:1: 'label' must be 0 or 1, got None (missing)"),
+    (b'{"text": "x", "label": 1}\nnot json\n', "nolabel.jsonl:2: not JSON"),
+    (b'{"text": 5, "label": 1}\n', "nolabel.jsonl:1: 'text' must be a string"),
+    (b'{"text": "x", "label": 2}\n', "'label' must be 0 or 1, got 2"),
+    (b'{"text": "x", "label": 1}\n', "training needs rows of both labels"),
+    (b"\xff\xfe\n", "not UTF-8"),
+])
+def test_train_names_the_bad_line(tmp_path, capsys, content: bytes, message: str) -> None:
+    """Bad training data is a usage error naming the file and line (exit 2), never a traceback."""
+    f = tmp_path / "nolabel.jsonl"
+    f.write_bytes(content)
+    assert main(["train", str(f), "--no-corpora", "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "internal error" not in err
+    assert not (tmp_path / "m").exists()

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from aimds_ray.cli import UsageError
     from aimds_ray.core.config import load_config
     from aimds_ray.core.model import ModelStore
-    from aimds_ray.core.training import TrainParams, read_corpora, read_jsonl, train_bundle
+    from aimds_ray.core.training import TrainingDataError, TrainParams, read_corpora, read_jsonl, train_bundle
 
     spec = load_training_spec()
     files = args.files
@@ -45,7 +45,12 @@ def run(args: argparse.Namespace) -> int:
     store = ModelStore()
     version = args.version or store.next_version()
     corpora = [] if args.no_corpora else spec.get("corpora", [])
-    rows = read_jsonl(files) + read_corpora(corpora)
+    try:
+        rows = read_jsonl(files) + read_corpora(corpora)
+    except TrainingDataError as e:
+        raise UsageError(str(e)) from None
+    if not any(r["label"] == 1 for r in rows) or not any(r["label"] == 0 for r in rows):
+        raise UsageError("training needs rows of both labels (attacks: label 1, benign: label 0)")
     bundle = train_bundle(rows, config=load_config(args.config), params=params, version=version,
                           notes="aimds train: " + ", ".join([Path(f).name for f in files] + corpora),
                           log=lambda m: print(m, file=__import__("sys").stderr))

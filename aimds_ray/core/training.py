@@ -68,17 +68,43 @@ class TrainParams:
             raise ValueError(f"concepts must be true or false, got {self.concepts!r}")
 
 
+class TrainingDataError(ValueError):
+    """A training file the trainer cannot use; the message names the file and line."""
+
+
 def read_jsonl(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Labelled rows: one JSON object per line with `text` (string) and `label` (0 or 1), optionally `category`
+    and `source`. A bad line is an error naming it, not a row silently dropped."""
     rows = []
     for p in paths:
-        with open(p, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    r = json.loads(line)
-                    r.setdefault("source", Path(p).name)
-                    r["file"] = Path(p).name
-                    rows.append(r)
+        with open(p, encoding="utf-8", errors="strict") as f:
+            try:
+                for n, line in enumerate(f, 1):
+                    if line.strip():
+                        rows.append(_training_row(line, f"{p}:{n}"))
+                        rows[-1].setdefault("source", Path(p).name)
+                        rows[-1]["file"] = Path(p).name
+            except UnicodeDecodeError as e:
+                raise TrainingDataError(f"{p}: not UTF-8 ({e.reason} at byte {e.start})") from None
     return rows
+
+
+def _training_row(line: str, where: str) -> dict[str, Any]:
+    try:
+        r = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise TrainingDataError(f"{where}: not JSON ({e.msg})") from None
+    if not isinstance(r, dict):
+        raise TrainingDataError(f"{where}: expected a JSON object, got {type(r).__name__}")
+    if not isinstance(r.get("text"), str):
+        raise TrainingDataError(f"{where}: 'text' must be a string" + ("" if "text" in r else " (missing)"))
+    label = r.get("label")
+    if isinstance(label, bool) or label not in (0, 1):
+        raise TrainingDataError(f"{where}: 'label' must be 0 or 1, got {label!r}" + ("" if "label" in r else
+                                                                                          " (missing)"))
+    if "category" in r and not isinstance(r["category"], str):
+        raise TrainingDataError(f"{where}: 'category' must be a string")
+    return r
 
 
 CORPORA_DIR = Path(__file__).resolve().parent.parent / "data" / "corpora"

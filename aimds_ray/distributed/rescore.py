@@ -421,8 +421,12 @@ def rescore_ray(
 
     started_ray = False
     if not ray.is_initialized():
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
+        try:
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.WARNING)
+        except ConnectionError as e:  # `--address auto` (or an address) with no cluster there: the user's to fix
+            raise RescoreError(f"cannot reach a Ray cluster at {address!r}: {e} (start one with `ray start "
+                               "--head`, or leave out --address to run on a local Ray started for this job)") from None
         started_ray = True
     try:
         import ray.data
