@@ -140,6 +140,17 @@ def test_attack_chain_ordered_linked_and_redacted(store):
     assert store.attack_chain("nope") is None
 
 
+def test_unknown_client_is_not_invented(store):
+    """A request without a client id makes no Client node (the session id is not a client); a later request
+    that names the client fills it in."""
+    store.write_batch(_req("u1", "s9", "", 10.0, "prompt_injection"))
+    chain = store.attack_chain("s9")
+    assert chain is not None and chain["client_id"] is None
+    assert [r["request_id"] for r in chain["requests"]] == ["u1"]
+    store.write_batch(_req("u2", "s9", "c9", 11.0))
+    assert store.attack_chain("s9")["client_id"] == "c9"
+
+
 def test_writes_are_idempotent(store):
     recs = _scenario()
     store.write_batch(recs)
@@ -511,7 +522,21 @@ def test_cli_queries(tmp_path, capsys, monkeypatch):
     assert main(["graph", "query", "followed", "--detection", "r2/prompt_injection"]) == 0
     assert len(json.loads(capsys.readouterr().out)["following"]) == 2
     assert main(["graph", "query", "chain", "--session", "nope"]) == 1
-    assert json.loads(capsys.readouterr().out) is None
+    cap = capsys.readouterr()
+    assert json.loads(cap.out) is None and "no session 'nope'" in cap.err
+    assert main(["graph", "query", "followed", "--detection", "nope"]) == 1
+    assert "no detection 'nope'" in capsys.readouterr().err
+    # a query only reads: a mistyped path is an error, and no empty database appears there
+    missing = tmp_path / "typo" / "graph.db"
+    assert main(["graph", "query", "families", "--uri", str(missing)]) == 2
+    assert "no graph database" in capsys.readouterr().err and not missing.parent.exists()
+    monkeypatch.delenv("AIMDS_GRAPH_URI")
+    monkeypatch.setenv("AIMDS_HOME", str(tmp_path / "fresh_home"))
+    assert main(["graph", "query", "families"]) == 0  # nothing recorded yet: empty, said so, nothing created
+    cap = capsys.readouterr()
+    assert json.loads(cap.out) == [] and "nothing recorded yet" in cap.err
+    assert not (tmp_path / "fresh_home" / "graph.db").exists()
+    monkeypatch.setenv("AIMDS_GRAPH_URI", str(db))
     assert main(["graph", "query", "related", "--type", "x", "--hops", "9"]) == 2
     assert "hops" in capsys.readouterr().err
     assert main(["graph", "query", "chain", "--session", "s1", "--uri", "ftp://x"]) == 2

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,8 +78,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aimds_ray.cli import UsageError
-    from aimds_ray.graph import GraphError, open_graph_store
+    from aimds_ray.graph import GraphError, embedded_graph_path, open_graph_store
 
+    path = None if args.uri and "://" in args.uri and not args.uri.lower().startswith("sqlite://") \
+        else embedded_graph_path(args.uri)
+    if path is not None and not path.exists():  # a query only reads: no empty database made where none was written
+        if args.uri or os.environ.get("AIMDS_GRAPH_URI"):
+            raise UsageError(f"no graph database at {path}")
+        print(f"aimds graph: nothing recorded yet ({path} does not exist)", file=sys.stderr)
+        print(json.dumps(None if args.query in ("chain", "followed") else []))
+        return 1 if args.query in ("chain", "followed") else 0
     try:
         store = open_graph_store(args.uri)
     except GraphError as e:
@@ -101,4 +111,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(json.dumps(result, ensure_ascii=False, indent=2 if args.pretty else None, sort_keys=args.pretty))
-    return 1 if result is None else 0
+    if result is None:  # stdout stays `null` for scripts; a person reads why
+        what = f"session {args.session!r}" if args.query == "chain" else f"detection {args.detection!r}"
+        print(f"aimds graph: no {what} in the graph", file=sys.stderr)
+        return 1
+    return 0

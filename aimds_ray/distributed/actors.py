@@ -261,7 +261,7 @@ class GraphWriterActor:
         recs: list[Any] = []
         for it in items:
             rep = ThreatReport.from_dict(it["report"])
-            sid, cid, t = it["session_id"], it.get("client_id") or it["session_id"], float(it["t"])
+            sid, cid, t = it["session_id"], it.get("client_id") or "", float(it["t"])  # "": no client given
             recs.extend(records_from_report(rep, sid, cid, t))
             for v in it.get("violations") or []:
                 pol = str(v.get("policy", "unknown"))
@@ -429,7 +429,7 @@ class DeadlineScheduler:
         await self._call("analyzer", obs)
         violations = await self._call("verifier", viol)
         if self.cfg.graph and self.h.get("graph") is not None:
-            rec = {"kind": "report", "session_id": sid, "client_id": p.get("client_id") or sid, "t": p["t"],
+            rec = {"kind": "report", "session_id": sid, "client_id": p.get("client_id") or "", "t": p["t"],
                    "report": rep, "violations": violations}
             self.h["graph"].write.remote([rec])
 

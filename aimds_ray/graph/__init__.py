@@ -10,6 +10,7 @@ distributed layer.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from aimds_ray.graph.base import GraphStore
 from aimds_ray.graph.model import (
@@ -28,6 +29,7 @@ from aimds_ray.graph.writer import GraphWriter, WriterFull
 BOLT_SCHEMES = ("bolt://", "bolt+s://", "bolt+ssc://", "neo4j://", "neo4j+s://", "neo4j+ssc://")
 
 __all__ = [
+    "embedded_graph_path",
     "MAX_HOPS",
     "DetectionRecord",
     "GraphError",
@@ -56,6 +58,19 @@ def open_graph_store(uri: str | None = None, *, user: str | None = None, passwor
         raise GraphError(f"unsupported graph URI {uri!r}: use bolt://host:port, neo4j://host:port or a file path")
     from aimds_ray.graph.sqlite_store import SqliteGraphStore
 
+    return SqliteGraphStore(embedded_graph_path(uri))
+
+
+def embedded_graph_path(uri: str | None = None) -> Path | None:
+    """The SQLite file `open_graph_store(uri)` would open (None for a Bolt server): for callers that only read and
+    should not create an empty database where none was written."""
+    uri = uri if uri is not None else os.environ.get("AIMDS_GRAPH_URI") or None
+    if uri and uri.lower().startswith(BOLT_SCHEMES):
+        return None
     if uri and uri.lower().startswith("sqlite://"):
         uri = uri[len("sqlite://"):] or None
-    return SqliteGraphStore(uri)
+    if not uri:
+        from aimds_ray.core.config import aimds_home
+
+        return aimds_home() / "graph.db"
+    return Path(uri)

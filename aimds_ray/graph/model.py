@@ -97,7 +97,8 @@ def _score(v: Any) -> float:
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
     """One screened request. `prev_request_id` links NEXT explicitly; if None the store links the latest earlier
-    request of the session (by t, then id)."""
+    request of the session (by t, then id). `client_id` "" means the client is unknown: no Client node is made
+    (a session id is not a client)."""
 
     kind: ClassVar[str] = "request"
     request_id: str
@@ -284,14 +285,15 @@ def build_plan(records: Iterable[Record]) -> WritePlan:
         if isinstance(rec, RequestRecord):
             rid = check_id(rec.request_id, "request_id")
             sid = check_id(rec.session_id, "session_id")
-            cid = check_id(rec.client_id, "client_id")
+            cid = check_id(rec.client_id, "client_id") if rec.client_id else None  # "": the client is unknown
             t = check_t(rec.t)
-            plan.node("Client", cid)
             plan.node("Session", sid, client_id=cid)
             plan.node("Request", rid, session_id=sid, client_id=cid, t=t, text=safe_text(rec.text_redacted),
                       is_threat=bool(rec.is_threat), action=str(rec.action), score=_score(rec.score),
                       threat_type=str(rec.threat_type), model_version=str(rec.model_version))
-            plan.edge("OPENED", cid, sid)
+            if cid is not None:
+                plan.node("Client", cid)
+                plan.edge("OPENED", cid, sid)
             plan.edge("SENT", sid, rid)
             plan.session_reqs.setdefault(sid, []).append((t, rid))
             if rec.prev_request_id:
@@ -302,7 +304,7 @@ def build_plan(records: Iterable[Record]) -> WritePlan:
             did = check_id(rec.detection_id, "detection_id")
             rid = check_id(rec.request_id, "request_id")
             plan.node("Detection", did, request_id=rid, session_id=check_id(rec.session_id, "session_id"),
-                      client_id=check_id(rec.client_id, "client_id"), t=check_t(rec.t),
+                      client_id=check_id(rec.client_id, "client_id") if rec.client_id else None, t=check_t(rec.t),
                       threat_type=str(rec.threat_type), family=str(rec.family), score=_score(rec.score),
                       detector=str(rec.detector))
             plan.edge("TRIGGERED", rid, did)
