@@ -499,4 +499,9 @@ def test_cli_client(proxy: Callable[..., H3ProxyThread], capsys: pytest.CaptureF
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
     assert main(["client", "--h3", f"https://127.0.0.1:{dead}", "--insecure", "--timeout", "1", "hi"]) == 3
-    assert "cannot connect" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot connect" in err and f"no answer within 1s (is an HTTP/3 server listening on UDP port {dead}" in err
+    # the dev certificate without --insecure/--cafile: the reason and what to do, not an empty message
+    assert main(["client", "--h3", h.url, "--timeout", "5", "hi"]) == 3
+    err = capsys.readouterr().err
+    assert "self-signed certificate" in err and "--insecure" in err and "never retrieved" not in err

@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"text is not valid UTF-8 (byte {e.start}: {e.reason})") from None
     if args.path.rstrip("/") not in ("/v1/detect", "/v1/detect/batch"):
         raise UsageError(f"--path: expected /v1/detect or /v1/detect/batch, got {args.path!r}")
+    import logging
+
+    logging.getLogger("quic").setLevel(logging.CRITICAL)  # aioquic's connection log: the error below says why
     try:
         resp = detect(args.h3, data, insecure=args.insecure, cafile=args.cafile, timeout=args.timeout,
                       path=args.path)

@@ -75,6 +75,14 @@ class _ClientProtocol(QuicConnectionProtocol):
         self.handshake_done = asyncio.Event()
         self.early_data_accepted: bool | None = None
 
+    async def wait_connected(self) -> None:
+        try:
+            await super().wait_connected()
+        finally:  # given up on (a timeout): the waiter fails when the connection dies later; nobody awaits it then
+            w = self._connected_waiter
+            if w is not None:
+                w.add_done_callback(lambda f: f.cancelled() or f.exception())
+
     def quic_event_received(self, event: qe.QuicEvent) -> None:
         if isinstance(event, qe.HandshakeCompleted):
             # aioquic's protocol only records the handshake if someone was waiting in wait_connected(); a 0-RTT
@@ -84,7 +92,7 @@ class _ClientProtocol(QuicConnectionProtocol):
             self.handshake_done.set()
         elif isinstance(event, qe.ConnectionTerminated):
             self.handshake_done.set()  # wake waiters; closed_reason says why
-            self.closed_reason = f"connection closed by peer: error 0x{event.error_code:x} {event.reason_phrase}"
+            self.closed_reason = f"connection closed: error 0x{event.error_code:x} {event.reason_phrase}".rstrip()
             for p in self._pending.values():
                 if not p.fut.done():
                     p.fut.set_exception(H3Error(self.closed_reason))
@@ -174,15 +182,21 @@ class H3Client:
         ticket = self.session_ticket if (self.session_ticket is not None and self.session_ticket.is_valid) else None
         zero_rtt = bool(early_data and ticket is not None and ticket.max_early_data_size)
         stack = contextlib.AsyncExitStack()
+        made: list[_ClientProtocol] = []
+
+        def protocol(*args: Any, **kwargs: Any) -> _ClientProtocol:
+            made.append(_ClientProtocol(*args, **kwargs))
+            return made[-1]
+
         try:
             cm = connect(self.host, self.port, configuration=self._configuration(ticket),
-                         create_protocol=_ClientProtocol, session_ticket_handler=self._save_ticket,
+                         create_protocol=protocol, session_ticket_handler=self._save_ticket,
                          wait_connected=not zero_rtt)
             proto = await asyncio.wait_for(stack.enter_async_context(cm), self.timeout)
         except (TimeoutError, ConnectionError, OSError) as e:
             await stack.aclose()
             raise H3Error(f"cannot connect to https://{self.authority} over HTTP/3: "
-                          f"{type(e).__name__}: {e or 'handshake did not complete'}") from None
+                          f"{self._why(e, made[0].closed_reason if made else None)}") from None
         raw = proto._transport.get_extra_info("socket") if proto._transport is not None else None
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):  # many streams answer in bursts: avoid drops (capped)
             with contextlib.suppress(OSError, AttributeError):
@@ -190,6 +204,17 @@ class H3Client:
         self._stack = stack
         self._proto = proto  # type: ignore[assignment]
         self.resumed = ticket is not None
+
+    def _why(self, e: BaseException, closed_reason: str | None) -> str:
+        """What a person can act on: aioquic's own exceptions carry no message."""
+        if isinstance(e, TimeoutError):
+            return (f"no answer within {self.timeout:g}s (is an HTTP/3 server listening on UDP port {self.port} of "
+                    f"{self.host}?)")
+        why = closed_reason or str(e) or type(e).__name__
+        if "certificate" in why:
+            why += (" (a self-signed development certificate? pass insecure=True / --insecure, or its file as "
+                    "cafile / --cafile, e.g. $AIMDS_HOME/tls/dev-cert.pem)")
+        return why
 
     async def close(self) -> None:
         stack, self._stack, self._proto = self._stack, None, None
