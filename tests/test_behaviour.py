@@ -87,6 +87,19 @@ def test_snapshot_restore_round_trip() -> None:
     assert r1.to_dict() == r2.to_dict()
     with pytest.raises(ValueError):
         BehaviourModel.restore({**snap, "version": 99})
+    old = {**snap, "sessions": [{k: v for k, v in d.items() if k != "last"} for d in snap["sessions"]]}
+    assert BehaviourModel.restore(old).state("a")["last"] is None  # snapshots from before `last` still load
+
+
+def test_state_carries_the_latest_verdict() -> None:
+    """`state()` (GET /v1/sessions/{id}) reports the latest observation's anomaly and drivers, as observe gave."""
+    m = BehaviourModel(BehaviourConfig(window=8))
+    t = _benign(m, "a", 12)
+    r = m.observe("a", t + 1, score=0.99, text="x" * 4000, categories={"prompt_injection": 0.99})
+    last = m.state("a")["last"]
+    assert last == {"t": t + 1, "anomaly": r.anomaly, "deviation": r.deviation, "regime": r.regime,
+                    "warming_up": r.warming_up, "drivers": r.drivers}
+    assert r.drivers and m.state("nope") is None
 
 
 def test_config_validation_and_entropy() -> None:

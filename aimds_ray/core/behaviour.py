@@ -122,7 +122,7 @@ class BehaviourResult:
 class _Session:
     """Fixed-size per-session state (numpy arrays; nothing grows with the number of requests)."""
 
-    __slots__ = ("feats", "sketches", "n", "last_t", "mean", "scale", "cat_mix", "cusum", "attractor")
+    __slots__ = ("feats", "sketches", "n", "last_t", "mean", "scale", "cat_mix", "cusum", "attractor", "last")
 
     def __init__(self, cfg: BehaviourConfig) -> None:
         self.feats = np.zeros((cfg.window, N_FEATURES), np.float64)
@@ -134,6 +134,7 @@ class _Session:
         self.cat_mix: dict[str, float] = {}
         self.cusum = 0.0
         self.attractor: dict[str, Any] | None = None
+        self.last: dict[str, Any] | None = None  # the latest observation's verdict (anomaly, drivers), for state()
 
     def nbytes(self) -> int:
         return int(self.feats.nbytes + self.sketches.nbytes + self.mean.nbytes + self.scale.nbytes
@@ -256,8 +257,11 @@ class BehaviourModel:
         drivers = [{"feature": FEATURES[i], "z": round(float(z[i]), 3), "value": round(float(x[i]), 4)}
                    for i in order if z_eff[i] > 1.0]
         feats = {f: (round(float(v), 6) if math.isfinite(v) else None) for f, v in zip(FEATURES, x, strict=True)}
-        return BehaviourResult(session_id, s.n, round(anomaly, 6), round(dev, 4), round(a_reg, 6),
-                               s.n <= cfg.prior_weight, feats, drivers, s.attractor)
+        res = BehaviourResult(session_id, s.n, round(anomaly, 6), round(dev, 4), round(a_reg, 6),
+                              s.n <= cfg.prior_weight, feats, drivers, s.attractor)
+        s.last = {"t": t, "anomaly": res.anomaly, "deviation": res.deviation, "regime": res.regime,
+                  "warming_up": res.warming_up, "drivers": drivers}
+        return res
 
     def _attractor(self, s: _Session) -> dict[str, Any] | None:
         from aimds_ray.core.attractor import AttractorConfig, analyze
@@ -295,13 +299,15 @@ class BehaviourModel:
         return self.evicted - before
 
     def state(self, session_id: str) -> dict[str, Any] | None:
-        """The session's baseline, CUSUM, buffered window and last attractor verdict (None if unknown)."""
+        """The session's baseline, CUSUM, buffered window, last attractor verdict and the latest observation's
+        anomaly and drivers (`last`); None if unknown."""
         s = self._sessions.get(session_id)
         if s is None:
             return None
         return {"n": s.n, "last_t": s.last_t, "baseline": dict(zip(FEATURES, s.mean.round(6).tolist(), strict=True)),
                 "scale": dict(zip(FEATURES, s.scale.round(6).tolist(), strict=True)), "cusum": s.cusum,
-                "window": s.window(self.config).tolist(), "attractor": s.attractor, "bytes": s.nbytes()}
+                "window": s.window(self.config).tolist(), "attractor": s.attractor, "last": s.last,
+                "bytes": s.nbytes()}
 
     def memory_bytes(self) -> int:
         """Bytes held by session state (arrays and category mix)."""
@@ -317,7 +323,7 @@ class BehaviourModel:
             sessions.append({"id": sid, "n": s.n, "last_t": s.last_t if math.isfinite(s.last_t) else None,
                              "feats": b64(s.feats), "sketches": b64(s.sketches), "mean": s.mean.tolist(),
                              "scale": s.scale.tolist(), "cat_mix": dict(s.cat_mix), "cusum": s.cusum,
-                             "attractor": s.attractor})
+                             "attractor": s.attractor, "last": s.last})
         return {"version": SNAPSHOT_VERSION, "config": asdict(self.config),
                 "clock": self._clock if math.isfinite(self._clock) else None, "evicted": self.evicted,
                 "sessions": sessions}
@@ -347,6 +353,7 @@ class BehaviourModel:
             s.cat_mix = {str(k): float(v) for k, v in d["cat_mix"].items()}
             s.cusum = float(d["cusum"])
             s.attractor = d.get("attractor")
+            s.last = d.get("last")  # absent in snapshots written before it was kept
             m._sessions[str(d["id"])] = s
         return m
 

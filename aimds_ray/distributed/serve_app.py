@@ -384,7 +384,7 @@ class AimdsIngress:
 
     @api.get("/v1/sessions/{session_id}")
     async def http_session(self, session_id: str) -> JSONResponse:
-        """Behaviour (anomaly, attractor) and policy state of one session."""
+        """Behaviour (latest anomaly and drivers, baseline, attractor) and policy state of one session."""
         return _respond(await self.session(session_id))
 
     @api.get("/healthz")
