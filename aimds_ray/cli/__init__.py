@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_COMPILING = frozenset({"scan", "rescore", "train", "serve", "feedback", "attractor"})  # commands that run kernels
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -45,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     from aimds_ray.core.config import ConfigError
     from aimds_ray.core.detector import InputError
 
+    if args.command in _COMPILING:
+        from aimds_ray.core.process import kernels_cached
+
+        if kernels_cached() is False:
+            print("aimds: first run after install: compiling the detector's kernels (tens of seconds, once; "
+                  "cached for later runs)", file=sys.stderr)
     try:
         return int(args.func(args) or 0)
     except (UsageError, ConfigError, InputError, FileNotFoundError) as e:

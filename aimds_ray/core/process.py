@@ -26,3 +26,16 @@ def settle_heap() -> None:
 
 def heap_settled() -> bool:
     return _settled
+
+
+def kernels_cached() -> bool | None:
+    """Whether numba's on-disk cache already holds the scan kernels (None: cannot tell). A fresh install compiles
+    them on its first scan (tens of seconds on a small machine, once); the CLI says so instead of seeming to hang."""
+    import os
+
+    try:
+        from aimds_ray.core.classifier import hashed_proba
+
+        return os.path.exists(hashed_proba._cache._cache_file._index_path)  # numba's cache layout (internal)
+    except Exception:  # another numba version or no cache: say nothing
+        return None
