@@ -363,11 +363,16 @@ def test_cli_attractor(tmp_path, capsys) -> None:
     assert main(["attractor", str(f)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["kind"] == "chaotic"
+    n_sur = out["evidence"]["surrogates"]  # the reason counts the surrogates the sequential test actually ran
+    assert f"better than all {n_sur} IAAFT surrogates tried" in " ".join(out["reasons"])
     c = tmp_path / "x.csv"
     c.write_text("t,value\n" + "\n".join(f"{i},{v}" for i, v in enumerate(henon(1500))))
     assert main(["attractor", str(c), "--column", "value"]) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == "chaotic"
     assert main(["attractor", str(c), "--column", "nope"]) == 2
+    capsys.readouterr()
+    assert main(["attractor", str(c)]) == 2  # a CSV read as one number per line: the error points at --column
+    assert "line 1: not a number: 't,value' (a CSV? name the column with --column)" in capsys.readouterr().err
     bad = tmp_path / "bad.txt"
     bad.write_text("1\n2\nthree\n")
     assert main(["attractor", str(bad)]) == 2

@@ -42,7 +42,8 @@ def _read(path: str, column: str | None) -> list[float]:
         try:
             x = float(str(v).strip())
         except ValueError:
-            raise UsageError(f"line {line_no}: not a number: {str(v).strip()[:40]!r}") from None
+            hint = " (a CSV? name the column with --column)" if column is None and "," in str(v) else ""
+            raise UsageError(f"line {line_no}: not a number: {str(v).strip()[:40]!r}{hint}") from None
         if not math.isfinite(x):
             raise UsageError(f"line {line_no}: not a finite number: {str(v).strip()[:40]!r}")
         out.append(x)

@@ -1527,7 +1527,7 @@ def analyze(series: Any, *, lag: int | None = None, dim: int | None = None, thei
         kind = "periodic" if harm else "quasi_periodic"
         return AttractorResult(lam, kind, round(0.5 * size_factor, 3), lag_used, dim_used, n, reasons, ev)
     if deterministic and lam * period > cfg.chaos_per_period:
-        reasons.append(f"deterministic: predicts better than all {cfg.surrogates} IAAFT surrogates "
+        reasons.append(f"deterministic: predicts better than all {len(es)} IAAFT surrogates tried "
                        f"(error {e0:.3f} vs {es.mean():.3f}, z={zscore:.1f})")
         reasons.append(f"positive exponent: {lam:.4g}/step ({lam * period:.2f} per mean period)")
         conf = float(np.clip((zscore - cfg.surrogate_z) / 6 + 0.5, 0, 1))

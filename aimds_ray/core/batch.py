@@ -39,6 +39,17 @@ class RescoreError(ValueError):
     """Bad invocation or unreadable input (exit code 2 at the CLI)."""
 
 
+def lacks_text_column(table: pa.Table | pa.RecordBatch, text_column: str) -> bool:
+    """True when `table` has no `text_column` and no row explains it: a wrong `--text-column`, a usage error. Rows
+    that lack only the field (JSONL lines without it) are bad rows of a good input."""
+    if text_column in table.schema.names:
+        return False
+    if "aimds_input_error" not in table.schema.names:
+        return True
+    missing = f"no {text_column!r} field"
+    return all(e is None or e.endswith(missing) for e in table.column("aimds_input_error").to_pylist())
+
+
 def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_column: str = "text") -> pa.Table:
     """Append the report columns to `table` (existing columns of the same name are replaced)."""
     if text_column not in table.schema.names:
@@ -154,7 +165,10 @@ def read_jsonl_chunks(path: str, chunk_rows: int, text_column: str = "text") -> 
             except (ValueError, UnicodeDecodeError) as e:
                 obj = {"aimds_input_error": f"line {lineno}: invalid JSON ({e})"}
             val = obj.get(text_column)
-            if val is not None and not isinstance(val, str):
+            if val is None and "aimds_input_error" not in obj:  # say which line, as for the other bad rows
+                obj["aimds_input_error"] = f"line {lineno}: " + (f"{text_column} is null" if text_column in obj
+                                                                 else f"no {text_column!r} field")
+            elif val is not None and not isinstance(val, str):
                 obj["aimds_input_error"] = f"line {lineno}: {text_column} is {type(val).__name__}, not a string: " \
                     f"{json.dumps(val)[:200]}"
                 obj[text_column] = None
@@ -312,9 +326,10 @@ def _rescore_into(files: list[str], output: str, tmp: str, detector: Detector, t
         for path in files:
             for chunk in iter_input(path, chunk_rows, text_column):
                 if text_column not in chunk.schema.names:
-                    if "aimds_input_error" not in chunk.schema.names:
+                    if lacks_text_column(chunk, text_column):
+                        names = [n for n in chunk.schema.names if n != "aimds_input_error"]
                         raise RescoreError(f"{path}: no column {text_column!r} "
-                                           f"(columns: {', '.join(chunk.schema.names)}); use --text-column")
+                                           f"(columns: {', '.join(names)}); use --text-column")
                     chunk = chunk.append_column(text_column, pa.nulls(chunk.num_rows, pa.string()))
                 scored = score_table(detector, chunk, text_column)
                 rows_before = summary.rows

@@ -194,12 +194,13 @@ class _Scorer:
         self.progress = progress
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from aimds_ray.core.batch import score_table
+        from aimds_ray.core.batch import lacks_text_column, score_table
 
         col = self.text_column
         if col not in batch.schema.names:  # same rule as rescore_local: only unreadable JSONL rows may lack it
-            if "aimds_input_error" not in batch.schema.names:
-                raise RescoreError(f"input has no column {col!r} (columns: {', '.join(batch.schema.names)}); "
+            if lacks_text_column(batch, col):
+                names = [n for n in batch.schema.names if n != "aimds_input_error"]
+                raise RescoreError(f"input has no column {col!r} (columns: {', '.join(names)}); "
                                    "use --text-column")
             batch = batch.append_column(col, pa.nulls(batch.num_rows, pa.string()))
         out = score_table(self.detector, batch, col).replace_schema_metadata(self.meta)
