@@ -79,3 +79,67 @@ def test_session_sequencer_releases_in_order_and_skips_dropped() -> None:
     s.finish("s1", b)  # b was shed: finishing it releases everything after it
     assert s.ready("s1", s.issue("s1"))
     assert s.ready("s2", s.issue("s2"))  # sessions are independent
+
+
+def test_session_order_waits_do_not_hold_concurrency_slots() -> None:
+    """The scheduler actor's class, in-process, with recording stand-ins for the analyzer and verifier. One
+    session sends a low-priority task and then more critical ones than there are slots: the critical ones are
+    popped first and must wait for the low one. Waiting must not hold a slot (it did: the low task could not be
+    popped, the deep path stalled for session_order_wait_s, then ran the session out of order)."""
+    import asyncio
+    import time
+
+    from aimds_ray.distributed.actors import DeadlineScheduler
+
+    seen: list[tuple[str, float]] = []
+
+    class Call:
+        def __init__(self, fn):
+            self.fn = fn
+
+        def remote(self, *args):
+            async def run():
+                await asyncio.sleep(0.005)  # an actor round trip
+                return self.fn(*args)
+            return asyncio.ensure_future(run())
+
+    class Analyzer:
+        observe = Call(lambda sid, t, *rest: seen.append((sid, t)))
+
+    class Verifier:
+        step = Call(lambda sid, events: [])
+
+    cls = DeadlineScheduler.__ray_metadata__.modified_class
+    cfg = {"scheduler_concurrency": 4, "session_order_wait_s": 30.0, "graph": False}
+
+    def task(i: int, sid: str, prio: str) -> dict:
+        return {"id": f"{sid}{i}", "priority": prio, "session_id": sid, "t": float(i), "text_len": 10,
+                "report": {"score": 0.9, "categories": {}, "is_threat": True, "threat_type": "jailbreak",
+                           "action": "block", "evidence": [], "latency_us": 100.0}}
+
+    async def go() -> float:
+        sched = cls(cfg, {"analyzers": [Analyzer()], "verifiers": [Verifier()], "graph": None, "shards": []})
+        t0 = time.monotonic()
+        await sched.submit_many([task(0, "s", "low")] + [task(i, "s", "critical") for i in range(1, 9)]
+                                + [task(0, "u", "critical")])
+        while len(seen) < 10 and time.monotonic() - t0 < 20:
+            await asyncio.sleep(0.01)
+        return time.monotonic() - t0
+
+    took = asyncio.run(go())
+    assert len(seen) == 10, seen
+    assert [t for sid, t in seen if sid == "s"] == [float(i) for i in range(9)]  # the session in arrival order
+    assert took < 5.0  # not the 30 s order wait
+
+
+def test_admission_counts_parallel_workers() -> None:
+    """With several tasks served at once, the queue ahead drains that many times faster."""
+    for workers, accepted in ((1, False), (4, True)):
+        clock = Clock()
+        q = DeadlineQueue(capacity=100, service_time_s=1.0, clock=clock, workers=workers)
+        for i in range(8):
+            assert q.submit(Task(f"a{i}", Priority.LOW, clock.t + 1000)).accepted
+        # 8 ahead: one worker starts it at +8 s, four at +2 s (done at +3 s)
+        assert q.submit(Task("x", Priority.LOW, clock.t + 3.5)).accepted is accepted
+    with pytest.raises(ValueError):
+        DeadlineQueue(workers=0)

@@ -72,10 +72,13 @@ class SchedulerStats:
 
 class DeadlineQueue:
     def __init__(self, capacity: int = 1024, service_time_s: float = 0.001, clock: Any = time.monotonic,
-                 on_shed: Any = None) -> None:
+                 on_shed: Any = None, workers: int = 1) -> None:
         if capacity <= 0:
             raise ValueError("capacity must be > 0")
+        if workers <= 0:
+            raise ValueError("workers must be > 0")
         self.capacity = capacity
+        self.workers = workers  # tasks served at once: the queue ahead drains that many times faster
         self._heaps: list[list[tuple[float, int, Task]]] = [[] for _ in Priority]
         self._seq = itertools.count()
         self._len = 0
@@ -99,7 +102,7 @@ class DeadlineQueue:
         task.submitted = now
         task.seq = next(self._seq)
         if task.priority != Priority.CRITICAL:
-            start_eta = now + self._ahead(task.priority) * self.service_ewma
+            start_eta = now + self._ahead(task.priority) * self.service_ewma / self.workers
             if start_eta + self.service_ewma > task.deadline:
                 self.stats.rejected += 1
                 return Admission(False, "deadline cannot be met at the current load")
@@ -208,7 +211,7 @@ class SessionSequencer:
         n = self._issued.get(sid, 0)
         self._issued[sid] = n + 1
         if len(self._issued) > self.max_sessions:  # forget the oldest idle session (dicts keep insertion order)
-            for old in list(self._issued)[: len(self._issued) - self.max_sessions]:
+            for old in list(itertools.islice(self._issued, len(self._issued) - self.max_sessions)):
                 if self._done.get(old, 0) >= self._issued[old]:
                     self._issued.pop(old, None)
                     self._done.pop(old, None)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections import OrderedDict
@@ -284,12 +285,13 @@ class DeadlineScheduler:
         self.cfg = RuntimeConfig.from_dict(cfg)
         self.seq = SessionSequencer()
         self.q = DeadlineQueue(capacity=self.cfg.scheduler_capacity, service_time_s=0.002,
-                               on_shed=lambda t: self._release(t.payload))
+                               on_shed=lambda t: self._release(t.payload), workers=self.cfg.scheduler_concurrency)
         self.h = handles
         self.ring_a = HashRing(len(handles["analyzers"]))
         self.ring_v = HashRing(len(handles["verifiers"]))
         self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(self.cfg.scheduler_concurrency)
+        self._order_changed = asyncio.Event()  # set (and replaced) whenever a session ticket finishes
         self._loop_task: asyncio.Task | None = None
         self.decision_ns: list[int] = []
         self.last_errors: OrderedDict[str, str] = OrderedDict()
@@ -340,22 +342,37 @@ class DeadlineScheduler:
     def _release(self, task: dict[str, Any]) -> None:
         if task.get("session_id") and "_ticket" in task:
             self.seq.finish(task["session_id"], task["_ticket"])
+            self._order_changed.set()  # wake the tasks waiting for their session's turn
+            self._order_changed = asyncio.Event()
+
+    def _session_ready(self, task: dict[str, Any]) -> bool:
+        sid = task.get("session_id")
+        return not sid or "_ticket" not in task or self.seq.ready(sid, task["_ticket"])
 
     async def _in_session_order(self, task: dict[str, Any]) -> None:
         """Wait until the session's earlier tasks are done (bounded: a stuck task cannot block a session)."""
-        sid = task.get("session_id")
-        if not sid or "_ticket" not in task:
-            return
         # every task's own calls are bounded by call_timeout_s, so waiting for predecessors terminates; the bound
         # here only guards against a predecessor lost without release (e.g. a scheduler bug)
         deadline = time.monotonic() + self.cfg.session_order_wait_s
-        while not self.seq.ready(sid, task["_ticket"]) and time.monotonic() < deadline:
-            await asyncio.sleep(0.002)
+        while not self._session_ready(task):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._order_changed.wait(), left)
 
     async def _execute(self, t: Any) -> None:
         started = time.monotonic()
         try:
-            await self._in_session_order(t.payload)
+            if not self._session_ready(t.payload):
+                # waiting for an earlier task of the same session must not hold a concurrency slot: that task may
+                # still be queued (lower priority) and need the slot to run at all
+                self._sem.release()
+                try:
+                    await self._in_session_order(t.payload)
+                finally:
+                    await self._sem.acquire()
+                started = time.monotonic()  # service time, for admission, excludes the wait
             await self._deep(t.payload)
         except Exception as e:  # a failed component degrades the deep path, never the scheduler
             self.last_errors[t.id] = f"{type(e).__name__}: {e}"
