@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -487,3 +488,51 @@ def test_pattern_top_matches_find_similar_as_rows_are_added() -> None:
             h = idx.find_similar(q, k=1)[0]
             assert Learner._pattern_top(holder, idx, q) == (h[0], h[1])
         idx.add([t, t], dedup=None)  # duplicates: ties go to the lower id in both
+
+
+def test_learner_actor_long_poll_sees_publications_under_the_same_name() -> None:
+    """The Learner actor's long poll (its class, in-process, around a stand-in learner): feedback that leaves the
+    version name as it is but publishes a new bundle (an exemplar or pattern added, "already correct") must still
+    wake the replicas; a replica that has not asked before gets the current bundle at once."""
+    import asyncio
+    import threading
+
+    from aimds_ray.distributed.actors import Learner as LearnerActor
+
+    class Stub:
+        def __init__(self) -> None:
+            self.bundle = object()
+            self.listeners: list = []
+
+        def current_bundle(self):
+            return types.SimpleNamespace(version="v1", obj=self.bundle)
+
+        def add_listener(self, fn) -> None:
+            self.listeners.append(fn)
+
+        def submit(self, **kw) -> dict:
+            assert threading.current_thread() is not threading.main_thread()  # off the actor's loop
+            self.bundle = object()
+            for fn in self.listeners:
+                fn(self.bundle)
+            return {"status": "accepted", "note": "already correct"}
+
+    cls = LearnerActor.__ray_metadata__.modified_class
+    actor = cls.__new__(cls)
+    actor.learner = Stub()
+    actor._changed = asyncio.Event()
+    actor._gen = 7
+    actor.learner.add_listener(actor._published)
+
+    async def go() -> None:
+        version, bundle, gen = await actor.wait_for_version("v1", 5.0, None)  # first contact: at once
+        assert version == "v1" and bundle is not None and gen == 7
+        assert (await actor.wait_for_version("v1", 0.05, gen))[1] is None  # nothing new: times out
+        poll = asyncio.ensure_future(actor.wait_for_version("v1", 5.0, gen))
+        await asyncio.sleep(0.05)
+        assert not poll.done()
+        await actor.feedback({"text": "x", "label": 1})
+        version, bundle, gen2 = await asyncio.wait_for(poll, 2.0)
+        assert version == "v1" and bundle is not None and gen2 == gen + 1
+
+    asyncio.run(go())

@@ -190,6 +190,13 @@ class Learner:
 
         self.learner = CoreLearner()
         self._changed = asyncio.Event()
+        # every publish counts, not only those that rename the version: feedback that is "already correct" still
+        # adds a pattern or an exemplar (or raises exemplar thresholds) under the same version name
+        self._gen = time.time_ns()  # unique across actor restarts, so a replica's held number never matches by chance
+        self.learner.add_listener(self._published)
+
+    def _published(self, bundle: Any) -> None:
+        self._gen += 1  # in the feedback thread; read on the loop after the thread returns
 
     def _version(self) -> str:
         b = self.learner.current_bundle()
@@ -199,14 +206,14 @@ class Learner:
         """Durable before it returns. Runs in a thread so the long polls on this actor's loop keep answering."""
         from aimds_ray.core.feedback import FeedbackError
 
-        before = self._version()
+        before = self._gen
         kw = {k: body[k] for k in ("text", "label", "category", "source", "request_id") if body.get(k) is not None}
         kw.setdefault("source", "local")
         try:
             ack = await asyncio.to_thread(self.learner.submit, **kw)
         except FeedbackError as e:
             return {"error": str(e), "status": 422}
-        if self._version() != before:
+        if self._gen != before:
             self._changed.set()
             self._changed = asyncio.Event()
         return ack
@@ -222,19 +229,24 @@ class Learner:
         await asyncio.to_thread(put)
         return len(pairs)
 
-    async def wait_for_version(self, known: str, timeout_s: float = 30.0) -> tuple[str, Any]:
-        """Long poll: returns (version, bundle) as soon as the current version differs from `known`."""
+    async def wait_for_version(self, known: str, timeout_s: float = 30.0,
+                               known_gen: int | None = None) -> tuple[str, Any, int]:
+        """Long poll: (version, bundle, generation) as soon as the version differs from `known` or, when the caller
+        passes the generation it holds, anything was published since (bundle None on timeout). A caller without a
+        generation (a replica just started) gets the current bundle at once."""
+        if known_gen is None:
+            return self._version(), self.learner.current_bundle(), self._gen
         deadline = time.monotonic() + timeout_s
-        while self._version() == known:
+        while self._version() == known and self._gen == known_gen:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return known, None
+                return known, None, self._gen
             ev = self._changed
             try:
                 await asyncio.wait_for(ev.wait(), remaining)
             except TimeoutError:
                 pass
-        return self._version(), self.learner.current_bundle()
+        return self._version(), self.learner.current_bundle(), self._gen
 
     def version(self) -> str:
         return self._version()

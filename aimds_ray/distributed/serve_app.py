@@ -166,6 +166,7 @@ class AimdsIngress:
         self._deep_q: asyncio.Queue[list[dict[str, Any]]] | None = None
         self._submitter: asyncio.Task | None = None
         self._metrics = _Metrics()
+        self._model_gen: int | None = None  # the learner's publication this replica holds (None: not asked yet)
         self._recent = RecentRequests()  # feedback by request id (this replica's requests; the learner has all)
         self._recent_task: asyncio.Task | None = None
         # Every use of the detector (scans, model reloads) runs on this one thread, in order: the detector is not
@@ -251,11 +252,13 @@ class AimdsIngress:
                 await asyncio.sleep(5)
                 continue
             try:
-                version, bundle = await learner.wait_for_version.remote(self.detector.model_version, 20.0)
-                if bundle is not None and version != self.detector.model_version:
+                version, bundle, gen = await learner.wait_for_version.remote(self.detector.model_version, 20.0,
+                                                                             self._model_gen)
+                if bundle is not None and (version != self.detector.model_version or gen != self._model_gen):
                     await self._on_scan_thread(self.detector.reload, bundle)
                     self._metrics.model(version)
-                    log.info("model switched to %s", version)
+                    log.info("model switched to %s (publication %d)", version, gen)
+                self._model_gen = gen
                 self.degraded.pop("learner", None)
             except Exception as e:  # learner restarting: keep serving with the current model
                 self.degraded["learner"] = f"{type(e).__name__}"
