@@ -257,6 +257,12 @@ def test_feedback_may_name_a_request_by_its_id(app) -> None:
     assert "error" not in ack and ack["status"] in ("accepted", "rejected"), ack
     r = app.post("/v1/feedback", json={"request_id": "never-issued", "label": 1, "source": "local"})
     assert r.status_code == 422 and "unknown request id" in r.json()["error"], r.text
+    # a client's feedback_id makes a retry safe: the second send returns the first answer, applied once
+    body = {"text": "Please summarise the attached meeting notes", "label": 0, "source": "local",
+            "feedback_id": "client-key-1"}
+    first, again = app.post("/v1/feedback", json=body).json(), app.post("/v1/feedback", json=body).json()
+    assert first["accepted"] and again["accepted"] and again["id"] == first["id"] == "client-key-1", (first, again)
+    assert again.get("duplicate") is True, again
 
 
 def test_aimds_serve_command_end_to_end(tmp_path) -> None:

@@ -9,9 +9,7 @@ from typing import Any
 
 from aimds_ray.core.detector import Detector, InputError, coerce_text
 from aimds_ray.core.validity import lone_surrogate
-
-DETECT_FIELDS = frozenset({"text", "session_id", "client_id", "metadata", "request_id"})
-FEEDBACK_FIELDS = frozenset({"text", "request_id", "label", "category", "source", "session_id"})
+from aimds_ray.core.wire import DETECT_FIELDS, FEEDBACK_FIELDS
 
 
 def error(message: str, status: int) -> dict[str, Any]:
@@ -26,7 +24,7 @@ def validate_detect_item(item: Any) -> dict[str, Any] | None:
     """None when `item` is a valid /v1/detect body, else an error dict (422 for schema problems)."""
     if not isinstance(item, dict):
         return error(f"request body must be a JSON object, got {type(item).__name__}", 422)
-    unknown = set(item) - DETECT_FIELDS
+    unknown = set(item) - set(DETECT_FIELDS)
     if unknown:
         return error(f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(DETECT_FIELDS))})",
                      422)
@@ -52,7 +50,7 @@ def validate_detect_item(item: Any) -> dict[str, Any] | None:
 def validate_feedback(body: Any) -> dict[str, Any] | None:
     if not isinstance(body, dict):
         return error("request body must be a JSON object", 422)
-    unknown = set(body) - FEEDBACK_FIELDS
+    unknown = set(body) - set(FEEDBACK_FIELDS)
     if unknown:
         return error(f"unknown field(s): {', '.join(sorted(unknown))}", 422)
     label = body.get("label")
@@ -60,10 +58,12 @@ def validate_feedback(body: Any) -> dict[str, Any] | None:
         return error("label must be 0 or 1", 422)
     if not isinstance(body.get("text"), str) and not isinstance(body.get("request_id"), str):
         return error("give text (string) or request_id", 422)
-    for k in ("category", "source", "session_id"):
+    for k in ("category", "source", "session_id", "feedback_id"):
         if body.get(k) is not None and not isinstance(body[k], str):
             return error(f"{k} must be a string", 422)
-    for k in ("text", "request_id", "category", "source", "session_id"):
+    if isinstance(body.get("feedback_id"), str) and not 0 < len(body["feedback_id"]) <= 256:
+        return error("feedback_id must be 1-256 characters", 422)
+    for k in ("text", "request_id", "category", "source", "session_id", "feedback_id"):
         if isinstance(body.get(k), str) and _bad_string(body[k]):
             return error(f"{k} is not valid Unicode (lone surrogate)", 422)
     return None

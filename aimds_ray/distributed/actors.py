@@ -207,7 +207,8 @@ class Learner:
         from aimds_ray.core.feedback import FeedbackError
 
         before = self._gen
-        kw = {k: body[k] for k in ("text", "label", "category", "source", "request_id") if body.get(k) is not None}
+        kw = {k: body[k] for k in ("text", "label", "category", "source", "request_id", "feedback_id")
+              if body.get(k) is not None}
         kw.setdefault("source", "local")
         try:
             ack = await asyncio.to_thread(self.learner.submit, **kw)

@@ -459,8 +459,10 @@ class AimdsIngress:
         try:
             ack = await asyncio.wait_for(learner.feedback.remote(body), 10.0)
         except Exception as e:
-            return error(f"the learner did not acknowledge ({type(e).__name__}); retry - nothing is recorded "
-                         "unless acknowledged", 503)
+            # the call may still complete: only a feedback_id makes the retry safe (the learner applies an id once)
+            how = ("retry with the same feedback_id (applied once)" if body.get("feedback_id") else
+                   "it may still be applied; send a feedback_id to make retries safe")
+            return error(f"the learner did not acknowledge in time ({type(e).__name__}): {how}", 503)
         if isinstance(ack, dict) and ack.get("error"):
             return ack
         return {"accepted": True, **(ack if isinstance(ack, dict) else {"ack": ack})}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aimds_ray.core.validity import json_has_lone_surrogate
+from aimds_ray.core.wire import DETECT_FIELDS, FEEDBACK_FIELDS
 
 
 class ApiError(Exception):
@@ -117,39 +118,54 @@ def _opt_str(obj: dict[str, Any], key: str, max_len: int = 256) -> None:
         raise ApiError(422, f"{key}: at most {max_len} characters")
 
 
-def validate_detect(obj: Any) -> dict[str, Any]:
-    """`{"text": str, "session_id"?: str, "metadata"?: object}` -> the item passed to `detect_batch`."""
-    obj = _object(obj, ("text", "session_id", "metadata"))
-    if "text" not in obj:
-        raise ApiError(422, "text: required")
-    if not isinstance(obj["text"], str):
-        raise ApiError(422, f"text: expected a string, got {_json_type(obj['text'])}")
-    _opt_str(obj, "session_id")
-    meta = obj.get("metadata")
-    if meta is not None and not isinstance(meta, dict):
-        raise ApiError(422, f"metadata: expected an object, got {_json_type(meta)}")
+def validate_detect(obj: Any, where: str = "") -> dict[str, Any]:
+    """`{"text": str, "session_id"?, "client_id"?, "request_id"?: str, "metadata"?: object}` (the fields of the
+    Serve API, `core.wire.DETECT_FIELDS`) -> the item passed to `detect_batch`."""
+    try:
+        obj = _object(obj, DETECT_FIELDS)
+        if "text" not in obj:
+            raise ApiError(422, "text: required")
+        if not isinstance(obj["text"], str):
+            raise ApiError(422, f"text: expected a string, got {_json_type(obj['text'])}")
+        for key in ("session_id", "client_id", "request_id"):
+            _opt_str(obj, key)
+        meta = obj.get("metadata")
+        if meta is not None and not isinstance(meta, dict):
+            raise ApiError(422, f"metadata: expected an object, got {_json_type(meta)}")
+    except ApiError as e:
+        raise ApiError(e.status, f"{where}{e.message}", e.headers) from None
     return {k: v for k, v in obj.items() if v is not None}
 
 
-def validate_batch(obj: Any, max_texts: int) -> list[str]:
-    """`{"texts": [str, ...]}` -> the texts."""
-    obj = _object(obj, ("texts",))
-    texts = obj.get("texts")
-    if texts is None:
+def validate_batch(obj: Any, max_texts: int) -> list[dict[str, Any]]:
+    """`{"texts": [str, ...]}` or `{"items": [{"text": ...}, ...]}` (as the Serve API) -> the items."""
+    if isinstance(obj, dict) and "items" in obj:
+        obj = _object(obj, ("items",))
+        key = "items"
+    else:
+        obj = _object(obj, ("texts",))
+        key = "texts"
+    raw = obj.get(key)
+    if raw is None:
         raise ApiError(422, "texts: required")
-    if not isinstance(texts, list):
-        raise ApiError(422, f"texts: expected an array of strings, got {_json_type(texts)}")
-    if len(texts) > max_texts:
-        raise ApiError(413, f"texts: {len(texts)} items; at most {max_texts} per request (split the batch)")
-    for i, t in enumerate(texts):
+    if not isinstance(raw, list):
+        raise ApiError(422, f"{key}: expected an array, got {_json_type(raw)}")
+    if len(raw) > max_texts:
+        raise ApiError(413, f"{key}: {len(raw)} items; at most {max_texts} per request (split the batch)")
+    if key == "items":
+        return [validate_detect(x, f"items[{i}]: ") for i, x in enumerate(raw)]
+    for i, t in enumerate(raw):
         if not isinstance(t, str):
             raise ApiError(422, f"texts[{i}]: expected a string, got {_json_type(t)}")
-    return texts
+    return [{"text": t} for t in raw]
 
 
 def validate_feedback(obj: Any) -> dict[str, Any]:
-    """`{"text" | "request_id", "label": 0|1, "category"?, "source"?}`."""
-    obj = _object(obj, ("text", "request_id", "label", "category", "source"))
+    """`{"text" | "request_id", "label": 0|1, "category"?, "source"?, "session_id"?, "feedback_id"?}` (the Serve
+    API's fields, `core.wire.FEEDBACK_FIELDS`)."""
+    obj = _object(obj, FEEDBACK_FIELDS)
+    _opt_str(obj, "session_id")
+    _opt_str(obj, "feedback_id")
     if obj.get("text") is None and obj.get("request_id") is None:
         raise ApiError(422, "give text or request_id")
     if obj.get("text") is not None and not isinstance(obj["text"], str):

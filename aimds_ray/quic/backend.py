@@ -61,32 +61,11 @@ class EmbeddedBackend:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aimds-h3-scan") if workers else None
 
     def _detect_sync(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from aimds_ray.core.detector import InputError, coerce_text
+        """What the Serve replicas run (`core.service.detect_items`): the same validation, request ids and
+        per-item errors, so both backends answer alike."""
+        from aimds_ray.core.service import detect_items
 
-        det = self.detector
-        max_chars = det.config.limits.max_input_chars
-        out: list[dict[str, Any] | None] = [None] * len(items)
-        idx: list[int] = []
-        texts: list[str] = []
-        for i, item in enumerate(items):
-            try:
-                texts.append(coerce_text(item.get("text"), max_chars))
-                idx.append(i)
-            except InputError as e:
-                out[i] = error(str(e), e.status)
-        if texts:
-            try:
-                reports = det.scan_batch(texts)
-            except InputError:  # cannot happen after coerce_text, but never fail the whole batch for one item
-                reports = []
-                for t in texts:
-                    try:
-                        reports.append(det.scan(t))
-                    except InputError as e:
-                        reports.append(e)
-            for i, r in zip(idx, reports, strict=True):
-                out[i] = error(str(r), r.status) if isinstance(r, InputError) else r.to_dict()
-        return [o if o is not None else error("internal: no result", 500) for o in out]
+        return detect_items(self.detector, items)
 
     async def detect_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self._pool is None or sum(len(i.get("text") or "") for i in items) <= self.inline_max_chars:

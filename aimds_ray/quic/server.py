@@ -337,14 +337,13 @@ class _H3Protocol(QuicConnectionProtocol):
             res = backend_error(e)
         self._answer_result(req, res)
 
-    async def _detect_batch(self, texts: list[str]) -> dict[str, Any]:
+    async def _detect_batch(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         """A batch request is already a batch: one backend call, straight through (no window)."""
         srv = self._server
-        if not texts:
+        if not items:
             return {"reports": []}
-        srv.metrics.batch_size.observe(len(texts))
-        results = await asyncio.wait_for(srv.backend.detect_batch([{"text": t} for t in texts]),
-                                         srv.config.request_timeout_s)
+        srv.metrics.batch_size.observe(len(items))
+        results = await asyncio.wait_for(srv.backend.detect_batch(items), srv.config.request_timeout_s)
         for i, r in enumerate(results):
             if is_error(r):
                 return error(f"texts[{i}]: {r['error']}", r["status"])
