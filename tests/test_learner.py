@@ -536,3 +536,33 @@ def test_learner_actor_long_poll_sees_publications_under_the_same_name() -> None
         assert version == "v1" and bundle is not None and gen2 == gen + 1
 
     asyncio.run(go())
+
+
+def test_log_append_survives_short_and_failed_writes(tmp_path: Path, monkeypatch) -> None:
+    """os.write may write part of a record without raising (a nearly full disk), or fail half way: an
+    acknowledged record is always whole, and a failed one leaves no torn line for the next to run into."""
+    from aimds_ray.core import feedback as fb
+
+    log = FeedbackLog(tmp_path)
+    real = os.write
+    mode = {"short": True, "fail_after": None}
+
+    def flaky(fd: int, data) -> int:
+        if mode["fail_after"] is not None:
+            real(fd, bytes(data[: mode["fail_after"]]))
+            raise OSError(28, "No space left on device")
+        return real(fd, bytes(data[:7])) if mode["short"] else real(fd, data)  # 7 bytes per call
+
+    monkeypatch.setattr(fb.os, "write", flaky)
+    log.append({"kind": "feedback", "id": "a", "text": "first record, written seven bytes at a time"})
+    mode["fail_after"] = 10
+    with pytest.raises(OSError):
+        log.append({"kind": "feedback", "id": "b", "text": "this one fails half way"})
+    mode["fail_after"] = None
+    log.append({"kind": "feedback", "id": "c", "text": "after the failure"})
+    log.close()
+    lines = (tmp_path / FeedbackLog.FILENAME).read_bytes().decode().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["a", "c"]
+    again = FeedbackLog(tmp_path)
+    assert again.torn_bytes == 0 and [r["id"] for r in again.records()] == ["a", "c"]
+    again.close()

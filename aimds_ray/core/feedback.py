@@ -21,6 +21,7 @@ the acknowledgement comes after `fsync` returned.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -151,8 +152,17 @@ class FeedbackLog:
         rec["seq"] = self.next_seq
         rec.setdefault("ts", time.time())
         line = (json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-        os.write(self._fh.fileno(), line)
-        os.fsync(self._fh.fileno())
+        fd = self._fh.fileno()
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(line)
+            while view:  # os.write may write less than asked (a nearly full disk) without raising
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):  # no torn line left for the next record to run into
+                os.ftruncate(fd, end)
+            raise
         self.next_seq += 1
         self._records.append(rec)
         return rec
