@@ -461,7 +461,8 @@ class DeadlineScheduler:
         if self.cfg.graph and self.h.get("graph") is not None:
             rec = {"kind": "report", "session_id": sid, "client_id": p.get("client_id") or "", "t": p["t"],
                    "report": rep, "violations": violations}
-            self.h["graph"].write.remote([rec])
+            # acknowledged once spooled to disk; a writer that refuses (full spool) or is down shows as degraded
+            await self._call("graph", self.h["graph"].write.remote([rec]))
 
     def stats(self) -> dict[str, Any]:
         import numpy as np

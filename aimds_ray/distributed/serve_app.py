@@ -43,7 +43,7 @@ api = FastAPI(
 
 MAX_BODY = 1 << 20  # /v1/detect and /v1/feedback
 MAX_BATCH_BODY = 32 << 20  # /v1/detect/batch
-DEEP_QUEUE_BATCHES = 10_000  # deep-path submissions waiting in a replica; beyond this they are refused (degraded)
+DEEP_QUEUE_TASKS = 20_000  # deep-path tasks waiting in a replica (batches count by size); beyond: refused, degraded
 MAX_BATCH_ITEMS = 10_000
 RECENT_FLUSH_S = 0.5  # how often a replica forwards its recent (request id, text) pairs to the learner
 
@@ -164,6 +164,7 @@ class AimdsIngress:
         self._bg: asyncio.Task | None = None
         self._health_task: asyncio.Task | None = None
         self._deep_q: asyncio.Queue[list[dict[str, Any]]] | None = None
+        self._deep_waiting = 0  # tasks in _deep_q
         self._submitter: asyncio.Task | None = None
         self._metrics = _Metrics()
         self._model_gen: int | None = None  # the learner's publication this replica holds (None: not asked yet)
@@ -236,7 +237,7 @@ class AimdsIngress:
             try:
                 st = await asyncio.wait_for(self._connect()["scheduler"].stats.remote(), self.rcfg.call_timeout_s)
                 self.degraded.pop("scheduler", None)
-                for name in ("analyzer", "verifier", "matcher"):
+                for name in ("analyzer", "verifier", "matcher", "graph"):
                     if name in st.get("degraded", []):
                         self.degraded[name] = "deep-path calls failing"
                     else:
@@ -283,14 +284,14 @@ class AimdsIngress:
         sends them in arrival order and waits for each acknowledgement: the scheduler is an async actor, which
         Ray does not promise to run in submission order, and a session's monitors need its events in order."""
         if self._deep_q is None:
-            self._deep_q = asyncio.Queue(maxsize=DEEP_QUEUE_BATCHES)
+            self._deep_q = asyncio.Queue()
         if self._submitter is None or self._submitter.done():
             self._submitter = asyncio.get_running_loop().create_task(self._submit_loop())
-        try:
-            self._deep_q.put_nowait(tasks)
-        except asyncio.QueueFull:
+        if self._deep_waiting + len(tasks) > DEEP_QUEUE_TASKS:  # bounded in tasks: a batch may hold thousands
             self.degraded["scheduler"] = "deep-path queue full"
             return "unavailable"
+        self._deep_waiting += len(tasks)
+        self._deep_q.put_nowait(tasks)
         return "pending"
 
     async def _submit_loop(self) -> None:
@@ -299,6 +300,7 @@ class AimdsIngress:
             tasks = list(await self._deep_q.get())
             while not self._deep_q.empty() and len(tasks) < 4096:  # what queued meanwhile goes in the same call
                 tasks.extend(self._deep_q.get_nowait())
+            self._deep_waiting -= len(tasks)
             try:
                 await asyncio.wait_for(self._connect()["scheduler"].submit_many.remote(tasks),
                                        max(10.0, self.rcfg.call_timeout_s))
