@@ -503,6 +503,7 @@ def test_learner_actor_long_poll_sees_publications_under_the_same_name() -> None
         def __init__(self) -> None:
             self.bundle = object()
             self.listeners: list = []
+            self.cfg = types.SimpleNamespace(checkpoint_seconds=0)  # no commit timer here
 
         def current_bundle(self):
             return types.SimpleNamespace(version="v1", obj=self.bundle)
@@ -522,6 +523,7 @@ def test_learner_actor_long_poll_sees_publications_under_the_same_name() -> None
     actor.learner = Stub()
     actor._changed = asyncio.Event()
     actor._gen = 7
+    actor._timer = None
     actor.learner.add_listener(actor._published)
 
     async def go() -> None:
@@ -566,3 +568,16 @@ def test_log_append_survives_short_and_failed_writes(tmp_path: Path, monkeypatch
     again = FeedbackLog(tmp_path)
     assert again.torn_bytes == 0 and [r["id"] for r in again.records()] == ["a", "c"]
     again.close()
+
+
+def test_checkpoint_if_due_commits_after_checkpoint_seconds() -> None:
+    """Updates waiting for `checkpoint_seconds` are committed by the timer's call, without more feedback."""
+    cfg = dataclasses.replace(SMALL, checkpoint_every=100, checkpoint_seconds=0.2)
+    with Learner(cfg) as lr:
+        assert lr.submit(MISSED, 1, category="prompt_injection", source="local")["status"] == "accepted"
+        base = lr.store.current_version()
+        assert lr.checkpoint_if_due() is None  # not yet due
+        time.sleep(0.3)
+        v = lr.checkpoint_if_due()
+        assert v is not None and v != base and lr.store.current_version() == v
+        assert lr.checkpoint_if_due() is None  # nothing pending any more

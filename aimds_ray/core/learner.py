@@ -1207,6 +1207,13 @@ class Learner:
         return bool(self.cfg.checkpoint_seconds and self.pending_since is not None
                     and time.time() - self.pending_since >= self.cfg.checkpoint_seconds)
 
+    def checkpoint_if_due(self) -> str | None:
+        """Commit if `checkpoint_every` / `checkpoint_seconds` say so (the version, else None). Feedback checks this
+        as it arrives; a host that keeps the learner running calls it on a timer, so updates made before feedback
+        stopped are committed `checkpoint_seconds` later, not at the next feedback."""
+        with self._mutex:
+            return self._checkpoint() if self._checkpoint_due() else None
+
     def checkpoint(self, *, force: bool = False) -> str | None:
         """Commit the current weights as version N+1 (if anything changed, or `force`). Returns the version."""
         with self._mutex:

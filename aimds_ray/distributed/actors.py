@@ -194,6 +194,31 @@ class Learner:
         # adds a pattern or an exemplar (or raises exemplar thresholds) under the same version name
         self._gen = time.time_ns()  # unique across actor restarts, so a replica's held number never matches by chance
         self.learner.add_listener(self._published)
+        self._timer: asyncio.Task | None = None
+
+    def _ensure_timer(self) -> None:
+        if self._timer is None or self._timer.done():
+            self._timer = asyncio.get_running_loop().create_task(self._checkpoint_timer())
+
+    async def _checkpoint_timer(self) -> None:
+        """Commit updates that wait for `checkpoint_seconds` even when no more feedback arrives (the core learner
+        only checks as feedback comes in), so `aimds scan` / `aimds rescore` on the same $AIMDS_HOME see them."""
+        every = self.learner.cfg.checkpoint_seconds
+        if not every:
+            return
+        while True:
+            await asyncio.sleep(max(1.0, every / 4))
+            before = self._gen
+            try:
+                await asyncio.to_thread(self.learner.checkpoint_if_due)
+            except Exception as e:  # a failed commit is retried on the next tick; feedback keeps working
+                print(f"learner: checkpoint failed: {type(e).__name__}: {e}", flush=True)
+            self._notify_if_published(before)
+
+    def _notify_if_published(self, before: int) -> None:
+        if self._gen != before:
+            self._changed.set()
+            self._changed = asyncio.Event()
 
     def _published(self, bundle: Any) -> None:
         self._gen += 1  # in the feedback thread; read on the loop after the thread returns
@@ -206,6 +231,7 @@ class Learner:
         """Durable before it returns. Runs in a thread so the long polls on this actor's loop keep answering."""
         from aimds_ray.core.feedback import FeedbackError
 
+        self._ensure_timer()
         before = self._gen
         kw = {k: body[k] for k in ("text", "label", "category", "source", "request_id", "feedback_id")
               if body.get(k) is not None}
@@ -214,9 +240,7 @@ class Learner:
             ack = await asyncio.to_thread(self.learner.submit, **kw)
         except FeedbackError as e:
             return {"error": str(e), "status": 422}
-        if self._gen != before:
-            self._changed.set()
-            self._changed = asyncio.Event()
+        self._notify_if_published(before)
         return ack
 
     async def remember_many(self, pairs: list[tuple[str, str]]) -> int:
