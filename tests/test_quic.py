@@ -297,6 +297,45 @@ def test_oversize_body_refused_connection_survives(proxy: Callable[..., H3ProxyT
     run(go())
 
 
+def test_unfinished_bodies_are_bounded_across_streams(proxy: Callable[..., H3ProxyThread]) -> None:
+    """Bodies still arriving count against max_buffered_bytes across all streams: a client that trickles data into
+    many streams without ending them gets 503 instead of making the proxy hold it all; finished bodies free it."""
+    h = proxy(max_body_bytes=4096, max_buffered_bytes=6000)
+
+    async def go() -> None:
+        from aimds_ray.quic.client import _Pending
+
+        async with client(h) as c:
+            proto = c._proto
+            assert proto is not None
+
+            def open_stream() -> tuple[int, asyncio.Future]:
+                sid = proto._quic.get_next_available_stream_id()
+                fut = asyncio.get_running_loop().create_future()
+                proto._pending[sid] = _Pending(fut)
+                proto.http.send_headers(sid, [(b":method", b"POST"), (b":scheme", b"https"),
+                                              (b":authority", c.authority.encode()), (b":path", b"/v1/detect")])
+                return sid, fut
+
+            streams = [open_stream() for _ in range(3)]
+            for sid, _ in streams:  # 3 x 2,500 bytes, none finished: the third passes the 6,000-byte bound
+                proto.http.send_data(sid, b" " * 2500, end_stream=False)
+                proto.transmit()
+                await asyncio.sleep(0.05)
+            third = await asyncio.wait_for(streams[2][1], 10)
+            assert third.status == 503 and "max_buffered_bytes" in third.json()["error"]
+            assert not streams[0][1].done() and not streams[1][1].done()
+            for sid, _ in streams[:2]:  # finishing them frees the budget: valid bodies, answered normally
+                proto.http.send_data(sid, b'{"text": "hello"}', end_stream=True)
+            proto.transmit()
+            for _, fut in streams[:2]:
+                assert (await asyncio.wait_for(fut, 10)).status == 200
+            assert h.server.buffered_bytes == 0
+            assert (await c.detect("fine"))["is_threat"] is False
+
+    run(go())
+
+
 def test_stream_limit_queues_well_behaved_clients(proxy: Callable[..., H3ProxyThread]) -> None:
     h = proxy(max_streams=4)
 

@@ -79,7 +79,9 @@ def test_recent_requests_are_bounded_and_forwarded_once() -> None:
     r.add("r5", "x" * 11)  # longer than the whole budget: not kept
     assert r.get("r5") is None
     pending = r.drain()
-    assert [k for k, _ in pending] == ["r3", "r4"] and r.drain() == []  # the pending list has the same bounds
+    assert [k for k, _, _ in pending] == ["r3", "r4"] and r.drain() == []  # the pending list has the same bounds
+    r.add("r6", "hi", allowed=True)
+    assert r.drain() == [("r6", "hi", True)]
     quiet = RecentRequests(forward=False)
     quiet.add("a", "text")
     assert quiet.get("a") == "text" and quiet.drain() == []

@@ -184,8 +184,9 @@ class FeedbackLog:
 class RecentRequests:
     """The texts of recent requests by request id, so feedback may name a request instead of re-sending its text
     (`POST /v1/feedback {"request_id", "label"}`). Bounded by count and by total characters (the oldest go first);
-    `pending` holds what was added since the last `drain`, for forwarding to the learner, which every replica
-    feeds (feedback may reach another replica than the request did)."""
+    `pending` holds what was added since the last `drain` - (id, text, allowed) - for forwarding to the learner,
+    which every replica feeds (feedback may reach another replica than the request did, and the learner keeps the
+    allowed ones as recent benign traffic)."""
 
     def __init__(self, max_items: int = 10_000, max_chars: int = 16_000_000, *, forward: bool = True) -> None:
         self.forward = forward  # keep `pending` (a replica) or not (the learner itself)
@@ -193,10 +194,10 @@ class RecentRequests:
         self.max_chars = max_chars
         self._texts: OrderedDict[str, str] = OrderedDict()
         self._chars = 0
-        self._pending: list[tuple[str, str]] = []
+        self._pending: list[tuple[str, str, bool]] = []
         self._pending_chars = 0
 
-    def add(self, request_id: str, text: str) -> None:
+    def add(self, request_id: str, text: str, allowed: bool = False) -> None:
         if not request_id or not isinstance(text, str) or len(text) > self.max_chars:
             return
         old = self._texts.pop(request_id, None)
@@ -208,7 +209,7 @@ class RecentRequests:
             self._chars -= len(self._texts.popitem(last=False)[1])
         if not self.forward:
             return
-        self._pending.append((request_id, text))
+        self._pending.append((request_id, text, allowed))
         self._pending_chars += len(text)
         while len(self._pending) > self.max_items or self._pending_chars > self.max_chars:  # learner unreachable
             self._pending_chars -= len(self._pending.pop(0)[1])
@@ -216,7 +217,7 @@ class RecentRequests:
     def get(self, request_id: str) -> str | None:
         return self._texts.get(request_id)
 
-    def drain(self) -> list[tuple[str, str]]:
+    def drain(self) -> list[tuple[str, str, bool]]:
         out, self._pending, self._pending_chars = self._pending, [], 0
         return out
 

@@ -181,6 +181,9 @@ def _hit(h: Any) -> dict[str, Any]:
     return {**meta, "id": int(i), "score": float(score)}
 
 
+OBSERVE_MAX_CHARS = 20_000  # longer allowed texts are not kept as recent traffic (memory: 2,000 texts are kept)
+
+
 @ray.remote(max_restarts=-1, max_task_retries=0)
 class Learner:
     """The one learner: durable feedback and model versions. Replicas long-poll `wait_for_version`."""
@@ -243,16 +246,19 @@ class Learner:
         self._notify_if_published(before)
         return ack
 
-    async def remember_many(self, pairs: list[tuple[str, str]]) -> int:
-        """(request id, text) of requests the replicas answered, so feedback may name a request by its id. In a
-        thread: the learner's lock may be held by a feedback update, and the long polls must keep answering."""
+    async def remember_many(self, items: list[tuple[str, str, bool]]) -> int:
+        """(request id, text, allowed) of requests the replicas answered: feedback may then name a request by its
+        id, and what was let through is the recent benign traffic the learner's FPR guard and threshold refit use
+        (texts up to OBSERVE_MAX_CHARS). In a thread: the learner's lock may be held by a feedback update, and the
+        long polls must keep answering."""
 
         def put() -> None:
-            for rid, text in pairs:
+            for rid, text, _ in items:
                 self.learner.remember(rid, text)
+            self.learner.observe([t for _, t, allowed in items if allowed and len(t) <= OBSERVE_MAX_CHARS])
 
         await asyncio.to_thread(put)
-        return len(pairs)
+        return len(items)
 
     async def wait_for_version(self, known: str, timeout_s: float = 30.0,
                                known_gen: int | None = None) -> tuple[str, Any, int]:

@@ -423,10 +423,11 @@ class AimdsIngress:
         return out
 
     def _remember(self, items: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
-        """Keep the text of each answered request under its id, and have it forwarded to the learner."""
+        """Keep the text of each answered request under its id, and have it forwarded to the learner (which also
+        keeps the allowed ones as recent benign traffic for its false-positive guard and threshold refit)."""
         for item, res in zip(items, results, strict=True):
             if "error" not in res and isinstance(item.get("text"), str):
-                self._recent.add(res.get("request_id") or "", item["text"])
+                self._recent.add(res.get("request_id") or "", item["text"], allowed=not res.get("is_threat"))
         if self._recent_task is None or self._recent_task.done():
             self._recent_task = asyncio.get_running_loop().create_task(self._forward_recent())
 

@@ -27,6 +27,9 @@ class QuicConfig:
     max_in_flight: int = 512  # admitted requests across all connections; past it -> 503 + retry-after
     retry_after_s: int = 1  # the Retry-After value sent with 503
     max_body_bytes: int = 1_048_576  # request body limit (413 past it)
+    # bodies still arriving, across all connections: past it new body bytes get 503 (slow senders cannot make
+    # the proxy hold max_connections x max_streams x max_body_bytes)
+    max_buffered_bytes: int = 67_108_864
     max_batch_texts: int = 1024  # texts per /v1/detect/batch request (413 past it)
     max_streams: int = 100  # concurrent bidirectional (request) streams a client may open per connection
     idle_timeout_s: float = 30.0  # QUIC idle timeout; quiet connections are closed
@@ -46,7 +49,7 @@ class QuicConfig:
         if self.batch_window_ms < 0:
             raise QuicConfigError(f"quic.batch_window_ms: must be >= 0, got {self.batch_window_ms!r}")
         for name in ("max_batch", "max_concurrent_batches", "max_in_flight", "retry_after_s", "max_body_bytes",
-                     "max_batch_texts", "max_streams", "max_connections", "ticket_store_size", "ticket_lifetime_s"):
+                     "max_buffered_bytes", "max_batch_texts", "max_streams", "max_connections", "ticket_store_size", "ticket_lifetime_s"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise QuicConfigError(f"quic.{name}: expected a positive integer, got {v!r}")

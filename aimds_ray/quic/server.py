@@ -139,6 +139,7 @@ class _Request:
     content_length: int | None = None
     done: bool = False  # answered (or being answered): later frames on the stream are ignored
     admitted: bool = False
+    buffered: int = 0  # body bytes counted in the server's `buffered_bytes` (until the body is complete)
     early: bool = False
 
 
@@ -209,6 +210,16 @@ class _H3Protocol(QuicConnectionProtocol):
             if len(req.body) > self._server.config.max_body_bytes:
                 self._reject_body(req)
                 return
+            srv = self._server
+            req.buffered += len(event.data)
+            srv.buffered_bytes += len(event.data)
+            if srv.buffered_bytes > srv.config.max_buffered_bytes and not event.stream_ended:
+                self._unbuffer(req)
+                srv.metrics.rejected_busy.inc()
+                self._answer_error(req, 503, "server busy: too many request bodies arriving at once "
+                                   "(max_buffered_bytes)", (("retry-after", str(srv.config.retry_after_s)),),
+                                   stop=True)
+                return
             if event.stream_ended:
                 self._request_complete(req)
 
@@ -267,7 +278,12 @@ class _H3Protocol(QuicConnectionProtocol):
 
     # requests ----------------------------------------------------------------------------------------------------
 
+    def _unbuffer(self, req: _Request) -> None:
+        self._server.buffered_bytes -= req.buffered
+        req.buffered = 0
+
     def _request_complete(self, req: _Request) -> None:
+        self._unbuffer(req)  # the body is whole: from here admission (max_in_flight) governs it
         if req.done:
             return
         if self._too_early(req):  # body bytes may have come in 0-RTT after 1-RTT headers (reordering)
@@ -392,6 +408,7 @@ class _H3Protocol(QuicConnectionProtocol):
 
     def _release(self, req: _Request) -> None:
         """Forget a request once answered or reset (streams must not accumulate on long-lived connections)."""
+        self._unbuffer(req)
         if self._requests.pop(req.stream_id, None) is not None:
             self._server.metrics.streams_active.dec()
         _early_streams(self._quic).discard(req.stream_id)
@@ -408,6 +425,7 @@ class _H3Protocol(QuicConnectionProtocol):
             if not req.done:
                 self._release(req)
             else:  # answered later by its callback; keep counters right
+                self._unbuffer(req)
                 self._server.metrics.streams_active.dec()
                 self._requests.pop(req.stream_id, None)
         self._server._connection_closed(self)
@@ -455,6 +473,7 @@ class H3Server:
         self.config = config or QuicConfig()
         self.metrics = metrics or ProxyMetrics()
         self.in_flight = 0
+        self.buffered_bytes = 0  # bodies still arriving (see QuicConfig.max_buffered_bytes)
         self.tickets = _TicketStore(self.config.ticket_store_size, self.config.ticket_lifetime_s)
         self.batcher = MicroBatcher(backend.detect_batch, window_s=self.config.batch_window_ms / 1000.0,
                                     max_batch=self.config.max_batch,
