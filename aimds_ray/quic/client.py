@@ -131,6 +131,8 @@ class _ClientProtocol(QuicConnectionProtocol):
         hdrs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         fut: asyncio.Future[H3Response] = asyncio.get_running_loop().create_future()
         self._pending[stream_id] = _Pending(fut)
+        # a caller that stops waiting (a timeout) must not leave the stream's entry behind on a long-lived connection
+        fut.add_done_callback(lambda f, sid=stream_id: f.cancelled() and self._pending.pop(sid, None))
         self.http.send_headers(stream_id, hdrs, end_stream=not body)
         if body:
             self.http.send_data(stream_id, body, end_stream=True)

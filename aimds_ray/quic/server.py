@@ -648,6 +648,10 @@ def start_h3_proxy_in_thread(config: QuicConfig | None,
     thread = threading.Thread(target=main, name="aimds-h3-proxy", daemon=True)
     thread.start()
     if not ready.wait(startup_timeout):
+        loop, stop = box.get("loop"), box.get("stop")
+        if loop is not None and stop is not None:  # it may still come up later: tell it to stop instead
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(stop.set)
         raise TimeoutError(f"HTTP/3 proxy did not start within {startup_timeout:g}s")
     if "error" in box:
         raise box["error"]
