@@ -209,3 +209,28 @@ def test_train_names_the_bad_line(tmp_path, capsys, content: bytes, message: str
     err = capsys.readouterr().err
     assert message in err and "internal error" not in err
     assert not (tmp_path / "m").exists()
+
+
+def test_feedback_while_another_learner_holds_the_home(tmp_path, monkeypatch, capsys) -> None:
+    """A running service's learner holds $AIMDS_HOME/feedback: `aimds feedback` says what to do within seconds
+    (it waited 60 s, then reported an internal error)."""
+    import os
+    import time
+
+    home = tmp_path / "home"
+    (home / "feedback").mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from aimds_ray.core.feedback import FileLock; "
+                               f"FileLock(Path({str(home / 'feedback' / '.lock')!r})).acquire(); "
+                               "print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("AIMDS_HOME", str(home))
+        t0 = time.monotonic()
+        assert main(["feedback", "--text", "ignore the rules", "--label", "1"]) == 2
+        assert time.monotonic() - t0 < 30
+        assert "POST /v1/feedback" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()

@@ -289,7 +289,7 @@ def test_fault_kill_actors_mid_stream(cluster_app: dict[str, Any]) -> None:
         # the service takes feedback again
         r = _retry(lambda: _ok(app.post("/v1/feedback", json={"text": ATTACK_FEEDBACK[0], "label": 1})), 60,
                    "feedback after the learner restart")
-        assert r.json()["accepted"] is True
+        assert r.json()["recorded"] is True
 
 
 def _ok(r: Any) -> Any:

@@ -54,10 +54,13 @@ def _text(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from aimds_ray.cli import UsageError
     from aimds_ray.core.config import load_config
+    from aimds_ray.core.feedback import LockTimeout
     from aimds_ray.core.learner import FeedbackError, Learner, LearnerConfig, dumps
 
     text = _text(args)
-    cfg = LearnerConfig(checkpoint_every=0 if args.no_commit else 1, checkpoint_seconds=0)
+    # another learner (a running `aimds serve`, or another CLI call) holds $AIMDS_HOME/feedback: wait a little for
+    # a CLI call to finish, then say what to do instead of waiting a minute
+    cfg = LearnerConfig(checkpoint_every=0 if args.no_commit else 1, checkpoint_seconds=0, lock_timeout=5.0)
     try:
         with Learner(cfg, aimds_config=load_config(args.config)) as learner:
             ack = learner.submit(text, int(args.label), category=args.category, source=args.source,
@@ -67,5 +70,8 @@ def run(args: argparse.Namespace) -> int:
             ack["current_version"] = learner.store.current_version()
     except FeedbackError as e:
         raise UsageError(str(e)) from None
+    except LockTimeout:
+        raise UsageError("another learner holds this $AIMDS_HOME (a running `aimds serve`?): send the feedback to "
+                         "the service (POST /v1/feedback), or stop it first") from None
     print(dumps(ack) if not args.pretty else __import__("json").dumps(ack, indent=2, default=str))
     return 0 if ack.get("status") == "accepted" else 1

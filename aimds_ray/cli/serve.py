@@ -115,6 +115,27 @@ def run(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
+    _save_state(apps)
     serve.shutdown()
     ray.shutdown()
     return 0
+
+
+def _save_state(apps: list[dict[str, Any]]) -> None:
+    """Before the actors go: session behaviour checkpointed, learned updates committed as a version (each is
+    otherwise saved only every `checkpoint_every` observations / updates or `checkpoint_seconds`)."""
+    import ray
+
+    from aimds_ray.distributed.runtime import NAMESPACE, RuntimeConfig, actor_names
+
+    names = actor_names(RuntimeConfig.from_dict((apps[0].get("args") or {}).get("runtime")))
+    for name in [*names["analyzers"], names["learner"][0]]:
+        try:
+            actor = ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:  # never started (no request needed it): nothing to save
+            continue
+        try:
+            ray.get(actor.checkpoint.remote(), timeout=60)
+        except Exception as e:
+            print(f"aimds serve: {name}: state not saved on exit ({type(e).__name__}: {e})", file=sys.stderr,
+                  flush=True)

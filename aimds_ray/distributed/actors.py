@@ -279,6 +279,14 @@ class Learner:
                 pass
         return self._version(), self.learner.current_bundle(), self._gen
 
+    async def checkpoint(self) -> str | None:
+        """Commit pending updates now (a clean stop of the service); the new version, or None if nothing was
+        pending."""
+        before = self._gen
+        v = await asyncio.to_thread(self.learner.checkpoint)
+        self._notify_if_published(before)
+        return v
+
     def version(self) -> str:
         return self._version()
 
@@ -491,8 +499,16 @@ class DeadlineScheduler:
         if self.cfg.graph and self.h.get("graph") is not None:
             rec = {"kind": "report", "session_id": sid, "client_id": p.get("client_id") or "", "t": p["t"],
                    "report": rep, "violations": violations}
-            # acknowledged once spooled to disk; a writer that refuses (full spool) or is down shows as degraded
-            await self._call("graph", self.h["graph"].write.remote([rec]))
+            # acknowledged once spooled to disk; a writer that refuses (full spool) or is down shows as degraded.
+            # Retried: a killed writer restarts (max_restarts=-1) in seconds, and replaying a record changes nothing
+            for attempt in range(3):
+                try:
+                    await self._call("graph", self.h["graph"].write.remote([rec]))
+                    break
+                except Exception:
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(0.5 * 2**attempt)
 
     def stats(self) -> dict[str, Any]:
         import numpy as np

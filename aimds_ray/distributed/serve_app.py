@@ -45,6 +45,7 @@ MAX_BODY = 1 << 20  # /v1/detect and /v1/feedback
 MAX_BATCH_BODY = 32 << 20  # /v1/detect/batch
 DEEP_QUEUE_TASKS = 20_000  # deep-path tasks waiting in a replica (batches count by size); beyond: refused, degraded
 MAX_BATCH_ITEMS = 10_000
+SUBMIT_ATTEMPTS = 4  # deep-path submissions retried over ~3.5 s before they are dropped (and logged)
 RECENT_FLUSH_S = 0.5  # how often a replica forwards its recent (request id, text) pairs to the learner
 
 
@@ -133,8 +134,15 @@ class _Metrics:
             self.lat.observe(seconds * 1000.0, {"stage": stage})
 
     def model(self, version: str) -> None:
-        if self.version is not None:
-            self.version.set(1, {"version": version})
+        """1 for the loaded version, 0 for the one it replaced. Called again on every health tick: Ray's export
+        drops a gauge series that has not been set for a while, and this one changes rarely."""
+        if self.version is None:
+            return
+        prev = getattr(self, "_version_now", None)
+        if prev is not None and prev != version:
+            self.version.set(0, {"version": prev})
+        self.version.set(1, {"version": version})
+        self._version_now = version
 
 
 @serve.deployment(
@@ -234,6 +242,7 @@ class AimdsIngress:
         `degraded`, which every answer reports while it lasts."""
         while True:
             await asyncio.sleep(self.rcfg.health_poll_s)
+            self._metrics.model(self.detector.model_version)  # keep the version series exported
             try:
                 st = await asyncio.wait_for(self._connect()["scheduler"].stats.remote(), self.rcfg.call_timeout_s)
                 self.degraded.pop("scheduler", None)
@@ -301,12 +310,17 @@ class AimdsIngress:
             while not self._deep_q.empty() and len(tasks) < 4096:  # what queued meanwhile goes in the same call
                 tasks.extend(self._deep_q.get_nowait())
             self._deep_waiting -= len(tasks)
-            try:
-                await asyncio.wait_for(self._connect()["scheduler"].submit_many.remote(tasks),
-                                       max(10.0, self.rcfg.call_timeout_s))
-            except Exception as e:  # answered "pending"; the scheduler's absence shows as degraded meanwhile
-                self.degraded["scheduler"] = f"{type(e).__name__}"
-                log.warning("deep-path tasks not submitted (%s): %d", type(e).__name__, len(tasks))
+            for attempt in range(SUBMIT_ATTEMPTS):  # a restarting scheduler (max_restarts=-1) is back in seconds
+                try:
+                    await asyncio.wait_for(self._connect()["scheduler"].submit_many.remote(tasks),
+                                           max(10.0, self.rcfg.call_timeout_s))
+                    break
+                except Exception as e:  # answered "pending"; the scheduler's absence shows as degraded meanwhile
+                    self.degraded["scheduler"] = f"{type(e).__name__}"
+                    if attempt + 1 == SUBMIT_ATTEMPTS:
+                        log.warning("deep-path tasks not submitted (%s): %d", type(e).__name__, len(tasks))
+                    else:
+                        await asyncio.sleep(0.5 * 2**attempt)
 
     def _deep_task(self, item: dict[str, Any], report: dict[str, Any], t: float) -> dict[str, Any] | None:
         """The deep-path task for a session-relevant or uncertain request, else None."""
@@ -468,7 +482,9 @@ class AimdsIngress:
             return error(f"the learner did not acknowledge in time ({type(e).__name__}): {how}", 503)
         if isinstance(ack, dict) and ack.get("error"):
             return ack
-        return {"accepted": True, **(ack if isinstance(ack, dict) else {"ack": ack})}
+        ack = ack if isinstance(ack, dict) else {"ack": ack}
+        # recorded: in the feedback log (acknowledged); accepted: the learner took it (not refused or rejected)
+        return {**ack, "recorded": True, "accepted": ack.get("status") == "accepted"}
 
     async def session(self, session_id: str) -> dict[str, Any]:
         if not 0 < len(session_id) <= 256:
