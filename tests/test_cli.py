@@ -234,3 +234,17 @@ def test_feedback_while_another_learner_holds_the_home(tmp_path, monkeypatch, ca
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_rescore_odd_jsonl_rows_do_not_stop_the_job(tmp_path) -> None:
+    """A last chunk whose rows all lack the text field, and an integer past 64 bits, are bad or odd rows of a good
+    input: scored or explained, never a failed job (both aborted it)."""
+    from aimds_ray.core.batch import rescore_local
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"text": "hello", "id": 123456789012345678901234567890}\n{"text": "hi"}\n{"id": 3}\n')
+    s = rescore_local(str(inp), str(tmp_path / "out.jsonl"), chunk_rows=2, progress=False)
+    got = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert s.rows == 3 and len(got) == 3
+    assert got[0]["id"] == "123456789012345678901234567890" and got[0]["action"] == "allow"
+    assert got[2]["aimds_error"] == "line 3: no 'text' field"

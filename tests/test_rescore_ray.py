@@ -201,3 +201,12 @@ def test_session_replay_table(cluster: str, tmp_path: Path) -> None:
     assert all(v["witness"]["verdict"] == "violated" for v in viol)
     # blocked attacks followed by answered benign requests are fine: every request is its own `request` event
     assert "no_response_after_block" not in {v["policy"] for v in viol}
+
+
+def test_non_finite_times_are_no_times() -> None:
+    """A NaN or inf in a numeric time column is read like an unparseable string (None), not passed on as a
+    timestamp the policy monitors refuse (it failed the whole --sessions pass)."""
+    from aimds_ray.distributed.rescore import _seconds
+
+    col = pa.chunked_array([[1.5, float("nan"), float("inf"), None, 2.0]])
+    assert _seconds(col) == [1.5, None, None, None, 2.0]

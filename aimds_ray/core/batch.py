@@ -41,7 +41,8 @@ class RescoreError(ValueError):
 
 def lacks_text_column(table: pa.Table | pa.RecordBatch, text_column: str) -> bool:
     """True when `table` has no `text_column` and no row explains it: a wrong `--text-column`, a usage error. Rows
-    that lack only the field (JSONL lines without it) are bad rows of a good input."""
+    that lack only the field (JSONL lines without it) are bad rows of a good input. Asked of a file's first chunk
+    only: a later chunk whose rows all lack the field is bad rows, not a wrong column."""
     if text_column in table.schema.names:
         return False
     if "aimds_input_error" not in table.schema.names:
@@ -191,7 +192,7 @@ def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
         vals = [r.get(k) for r in rows]
         try:
             cols[k] = pa.array(vals)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed types, or an int past 64 bits
             cols[k] = pa.array([None if v is None else (v if isinstance(v, str) else json.dumps(v))
                                 for v in vals], pa.string())
     return pa.table(cols)
@@ -324,9 +325,9 @@ def _rescore_into(files: list[str], output: str, tmp: str, detector: Detector, t
     schema: pa.Schema | None = None
     with open(tmp, "w", encoding="utf-8") if out_jsonl else _nullctx() as jf:
         for path in files:
-            for chunk in iter_input(path, chunk_rows, text_column):
+            for n_chunk, chunk in enumerate(iter_input(path, chunk_rows, text_column)):
                 if text_column not in chunk.schema.names:
-                    if lacks_text_column(chunk, text_column):
+                    if n_chunk == 0 and lacks_text_column(chunk, text_column):
                         names = [n for n in chunk.schema.names if n != "aimds_input_error"]
                         raise RescoreError(f"{path}: no column {text_column!r} "
                                            f"(columns: {', '.join(names)}); use --text-column")

@@ -494,8 +494,16 @@ class DeadlineScheduler:
         obs = a.observe.remote(sid, p["t"], float(rep["score"]), int(p.get("text_len", 0)), p.get("entropy"), cats)
         events = session_events(p)
         viol = v.step.remote(sid, events)
-        await self._call("analyzer", obs)
-        violations = await self._call("verifier", viol)
+        failed: Exception | None = None
+        violations: list[dict[str, Any]] = []
+        for name, ref in (("analyzer", obs), ("verifier", viol)):  # one failing must not cost the other, nor the
+            try:                                                    # request its graph record
+                out = await self._call(name, ref)
+            except Exception as e:
+                failed = failed or e
+                continue
+            if name == "verifier":
+                violations = out
         if self.cfg.graph and self.h.get("graph") is not None:
             rec = {"kind": "report", "session_id": sid, "client_id": p.get("client_id") or "", "t": p["t"],
                    "report": rep, "violations": violations}
@@ -509,6 +517,8 @@ class DeadlineScheduler:
                     if attempt == 2:
                         raise
                     await asyncio.sleep(0.5 * 2**attempt)
+        if failed is not None:
+            raise failed
 
     def stats(self) -> dict[str, Any]:
         import numpy as np

@@ -194,11 +194,11 @@ class _Scorer:
         self.progress = progress
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from aimds_ray.core.batch import lacks_text_column, score_table
+        from aimds_ray.core.batch import score_table
 
         col = self.text_column
-        if col not in batch.schema.names:  # same rule as rescore_local: only unreadable JSONL rows may lack it
-            if lacks_text_column(batch, col):
+        if col not in batch.schema.names:  # Parquet inputs were checked up front; a JSONL batch has bad rows
+            if "aimds_input_error" not in batch.schema.names:
                 names = [n for n in batch.schema.names if n != "aimds_input_error"]
                 raise RescoreError(f"input has no column {col!r} (columns: {', '.join(names)}); "
                                    "use --text-column")
@@ -552,8 +552,8 @@ def _seconds(col: pa.ChunkedArray) -> list[float | None]:
         return [None if v is None else v / unit for v in pc.cast(col, pa.int64()).to_pylist()]
     if pa.types.is_date(t):
         return [None if v is None else float(v) * 86400 for v in pc.cast(col, pa.int32()).to_pylist()]
-    if pa.types.is_integer(t) or pa.types.is_floating(t):
-        return [None if v is None else float(v) for v in col.to_pylist()]
+    if pa.types.is_integer(t) or pa.types.is_floating(t):  # NaN / inf is no time: like an unparseable string
+        return [None if v is None or not math.isfinite(v) else float(v) for v in col.to_pylist()]
     out: list[float | None] = []
     for v in col.to_pylist():
         try:
