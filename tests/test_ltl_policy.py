@@ -126,3 +126,21 @@ def test_cli_verify_unreadable_trace_and_policy_exit_2(tmp_path: Path, capsys: p
         assert main(["verify", *args]) == 2
         err = capsys.readouterr().err
         assert needle in err and "internal error" not in err, err
+
+
+def test_a_monitor_that_gives_up_does_not_cost_the_other_policies_their_events(tmp_path: Path) -> None:
+    """Some formulas' residuals grow with every event until stepping overflows the stack (found in review:
+    '(X F q) U (G r)'). That policy is marked failed with the reason; the policies after it still see every event
+    (one of them missed event 0 and reported the wrong index)."""
+    (tmp_path / "a.yaml").write_text("name: a_grows\nformula: (X F q) U (G r)\natoms: [q, r]\n")
+    (tmp_path / "b.yaml").write_text("name: b_never_blocked\nformula: G !blocked\naction: block\n")
+    ps = load_policies(tmp_path)
+    s = ps.session("s")
+    got = []
+    for i in range(12):
+        got += s.step({"t": float(i), "r": True, "blocked": i == 5})
+    assert [(r["policy"], r["index"]) for r in got] == [("b_never_blocked", 5)]
+    v = s.verdicts()
+    assert v["b_never_blocked"] == "violated"
+    if "a_grows" in s.failed:  # where the stack runs out depends on the interpreter's recursion limit
+        assert v["a_grows"] == "error" and "gave up" in s.failed["a_grows"]

@@ -136,8 +136,9 @@ class PolicyVerifier:
         mon = self.sessions.get(session_id)
         if mon is None:
             return None
+        errors = self.errors.get(session_id, []) + [f"{name}: {why}" for name, why in mon.failed.items()]
         return {"verdicts": mon.verdicts(), "action": mon.action(),
-                "violations": self.violations.get(session_id, []), "errors": self.errors.get(session_id, [])}
+                "violations": self.violations.get(session_id, []), "errors": errors}
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1)

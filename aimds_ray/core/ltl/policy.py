@@ -177,11 +177,21 @@ class SessionPolicyMonitor:
         self.session_id = session_id
         self.monitors: list[Monitor] = [p.compiled.monitor() for p in self.policies]
         self._reported = [False] * len(self.monitors)
+        # policies whose monitor gave up (why), stepped no more: the others must not lose the event with it
+        self.failed: dict[str, str] = {}
 
     def step(self, event: dict) -> list[dict]:
         out = []
         for k, m in enumerate(self.monitors):
-            v = m.step(event)
+            name = self.policies[k].name
+            if name in self.failed:
+                continue
+            try:
+                v = m.step(event)
+            except (RecursionError, MemoryError) as e:  # a residual that grows with every event (rare formulas)
+                self.failed[name] = f"monitor gave up at event {m.n_events}: {type(e).__name__} (its residual " \
+                                    "formula kept growing); use `aimds verify` on the recorded trace instead"
+                continue
             if v is not PENDING and not self._reported[k]:
                 self._reported[k] = True
                 out.append(self._verdict_record(k, v))
@@ -196,7 +206,8 @@ class SessionPolicyMonitor:
                 "session_id": self.session_id}
 
     def verdicts(self) -> dict[str, str]:
-        return {p.name: m.verdict for p, m in zip(self.policies, self.monitors, strict=True)}
+        return {p.name: "error" if p.name in self.failed else m.verdict
+                for p, m in zip(self.policies, self.monitors, strict=True)}
 
     def action(self) -> str:
         """Strongest action demanded by the policies violated so far: none | log | escalate | block."""
