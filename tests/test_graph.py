@@ -151,6 +151,13 @@ def test_unknown_client_is_not_invented(store):
     assert store.attack_chain("s9")["client_id"] == "c9"
 
 
+def test_two_late_arrivals_in_one_gap_leave_one_chain(store):
+    """r0 and r3 stored, then r1 and r2 arrive in one batch: r0 -> r1 -> r2 -> r3 and no stale r0 -> r3."""
+    store.write_batch(_req("g0", "sg", "c", 0.0) + _req("g3", "sg", "c", 3.0))
+    store.write_batch(_req("g1", "sg", "c", 1.0) + _req("g2", "sg", "c", 2.0))
+    assert store.attack_chain("sg")["next"] == [["g0", "g1"], ["g1", "g2"], ["g2", "g3"]]
+
+
 def test_writes_are_idempotent(store):
     recs = _scenario()
     store.write_batch(recs)

@@ -275,6 +275,8 @@ class WritePlan:
                     self.edge("NEXT", rid, succ[1])
                 if pred is not None and succ is not None:
                     self.drop_next.add((pred[1], succ[1]))
+                if sp is not None and sn is not None:  # the stored edge across the gap this batch fills: with two
+                    self.drop_next.add((sp[1], sn[1]))  # or more late arrivals in it, pred/succ above are their own
         self.unlinked = set()
 
 
