@@ -45,3 +45,12 @@ def test_invalid_yaml_is_a_config_error(tmp_path) -> None:
     p.write_text("pii: [unclosed\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_config(p)
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_non_finite_numbers_are_refused(tmp_path, value: str) -> None:
+    """YAML's .nan / .inf pass a type check but break fusion (a NaN weight made every score NaN)."""
+    f = tmp_path / "c.yaml"
+    f.write_text(f"detector:\n  category_weights:\n    jailbreak: {value}\n")
+    with pytest.raises(ConfigError, match="detector.category_weights.jailbreak: expected a finite number"):
+        load_config(f)

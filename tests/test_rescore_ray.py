@@ -210,3 +210,13 @@ def test_non_finite_times_are_no_times() -> None:
 
     col = pa.chunked_array([[1.5, float("nan"), float("inf"), None, 2.0]])
     assert _seconds(col) == [1.5, None, None, None, 2.0]
+
+
+def test_remote_globs_stay_within_a_path_segment() -> None:
+    """As the local engine's glob: `*` does not cross `/` (remote inputs took sub-directories' files too)."""
+    from aimds_ray.distributed.rescore import _glob_match
+
+    assert _glob_match("bucket/logs/a.parquet", "bucket/logs/*.parquet")
+    assert not _glob_match("bucket/logs/archive/a.parquet", "bucket/logs/*.parquet")
+    assert not _glob_match("bucket/logs/out/_sessions/p.parquet", "bucket/logs/*.parquet")
+    assert _glob_match("bucket/logs/2026-12/a.jsonl", "bucket/logs/*/a.jsonl")

@@ -85,6 +85,13 @@ def _fs_and_path(spec: str) -> tuple[pafs.FileSystem, str, bool]:
     return pafs.LocalFileSystem(), os.path.abspath(spec) if not any(c in spec for c in "*?[") else spec, False
 
 
+def _glob_match(path: str, pattern: str) -> bool:
+    """`glob` semantics on a remote path: `*`, `?` and `[...]` stay within one path segment (fnmatch alone lets
+    `*` cross `/`, so `logs/*.parquet` also took `logs/archive/x.parquet`)."""
+    parts, pats = path.split("/"), pattern.split("/")
+    return len(parts) == len(pats) and all(fnmatch.fnmatchcase(a, b) for a, b in zip(parts, pats, strict=True))
+
+
 def list_inputs(spec: str) -> tuple[pafs.FileSystem, list[InputFile]]:
     """Expand INPUT like the local engine (file, directory, glob), on any filesystem pyarrow knows."""
     fs, path, remote = _fs_and_path(spec)
@@ -95,7 +102,7 @@ def list_inputs(spec: str) -> tuple[pafs.FileSystem, list[InputFile]]:
         if any(c in path for c in "*?["):
             base = path[: min(path.index(c) for c in "*?[" if c in path)].rsplit("/", 1)[0]
             infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
-            paths = sorted(i.path for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, path))
+            paths = sorted(i.path for i in infos if i.type == pafs.FileType.File and _glob_match(i.path, path))
         else:
             info = fs.get_file_info(path)
             if info.type == pafs.FileType.NotFound:
