@@ -248,3 +248,21 @@ def test_rescore_odd_jsonl_rows_do_not_stop_the_job(tmp_path) -> None:
     assert s.rows == 3 and len(got) == 3
     assert got[0]["id"] == "123456789012345678901234567890" and got[0]["action"] == "allow"
     assert got[2]["aimds_error"] == "line 3: no 'text' field"
+
+
+def test_rescore_parquet_output_never_rewrites_values(tmp_path, capsys) -> None:
+    """A column that is numeric in the first rows and text later cannot go into one Parquet column unchanged:
+    an error (write .jsonl), not "007" written as 7."""
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"text": "a", "n": 1}\n{"text": "b", "n": 2}\n{"text": "c", "n": "007"}\n')
+    from aimds_ray.core.batch import RescoreError, rescore_local
+
+    with pytest.raises(RescoreError, match="column 'n'"):
+        rescore_local(str(inp), str(tmp_path / "out.parquet"), chunk_rows=2, progress=False)
+    assert not (tmp_path / "out.parquet").exists()
+    ok = tmp_path / "ok.jsonl"  # a lossless conversion is still made: 1.5, 2.5 then 3 -> doubles
+    ok.write_text('{"text": "a", "n": 1.5}\n{"text": "b", "n": 2.5}\n{"text": "c", "n": 3}\n')
+    rescore_local(str(ok), str(tmp_path / "ok.parquet"), chunk_rows=2, progress=False)
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "ok.parquet").column("n").to_pylist() == [1.5, 2.5, 3.0]

@@ -308,9 +308,12 @@ def _align(table: pa.Table, schema: pa.Schema, path: str, rows_before: int) -> p
             continue
         c = table.column(f.name)
         if c.type != f.type:
-            try:
-                c = c.cast(f.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            try:  # only a lossless conversion: "007" or "0x1" cast to int64 would be written as 7 and 1
+                cast = c.cast(f.type)
+                if not cast.cast(c.type).equals(c):
+                    raise ValueError("not lossless")
+                c = cast
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError):
                 raise RescoreError(f"{path}: column {f.name!r} is {f.type} in the first rows but {c.type} after row "
                                    f"{rows_before}; Parquet output has one schema: write .jsonl output instead"
                                    ) from None
