@@ -266,3 +266,18 @@ def test_rescore_parquet_output_never_rewrites_values(tmp_path, capsys) -> None:
     import pyarrow.parquet as pq
 
     assert pq.read_table(tmp_path / "ok.parquet").column("n").to_pylist() == [1.5, 2.5, 3.0]
+
+
+def test_rescore_jsonl_output_is_valid_json(tmp_path) -> None:
+    """NaN / inf floats and binary columns from Parquet come out as JSON (null, base64), not NaN or b'...'."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from aimds_ray.core.batch import rescore_local
+
+    pq.write_table(pa.table({"text": ["a", "b"], "x": [float("nan"), 1.5], "blob": [b"\x00\x01", None]}),
+                   tmp_path / "in.parquet")
+    rescore_local(str(tmp_path / "in.parquet"), str(tmp_path / "out.jsonl"), progress=False)
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    rows = [json.loads(line, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) for line in lines]
+    assert rows[0]["x"] is None and rows[1]["x"] == 1.5 and rows[0]["blob"] == "AAE=" and rows[1]["blob"] is None

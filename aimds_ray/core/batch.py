@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import sys
 import time
@@ -261,8 +262,31 @@ def _write_jsonl(f: Any, table: pa.Table) -> None:
                               for b in col.cast(pa.large_binary()).to_pylist()]
         rows = [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
     for row in rows:
-        f.write(json.dumps(row, ensure_ascii=False, default=str))
+        try:
+            line = json.dumps(row, ensure_ascii=False, default=_json_value, allow_nan=False)
+        except ValueError:  # NaN / inf from a float column: JSON has no such numbers (null, as pandas writes)
+            line = json.dumps(_finite(row), ensure_ascii=False, default=_json_value)
+        f.write(line)
         f.write("\n")
+
+
+def _json_value(v: Any) -> Any:
+    """What JSON cannot hold as is: bytes as base64 text (not Python's b'...' repr), dates and the rest as str."""
+    if isinstance(v, bytes | bytearray | memoryview):
+        import base64
+
+        return base64.b64encode(bytes(v)).decode("ascii")
+    return str(v)
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
 
 
 def rescore_local(
