@@ -81,7 +81,10 @@ def test_recent_requests_are_bounded_and_forwarded_once() -> None:
     pending = r.drain()
     assert [k for k, _, _ in pending] == ["r3", "r4"] and r.drain() == []  # the pending list has the same bounds
     r.add("r6", "hi", allowed=True)
-    assert r.drain() == [("r6", "hi", True)]
+    taken = r.drain()
+    r.add("r7", "yo")
+    r.requeue(taken)  # a failed forward puts them back, ahead of what came since
+    assert r.drain() == [("r6", "hi", True), ("r7", "yo", False)]
     quiet = RecentRequests(forward=False)
     quiet.add("a", "text")
     assert quiet.get("a") == "text" and quiet.drain() == []

@@ -221,5 +221,12 @@ class RecentRequests:
         out, self._pending, self._pending_chars = self._pending, [], 0
         return out
 
+    def requeue(self, items: list[tuple[str, str, bool]]) -> None:
+        """Put back what a failed forward took (ahead of what came since), within the same bounds."""
+        self._pending = items + self._pending
+        self._pending_chars += sum(len(t) for _, t, _ in items)
+        while len(self._pending) > self.max_items or self._pending_chars > self.max_chars:
+            self._pending_chars -= len(self._pending.pop(0)[1])
+
     def __len__(self) -> int:
         return len(self._texts)

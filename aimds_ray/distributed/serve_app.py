@@ -45,7 +45,7 @@ MAX_BODY = 1 << 20  # /v1/detect and /v1/feedback
 MAX_BATCH_BODY = 32 << 20  # /v1/detect/batch
 DEEP_QUEUE_TASKS = 20_000  # deep-path tasks waiting in a replica (batches count by size); beyond: refused, degraded
 MAX_BATCH_ITEMS = 10_000
-SUBMIT_ATTEMPTS = 4  # deep-path submissions retried over ~3.5 s before they are dropped (and logged)
+SUBMIT_ATTEMPTS = 8  # deep-path submissions retried over ~30 s (a scheduler starting or restarting) before dropped
 RECENT_FLUSH_S = 0.5  # how often a replica forwards its recent (request id, text) pairs to the learner
 
 
@@ -320,7 +320,7 @@ class AimdsIngress:
                     if attempt + 1 == SUBMIT_ATTEMPTS:
                         log.warning("deep-path tasks not submitted (%s): %d", type(e).__name__, len(tasks))
                     else:
-                        await asyncio.sleep(0.5 * 2**attempt)
+                        await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
 
     def _deep_task(self, item: dict[str, Any], report: dict[str, Any], t: float) -> dict[str, Any] | None:
         """The deep-path task for a session-relevant or uncertain request, else None."""
@@ -456,9 +456,9 @@ class AimdsIngress:
         if not pairs or learner is None:
             return
         try:
-            await asyncio.wait_for(learner.remember_many.remote(pairs), self.rcfg.call_timeout_s)
-        except Exception as e:  # feedback by id then works on this replica only, until the learner is back
-            log.warning("recent request ids not forwarded to the learner (%s): %d", type(e).__name__, len(pairs))
+            await asyncio.wait_for(learner.remember_many.remote(pairs), max(10.0, self.rcfg.call_timeout_s))
+        except Exception:  # a learner still starting (it loads its replay buffers): kept for the next flush
+            self._recent.requeue(pairs)
 
     async def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
         bad = validate_feedback(body)
