@@ -143,3 +143,48 @@ def test_admission_counts_parallel_workers() -> None:
         assert q.submit(Task("x", Priority.LOW, clock.t + 3.5)).accepted is accepted
     with pytest.raises(ValueError):
         DeadlineQueue(workers=0)
+
+
+def test_resubmitted_tasks_run_once() -> None:
+    """A replica re-submits a batch whose acknowledgement timed out; tasks that had landed must not run twice."""
+    import asyncio
+
+    from aimds_ray.distributed.actors import DeadlineScheduler
+
+    seen: list[float] = []
+
+    class Call:
+        def __init__(self, fn):
+            self.fn = fn
+
+        def remote(self, *args):
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_result(self.fn(*args))
+            return fut
+
+    class Analyzer:
+        observe = Call(lambda sid, t, *rest: seen.append(t))
+
+    class Verifier:
+        step = Call(lambda sid, events: [])
+
+    cls = DeadlineScheduler.__ray_metadata__.modified_class
+    report = {"score": 0.9, "categories": {}, "is_threat": True, "threat_type": "jailbreak", "action": "block",
+              "evidence": [], "latency_us": 100.0}
+    tasks = [{"id": f"r{i}", "priority": "critical", "session_id": "s", "t": float(i), "text_len": 5,
+              "report": dict(report)} for i in range(3)]
+
+    async def go() -> list[dict]:
+        sched = cls({"graph": False}, {"analyzers": [Analyzer()], "verifiers": [Verifier()], "graph": None,
+                                       "shards": []})
+        await sched.submit_many([dict(t) for t in tasks])
+        again = await sched.submit_many([dict(t) for t in tasks])
+        for _ in range(200):
+            if len(seen) >= 3:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        return again
+
+    again = asyncio.run(go())
+    assert [a["reason"] for a in again] == ["duplicate"] * 3 and seen == [0.0, 1.0, 2.0]

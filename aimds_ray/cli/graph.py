@@ -80,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from aimds_ray.cli import UsageError
     from aimds_ray.graph import GraphError, embedded_graph_path, open_graph_store
 
-    path = None if args.uri and "://" in args.uri and not args.uri.lower().startswith("sqlite://") \
-        else embedded_graph_path(args.uri)
+    path = embedded_graph_path(args.uri)
     if path is not None and not path.exists():  # a query only reads: no empty database made where none was written
         if args.uri or os.environ.get("AIMDS_GRAPH_URI"):
             raise UsageError(f"no graph database at {path}")

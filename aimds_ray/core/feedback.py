@@ -211,8 +211,7 @@ class RecentRequests:
             return
         self._pending.append((request_id, text, allowed))
         self._pending_chars += len(text)
-        while len(self._pending) > self.max_items or self._pending_chars > self.max_chars:  # learner unreachable
-            self._pending_chars -= len(self._pending.pop(0)[1])
+        self._trim_pending()
 
     def get(self, request_id: str) -> str | None:
         return self._texts.get(request_id)
@@ -225,6 +224,10 @@ class RecentRequests:
         """Put back what a failed forward took (ahead of what came since), within the same bounds."""
         self._pending = items + self._pending
         self._pending_chars += sum(len(t) for _, t, _ in items)
+        self._trim_pending()
+
+    def _trim_pending(self) -> None:
+        """The oldest go first when the learner stays unreachable: the same bounds as the texts."""
         while len(self._pending) > self.max_items or self._pending_chars > self.max_chars:
             self._pending_chars -= len(self._pending.pop(0)[1])
 

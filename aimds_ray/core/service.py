@@ -93,4 +93,3 @@ def detect_items(detector: Detector, items: list[dict[str, Any]]) -> list[dict[s
         for i, r in zip(idx, reports, strict=True):
             out[i] = r.to_dict()
     return [o if o is not None else error("internal: no result", 500) for o in out]
-

@@ -22,7 +22,7 @@ from typing import Any
 
 import ray
 
-from aimds_ray.distributed.runtime import HashRing, RuntimeConfig
+from aimds_ray.distributed.runtime import HashRing, RuntimeConfig, with_retries
 
 
 def _state_dir() -> Path:
@@ -182,6 +182,7 @@ def _hit(h: Any) -> dict[str, Any]:
     return {**meta, "id": int(i), "score": float(score)}
 
 
+SEEN_IDS = 100_000  # task ids the scheduler remembers to drop re-submissions
 OBSERVE_MAX_CHARS = 20_000  # longer allowed texts are not kept as recent traffic (memory: 2,000 texts are kept)
 
 
@@ -344,6 +345,9 @@ class DeadlineScheduler:
         self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(self.cfg.scheduler_concurrency)
         self._order_changed = asyncio.Event()  # set (and replaced) whenever a session ticket finishes
+        # task ids admitted lately: a replica re-submits a batch whose acknowledgement it did not get, and a task
+        # that had landed must not run (and reach its session's monitors) twice
+        self._seen_ids: OrderedDict[str, None] = OrderedDict()
         self._loop_task: asyncio.Task | None = None
         self.decision_ns: list[int] = []
         self.last_errors: OrderedDict[str, str] = OrderedDict()
@@ -362,6 +366,11 @@ class DeadlineScheduler:
 
         self._ensure_loop()
         t0 = time.perf_counter_ns()
+        if task["id"] in self._seen_ids:
+            return {"accepted": True, "reason": "duplicate", "shed": []}
+        self._seen_ids[task["id"]] = None
+        if len(self._seen_ids) > SEEN_IDS:
+            self._seen_ids.popitem(last=False)
         pr = Priority.parse(task.get("priority", "low"))
         deadline = time.monotonic() + float(task.get("deadline_ms") or self.cfg.deadlines_ms[pr.name.lower()]) / 1e3
         sid = task.get("session_id")
@@ -509,15 +518,9 @@ class DeadlineScheduler:
             rec = {"kind": "report", "session_id": sid, "client_id": p.get("client_id") or "", "t": p["t"],
                    "report": rep, "violations": violations}
             # acknowledged once spooled to disk; a writer that refuses (full spool) or is down shows as degraded.
-            # Retried: a killed writer restarts (max_restarts=-1) in seconds, and replaying a record changes nothing
-            for attempt in range(3):
-                try:
-                    await self._call("graph", self.h["graph"].write.remote([rec]))
-                    break
-                except Exception:
-                    if attempt == 2:
-                        raise
-                    await asyncio.sleep(0.5 * 2**attempt)
+            # Retried: a killed writer restarts in seconds, and replaying a record changes nothing
+            graph = self.h["graph"]
+            await with_retries(lambda: self._call("graph", graph.write.remote([rec])), 3)
         if failed is not None:
             raise failed
 

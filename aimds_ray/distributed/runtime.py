@@ -8,8 +8,10 @@ a session's state lives in exactly one actor and growing the pool moves only ~1/
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -78,3 +80,20 @@ def actor_names(cfg: RuntimeConfig) -> dict[str, list[str]]:
         "verifiers": [f"aimds-verifier-{i}" for i in range(cfg.verifiers)],
         "shards": [f"aimds-matcher-{i}" for i in range(cfg.matcher_shards)],
     }
+
+
+async def with_retries(call: Callable[[], Awaitable[Any]], attempts: int, *,
+                       on_error: Callable[[Exception], None] | None = None, max_sleep_s: float = 8.0) -> Any:
+    """`await call()`, tried up to `attempts` times with doubling pauses (0.5 s, 1 s, ... at most `max_sleep_s`):
+    a named actor killed mid-call restarts (max_restarts=-1) within seconds. The last error is raised. Only for
+    calls that are safe to repeat: graph writes merge, and the scheduler drops task ids it has admitted."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except Exception as e:
+            if on_error is not None:
+                on_error(e)
+            if attempt + 1 == attempts:
+                raise
+            await asyncio.sleep(min(max_sleep_s, 0.5 * 2**attempt))
+    raise ValueError("attempts must be >= 1")

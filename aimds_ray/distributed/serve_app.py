@@ -31,7 +31,7 @@ from aimds_ray.core.process import settle_heap
 from aimds_ray.core.service import detect_items, error, validate_feedback
 from aimds_ray.core.validity import json_has_lone_surrogate
 from aimds_ray.distributed.actors import client_events
-from aimds_ray.distributed.runtime import NAMESPACE, HashRing, RuntimeConfig, actor_names
+from aimds_ray.distributed.runtime import NAMESPACE, HashRing, RuntimeConfig, actor_names, with_retries
 
 log = logging.getLogger("aimds.serve")
 
@@ -91,6 +91,7 @@ class _Metrics:
     """Ray metrics (exported by Ray's metrics agent in Prometheus format); no-ops if metrics are unavailable."""
 
     def __init__(self) -> None:
+        self._version_now: str | None = None  # the version series last set to 1
         try:
             from ray.util.metrics import Counter, Gauge, Histogram
 
@@ -138,9 +139,8 @@ class _Metrics:
         drops a gauge series that has not been set for a while, and this one changes rarely."""
         if self.version is None:
             return
-        prev = getattr(self, "_version_now", None)
-        if prev is not None and prev != version:
-            self.version.set(0, {"version": prev})
+        if self._version_now is not None and self._version_now != version:
+            self.version.set(0, {"version": self._version_now})
         self.version.set(1, {"version": version})
         self._version_now = version
 
@@ -310,17 +310,18 @@ class AimdsIngress:
             while not self._deep_q.empty() and len(tasks) < 4096:  # what queued meanwhile goes in the same call
                 tasks.extend(self._deep_q.get_nowait())
             self._deep_waiting -= len(tasks)
-            for attempt in range(SUBMIT_ATTEMPTS):  # a restarting scheduler (max_restarts=-1) is back in seconds
-                try:
-                    await asyncio.wait_for(self._connect()["scheduler"].submit_many.remote(tasks),
-                                           max(10.0, self.rcfg.call_timeout_s))
-                    break
-                except Exception as e:  # answered "pending"; the scheduler's absence shows as degraded meanwhile
-                    self.degraded["scheduler"] = f"{type(e).__name__}"
-                    if attempt + 1 == SUBMIT_ATTEMPTS:
-                        log.warning("deep-path tasks not submitted (%s): %d", type(e).__name__, len(tasks))
-                    else:
-                        await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
+
+            def submit(batch: list[dict[str, Any]] = tasks) -> Any:
+                return asyncio.wait_for(self._connect()["scheduler"].submit_many.remote(batch),
+                                        max(10.0, self.rcfg.call_timeout_s))
+
+            def degrade(e: Exception) -> None:  # answered "pending": the scheduler's absence shows meanwhile
+                self.degraded["scheduler"] = type(e).__name__
+
+            try:  # a scheduler starting or restarting is back within seconds
+                await with_retries(submit, SUBMIT_ATTEMPTS, on_error=degrade)
+            except Exception as e:
+                log.warning("deep-path tasks not submitted (%s): %d", type(e).__name__, len(tasks))
 
     def _deep_task(self, item: dict[str, Any], report: dict[str, Any], t: float) -> dict[str, Any] | None:
         """The deep-path task for a session-relevant or uncertain request, else None."""

@@ -62,10 +62,10 @@ def open_graph_store(uri: str | None = None, *, user: str | None = None, passwor
 
 
 def embedded_graph_path(uri: str | None = None) -> Path | None:
-    """The SQLite file `open_graph_store(uri)` would open (None for a Bolt server): for callers that only read and
-    should not create an empty database where none was written."""
+    """The SQLite file `open_graph_store(uri)` would open (None for a Bolt server, or a URI it refuses): for callers
+    that only read and should not create an empty database where none was written."""
     uri = uri if uri is not None else os.environ.get("AIMDS_GRAPH_URI") or None
-    if uri and uri.lower().startswith(BOLT_SCHEMES):
+    if uri and "://" in uri and not uri.lower().startswith("sqlite://"):
         return None
     if uri and uri.lower().startswith("sqlite://"):
         uri = uri[len("sqlite://"):] or None
