@@ -356,3 +356,32 @@ def test_analyzer_restart_without_checkpoint_says_rebuilt(cluster_app: dict[str,
         assert info["origin"] == "rebuilt", info  # the 3 observations are gone: the report must say so
     finally:
         ray.kill(a, no_restart=True)
+
+
+def test_killed_scheduler_runs_its_queued_tasks_after_restart(cluster_app: dict[str, Any]) -> None:
+    """Tasks admitted by the scheduler but still queued when its process is killed are replayed by the restarted
+    scheduler from $AIMDS_HOME/state/scheduler.journal (they used to be lost with the in-memory queue)."""
+    import ray
+
+    app = cluster_app["client"]
+    rep = app.post("/v1/detect", json={"text": "hello there"}).json()
+    sid = f"journal-{time.time_ns()}"
+    n = 300
+    t0 = time.time()
+    tasks = [{"id": f"{sid}-{i}", "priority": "low", "session_id": sid, "t": t0 + i * 1e-3, "text_len": 11,
+              "report": {**rep, "request_id": f"{sid}-{i}"}} for i in range(n)]
+    sched = _actor(_names()["scheduler"][0])
+    acks = ray.get(sched.submit_many.remote(tasks), timeout=60)
+    assert all(a["accepted"] for a in acks), acks[:3]
+    ray.kill(sched, no_restart=False)  # one session's tasks run one after another: most are still queued
+
+    def replayed() -> dict[str, Any]:
+        st = ray.get(sched.stats.remote(), timeout=10)
+        assert st["journal"]["replayed"] > 0, st["journal"]
+        return st
+
+    st = _retry(replayed, 120, "restarted scheduler")
+    assert st["journal"]["error"] == ""
+    _retry(lambda: _assert_n(app, sid, n), 120, "every queued task observed")
+    # at least once: a task in flight at the kill may run again, nothing more
+    assert app.get(f"/v1/sessions/{sid}").json()["behaviour"]["n"] <= n + 2

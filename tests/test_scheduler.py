@@ -188,3 +188,136 @@ def test_resubmitted_tasks_run_once() -> None:
 
     again = asyncio.run(go())
     assert [a["reason"] for a in again] == ["duplicate"] * 3 and seen == [0.0, 1.0, 2.0]
+
+
+def _jtask(i: int, sid: str = "s") -> dict:
+    return {"id": f"{sid}{i}", "priority": "low", "session_id": sid, "t": float(i), "_ticket": i,
+            "report": {"score": 0.5, "categories": {"jailbreak": 0.5}}}
+
+
+def test_journal_replays_unfinished_tasks_in_admission_order(tmp_path) -> None:
+    from aimds_ray.core.scheduler import TaskJournal
+
+    j = TaskJournal(tmp_path / "q.journal")
+    j.add_many([_jtask(i) for i in range(5)])
+    j.done("s1")
+    j.done("s3")
+    j.done("unknown")  # never admitted: nothing to forget, nothing written
+    j.close()
+    j2 = TaskJournal(tmp_path / "q.journal")
+    assert [t["id"] for t in j2.pending()] == ["s0", "s2", "s4"]
+    assert j2.seen == ["s0", "s1", "s2", "s3", "s4"]
+    assert "_ticket" not in j2.pending()[0] and j2.pending()[0]["report"]["categories"] == {"jailbreak": 0.5}
+    j2.close()
+
+
+def test_journal_survives_a_torn_last_line_and_keeps_appending_after_it(tmp_path) -> None:
+    from aimds_ray.core.scheduler import TaskJournal
+
+    path = tmp_path / "q.journal"
+    j = TaskJournal(path)
+    j.add_many([_jtask(0), _jtask(1)])
+    j.close()
+    with open(path, "ab") as f:
+        f.write(b'{"op":"add","id":"s2","task":{"id":"s')  # a crash mid-write
+    j = TaskJournal(path)
+    assert [t["id"] for t in j.pending()] == ["s0", "s1"] and j.torn_lines == 1
+    j.add_many([_jtask(3)])
+    j.done("s0")
+    j.close()
+    j = TaskJournal(path)
+    assert [t["id"] for t in j.pending()] == ["s1", "s3"]
+    j.close()
+
+
+def test_journal_compaction_keeps_exactly_the_pending_tasks(tmp_path) -> None:
+    from aimds_ray.core.scheduler import TaskJournal
+
+    path = tmp_path / "q.journal"
+    j = TaskJournal(path, compact_bytes=4096)
+    for i in range(200):
+        j.add_many([_jtask(i)])
+        if i % 10:
+            j.done(f"s{i}")
+    assert path.stat().st_size < 8192  # compacted as it went, not 200 adds and 180 dones
+    j.close()
+    j = TaskJournal(path)
+    assert [t["id"] for t in j.pending()] == [f"s{i}" for i in range(0, 200, 10)]
+    j.close()
+
+
+def test_a_second_journal_on_the_same_file_is_refused(tmp_path) -> None:
+    from aimds_ray.core.feedback import LockTimeout
+    from aimds_ray.core.scheduler import TaskJournal
+
+    j = TaskJournal(tmp_path / "q.journal")
+    with pytest.raises(LockTimeout):
+        TaskJournal(tmp_path / "q.journal", lock_timeout_s=0.2)
+    j.close()
+    TaskJournal(tmp_path / "q.journal", lock_timeout_s=0.2).close()  # free again once the first let go
+
+
+def test_restarted_scheduler_runs_what_its_predecessor_had_queued() -> None:
+    """The scheduler actor's class, in-process: the first incarnation admits a session's tasks and dies before
+    running them (its analyzer never answers); the second, on the same $AIMDS_HOME, runs them in order and drops
+    the replica's re-submission of the same ids."""
+    import asyncio
+
+    from aimds_ray.distributed.actors import DeadlineScheduler
+
+    seen: list[float] = []
+
+    class Call:
+        def __init__(self, fn):
+            self.fn = fn
+
+        def remote(self, *args):
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_result(self.fn(*args))
+            return fut
+
+    class Hung:
+        def remote(self, *args):
+            return asyncio.get_running_loop().create_future()  # never resolves: the task stays in flight
+
+    class Analyzer:
+        observe = Call(lambda sid, t, *rest: seen.append(t))
+
+    class HungAnalyzer:
+        observe = Hung()
+
+    class Verifier:
+        step = Call(lambda sid, events: [])
+
+    cls = DeadlineScheduler.__ray_metadata__.modified_class
+    cfg = {"graph": False, "call_timeout_s": 60.0, "scheduler_concurrency": 1}
+    report = {"score": 0.9, "categories": {}, "is_threat": True, "threat_type": "jailbreak", "action": "block",
+              "evidence": [], "latency_us": 100.0}
+    tasks = [{"id": f"r{i}", "priority": "high", "session_id": "s", "t": float(i), "text_len": 5,
+              "report": dict(report)} for i in range(4)]
+
+    async def first() -> dict:
+        sched = cls(cfg, {"analyzers": [HungAnalyzer()], "verifiers": [Verifier()], "graph": None, "shards": []})
+        acks = await sched.submit_many([dict(t) for t in tasks])
+        assert all(a["accepted"] for a in acks)
+        await asyncio.sleep(0.05)
+        st = sched.stats()
+        sched.journal.close()  # the process dies: its lock goes with it
+        return st
+
+    async def second() -> tuple[list[dict], dict]:
+        sched = cls(cfg, {"analyzers": [Analyzer()], "verifiers": [Verifier()], "graph": None, "shards": []})
+        again = await sched.submit_many([dict(t) for t in tasks])  # the replica's retry of the unacknowledged batch
+        for _ in range(300):
+            if len(seen) >= 4:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        return again, sched.stats()
+
+    st1 = asyncio.run(first())
+    assert st1["journal"]["pending"] == 4 and seen == []
+    again, st2 = asyncio.run(second())
+    assert seen == [0.0, 1.0, 2.0, 3.0]  # each once, in the session's order
+    assert [a["reason"] for a in again] == ["duplicate"] * 4
+    assert st2["journal"] == {"pending": 0, "replayed": 4, "error": ""}

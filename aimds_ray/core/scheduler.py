@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
+import os
 import time
 from dataclasses import dataclass, field
 from enum import IntEnum
+from pathlib import Path
 from typing import Any
 
 
@@ -229,3 +232,112 @@ class SessionSequencer:
             fin.discard(d)
             d += 1
         self._done[sid] = d
+
+
+class TaskJournal:
+    """The scheduler's queue on disk, so tasks admitted but not yet run survive the scheduler's process.
+
+    Append-only JSON lines: `{"op": "add", "id", "task"}` when a task is admitted (written before the admission is
+    acknowledged) and `{"op": "done", "id"}` when it ran, failed, or was shed. `pending()` is what a restarted
+    scheduler replays: the adds without a done, in admission order (so per-session order holds). The file is
+    rewritten with only those once it has grown past `compact_bytes` and is mostly finished work.
+
+    Written with plain `write` calls, without fsync: a killed process loses nothing the kernel has accepted; a machine
+    that loses power loses the queue of that moment (the deep path is advisory, the answers were already given). A
+    line torn by a crash mid-write is skipped on reading. An `flock` keeps a second scheduler on the same
+    `$AIMDS_HOME` from interleaving with the first (`LockTimeout` from `FileLock`).
+    """
+
+    def __init__(self, path: Path, compact_bytes: int = 8 << 20, lock_timeout_s: float = 10.0) -> None:
+        from aimds_ray.core.feedback import FileLock
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.compact_bytes = compact_bytes
+        self._lock = FileLock(self.path.with_name(self.path.name + ".lock"), timeout=lock_timeout_s).acquire()
+        self._pending: dict[str, bytes] = {}  # id -> its add line, in admission order
+        self.seen: list[str] = []  # every id in the file, in order (the scheduler drops their re-submissions)
+        self.torn_lines = 0
+        self._size = 0
+        if self.path.exists():
+            self._load()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = os.fstat(self._fd).st_size
+        self._ensure_newline()
+
+    def _load(self) -> None:
+        with open(self.path, "rb") as f:
+            for raw in f:
+                try:
+                    rec = json.loads(raw)
+                    op, tid = rec["op"], str(rec["id"])
+                except (ValueError, KeyError, TypeError):
+                    self.torn_lines += 1
+                    continue
+                if op == "add" and isinstance(rec.get("task"), dict):
+                    self._pending[tid] = raw if raw.endswith(b"\n") else raw + b"\n"
+                    self.seen.append(tid)
+                elif op == "done":
+                    self._pending.pop(tid, None)
+
+    def _ensure_newline(self) -> None:
+        """A torn last line must not swallow the next record: start it on a line of its own."""
+        if self._size:
+            with open(self.path, "rb") as f:
+                f.seek(self._size - 1)
+                if f.read(1) != b"\n":
+                    self._write(b"\n")
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # os.write may write less than asked without raising
+            view = view[os.write(self._fd, view):]
+        self._size += len(data)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Tasks admitted and not finished, in admission order."""
+        return [json.loads(line)["task"] for line in self._pending.values()]
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add_many(self, tasks: list[dict[str, Any]]) -> None:
+        """Record admitted tasks (their `id` and JSON-able fields; keys starting with "_" are the scheduler's own)."""
+        lines = []
+        for task in tasks:
+            tid = str(task["id"])
+            body = {k: v for k, v in task.items() if not k.startswith("_")}
+            line = (json.dumps({"op": "add", "id": tid, "task": body}, separators=(",", ":"), default=str)
+                    + "\n").encode("utf-8")
+            self._pending[tid] = line
+            lines.append(line)
+        if lines:
+            self._write(b"".join(lines))
+
+    def done(self, task_id: str) -> None:
+        if self._pending.pop(str(task_id), None) is None:
+            return
+        self._write((json.dumps({"op": "done", "id": str(task_id)}, separators=(",", ":")) + "\n").encode("utf-8"))
+        if self._size > self.compact_bytes:
+            live = sum(len(v) for v in self._pending.values())
+            if live * 2 < self._size:
+                self.compact()
+
+    def compact(self) -> None:
+        """Rewrite the file with only the pending adds (atomically: a crash leaves the old file or the new one)."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        data = b"".join(self._pending.values())
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = len(data)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._lock.release()

@@ -1,7 +1,8 @@
 """Ray actors. Each owns one core object and forwards to it; no algorithm lives here.
 
 * `DeadlineScheduler` – a `core.scheduler.DeadlineQueue`, plus the dispatch loop that runs deep-path tasks on the
-  analyzer / verifier / matcher actors, at most `scheduler_concurrency` at a time.
+  analyzer / verifier / matcher actors, at most `scheduler_concurrency` at a time; admitted tasks are journaled to
+  `$AIMDS_HOME/state/scheduler.journal` (`core.scheduler.TaskJournal`) and replayed by a restarted scheduler.
 * `AttractorAnalyzer` – a `core.behaviour.BehaviourModel` for the sessions hashed to it; checkpointed to
   `$AIMDS_HOME/state/` so a restart restores it (the state call says `restored` or `rebuilt`).
 * `PolicyVerifier` – one `core.ltl.SessionPolicyMonitor` per session (LRU-bounded).
@@ -355,15 +356,38 @@ class DeadlineScheduler:
         self.deep_matches = 0
         self._sim_pending: list[tuple[str, int, asyncio.Future[list[dict[str, Any]]]]] = []
         self._sim_flush: asyncio.Task | None = None
+        self.journal: Any = None
+        self.journal_error = ""
+        self.replayed = 0
+        self._open_journal()
+
+    def _open_journal(self) -> None:
+        """Replay what a previous incarnation admitted and did not finish (its tasks run again, in their order:
+        at least once), then record every admission. Without a journal the scheduler still runs, and says so."""
+        from aimds_ray.core.scheduler import TaskJournal
+
+        try:
+            self.journal = TaskJournal(_state_dir() / "scheduler.journal")
+        except Exception as e:  # another scheduler holds it, or the state directory is not writable
+            self.journal_error = f"{type(e).__name__}: {e}"
+            return
+        for tid in self.journal.seen[-SEEN_IDS:]:
+            self._seen_ids[tid] = None
+        for task in self.journal.pending():
+            self._admit(task)
+            self.replayed += 1
+        if self.replayed:
+            with contextlib.suppress(RuntimeError):  # an async actor's __init__ runs on its event loop
+                loop = asyncio.get_event_loop()
+                loop.call_soon_threadsafe(self._ensure_loop)
 
     def _ensure_loop(self) -> None:
         if self._loop_task is None or self._loop_task.done():
             self._loop_task = asyncio.get_running_loop().create_task(self._run())
 
     async def submit(self, task: dict[str, Any]) -> dict[str, Any]:
-        """Admit one deep-path task: {id, priority, deadline_ms, session_id, report, t, text_len, entropy}."""
-        from aimds_ray.core.scheduler import Priority, Task
-
+        """Admit one deep-path task: {id, priority, deadline_ms, session_id, report, t, text_len, entropy}. It is
+        in the journal before this returns."""
         self._ensure_loop()
         t0 = time.perf_counter_ns()
         if task["id"] in self._seen_ids:
@@ -371,6 +395,15 @@ class DeadlineScheduler:
         self._seen_ids[task["id"]] = None
         if len(self._seen_ids) > SEEN_IDS:
             self._seen_ids.popitem(last=False)
+        out = self._admit(task, journal=True)
+        self.decision_ns.append(time.perf_counter_ns() - t0)
+        if len(self.decision_ns) > 10_000:
+            del self.decision_ns[:5000]
+        return out
+
+    def _admit(self, task: dict[str, Any], journal: bool = False) -> dict[str, Any]:
+        from aimds_ray.core.scheduler import Priority, Task
+
         pr = Priority.parse(task.get("priority", "low"))
         deadline = time.monotonic() + float(task.get("deadline_ms") or self.cfg.deadlines_ms[pr.name.lower()]) / 1e3
         sid = task.get("session_id")
@@ -379,10 +412,14 @@ class DeadlineScheduler:
         adm = self.q.submit(Task(task["id"], pr, deadline, task))
         if not adm.accepted:
             self._release(task)
-        self.decision_ns.append(time.perf_counter_ns() - t0)
-        if len(self.decision_ns) > 10_000:
-            del self.decision_ns[:5000]
-        if adm.accepted:
+        else:
+            if journal and self.journal is not None:
+                try:
+                    self.journal.add_many([task])
+                    self.degraded.pop("journal", None)
+                except OSError as e:  # the task still runs; only its survival of a restart is in doubt
+                    self.degraded["journal"] = time.time()
+                    self.journal_error = f"{type(e).__name__}: {e}"
             self._wake.set()
         return {"accepted": adm.accepted, "reason": adm.reason, "shed": [t.id for t in adm.shed]}
 
@@ -401,6 +438,12 @@ class DeadlineScheduler:
             asyncio.get_running_loop().create_task(self._execute(t))
 
     def _release(self, task: dict[str, Any]) -> None:
+        """A task is finished with (ran, failed, refused or shed): its session's next may go, the journal forgets it."""
+        if self.journal is not None:
+            try:
+                self.journal.done(task["id"])
+            except OSError as e:  # at worst the task runs again after a restart
+                self.journal_error = f"{type(e).__name__}: {e}"
         if task.get("session_id") and "_ticket" in task:
             self.seq.finish(task["session_id"], task["_ticket"])
             self._order_changed.set()  # wake the tasks waiting for their session's turn
@@ -534,6 +577,8 @@ class DeadlineScheduler:
         out["degraded"] = sorted(self.degraded)
         out["deep_matches"] = self.deep_matches
         out["recent_errors"] = list(self.last_errors.values())[-5:]
+        out["journal"] = {"pending": len(self.journal) if self.journal is not None else None,
+                          "replayed": self.replayed, "error": self.journal_error}
         return out
 
 
