@@ -77,11 +77,15 @@ def decision_cost(ops: int, depth: int) -> dict[str, Any]:
 
 
 def ray_hop(n_seq: int, n_pipe: int) -> dict[str, Any]:
+    import tempfile
+
     import ray
 
     from aimds_ray.distributed.actors import DeadlineScheduler
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    home = tempfile.mkdtemp(prefix="aimds-bench-")  # the actor journals admissions: keep them out of $AIMDS_HOME
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"AIMDS_HOME": home}})
     try:
         cfg = RuntimeConfig(analyzers=0, verifiers=0).to_dict()
         cfg["scheduler_capacity"] = 1_000_000
@@ -90,8 +94,10 @@ def ray_hop(n_seq: int, n_pipe: int) -> dict[str, Any]:
         rep = {"score": 0.0, "is_threat": False, "threat_type": "none", "action": "allow", "categories": {},
                "evidence": [], "latency_us": 100.0, "request_id": "", "sanitized_text": None}
 
+        ids = iter(range(10**9))  # unique ids: the scheduler answers a repeated id as a duplicate without deciding
+
         def task(i: int) -> dict[str, Any]:
-            return {"id": f"t{i}", "priority": "low", "t": time.time(), "session_id": None, "report": rep,
+            return {"id": f"t{next(ids)}", "priority": "low", "t": time.time(), "session_id": None, "report": rep,
                     "deadline_ms": 60_000}
 
         for i in range(200):  # warm-up: worker, event loop, imports
@@ -113,6 +119,9 @@ def ray_hop(n_seq: int, n_pipe: int) -> dict[str, Any]:
                 "hop_us_p50": round(_pct(rtt)["p50"] - (st["decision_us_p50"] or 0.0), 1)}
     finally:
         ray.shutdown()
+        import shutil
+
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def overload(load: float, service_ms: float, sim_s: float, mix: list[float], seed: int = 0) -> dict[str, Any]:
