@@ -841,3 +841,10 @@ DOCUMENTATION_LOOKALIKES = [
 @pytest.mark.parametrize("text", DOCUMENTATION_LOOKALIKES)
 def test_documentation_is_no_signature(text: str) -> None:
     assert _signature_ids(text) == set()
+
+
+def test_scan_batch_refuses_request_ids_of_another_length(detector) -> None:
+    from aimds_ray.core.detector import InputError
+
+    with pytest.raises(InputError, match="request_ids"):
+        detector.scan_batch(["a", "b"], request_ids=["x"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 
 ORDER = 10
@@ -39,5 +41,15 @@ def run(args: argparse.Namespace) -> int:
 
     data = _read_input(args)
     report = Detector(args.config).scan(data)
-    print(report.to_json(indent=2 if args.pretty else None))
-    return 1 if report.is_threat else 0
+    code = 1 if report.is_threat else 0
+    out = report.to_json(indent=2 if args.pretty else None)
+    try:
+        out.encode(sys.stdout.encoding or "utf-8")
+    except UnicodeEncodeError:  # a terminal or pipe that is not UTF-8 gets JSON's \u escapes (still valid JSON)
+        out = json.dumps(json.loads(out), ensure_ascii=True, indent=2 if args.pretty else None)
+    try:
+        sys.stdout.write(out + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `aimds scan ... | head`: the reader left, the verdict is still the exit code
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return code

@@ -155,6 +155,8 @@ class Detector:
         """Scan many texts; signals that vectorise (the learned model) see them all at once. Same verdicts as
         `scan` one by one. An invalid item raises `InputError` naming its index."""
         t0 = time.perf_counter_ns()
+        if request_ids is not None and len(request_ids) != len(texts):
+            raise InputError(f"request_ids has {len(request_ids)} items for {len(texts)} texts")
         model, signals, fusion = self._state
         clean, per_docs, per_text = self._evidence_batch(texts, signals)
         reports = []

@@ -2,10 +2,13 @@
 
 `normalize(text)` returns the views the signals scan:
 
-* ``normalized`` – NFKD-folded, diacritics and invisible/format characters removed, case-folded, homoglyphs folded
-  to Latin. ASCII input without control characters takes a fast path (a `lower()` with an identity mapping).
+* ``normalized`` – NFKD-folded, diacritics and invisible/format characters removed (default-ignorable ones too),
+  case-folded, homoglyphs folded to Latin (Cyrillic, Greek, small capitals and other Latin letter forms; Armenian
+  look-alikes inside Latin words). ASCII input without control characters takes a fast path (a `lower()` with an identity mapping).
 * ``leet`` – digits and symbols inside words read as letters (``1gn0r3`` -> ``ignore``), when there are any.
 * ``despaced`` – runs of single letters joined (``i g n o r e`` -> ``ignore``), when there are any.
+* ``markup`` – tags removed, HTML entities and JSON ``\\uXXXX`` escapes decoded, when that joins a word split by
+  tags (``ign<b></b>ore``) or spells escaped letters.
 * decoded variants – base64, hex, URL-encoding, Unicode tag characters ("ASCII smuggling"), rot13 and reversed text,
   found inside the text and decoded recursively up to ``max_decode_depth`` and ``max_decoded_chars`` (so a nested or
   huge payload costs a bounded amount of work).
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import re
 import unicodedata
 from collections import Counter
@@ -47,7 +51,34 @@ _CONFUSABLES = {
     # Latin and symbol look-alikes
     "ı": "i", "ȷ": "j", "ℓ": "l", "ß": "ss", "ø": "o", "Ø": "o", "đ": "d", "ħ": "h", "ł": "l", "ŀ": "l",
     "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-", "\u00a0": " ",
+    "\u2800": " ",
 }
+# Armenian letters that read as Latin ones in most fonts (TR39 confusables). Folded only inside a word that also
+# has ASCII letters ("ignօre"): Armenian text itself keeps its letters (the model reads it as written)
+_ARMENIAN_LOOKALIKES = {"օ": "o", "ս": "u", "ո": "n", "հ": "h", "ց": "g", "զ": "q"}
+
+
+def _latin_variants() -> dict[str, str]:
+    """Latin letters NFKD leaves alone, read as their base letter by their Unicode name: small capitals ("ɪɢɴᴏʀᴇ"),
+    letters with a hook, stroke or tail ("ƈ", "ɨ", "ꞓ"), dotless and script forms. Derived from the names, not
+    listed, so the whole of each block is covered; ~1,900 code points looked at once, on import (~1 ms)."""
+    name_rx = re.compile(r"LATIN (?:LETTER SMALL CAPITAL|(?:SMALL|CAPITAL) LETTER(?: DOTLESS| SCRIPT)?) ([A-Z])"
+                         r"(?: WITH [A-Z ]+)?$")
+    out = {}
+    for lo, hi in ((0x80, 0x2B0), (0x1D00, 0x1DC0), (0x1E00, 0x1F00), (0x2C60, 0x2C80), (0xA720, 0xA800),
+                   (0xAB30, 0xAB70)):
+        for cp in range(lo, hi):
+            ch = chr(cp)
+            plain = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+            if plain.isascii() and plain.isalpha():
+                continue  # NFKD already reads it
+            m = name_rx.match(unicodedata.name(ch, ""))
+            if m:
+                out[ch] = m.group(1).lower()
+    return out
+
+
+_CONFUSABLES = {**_latin_variants(), **_CONFUSABLES}
 _CONFUSABLE_SCRIPTS_CHARS = frozenset(c for c in _CONFUSABLES if ord(c) >= 0x370 and c.isalpha())
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i",
@@ -183,13 +214,19 @@ class Normalized:
 # --- the pipeline -------------------------------------------------------------------------------------------------
 
 
+# Default_Ignorable_Code_Point characters outside category Cf (combining grapheme joiner, Hangul fillers, Khmer
+# inherent vowels, Mongolian variation selectors): they render as nothing, so inside a word they hide it from a
+# filter as a zero-width space does. (The blank Braille pattern, a visible blank, is read as a space: _CONFUSABLES.)
+_IGNORABLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0")
+
+
 def _is_invisible(ch: str) -> bool:
     cat = unicodedata.category(ch)
     if cat == "Cf":  # zero-width, bidi controls, tags, soft hyphen
         return True
     if cat == "Cc":
         return ch not in "\t\n\r"
-    return 0xFE00 <= ord(ch) <= 0xFE0F or 0xE0100 <= ord(ch) <= 0xE01EF  # variation selectors
+    return 0xFE00 <= ord(ch) <= 0xFE0F or 0xE0100 <= ord(ch) <= 0xE01EF or ch in _IGNORABLE  # variation selectors
 
 
 _EMOJI_JOINERS = frozenset("\u200d\ufe0e\ufe0f")  # zero-width joiner, text / emoji presentation selectors
@@ -206,15 +243,21 @@ def _invisible_score(text: str, s: int, e: int, bidi: int) -> float:
     or at either end (it splits no word, so it can hide no keyword). A zero-width character inside a word ("ig<ZWSP>nore") is what filter evasion looks like.
     """
     run = text[s:e]
+    prev = text[s - 1] if s > 0 else " "
+    nxt = text[e] if e < len(text) else " "
     if sum(1 for c in run if 0xE0000 <= ord(c) <= 0xE007F) >= 4:
+        if prev == "\U0001f3f4" and run[-1] == "\U000e007f":
+            return 0.0  # an emoji subdivision flag (England, Scotland, Wales): black flag, tag letters, cancel tag
         return 0.9
+    if all(c in _DIRECTION_MARKS for c in run):
+        # left-to-right / right-to-left marks are how mixed Hebrew or Arabic and Latin text is written; only one
+        # inside a Latin word is evasion
+        return 0.25 if prev.isascii() and prev.isalpha() and nxt.isascii() and nxt.isalpha() else 0.0
     if bidi:
         return 0.6
     vs = sum(1 for c in run if 0xFE00 <= ord(c) <= 0xFE0F or 0xE0100 <= ord(c) <= 0xE01EF)
     if vs >= 2 or any(0xE0100 <= ord(c) <= 0xE01EF for c in run):
         return 0.6
-    prev = text[s - 1] if s > 0 else " "
-    nxt = text[e] if e < len(text) else " "
     if all(c in _EMOJI_JOINERS for c in run) and unicodedata.category(prev)[0] == "S":
         return 0.0
     if prev.isspace() or nxt.isspace():
@@ -225,7 +268,8 @@ def _invisible_score(text: str, s: int, e: int, bidi: int) -> float:
     return 0.25
 
 
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # embeddings, overrides, isolates
+_DIRECTION_MARKS = frozenset("\u200e\u200f\u061c")  # LRM, RLM, ALM: ordinary in right-to-left writing
 
 
 def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
@@ -252,6 +296,9 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
             rep = _CONFUSABLES[ch]
             if ch in _CONFUSABLE_SCRIPTS_CHARS:
                 homoglyph_words.add(i)
+        elif ch in _ARMENIAN_LOOKALIKES and _in_latin_word(text, i):
+            rep = _ARMENIAN_LOOKALIKES[ch]
+            homoglyph_words.add(i)
         else:
             rep = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)).casefold()
             rep = "".join(_CONFUSABLES.get(c, c) for c in rep)
@@ -288,6 +335,17 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
     starts.extend(range(pos, len(text)))
     ends.extend(range(pos + 1, len(text) + 1))
     return Variant("normalized", "".join(out), starts, ends)
+
+
+def _in_latin_word(text: str, i: int) -> bool:
+    """Whether the word around text[i] (up to 40 characters each way) holds an ASCII letter."""
+    a = i
+    while a > 0 and i - a < 40 and text[a - 1].isalpha():
+        a -= 1
+    b = i + 1
+    while b < len(text) and b - i < 40 and text[b].isalpha():
+        b += 1
+    return any("a" <= c <= "z" or "A" <= c <= "Z" for c in text[a:b])
 
 
 def _homoglyph_evidence(text: str, positions: set[int], evidence: list[Evidence]) -> None:
@@ -393,6 +451,56 @@ def _rejoin(v: Variant) -> Variant:
                 i += 1
     copy(pos, len(t))
     return Variant("despaced", "".join(out), starts, ends, offset=v.offset)
+
+
+_MARKUP = re.compile(r"<!--|-->|</?[a-z][a-z0-9]{0,15}(?:\s[^<>]{0,200})?/?>"
+                     r"|&(?:#\d{1,7}|#x[0-9a-f]{1,6}|[a-z][a-z0-9]{1,31});|\\u[0-9a-f]{4}")
+_BLOCK_TAGS = frozenset("address article aside blockquote br dd div dl dt figure footer h1 h2 h3 h4 h5 h6 header hr li "
+                        "main nav ol p pre section table tbody td tfoot th thead tr ul".split())
+
+
+def _unmarkup(v: Variant) -> Variant | None:
+    """The view with markup read as a browser or a JSON parser would: tags removed (a block tag is a space), HTML
+    entities and JSON "\\uXXXX" escapes decoded. Added only when that splices words together ("ign<b></b>ore", one
+    tag per letter) or spells letters that were escaped (3+): what hides a keyword from a scan of the raw text."""
+    t = v.text
+    if "<" not in t and "&" not in t and "\\u" not in t:
+        return None
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    letters = 0
+    cuts: list[int] = []
+    for m in _MARKUP.finditer(t):
+        a, b = m.span()
+        _copy_mapped(v, pos, a, out, starts, ends)
+        pos = b
+        tok = m.group()
+        if tok[0] == "<" or tok == "-->":
+            name = tok.strip("</>").split(None, 1)[0] if tok[1:2] not in ("!", "") and tok != "-->" else ""
+            if name in _BLOCK_TAGS or tok in ("<!--", "-->"):
+                rep = " "
+            else:
+                rep = ""
+                cuts.append(len(out))  # where the tag was: between two letters once the view is built?
+        else:
+            if tok[0] == "&":
+                rep = html.unescape(tok)
+            else:
+                cp = int(tok[2:], 16)
+                rep = "" if 0xD800 <= cp <= 0xDFFF else chr(cp)  # half a surrogate pair spells nothing
+            rep = _fold(rep, []).text if not rep.isascii() else rep.lower()
+            letters += sum(c.isalpha() for c in rep)
+        sa, sb = v.span(a, b)
+        for c in rep:
+            out.append(c)
+            starts.append(sa - v.offset)
+            ends.append(sb - v.offset)
+    _copy_mapped(v, pos, len(t), out, starts, ends)
+    if letters < 3 and not any(0 < k < len(out) and out[k - 1].isalpha() and out[k].isalpha() for k in cuts):
+        return None
+    return Variant("markup", "".join(out), starts, ends, offset=v.offset)
 
 
 def _printable_ratio(s: str) -> float:
@@ -529,6 +637,9 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
     desp = _despace(base, view_gates)
     if desp is not None:
         variants.append(desp)
+    mk = _unmarkup(base)
+    if mk is not None:
+        variants.append(mk)
     budget = [cfg.max_decoded_chars]
     _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, gates=view_gates)
     return Normalized(text, variants, evidence, gates)
@@ -578,7 +689,10 @@ def _decode_into(
     original window (positions are original positions); deeper, `raw` is a payload mapped to one fixed span."""
 
     def span_of(s: int, e: int) -> tuple[int, int]:
-        return view.fixed if view.fixed is not None else (s + view.offset, e + view.offset)
+        if view.fixed is not None:
+            return view.fixed
+        # a rot13 / reversed view maps each character (its positions are not the original's); depth 1: identity
+        return view.span(s, e) if view.starts is not None and depth > 1 else (s + view.offset, e + view.offset)
 
     long_run = _gate(gates, G.ENCODED, _ENCODED_RUN, raw)
     # a base64 run lies inside one whitespace-free token: only tokens of 16+ characters are searched (a regex pass
