@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from aimds_ray.core.config import AimdsConfig, load_config
 from aimds_ray.core.fusion import Fusion
 from aimds_ray.core.normalize import Normalized, normalize
-from aimds_ray.core.pii import PiiMatch, redact
+from aimds_ray.core.pii import PiiMatch, find_pii, redact
 from aimds_ray.core.report import Evidence, ThreatReport
 from aimds_ray.core.signals import SignalContext, registered_signals
 from aimds_ray.core.signals.base import Signal
@@ -134,7 +134,11 @@ class Detector:
 
     def _docs(self, text: str) -> list[Normalized]:
         ncfg = self.config.normalize
-        return [normalize(chunk, ncfg, offset=off) for off, chunk in self._windows(text)]
+        docs = [normalize(chunk, ncfg, offset=off) for off, chunk in self._windows(text)]
+        if len(docs) > 1:
+            for d in docs:
+                d.windowed = True
+        return docs
 
     def scan(self, text: Any, *, request_id: str | None = None) -> ThreatReport:
         t0 = time.perf_counter_ns()
@@ -146,6 +150,7 @@ class Detector:
             if len(docs) == 1:
                 evidence.extend(sig.scan(docs[0]))
             else:
+                evidence.extend(sig.scan_original(text))
                 for ev in sig.scan_batch(docs):
                     evidence.extend(ev)
         return self._report(text, docs, evidence, fusion, model, t0, request_id)
@@ -202,6 +207,9 @@ class Detector:
         for sig in signals:
             for i, ev in zip(owners, sig.scan_batch(docs), strict=True):
                 per_text[i].extend(ev)
+            for i, t in enumerate(clean):
+                if len(per_docs[i]) > 1:
+                    per_text[i].extend(sig.scan_original(t))
         return clean, per_docs, per_text
 
     def _report(
@@ -217,6 +225,8 @@ class Detector:
         if len(docs) > 1:
             pii = _dedupe_spans(pii)
         sanitized = redact(text, pii, self.config.pii.redaction) if pii else text
+        if pii:
+            _scrub_matches(evidence, pii, self.config.pii.entities)
         evidence.sort(key=lambda e: (e.start, -e.score))
         return ThreatReport(
             is_threat=decision.is_threat,
@@ -232,6 +242,33 @@ class Detector:
             input_chars=len(text),
             windows=len(docs),
         )
+
+
+def _scrub_matches(evidence: list[Evidence], pii: list[PiiMatch], entities: Any) -> None:
+    """A report that redacts PII must not quote it: in evidence excerpts (a signature's match, a decoded payload),
+    a value the PII rules find, and the part of a redacted value an excerpt overlapping it cut short
+    ("... to jane.doe@example."), become the entity's name."""
+    for e in evidence:
+        if e.detector == "pii" or not e.match:
+            continue
+        found = find_pii(e.match, entities)
+        m = redact(e.match, found, "placeholder") if found else e.match
+        for p in pii:
+            if not (e.start < p.end and p.start < e.end):
+                continue
+            v, low = p.value.lower(), m.lower()
+            tag = f"<{p.entity}>"
+            if v in low:
+                i = low.index(v)
+                m = m[:i] + tag + m[i + len(v):]
+                continue
+            k = next((k for k in range(min(len(v), len(m)), 3, -1) if low.endswith(v[:k])), 0)
+            if k:  # the excerpt ends inside the value
+                m = m[: len(m) - k] + tag
+            k = next((k for k in range(min(len(v), len(m)), 3, -1) if low.startswith(v[-k:])), 0)
+            if k:  # or begins inside it
+                m = tag + m[k:]
+        e.match = m
 
 
 def _dedupe_spans(matches: list[PiiMatch]) -> list[PiiMatch]:

@@ -194,6 +194,7 @@ class Normalized:
     variants: list[Variant]
     evidence: list[Evidence] = field(default_factory=list)
     gates: int | None = None  # `asciigates` bits of the original (None: not plain ASCII, every scan must run)
+    windowed: bool = False  # one window of a longer input (signals' `scan_original` read the whole of it)
 
     @property
     def words(self) -> frozenset[str]:

@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -315,6 +316,61 @@ def _finditer(kind: str, rx: re.Pattern[str], text: str, runs: list[tuple[int, i
     return rx.finditer(text)
 
 
+def _card_in_run(value: str) -> tuple[int, int, str] | None:
+    """(start, end, issuer) of the card number in a run of digit groups: the whole run, or else the longest run of
+    whole groups that is one ("4111 1111 1111 1111 123" with its CVV, "qty 2 4111 1111 1111 1111"). An unbroken run
+    of digits is taken whole or not at all: where a number inside it would start is anyone's guess."""
+    ck = card_kind(re.sub(r"\D", "", value))
+    if ck is not None:
+        return 0, len(value), ck
+    groups = [m.span() for m in re.finditer(r"\d+", value)]
+    best: tuple[int, int, str] | None = None
+    for i in range(len(groups)):
+        for j in range(len(groups), i, -1):
+            a, b = groups[i][0], groups[j - 1][1]
+            if (i, j) == (0, len(groups)) or (best is not None and b - a <= best[1] - best[0]):
+                continue
+            ck = card_kind(re.sub(r"\D", "", value[a:b]))
+            if ck is not None:
+                best = (a, b, ck)
+    return best
+
+
+_INVISIBLE_CATS = frozenset({"Cf", "Cc"})
+_NON_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e\t\n\r]")
+# what `deobfuscated` undoes, found in one C-speed pass first: format and control characters (category Cf / Cc, the
+# common ranges), default-ignorable fillers, fullwidth ASCII and mathematical digits
+_HIDERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u034f\u061c\u180e\u200b-\u200f\u202a-\u202e"
+                     "\u2060-\u206f\u3164\ufeff\uff01-\uff5e\uffa0\ufff9-\ufffb\U0001d7ce-\U0001d7ff"
+                     "\U000e0000-\U000e007f]")
+
+
+def deobfuscated(text: str) -> tuple[str, list[int]] | None:
+    """`text` as PII rules must read it when it hides a value from them: invisible and format characters removed
+    (zero-width spaces, soft hyphens inside a card number or a key), fullwidth and other compatibility forms of
+    ASCII read as ASCII, case kept (key formats are case-sensitive). Returns (text, original index of each
+    character), or None when there is nothing to undo."""
+    if text.isascii() or _HIDERS.search(text) is None:
+        return None
+    out: list[str] = []
+    where: list[int] = []
+    pos = 0
+    for m in _NON_PRINTABLE_ASCII.finditer(text):  # printable ASCII runs are copied whole
+        i = m.start()
+        out.append(text[pos:i])
+        where.extend(range(pos, i))
+        pos = i + 1
+        ch = m.group()
+        if unicodedata.category(ch) in _INVISIBLE_CATS or ch in "\u034f\u3164\uffa0":
+            continue
+        rep = unicodedata.normalize("NFKC", ch)
+        out.append(rep if len(rep) == 1 and rep.isascii() else ch)
+        where.append(i)
+    out.append(text[pos:])
+    where.extend(range(pos, len(text)))
+    return "".join(out), where
+
+
 def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES, gates: int | None = None) -> list[PiiMatch]:
     """All validated PII / secret matches, non-overlapping, in text order (earlier rules win overlaps).
 
@@ -351,11 +407,12 @@ def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES, gates: int | Non
             if validator is not None and not validator(value):
                 continue
             if entity == "CREDIT_CARD":
-                digits = re.sub(r"\D", "", value)
-                ck = card_kind(digits)
-                if ck is None:
+                sub = _card_in_run(value)
+                if sub is None:
                     continue
-                kind_out = ck
+                s, e = s + sub[0], s + sub[1]
+                value = text[s:e]
+                kind_out = sub[2]
             elif entity == "PHONE":
                 nd = sum(c.isdigit() for c in value)
                 if not 10 <= nd <= 15:

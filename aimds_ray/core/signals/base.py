@@ -36,6 +36,11 @@ class Signal(ABC):
         """Override when a signal can vectorise over many texts (the learned model does)."""
         return [self.scan(d) for d in docs]
 
+    def scan_original(self, text: str) -> list[Evidence]:
+        """For an input cut into windows: evidence read from the whole original text at once (a signal whose
+        matches can be longer than the windows' overlap reads it here, and skips it in `scan` of a window)."""
+        return []
+
     def reload(self, ctx: SignalContext) -> None:
         """Pick up a new model bundle (a new model version) without rebuilding the pipeline."""
         self.ctx = ctx
