@@ -249,3 +249,46 @@ def test_payload_inside_rot13_points_inside_its_line(detector) -> None:
     r = detector.scan(pre + line)
     deep = [e for e in r.evidence if e.variant == "hex" and "depth 2" in e.detail]
     assert deep and all(e.start >= len(pre) for e in deep), [(e.start, e.end) for e in deep]
+
+
+def _encodings(text: str) -> dict[str, str]:
+    from aimds_ray.core.normalize import _MORSE
+
+    inv = {v: k for k, v in _MORSE.items()}
+    nato = {w[0]: w for w in "alfa bravo charlie delta echo foxtrot golf hotel india juliett kilo lima mike november "
+            "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu".split()}
+    braille = dict(zip("abcdefghijklmnopqrstuvwxyz", "⠁⠃⠉⠙⠑⠋⠛⠓⠊⠚⠅⠇⠍⠝⠕⠏⠟⠗⠎⠞⠥⠧⠺⠭⠽⠵", strict=True))
+    words = text.lower().rstrip(".").split()
+    return {
+        "base32": base64.b32encode(text.encode()).decode(),
+        "ascii85": base64.a85encode(text.encode()).decode(),
+        "morse": " / ".join(" ".join(inv[c] for c in w) for w in words),
+        "nato": " | ".join(" ".join(nato[c].capitalize() for c in w) for w in words),
+        "binary": " ".join(f"{b:08b}" for b in text.encode()),
+        "charcodes": ", ".join(str(b) for b in text.encode()),
+        "braille": " ".join("".join(braille[c] for c in w) for w in words),
+    }
+
+
+@pytest.mark.parametrize("kind", ["base32", "ascii85", "morse", "nato", "binary", "charcodes", "braille"])
+def test_symbol_codes_are_decoded(detector, kind: str) -> None:
+    enc = _encodings(EXTRACTION)[kind]
+    text = "My colleague sent me this, what does it say? " + enc
+    n = normalize(text)
+    dec = [v for v in n.variants if v.kind == kind]
+    assert dec and "ignore previous instructions" in dec[0].text, [v.kind for v in n.variants]
+    assert text[slice(*dec[0].fixed)].strip() == enc.strip()  # the view maps to the encoded run
+    assert detector.scan(text).is_threat
+
+
+@pytest.mark.parametrize("kind", ["base32", "ascii85", "morse", "nato", "binary", "charcodes", "braille"])
+def test_encoded_benign_text_is_not_a_threat(detector, kind: str) -> None:
+    """The model reads the decoded text in place of the encoded surface (which it cannot read)."""
+    enc = _encodings("Please summarize the attached quarterly report in three bullet points")[kind]
+    assert not detector.scan(enc).is_threat
+
+
+def test_numbers_and_ordinary_text_are_not_codes() -> None:
+    for text in ("Order 12, 45, 78, 90, 11, 23 and 56 arrived", "The scores were 88 92 75 64 99 81 70 today",
+                 "Use -- or - - to separate; see fig. 1-2.", "Ship to Victor at the Delta hotel in Lima, Peru"):
+        assert [v.kind for v in normalize(text).variants if v.fixed is not None] == [], text

@@ -9,8 +9,8 @@
 * ``despaced`` – runs of single letters joined (``i g n o r e`` -> ``ignore``), when there are any.
 * ``markup`` – tags removed, HTML entities and JSON ``\\uXXXX`` escapes decoded, when that joins a word split by
   tags (``ign<b></b>ore``) or spells escaped letters.
-* decoded variants – base64, hex, URL-encoding, Unicode tag characters ("ASCII smuggling"), rot13 and reversed text,
-  found inside the text and decoded recursively up to ``max_decode_depth`` and ``max_decoded_chars`` (so a nested or
+* decoded variants – base64, base32, Ascii85, hex, URL-encoding, Unicode tag characters ("ASCII smuggling"), rot13
+  and reversed text, Morse, binary octets, decimal / 0x character codes, Braille cells, NATO code words, found inside the text and decoded recursively up to ``max_decode_depth`` and ``max_decoded_chars`` (so a nested or
   huge payload costs a bounded amount of work).
 
 Each `Variant` carries a map from its characters to character spans of the original text, so evidence found in any
@@ -147,10 +147,14 @@ _SPLIT_WORDS = frozenset("""ignore disregard forget previous instructions instru
     password override bypass jailbreak pretend restrictions unrestricted unfiltered uncensored guidelines output
     hidden confidential developer everything""".split())
 _SPLIT_FORMS = frozenset(w[:k] + sep + w[k:] for w in _SPLIT_WORDS for k in range(2, len(w) - 1) for sep in " -")
+_NATO_WORDS = frozenset("alfa alpha bravo charlie delta echo foxtrot golf hotel india juliet juliett kilo lima mike "
+                        "november oscar papa quebec romeo sierra tango uniform victor whiskey whisky xray x-ray yankee "
+                        "zulu".split())
 _DISGUISED = sorted(_COMMON_ROT13 | _COMMON_REV) + sorted(_SPLIT_FORMS)
+_DISGUISED += sorted(_NATO_WORDS - set(_DISGUISED))
 # group 0: rot13 of a common word, 1: a reversed one, 2: a split attack word
-_DISGUISED_GROUP = np.array([0 if w in _COMMON_ROT13 else 1 if w in _COMMON_REV else 2 for w in _DISGUISED],
-                            dtype=np.int64)
+_DISGUISED_GROUP = np.array([0 if w in _COMMON_ROT13 else 1 if w in _COMMON_REV else 3 if w in _NATO_WORDS else 2
+                             for w in _DISGUISED], dtype=np.int64)
 _DISGUISED_AC = Automaton.build(_DISGUISED, [WORD_START | WORD_END] * len(_DISGUISED))
 _SPLIT_TOKEN = re.compile(r"[a-z]+(?:[ \-][a-z]+)*")
 
@@ -250,6 +254,8 @@ def _invisible_score(text: str, s: int, e: int, bidi: int) -> float:
         if prev == "\U0001f3f4" and run[-1] == "\U000e007f":
             return 0.0  # an emoji subdivision flag (England, Scotland, Wales): black flag, tag letters, cancel tag
         return 0.9
+    if all(c == "\u034f" for c in run) and (unicodedata.combining(prev) or unicodedata.combining(nxt)):
+        return 0.0  # a grapheme joiner among combining marks: stacked diacritics ("zalgo" text), not a hidden split
     if all(c in _DIRECTION_MARKS for c in run):
         # left-to-right / right-to-left marks are how mixed Hebrew or Arabic and Latin text is written; only one
         # inside a Latin word is evasion
@@ -555,15 +561,143 @@ def _url(run: str) -> str | None:
     return _decode_bytes(unquote_to_bytes(run))
 
 
-def _word_hits(text: str) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]], bool]:
+_B32 = re.compile(r"(?<![A-Za-z0-9])[A-Z2-7]{16,}={0,6}(?![A-Za-z0-9])")
+_A85_CHARS = frozenset(chr(c) for c in range(33, 118)) | {"z"}
+_B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
+
+
+def _b32(run: str) -> str | None:
+    core = run.rstrip("=")
+    try:
+        return _decode_bytes(base64.b32decode(core + "=" * (-len(core) % 8)))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _a85(token: str) -> str | None:
+    """Ascii85 (with or without Adobe's <~ ~> frame): tokens base64 cannot be, of characters Ascii85 uses."""
+    t = token[2:-2] if token.startswith("<~") and token.endswith("~>") else token
+    if len(t) < 20 or not set(t) <= _A85_CHARS or set(t) <= _B64_CHARS:
+        return None
+    try:
+        return _decode_bytes(base64.a85decode(t))
+    except (binascii.Error, ValueError):
+        return None
+
+
+# Symbol codes: Morse, binary octets, decimal or 0x character codes, Braille cells, NATO spelling alphabet
+_MORSE = dict(zip(".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- .-- -..- "
+                  "-.-- --.. ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----. .-.-.- --..-- ..--.. "
+                  "-.-.-- -..-. ---... .----.".split(), "abcdefghijklmnopqrstuvwxyz0123456789.,?!/:'", strict=True))
+_MORSE_RUN = re.compile(r"(?<![\w.\-])(?:[.\-]{1,6}(?: {1,3}| *[/|] *)){5,}[.\-]{1,6}(?![\w.\-])")
+_BINARY_RUN = re.compile(r"(?<![01])(?:[01]{8}[ ,;]?\s*){4,}")
+_CODES_RUN = re.compile(r"(?<![\w.])(?:(?:0x[0-9a-f]{2}|\d{2,3})(?:\s*[,;]\s*|\s+)){5,}(?:0x[0-9a-f]{2}|\d{2,3})(?![\w.])",
+                        re.I)
+_BRAILLE_LETTERS = dict(zip("⠁⠃⠉⠙⠑⠋⠛⠓⠊⠚⠅⠇⠍⠝⠕⠏⠟⠗⠎⠞⠥⠧⠺⠭⠽⠵⠲⠂⠦⠖⠄⠤", "abcdefghijklmnopqrstuvwxyz.,?!'-",
+                            strict=True))
+_BRAILLE_RUN = re.compile("[\u2801-\u28ff]{3,}(?:[ \u2800]+[\u2801-\u28ff]+){2,}")
+_NATO = {w: w[0] for w in _NATO_WORDS}
+_NATO_RUN = re.compile(r"\b(?:(?:" + "|".join(sorted(_NATO, key=len, reverse=True)) + r")\b[\s,/|-]*){6,}")
+
+
+def _morse(run: str) -> str | None:
+    words = re.split(r" *[/|] *| {3,}", run.strip())
+    out = []
+    for w in words:
+        letters = [_MORSE.get(c) for c in w.split()]
+        if not letters or None in letters:
+            return None
+        out.append("".join(letters))  # type: ignore[arg-type]
+    s = " ".join(out)
+    return s if _looks_like_text(s) else None
+
+
+def _sentence(s: str | None) -> str | None:
+    """A decoded list of numbers is taken for text only when it reads as words: 8+ characters, a space, and most
+    tokens letters (a list of scores or quantities decodes to something like "x\\k@cqf")."""
+    if s is None or len(s) < 8 or " " not in s.strip():
+        return None
+    toks = s.split()
+    return s if sum(1 for t in toks if t.strip(".,!?;:'\"()").isalpha()) >= 0.6 * len(toks) else None
+
+
+def _binary(run: str) -> str | None:
+    return _sentence(_decode_bytes(bytes(int(b, 2) for b in re.findall(r"[01]{8}", run))))
+
+
+def _char_codes(run: str) -> str | None:
+    vals = [int(t, 16) if t[:2].lower() == "0x" else int(t) for t in re.findall(r"0x[0-9a-fA-F]{2}|\d+", run)]
+    if any(v > 255 for v in vals):
+        return None
+    return _sentence(_decode_bytes(bytes(vals)))
+
+
+def _braille(run: str) -> str | None:
+    out = []
+    cap = False
+    for c in run:
+        if c in " \u2800":
+            out.append(" ")
+        elif c == "⠠":  # capital sign
+            cap = True
+        elif c in _BRAILLE_LETTERS:
+            ch = _BRAILLE_LETTERS[c]
+            out.append(ch.upper() if cap else ch)
+            cap = False
+        else:
+            return None
+    s = "".join(out)
+    return s if _looks_like_text(s) else None
+
+
+def _nato(run: str) -> str:
+    """Code words to letters; a separator of "/" or "|" (or two spaces) between them is a word break."""
+    out = []
+    for m in re.finditer(r"([a-z-]+)|(\s*[/|]\s*|\s{2,})", run):
+        if m.group(1) in _NATO:
+            out.append(_NATO[m.group(1)])
+        elif m.group(2):
+            out.append(" ")
+    return "".join(out).strip()
+
+
+def _symbol_codes(raw: str, folded: str, gates: int | None) -> list[tuple[str, str, int, int]]:
+    """(kind, decoded, start, end) of the symbol-code runs of `raw` (NATO words are read from its folded view, so
+    positions are the folded view's: the caller maps them). Each code is looked for only where its cheapest sign is."""
+    found: list[tuple[str, str, int, int]] = []
+    if ".-" in raw or "-." in raw:
+        for m in _MORSE_RUN.finditer(raw):
+            if d := _morse(m.group()):
+                found.append(("morse", d, *m.span()))
+    if gates is None or gates & G.DIGIT:
+        if "0000" in raw or "0100" in raw or "0110" in raw:
+            for m in _BINARY_RUN.finditer(raw):
+                if d := _binary(m.group()):
+                    found.append(("binary", d, *m.span()))
+        if _gate(gates, G.DIGIT_RUN, _DIGIT_SEP_RUN, raw) or ", " in raw:
+            for m in _CODES_RUN.finditer(raw):
+                if d := _char_codes(m.group()):
+                    found.append(("charcodes", d, *m.span()))
+    if not raw.isascii() and "⠀" <= max(raw) and _BRAILLE_RUN.search(raw):
+        for m in _BRAILLE_RUN.finditer(raw):
+            if d := _braille(m.group()):
+                found.append(("braille", d, *m.span()))
+    return found
+
+
+_DIGIT_SEP_RUN = re.compile(r"\d[\d .:()+\-]{6}")
+
+
+def _word_hits(text: str) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]], bool, bool]:
     """Count common English words, locate words that are common words in rot13 or reversed, and say whether an
-    attack word occurs split in two. One automaton pass decides first whether there is anything to find; only then
+    attack word occurs split in two and whether five or more NATO code words do. One automaton pass decides first whether there is anything to find; only then
     are words counted and located."""
     rot: list[tuple[int, int]] = []
     rev: list[tuple[int, int]] = []
-    n_rot, n_rev, n_split = _DISGUISED_AC.group_counts(text, _DISGUISED_GROUP, 3)
+    n_rot, n_rev, n_split, n_nato = _DISGUISED_AC.group_counts(text, _DISGUISED_GROUP, 4)
+    nato = n_nato >= 5  # a sentence spelled out uses many of the code words
     if n_rot < 2 and n_rev < 2:
-        return 0, rot, rev, n_split > 0  # nothing to decode: the count of plain words is not needed
+        return 0, rot, rev, n_split > 0, nato  # nothing to decode: the count of plain words is not needed
     common = 0
     for m in _WORD.finditer(text):
         w = m.group()
@@ -573,7 +707,7 @@ def _word_hits(text: str) -> tuple[int, list[tuple[int, int]], list[tuple[int, i
             rot.append(m.span())
         elif w in _COMMON_REV:
             rev.append(m.span())
-    return common, rot, rev, n_split > 0
+    return common, rot, rev, n_split > 0, nato
 
 
 def _cluster(spans: list[tuple[int, int]], gap: int = 60, min_words: int = 3) -> list[tuple[int, int]]:
@@ -704,8 +838,19 @@ def _decode_into(
             else _long_tokens(raw, 16)
     for s0, e0 in tokens:
         for m in _B64.finditer(raw, s0, e0):
-            if len(m.group()) >= cfg.min_base64_chars and (d := _b64(m.group())):
-                _add_decoded("base64", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
+            if len(m.group()) >= cfg.min_base64_chars:
+                if d := _b64(m.group()):
+                    _add_decoded("base64", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
+                elif _B32.fullmatch(m.group()) and (d := _b32(m.group())):
+                    _add_decoded("base32", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
+    # Ascii85 has no run of the base64 alphabet to pass the gate above: its tokens are read in their own pass
+    a85_tokens = tokens if long_run else G.long_runs(np.frombuffer(raw.encode("ascii"), np.uint8), 20).tolist() \
+        if raw.isascii() else []
+    for s0, e0 in a85_tokens:
+        if e0 - s0 >= 20 and not _B64_CHARS.issuperset(raw[s0:e0]) and (d := _a85(raw[s0:e0])):
+            _add_decoded("ascii85", d, span_of(s0, e0), variants, evidence, cfg, depth, budget)
+    for kind, d, s0, e0 in _symbol_codes(raw, view.text, gates):
+        _add_decoded(kind, d, span_of(s0, e0), variants, evidence, cfg, depth, budget)
     # hex pairs may be spaced ("de ad be ef ..."): the whole text when it has escapes or a spaced run, else the
     # long tokens
     hex_spans = [(0, len(raw))] if "\\x" in raw or _gate(gates, G.HEX_SPACED, _HEX_SPACED, raw) else tokens
@@ -728,9 +873,14 @@ def _decode_into(
                 _add_decoded("unicode_tags", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
     # rot13 / reversed: only where such words cluster and outnumber plain English words
     folded = view.text
-    common, rot, rev, split = _word_hits(folded)
+    common, rot, rev, split, nato = _word_hits(folded)
     if split and depth == 1 and len(variants) < cfg.max_variants:
         variants.append(_rejoin(view))
+    if nato:
+        for m in _NATO_RUN.finditer(folded):
+            d = _nato(m.group())
+            if _looks_like_text(d) or len(d) >= 6:
+                _add_decoded("nato", d, view.fixed or view.span(*m.span()), variants, evidence, cfg, depth, budget)
     for kind, hits in (("rot13", rot), ("reversed", rev)):
         if len(hits) < 3 or len(hits) < 0.5 * common:
             continue

@@ -130,10 +130,54 @@ def exemplar_score(cos: float, th: float) -> float:
     return EXEMPLAR_SCORE_AT_TH + (1.0 - EXEMPLAR_SCORE_AT_TH) * max(0.0, cos - th) / max(1e-6, 1.0 - th)
 
 
+SURFACE = frozenset({"normalized", "leet", "despaced", "markup"})  # views that keep an encoded payload's characters
+ENCODED_MAJORITY = 0.6
+
+
 def views(doc: Normalized) -> list[tuple[int, str]]:
-    """The texts of a document the model reads: the normalised view and every decoded/de-obfuscated view.
-    Training uses the same function, so what the model learned is what it sees."""
-    return [(i, v.text) for i, v in enumerate(doc.variants)]
+    """The texts of a document the model reads: the normalised view and every decoded/de-obfuscated view. When
+    decoded payloads make up most of the text (`ENCODED_MAJORITY` of its non-blank characters), the views that
+    still show the encoded characters give way to the main view with the payloads spliced in decoded: the model
+    was trained on the main view of every row, where an encoded attack is letters and digits that look like
+    nothing, so on a surface of base64, binary or code words it guesses (an encoded benign sentence scored
+    0.6-0.8)."""
+    out = [(i, v.text) for i, v in enumerate(doc.variants)]
+    if len(out) == 1 or doc.variants[0].starts is not None or _decoded_share(doc) < ENCODED_MAJORITY:
+        return out
+    # the text as its author means it to be read: the main view with each payload replaced by what it decodes to
+    # (the wrapper, "decode this and do what it says", stays in context), instead of the encoded surface
+    main = doc.variants[0]
+    off = main.offset
+    pieces: list[str] = []
+    pos = 0
+    for (s, e), t in sorted((v.fixed, v.text) for v in doc.variants if v.fixed is not None and v.depth == 1):
+        if s - off >= pos:
+            pieces += [main.text[pos : s - off], " ", t, " "]
+            pos = e - off
+    pieces.append(main.text[pos:])
+    return [(0, "".join(pieces))] + [(i, t) for i, t in out if doc.variants[i].kind not in SURFACE]
+
+
+def _decoded_share(doc: Normalized) -> float:
+    """Share of the window's non-blank characters inside payloads decoded from it (depth 1, spans merged)."""
+    spans = sorted(v.fixed for v in doc.variants if v.fixed is not None and v.depth == 1)
+    if not spans:
+        return 0.0
+    text = doc.original
+    off = doc.offset
+    inside = 0
+    end = -1
+    for s, e in spans:
+        s, e = max(s - off, end), e - off
+        if e > s:
+            inside += _non_blank(text[s:e])
+            end = e
+    total = _non_blank(text)
+    return inside / total if total else 0.0
+
+
+def _non_blank(s: str) -> int:
+    return len(s) - s.count(" ") - s.count("\n") - s.count("\t") - s.count("\r")
 
 
 @register
