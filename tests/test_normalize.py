@@ -292,3 +292,27 @@ def test_numbers_and_ordinary_text_are_not_codes() -> None:
     for text in ("Order 12, 45, 78, 90, 11, 23 and 56 arrived", "The scores were 88 92 75 64 99 81 70 today",
                  "Use -- or - - to separate; see fig. 1-2.", "Ship to Victor at the Delta hotel in Lima, Peru"):
         assert [v.kind for v in normalize(text).variants if v.fixed is not None] == [], text
+
+
+def _shift(text: str, k: int) -> str:
+    return "".join(chr((ord(c) - 97 + k) % 26 + 97) if c.islower() else chr((ord(c) - 65 + k) % 26 + 65)
+                   if c.isupper() else c for c in text)
+
+
+@pytest.mark.parametrize("kind, text", [
+    ("caesar3", _shift(EXTRACTION, 3)),
+    ("caesar7", _shift(EXTRACTION, 7)),
+    ("rot13", _shift(EXTRACTION, 13)),
+    ("atbash", "".join(chr(219 - ord(c)) if c.islower() else chr(155 - ord(c)) if c.isupper() else c
+                       for c in EXTRACTION)),
+    ("octal", "".join(f"\\{b:03o}" for b in EXTRACTION.encode())),
+    ("base64", base64.b64encode(base64.b64encode(EXTRACTION.encode())).decode()),  # two layers
+])
+def test_ciphers_and_nested_encodings_are_decoded(detector, kind: str, text: str) -> None:
+    assert any(v.kind == kind and "ignore previous instructions" in v.text for v in normalize(text).variants)
+    assert detector.scan(text).is_threat
+
+
+def test_plain_english_is_not_read_as_a_cipher() -> None:
+    text = "The quick brown fox jumps over the lazy dog while the team reviews the quarterly plan."
+    assert [v.kind for v in normalize(text).variants] == ["normalized"]

@@ -4,14 +4,16 @@
 
 * ``normalized`` – NFKD-folded, diacritics and invisible/format characters removed (default-ignorable ones too),
   case-folded, homoglyphs folded to Latin (Cyrillic, Greek, small capitals and other Latin letter forms; Armenian
-  look-alikes inside Latin words). ASCII input without control characters takes a fast path (a `lower()` with an identity mapping).
+  look-alikes inside Latin words). ASCII input without control characters takes a fast path (a `lower()` with an
+  identity mapping).
 * ``leet`` – digits and symbols inside words read as letters (``1gn0r3`` -> ``ignore``), when there are any.
 * ``despaced`` – runs of single letters joined (``i g n o r e`` -> ``ignore``), when there are any.
 * ``markup`` – tags removed, HTML entities and JSON ``\\uXXXX`` escapes decoded, when that joins a word split by
   tags (``ign<b></b>ore``) or spells escaped letters.
-* decoded variants – base64, base32, Ascii85, hex, URL-encoding, Unicode tag characters ("ASCII smuggling"), rot13
-  and reversed text, Morse, binary octets, decimal / 0x character codes, Braille cells, NATO code words, found inside the text and decoded recursively up to ``max_decode_depth`` and ``max_decoded_chars`` (so a nested or
-  huge payload costs a bounded amount of work).
+* decoded variants – base64 (nested too), base32, Ascii85, hex, octal escapes, URL-encoding, Unicode tag characters
+  ("ASCII smuggling"), rot13 and the other Caesar shifts, Atbash, reversed text, Morse, binary octets, decimal / 0x
+  character codes, Braille cells, NATO code words; found inside the text and decoded recursively up to
+  ``max_decode_depth`` and ``max_decoded_chars`` (so a nested or huge payload costs a bounded amount of work).
 
 Each `Variant` carries a map from its characters to character spans of the original text, so evidence found in any
 view points at the original. Removed invisible characters and decoded payloads are reported as `Evidence`.
@@ -130,15 +132,21 @@ _COMMON = frozenset(
 )
 
 
-def _rot13(s: str) -> str:
-    return s.translate(_ROT13)
-
-
-_ROT13 = str.maketrans(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM"
-)
-_COMMON_ROT13 = frozenset(_rot13(w) for w in _COMMON if len(w) > 2) - _COMMON
-_COMMON_REV = frozenset(w[::-1] for w in _COMMON if len(w) > 2) - _COMMON
+_LOWER = "abcdefghijklmnopqrstuvwxyz"
+# Letter substitution ciphers that jailbreak research uses (CipherChat: Caesar, Atbash): each maps a cipher text's
+# letters back to plain ones. rot13 is the shift of 13 (its own inverse)
+_CIPHERS: dict[str, dict[int, int]] = {
+    **{("rot13" if k == 13 else f"caesar{k}"): str.maketrans(
+        _LOWER[k:] + _LOWER[:k] + _LOWER[k:].upper() + _LOWER[:k].upper(), _LOWER + _LOWER.upper()) for k in range(1, 26)},
+    "atbash": str.maketrans(_LOWER[::-1] + _LOWER[::-1].upper(), _LOWER + _LOWER.upper()),
+}
+_CIPHER_NAMES = tuple(_CIPHERS)
+_ENC = {name: {v: k for k, v in table.items()} for name, table in _CIPHERS.items()}  # plain -> cipher
+_cipher_words: dict[str, set[str]] = {n: {w.translate(_ENC[n]) for w in _COMMON if len(w) > 2} - _COMMON
+                                      for n in _CIPHER_NAMES}
+_shared = {w for a in _CIPHER_NAMES for b in _CIPHER_NAMES if a < b for w in _cipher_words[a] & _cipher_words[b]}
+_CIPHER_OF = {w: n for n in _CIPHER_NAMES for w in _cipher_words[n] - _shared}  # cipher word -> its cipher
+_COMMON_REV = frozenset(w[::-1] for w in _COMMON if len(w) > 2) - _COMMON - set(_CIPHER_OF)
 # Whole words that are common words in rot13 or reversed, found in one compiled pass: most texts have fewer than
 # two of either kind, and then there is nothing to decode and no word list to build.
 # Attack words split by a space or hyphen so that word matching misses them ("ig nore", "instruc-tions"). A split
@@ -150,10 +158,12 @@ _SPLIT_FORMS = frozenset(w[:k] + sep + w[k:] for w in _SPLIT_WORDS for k in rang
 _NATO_WORDS = frozenset("alfa alpha bravo charlie delta echo foxtrot golf hotel india juliet juliett kilo lima mike "
                         "november oscar papa quebec romeo sierra tango uniform victor whiskey whisky xray x-ray yankee "
                         "zulu".split())
-_DISGUISED = sorted(_COMMON_ROT13 | _COMMON_REV) + sorted(_SPLIT_FORMS)
+_DISGUISED = sorted(set(_CIPHER_OF) | _COMMON_REV) + sorted(_SPLIT_FORMS - set(_CIPHER_OF) - _COMMON_REV)
 _DISGUISED += sorted(_NATO_WORDS - set(_DISGUISED))
-# group 0: rot13 of a common word, 1: a reversed one, 2: a split attack word
-_DISGUISED_GROUP = np.array([0 if w in _COMMON_ROT13 else 1 if w in _COMMON_REV else 3 if w in _NATO_WORDS else 2
+# group 0: a reversed common word, 1: a split attack word, 2: a NATO code word, 3 + i: a common word in cipher i
+_G_REV, _G_SPLIT, _G_NATO, _G_CIPHER = 0, 1, 2, 3
+_DISGUISED_GROUP = np.array([_G_CIPHER + _CIPHER_NAMES.index(_CIPHER_OF[w]) if w in _CIPHER_OF else
+                             _G_REV if w in _COMMON_REV else _G_NATO if w in _NATO_WORDS else _G_SPLIT
                              for w in _DISGUISED], dtype=np.int64)
 _DISGUISED_AC = Automaton.build(_DISGUISED, [WORD_START | WORD_END] * len(_DISGUISED))
 _SPLIT_TOKEN = re.compile(r"[a-z]+(?:[ \-][a-z]+)*")
@@ -544,7 +554,17 @@ def _b64(run: str) -> str | None:
         raw = base64.urlsafe_b64decode(core + pad) if alt else base64.b64decode(core + pad, validate=True)
     except (binascii.Error, ValueError):
         return None
+    if len(raw) >= 16 and _B64_ONLY.fullmatch(raw):
+        return raw.decode("ascii")  # base64 inside base64: the recursion decodes the next layer
     return _decode_bytes(raw)
+
+
+_B64_ONLY = re.compile(rb"[A-Za-z0-9+/]{16,}={0,2}")
+_OCTAL = re.compile(r"(?:\\[0-3][0-7]{2}){6,}")
+
+
+def _octal(run: str) -> str | None:
+    return _decode_bytes(bytes(int(o, 8) for o in run.split("\\")[1:]))
 
 
 def _hex(run: str) -> str | None:
@@ -688,26 +708,30 @@ def _symbol_codes(raw: str, folded: str, gates: int | None) -> list[tuple[str, s
 _DIGIT_SEP_RUN = re.compile(r"\d[\d .:()+\-]{6}")
 
 
-def _word_hits(text: str) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]], bool, bool]:
-    """Count common English words, locate words that are common words in rot13 or reversed, and say whether an
-    attack word occurs split in two and whether five or more NATO code words do. One automaton pass decides first whether there is anything to find; only then
-    are words counted and located."""
-    rot: list[tuple[int, int]] = []
-    rev: list[tuple[int, int]] = []
-    n_rot, n_rev, n_split, n_nato = _DISGUISED_AC.group_counts(text, _DISGUISED_GROUP, 4)
-    nato = n_nato >= 5  # a sentence spelled out uses many of the code words
-    if n_rot < 2 and n_rev < 2:
-        return 0, rot, rev, n_split > 0, nato  # nothing to decode: the count of plain words is not needed
+def _word_hits(text: str) -> tuple[int, dict[str, list[tuple[int, int]]], bool, bool]:
+    """Count common English words, locate words that are common words reversed or in a letter cipher (rot13 and
+    the other Caesar shifts, Atbash), and say whether an attack word occurs split in two and whether five or more
+    NATO code words do. One automaton pass decides first whether there is anything to find; only then are words
+    counted and located. Returns (common words, {kind: spans}, split, nato)."""
+    counts = _DISGUISED_AC.group_counts(text, _DISGUISED_GROUP, _G_CIPHER + len(_CIPHER_NAMES))
+    nato = counts[_G_NATO] >= 5  # a sentence spelled out uses many of the code words
+    split = counts[_G_SPLIT] > 0
+    kinds = {n for i, n in enumerate(_CIPHER_NAMES) if counts[_G_CIPHER + i] >= 2}
+    if counts[_G_REV] >= 2:
+        kinds.add("reversed")
+    hits: dict[str, list[tuple[int, int]]] = {}
+    if not kinds:
+        return 0, hits, split, nato  # nothing to decode: the count of plain words is not needed
     common = 0
     for m in _WORD.finditer(text):
         w = m.group()
         if w in _COMMON:
             common += 1
-        elif w in _COMMON_ROT13:
-            rot.append(m.span())
-        elif w in _COMMON_REV:
-            rev.append(m.span())
-    return common, rot, rev, n_split > 0, nato
+            continue
+        kind = _CIPHER_OF.get(w) or ("reversed" if w in _COMMON_REV else None)
+        if kind in kinds:
+            hits.setdefault(kind, []).append(m.span())
+    return common, hits, split, nato
 
 
 def _cluster(spans: list[tuple[int, int]], gap: int = 60, min_words: int = 3) -> list[tuple[int, int]]:
@@ -859,6 +883,10 @@ def _decode_into(
             run = m.group().strip()
             if len(run) >= cfg.min_hex_chars and (d := _hex(run)):
                 _add_decoded("hex", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
+    if "\\" in raw:
+        for m in _OCTAL.finditer(raw):
+            if d := _octal(m.group()):
+                _add_decoded("octal", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
     if "%" in raw:
         for m in _URLENC.finditer(raw):
             if d := _url(m.group()):
@@ -873,7 +901,7 @@ def _decode_into(
                 _add_decoded("unicode_tags", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
     # rot13 / reversed: only where such words cluster and outnumber plain English words
     folded = view.text
-    common, rot, rev, split, nato = _word_hits(folded)
+    common, hits_by_kind, split, nato = _word_hits(folded)
     if split and depth == 1 and len(variants) < cfg.max_variants:
         variants.append(_rejoin(view))
     if nato:
@@ -881,14 +909,14 @@ def _decode_into(
             d = _nato(m.group())
             if _looks_like_text(d) or len(d) >= 6:
                 _add_decoded("nato", d, view.fixed or view.span(*m.span()), variants, evidence, cfg, depth, budget)
-    for kind, hits in (("rot13", rot), ("reversed", rev)):
+    for kind, hits in hits_by_kind.items():
         if len(hits) < 3 or len(hits) < 0.5 * common:
             continue
         for s, e in _cluster(hits):
             s, e = _expand_line(folded, s, e)
             seg = folded[s:e]
-            idx = range(s, e) if kind == "rot13" else range(e - 1, s - 1, -1)
-            dec = _rot13(seg) if kind == "rot13" else seg[::-1]
+            idx = range(s, e) if kind != "reversed" else range(e - 1, s - 1, -1)
+            dec = seg.translate(_CIPHERS[kind]) if kind != "reversed" else seg[::-1]
             mapped = None
             if view.fixed is None:
                 spans = [view.span(j, j + 1) for j in idx]

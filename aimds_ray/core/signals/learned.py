@@ -150,12 +150,20 @@ def views(doc: Normalized) -> list[tuple[int, str]]:
     off = main.offset
     pieces: list[str] = []
     pos = 0
-    for (s, e), t in sorted((v.fixed, v.text) for v in doc.variants if v.fixed is not None and v.depth == 1):
+    deepest: dict[tuple[int, int], tuple[int, str]] = {}  # a payload's innermost layer (base64 inside base64)
+    for v in doc.variants:
+        if v.fixed is not None and v.depth >= deepest.get(v.fixed, (0, ""))[0]:
+            deepest[v.fixed] = (v.depth, v.text)
+    for (s, e), (_, t) in sorted(deepest.items()):
         if s - off >= pos:
             pieces += [main.text[pos : s - off], " ", t, " "]
             pos = e - off
     pieces.append(main.text[pos:])
-    return [(0, "".join(pieces))] + [(i, t) for i, t in out if doc.variants[i].kind not in SURFACE]
+
+    def read(v: Any) -> bool:  # not a surface, nor an outer layer that is itself encoded
+        return v.kind not in SURFACE and (v.fixed is None or deepest[v.fixed][0] == v.depth)
+
+    return [(0, "".join(pieces))] + [(i, t) for i, t in out if read(doc.variants[i])]
 
 
 def _decoded_share(doc: Normalized) -> float:
