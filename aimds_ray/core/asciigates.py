@@ -3,7 +3,7 @@
 Most traffic is plain ASCII prose with no control characters, leet spellings, spaced-out letters or encoded
 runs. Asking each regex ("is there a base64 run?", "are there spaced letters?") costs a full regex pass per
 question; this numba kernel answers all of them in one pass over the bytes, and the regexes then run only on
-the few texts a gate lets through. The gates are exact for CONTROL, LEET, LEET_WORD, ENCODED, HEX_SPACED and the PII
+the few texts a gate lets through. The gates are exact for CONTROL, LEET, LEET_WORD, ENCODED, HEX_SPACED, CAMEL and the PII
 gates (the regexes they stand for are named below, and the tests check equality against them) and a superset for
 SPACED, SHORT_RUN and CLOSERS (the floods of `repetition`: a token flood needs a run of short tokens, a delimiter
 flood a run of closers).
@@ -33,6 +33,7 @@ DOT_DIGIT = 1024  # digit . digit                                      (= pii ip
 IBAN_HEAD = 2048  # two capitals, two digits                             (= pii iban gate)
 HEX_COLON = 4096  # hex digit, colon, hex digit or colon                 (= pii ipv6 gate)
 SECRET_ASSIGN = 8192  # key|token|secret|password, blanks, then : or =   (= pii generic_secret gate, any case)
+CAMEL = 16384  # lower-case letter, capital, lower-case letter ("eP"+"r") (= normalize._CAMEL_HINT)
 
 
 # Byte classes: one table lookup per byte instead of chains of range tests (2 KB: 16 -> 12 us with the PII bits)
@@ -161,6 +162,8 @@ def ascii_gates(b: np.ndarray) -> int:
             flags |= CLOSERS
         if k & K_CTRL:
             flags |= CONTROL
+        if k & K_UPPER and (kp1 & (K_LETTER | K_UPPER)) == K_LETTER and (kn1 & (K_LETTER | K_UPPER)) == K_LETTER:
+            flags |= CAMEL
         run = (run + 1) * ((k >> 4) & 1)  # K_B64
         if run >= 16:
             flags |= ENCODED

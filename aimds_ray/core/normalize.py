@@ -520,6 +520,50 @@ def _unmarkup(v: Variant) -> Variant | None:
     return Variant("markup", "".join(out), starts, ends, offset=v.offset)
 
 
+# emoji and pictographs between two letters of a word ("ign🔥ore"): the word a filter would look for is split by them
+_SYMBOL_IN_WORD = re.compile("(?<=[a-z])[\u2190-\u2bff\U0001f000-\U0001faff\ufe0f\u200d]{1,6}(?=[a-z])")
+# three or more capitalised words run together ("IgnorePreviousInstructions"); read with the spaces put back
+_CAMEL_HINT = re.compile(r"[a-z][A-Z][a-z]")  # what the CAMEL gate stands for
+_CAMEL_RUN = re.compile(r"(?<![A-Za-z])[A-Za-z][a-z]+(?:[A-Z][a-z]+){2,}(?![A-Za-z])")
+
+
+def _unsplit(v: Variant) -> Variant | None:
+    """The main view without pictographs inside words, when there are any (non-ASCII text only)."""
+    t = v.text
+    if t.isascii():
+        return None
+    drop = {j for m in _SYMBOL_IN_WORD.finditer(t) for j in range(*m.span())}
+    if not drop:
+        return None
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    _copy_mapped(v, 0, len(t), out, starts, ends, drop)
+    return Variant("despaced", "".join(out), starts, ends, offset=v.offset)
+
+
+def _camel(raw: str, v: Variant) -> Variant | None:
+    """The main view with CamelCase runs of 3+ words split where their capitals are (the raw text has the case; its
+    positions are the view's when the fold kept them)."""
+    if v.starts is not None or len(raw) != len(v.text):
+        return None
+    cuts = [m.start() + k.start() for m in _CAMEL_RUN.finditer(raw) for k in re.finditer(r"(?<=[a-z])[A-Z]", m.group())]
+    if not cuts:
+        return None
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    for c in cuts:
+        _copy_mapped(v, pos, c, out, starts, ends)
+        out.append(" ")
+        starts.append(c)
+        ends.append(c)
+        pos = c
+    _copy_mapped(v, pos, len(v.text), out, starts, ends)
+    return Variant("despaced", "".join(out), starts, ends, offset=v.offset)
+
+
 def _printable_ratio(s: str) -> float:
     if not s:
         return 0.0
@@ -796,9 +840,10 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
     desp = _despace(base, view_gates)
     if desp is not None:
         variants.append(desp)
-    mk = _unmarkup(base)
-    if mk is not None:
-        variants.append(mk)
+    camel = _gate(gates, G.CAMEL, _CAMEL_HINT, text)
+    for extra in (_unmarkup(base), _unsplit(base), _camel(text, base) if camel else None):
+        if extra is not None:
+            variants.append(extra)
     budget = [cfg.max_decoded_chars]
     _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, gates=view_gates)
     return Normalized(text, variants, evidence, gates)
