@@ -12,7 +12,7 @@
   tags (``ign<b></b>ore``) or spells escaped letters.
 * decoded variants – base64 (nested too), base32, Ascii85, hex, octal escapes, URL-encoding, Unicode tag characters
   ("ASCII smuggling"), rot13 and the other Caesar shifts, Atbash, reversed text, Morse, binary octets, decimal / 0x
-  character codes, Braille cells, NATO code words; found inside the text and decoded recursively up to
+  character codes, Braille cells, NATO code words, upside-down text; found inside the text and decoded recursively up to
   ``max_decode_depth`` and ``max_decoded_chars`` (so a nested or huge payload costs a bounded amount of work).
 
 Each `Variant` carries a map from its characters to character spans of the original text, so evidence found in any
@@ -54,6 +54,9 @@ _CONFUSABLES = {
     "ı": "i", "ȷ": "j", "ℓ": "l", "ß": "ss", "ø": "o", "Ø": "o", "đ": "d", "ħ": "h", "ł": "l", "ŀ": "l",
     "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-", "\u00a0": " ",
     "\u2800": " ",
+    # other scripts' letters in Latin look-alike sets (TR39 confusables): Greek lunate sigma and yot, Cyrillic
+    # abkhasian che, Coptic, Latin alpha / iota / r without handle / lenis f
+    "ϲ": "c", "ϳ": "j", "ҽ": "e", "ⲣ": "p", "ⲕ": "k", "ⲟ": "o", "ɑ": "a", "ɩ": "i", "ꭇ": "r", "ꬵ": "f",
 }
 # Armenian letters that read as Latin ones in most fonts (TR39 confusables). Folded only inside a word that also
 # has ASCII letters ("ignօre"): Armenian text itself keeps its letters (the model reads it as written)
@@ -355,14 +358,15 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
 
 
 def _in_latin_word(text: str, i: int) -> bool:
-    """Whether the word around text[i] (up to 40 characters each way) holds an ASCII letter."""
+    """Whether the word around text[i] (up to 40 characters each way) holds an ASCII letter or a look-alike of one
+    from another script (a word spelled from several scripts' look-alikes is Latin in disguise)."""
     a = i
     while a > 0 and i - a < 40 and text[a - 1].isalpha():
         a -= 1
     b = i + 1
     while b < len(text) and b - i < 40 and text[b].isalpha():
         b += 1
-    return any("a" <= c <= "z" or "A" <= c <= "Z" for c in text[a:b])
+    return any("a" <= c <= "z" or "A" <= c <= "Z" or c in _CONFUSABLES for c in text[a:b])
 
 
 def _homoglyph_evidence(text: str, positions: set[int], evidence: list[Evidence]) -> None:
@@ -479,7 +483,8 @@ _BLOCK_TAGS = frozenset("address article aside blockquote br dd div dl dt figure
 def _unmarkup(v: Variant) -> Variant | None:
     """The view with markup read as a browser or a JSON parser would: tags removed (a block tag is a space), HTML
     entities and JSON "\\uXXXX" escapes decoded. Added only when that splices words together ("ign<b></b>ore", one
-    tag per letter) or spells letters that were escaped (3+): what hides a keyword from a scan of the raw text."""
+    tag per letter), spells letters that were escaped (3+), or strips a tag around every word or two (markup is
+    then most of the text): what hides a phrase from a scan of the raw text."""
     t = v.text
     if "<" not in t and "&" not in t and "\\u" not in t:
         return None
@@ -515,7 +520,9 @@ def _unmarkup(v: Variant) -> Variant | None:
             starts.append(sa - v.offset)
             ends.append(sb - v.offset)
     _copy_mapped(v, pos, len(t), out, starts, ends)
-    if letters < 3 and not any(0 < k < len(out) and out[k - 1].isalpha() and out[k].isalpha() for k in cuts):
+    spliced = any(0 < k < len(out) and out[k - 1].isalpha() and out[k].isalpha() for k in cuts)
+    wrapped = len(cuts) >= 4 and len(out) < 0.7 * len(t)  # a tag around every word or two
+    if letters < 3 and not spliced and not wrapped:
         return None
     return Variant("markup", "".join(out), starts, ends, offset=v.offset)
 
@@ -725,6 +732,19 @@ def _nato(run: str) -> str:
     return "".join(out).strip()
 
 
+# Upside-down text: turned letters (and b/d/n/p/q/u, which turn into each other), written right to left
+_TURNED = dict(zip("ɐqɔpǝɟƃɥᴉɾʞlɯuodbɹsʇnʌʍxʎz∀ᗺƆᗡƎℲ⅁HIſꞰ˥WNOԀὉᴚS⊥∩ΛMX⅄Z˙'¡¿",
+                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,!?", strict=True))
+_TURNED_ONLY = frozenset("ɐɔǝɟƃɥᴉɾʞɯɹʇʌʍʎ∀ᗺƆᗡƎℲ⅁ꞰԀᴚ⊥∩Λ⅄")
+
+
+def _upside_down(raw: str) -> str | None:
+    if sum(1 for c in raw if c in _TURNED_ONLY) < 4:
+        return None
+    s = "".join(_TURNED.get(c, c) for c in reversed(raw))
+    return s if _looks_like_text(s) else None
+
+
 def _symbol_codes(raw: str, folded: str, gates: int | None) -> list[tuple[str, str, int, int]]:
     """(kind, decoded, start, end) of the symbol-code runs of `raw` (NATO words are read from its folded view, so
     positions are the folded view's: the caller maps them). Each code is looked for only where its cheapest sign is."""
@@ -742,6 +762,8 @@ def _symbol_codes(raw: str, folded: str, gates: int | None) -> list[tuple[str, s
             for m in _CODES_RUN.finditer(raw):
                 if d := _char_codes(m.group()):
                     found.append(("charcodes", d, *m.span()))
+    if not raw.isascii() and _TURNED_ONLY.intersection(raw) and (d := _upside_down(raw)):
+        found.append(("upside_down", d, 0, len(raw)))
     if not raw.isascii() and "⠀" <= max(raw) and _BRAILLE_RUN.search(raw):
         for m in _BRAILLE_RUN.finditer(raw):
             if d := _braille(m.group()):
