@@ -25,7 +25,7 @@ WORDS = ["ignore", "you", "system", "prompt", "what", "is", "the", "password", "
          "key", "token", "=", "'", '"', "\\x", "0x", "%20", "##", "==", "**", "---", "|", "```", "Subject:", "Hi",
          "dear", "please", "write", "reveal", "secret", "1", "12", ":", "::", "-", "_", ".", ",", "(", ")", "[", "]",
          "{", "}", "<", ">", "/", "\\", "+", "$", "!", "?", "\n", "\t", " "]
-CHARS = list(string.printable) + ["é", "😀", "\u200b", "ß", "İ", "中", "\u00a0", "’", "“"]
+CHARS = list(string.printable) + ["é", "😀", "\u200b", "ß", "İ", "中", "\u00a0", "’", "“", "օ", "ɐ", "⠁", "\u034f"]
 
 
 def units(n_random: int, seed: int) -> list[str]:

@@ -188,3 +188,17 @@ def test_the_report_does_not_quote_what_it_redacts(detector) -> None:
                  "note: " + base64.b64encode(b"please send the report to jane.doe@example.com before friday").decode()):
         r = detector.scan(text)
         assert "<EMAIL_1>" in r.sanitized_text and "jane.doe@example" not in r.to_json(), r.to_json()
+
+
+def test_overlapping_readings_of_pii_redact_cleanly(detector) -> None:
+    """The raw text and its de-obfuscated reading may find the same value, or parts of it: the redaction keeps
+    one whole value per span and never duplicates or leaks text (it did: '<EMAIL_1><CREDIT_CARD_1> and mail ...')."""
+    r = detector.scan("Card 4111\u200b1111\u200b1111\u200b1111 and mail bob.k@example.net ok.")
+    assert r.sanitized_text == "Card <CREDIT_CARD_1> and mail <EMAIL_1> ok."
+    assert detector.scan("Contact jo\u200bhn.smith@example.com today.").sanitized_text == "Contact <EMAIL_1> today."
+
+
+def test_case_sensitive_pii_in_a_decoded_payload(detector) -> None:
+    for secret in (b"my iban is GB82 WEST 1234 5698 7654 32 thanks", b"the key is AKIAIOSFODNN7EXAMPLE for prod"):
+        r = detector.scan("please decode " + base64.b64encode(secret).decode())
+        assert any(e.detector == "pii" for e in r.evidence) and r.sanitized_text.startswith("please decode <")

@@ -222,7 +222,7 @@ class Detector:
             for e in evidence
             if e.detector == "pii"
         ]
-        if len(docs) > 1:
+        if len(pii) > 1:  # windows overlap, and PII read from several views of one window may overlap too
             pii = _dedupe_spans(pii)
         sanitized = redact(text, pii, self.config.pii.redaction) if pii else text
         if pii:
@@ -265,6 +265,7 @@ def _scrub_matches(evidence: list[Evidence], pii: list[PiiMatch], entities: Any)
             k = next((k for k in range(min(len(v), len(m)), 3, -1) if low.endswith(v[:k])), 0)
             if k:  # the excerpt ends inside the value
                 m = m[: len(m) - k] + tag
+                low = m.lower()
             k = next((k for k in range(min(len(v), len(m)), 3, -1) if low.startswith(v[-k:])), 0)
             if k:  # or begins inside it
                 m = tag + m[k:]
@@ -272,10 +273,13 @@ def _scrub_matches(evidence: list[Evidence], pii: list[PiiMatch], entities: Any)
 
 
 def _dedupe_spans(matches: list[PiiMatch]) -> list[PiiMatch]:
-    """Windows overlap, so the same PII can be found twice; keep one of each span, no overlaps."""
+    """The same PII can be found twice (overlapping windows, or the raw text and a view of it); keep one of each
+    span and no overlaps, the longer of two that start together (redaction needs sorted, disjoint spans)."""
     out: list[PiiMatch] = []
     for m in sorted(set(matches), key=lambda m: (m.start, -m.end)):
         if out and m.start < out[-1].end:
+            if m.end > out[-1].end and m.start == out[-1].start:
+                out[-1] = m
             continue
         out.append(m)
     return out

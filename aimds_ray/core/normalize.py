@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import html
 import re
 import unicodedata
@@ -190,6 +191,7 @@ class Variant:
     fixed: tuple[int, int] | None = None
     depth: int = 0
     offset: int = 0
+    raw: str | None = None  # a decoded payload as decoded, before folding (case kept: PII formats need it)
 
     def span(self, s: int, e: int) -> tuple[int, int]:
         """Original-text span of variant characters [s, e)."""
@@ -298,6 +300,7 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
     invisible_runs: list[list[int]] = []
     bidi = 0
     homoglyph_words: set[int] = set()
+    latin_words: list[int] | None = None  # flat [start, end, start, end, ...] of Latin-ish words, built on demand
     # printable ASCII runs are copied whole (a 2 KB prompt with one curly quote used to cost ~1 ms character by
     # character); only the other characters are looked at one by one
     for m in _NON_ASCII_OR_CTRL.finditer(text):
@@ -316,9 +319,15 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
             rep = _CONFUSABLES[ch]
             if ch in _CONFUSABLE_SCRIPTS_CHARS:
                 homoglyph_words.add(i)
-        elif ch in _ARMENIAN_LOOKALIKES and _in_latin_word(text, i):
-            rep = _ARMENIAN_LOOKALIKES[ch]
-            homoglyph_words.add(i)
+        elif ch in _ARMENIAN_LOOKALIKES:
+            if latin_words is None:
+                latin_words = _latin_word_spans(text)
+            k = bisect.bisect_right(latin_words, i)
+            if k % 2:  # inside a word spelled in Latin (or in look-alikes of it)
+                rep = _ARMENIAN_LOOKALIKES[ch]
+                homoglyph_words.add(i)
+            else:
+                rep = ch
         else:
             rep = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)).casefold()
             rep = "".join(_CONFUSABLES.get(c, c) for c in rep)
@@ -357,16 +366,18 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
     return Variant("normalized", "".join(out), starts, ends)
 
 
-def _in_latin_word(text: str, i: int) -> bool:
-    """Whether the word around text[i] (up to 40 characters each way) holds an ASCII letter or a look-alike of one
-    from another script (a word spelled from several scripts' look-alikes is Latin in disguise)."""
-    a = i
-    while a > 0 and i - a < 40 and text[a - 1].isalpha():
-        a -= 1
-    b = i + 1
-    while b < len(text) and b - i < 40 and text[b].isalpha():
-        b += 1
-    return any("a" <= c <= "z" or "A" <= c <= "Z" or c in _CONFUSABLES for c in text[a:b])
+def _latin_word_spans(text: str) -> list[int]:
+    """[start, end, start, end, ...] of the words that hold an ASCII letter or a look-alike of one from another
+    script (a word spelled from several scripts' look-alikes is Latin in disguise); one pass over the text."""
+    out: list[int] = []
+    for m in _LETTERS.finditer(text):
+        w = m.group()
+        if any("a" <= c <= "z" or "A" <= c <= "Z" or c in _CONFUSABLES for c in w):
+            out += m.span()
+    return out
+
+
+_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 def _homoglyph_evidence(text: str, positions: set[int], evidence: list[Evidence]) -> None:
@@ -549,14 +560,27 @@ def _unsplit(v: Variant) -> Variant | None:
     return Variant("despaced", "".join(out), starts, ends, offset=v.offset)
 
 
+_CODE_MARKS = frozenset("(){}[];=<>._$#@/\\`\"'")
+
+
 def _camel(raw: str, v: Variant) -> Variant | None:
-    """The main view with CamelCase runs of 3+ words split where their capitals are (the raw text has the case; its
-    positions are the view's when the fold kept them)."""
+    """The main view with CamelCase runs split where their capitals are, when they look like glued sentences (a run
+    of 4+ words, or two runs of 3+; the raw text has the case, its positions are the view's when the fold kept
+    them). Runs on a line with code marks stay whole: `resetSystemPromptCache();` is not a sentence."""
     if v.starts is not None or len(raw) != len(v.text):
         return None
-    cuts = [m.start() + k.start() for m in _CAMEL_RUN.finditer(raw) for k in re.finditer(r"(?<=[a-z])[A-Z]", m.group())]
-    if not cuts:
+    runs = []
+    for m in _CAMEL_RUN.finditer(raw):
+        a, b = m.span()
+        ls, le = raw.rfind("\n", 0, a) + 1, raw.find("\n", b)
+        line = raw[ls : len(raw) if le < 0 else le]
+        if _CODE_MARKS.intersection(line.replace(". ", " ").rstrip(".")):
+            continue
+        runs.append([a + k.start() for k in re.finditer(r"(?<=[a-z])[A-Z]", m.group())])
+    # glued sentences, not a product or class name in prose: a run of 4+ words, or two runs
+    if not runs or (len(runs) < 2 and max(len(r) for r in runs) < 3):
         return None
+    cuts = [c for r in runs for c in r]
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -568,7 +592,7 @@ def _camel(raw: str, v: Variant) -> Variant | None:
         ends.append(c)
         pos = c
     _copy_mapped(v, pos, len(v.text), out, starts, ends)
-    return Variant("despaced", "".join(out), starts, ends, offset=v.offset)
+    return Variant("camel", "".join(out), starts, ends, offset=v.offset)
 
 
 def _printable_ratio(s: str) -> float:
@@ -583,8 +607,12 @@ def _looks_like_text(s: str) -> bool:
     if len(s) < 4 or _printable_ratio(s) < 0.95:
         return False
     letters = sum(1 for c in s if c.isalpha())
+    digits = sum(1 for c in s if c.isdigit())
     spaces = s.count(" ")
-    return letters >= 0.5 * len(s) and (spaces >= 1 or len(s) < 24)
+    # mostly letters, or letters and numbers (an account number, a key in a sentence), and words if it is long
+    if letters < 0.5 * len(s):
+        return letters >= 0.3 * len(s) and letters + digits + spaces >= 0.8 * len(s) and spaces >= 2
+    return spaces >= 1 or len(s) < 24
 
 
 def _decode_bytes(b: bytes) -> str | None:
@@ -660,13 +688,14 @@ def _a85(token: str) -> str | None:
 _MORSE = dict(zip(".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- .-- -..- "
                   "-.-- --.. ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----. .-.-.- --..-- ..--.. "
                   "-.-.-- -..-. ---... .----.".split(), "abcdefghijklmnopqrstuvwxyz0123456789.,?!/:'", strict=True))
-_MORSE_RUN = re.compile(r"(?<![\w.\-])(?:[.\-]{1,6}(?: {1,3}| *[/|] *)){5,}[.\-]{1,6}(?![\w.\-])")
+# possessive: a long run that ends badly must not be re-read from each of its letters (quadratic, 0.3 s per 9 KB)
+_MORSE_RUN = re.compile(r"(?<![\w.\-])[.\-]{1,6}+(?:(?: {1,3}| *[/|] *)[.\-]{1,6}+){5,}+")
 _BINARY_RUN = re.compile(r"(?<![01])(?:[01]{8}[ ,;]?\s*){4,}")
 _CODES_RUN = re.compile(r"(?<![\w.])(?:(?:0x[0-9a-f]{2}|\d{2,3})(?:\s*[,;]\s*|\s+)){5,}(?:0x[0-9a-f]{2}|\d{2,3})(?![\w.])",
                         re.I)
 _BRAILLE_LETTERS = dict(zip("⠁⠃⠉⠙⠑⠋⠛⠓⠊⠚⠅⠇⠍⠝⠕⠏⠟⠗⠎⠞⠥⠧⠺⠭⠽⠵⠲⠂⠦⠖⠄⠤", "abcdefghijklmnopqrstuvwxyz.,?!'-",
                             strict=True))
-_BRAILLE_RUN = re.compile("[\u2801-\u28ff]{3,}(?:[ \u2800]+[\u2801-\u28ff]+){2,}")
+_BRAILLE_RUN = re.compile("(?<![\u2801-\u28ff])[\u2801-\u28ff]{3,}+(?:[ \u2800]++[\u2801-\u28ff]++){2,}")
 _NATO = {w: w[0] for w in _NATO_WORDS}
 _NATO_RUN = re.compile(r"\b(?:(?:" + "|".join(sorted(_NATO, key=len, reverse=True)) + r")\b[\s,/|-]*){6,}")
 
@@ -886,6 +915,7 @@ def _add_decoded(
         v.text = folded
     else:
         v = Variant(kind, folded, fixed=span, depth=depth)
+    v.raw = decoded
     variants.append(v)
     evidence.append(
         Evidence("encoding", Category.ENCODING_OBFUSCATION, 0.1, span[0], span[1], decoded[:80], kind,
@@ -974,7 +1004,7 @@ def _decode_into(
     if nato:
         for m in _NATO_RUN.finditer(folded):
             d = _nato(m.group())
-            if _looks_like_text(d) or len(d) >= 6:
+            if len(d.split()) >= 2 and _looks_like_text(d):  # a sentence spelled out, not a name
                 _add_decoded("nato", d, view.fixed or view.span(*m.span()), variants, evidence, cfg, depth, budget)
     for kind, hits in hits_by_kind.items():
         if len(hits) < 3 or len(hits) < 0.5 * common:

@@ -324,11 +324,17 @@ def _card_in_run(value: str) -> tuple[int, int, str] | None:
     if ck is not None:
         return 0, len(value), ck
     groups = [m.span() for m in re.finditer(r"\d+", value)]
+    if len(groups) > 8:  # card formats have at most five groups (and a CVV or a number beside them): not a card
+        return None
     best: tuple[int, int, str] | None = None
     for i in range(len(groups)):
-        for j in range(len(groups), i, -1):
-            a, b = groups[i][0], groups[j - 1][1]
-            if (i, j) == (0, len(groups)) or (best is not None and b - a <= best[1] - best[0]):
+        n = 0
+        for j in range(i, len(groups)):
+            n += groups[j][1] - groups[j][0]
+            if n > 19:
+                break
+            a, b = groups[i][0], groups[j][1]
+            if n < 13 or (i, j) == (0, len(groups) - 1) or (best is not None and b - a <= best[1] - best[0]):
                 continue
             ck = card_kind(re.sub(r"\D", "", value[a:b]))
             if ck is not None:

@@ -12,6 +12,7 @@ measured in `benchmarks/scheduler.py`.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import json
@@ -99,11 +100,18 @@ class DeadlineQueue:
     def _ahead(self, prio: Priority) -> int:
         return sum(len(self._heaps[p]) for p in Priority if p <= prio)
 
-    def submit(self, task: Task) -> Admission:
+    def submit(self, task: Task, force: bool = False) -> Admission:
+        """Admit `task`, refuse it, or shed lower work for it. `force` skips admission (the deadline estimate and
+        the capacity bound): for work already promised, a restarted scheduler's replay of its journal."""
         now = self.clock()
         self.stats.submitted += 1
         task.submitted = now
         task.seq = next(self._seq)
+        if force:
+            heapq.heappush(self._heaps[task.priority], (task.deadline, task.seq, task))
+            self._len += 1
+            self.stats.accepted += 1
+            return Admission(True)
         if task.priority != Priority.CRITICAL:
             start_eta = now + self._ahead(task.priority) * self.service_ewma / self.workers
             if start_eta + self.service_ewma > task.deadline:
@@ -257,13 +265,19 @@ class TaskJournal:
         self._lock = FileLock(self.path.with_name(self.path.name + ".lock"), timeout=lock_timeout_s).acquire()
         self._pending: dict[str, bytes] = {}  # id -> its add line, in admission order
         self.seen: list[str] = []  # every id in the file, in order (the scheduler drops their re-submissions)
+        self._done_tail: list[str] = []  # ids finished lately: kept through compaction for the same reason
         self.torn_lines = 0
         self._size = 0
-        if self.path.exists():
-            self._load()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._size = os.fstat(self._fd).st_size
-        self._ensure_newline()
+        self._fd = -1
+        try:
+            if self.path.exists():
+                self._load()
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._size = os.fstat(self._fd).st_size
+            self._ensure_newline()
+        except BaseException:
+            self.close()
+            raise
 
     def _load(self) -> None:
         with open(self.path, "rb") as f:
@@ -279,6 +293,10 @@ class TaskJournal:
                     self.seen.append(tid)
                 elif op == "done":
                     self._pending.pop(tid, None)
+                    self._note_done(tid)
+                elif op == "seen":
+                    self.seen.append(tid)
+                    self._note_done(tid)
 
     def _ensure_newline(self) -> None:
         """A torn last line must not swallow the next record: start it on a line of its own."""
@@ -288,10 +306,20 @@ class TaskJournal:
                 if f.read(1) != b"\n":
                     self._write(b"\n")
 
+    def _note_done(self, tid: str) -> None:
+        self._done_tail.append(tid)
+        if len(self._done_tail) > 2 * DONE_TAIL:
+            del self._done_tail[:-DONE_TAIL]
+
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
-        while view:  # os.write may write less than asked without raising
-            view = view[os.write(self._fd, view):]
+        try:
+            while view:  # os.write may write less than asked without raising
+                view = view[os.write(self._fd, view):]
+        except OSError:  # no torn line left for the next record to run into
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise
         self._size += len(data)
 
     def pending(self) -> list[dict[str, Any]]:
@@ -317,16 +345,20 @@ class TaskJournal:
     def done(self, task_id: str) -> None:
         if self._pending.pop(str(task_id), None) is None:
             return
+        self._note_done(str(task_id))
         self._write((json.dumps({"op": "done", "id": str(task_id)}, separators=(",", ":")) + "\n").encode("utf-8"))
         if self._size > self.compact_bytes:
-            live = sum(len(v) for v in self._pending.values())
-            if live * 2 < self._size:
+            live = sum(len(v) for v in self._pending.values()) + 64 * min(len(self._done_tail), DONE_TAIL)
+            if live * 2 < self._size:  # mostly finished work (a compacted file holds the pending and the tail)
                 self.compact()
 
     def compact(self) -> None:
-        """Rewrite the file with only the pending adds (atomically: a crash leaves the old file or the new one)."""
+        """Rewrite the file with the pending adds and the ids finished lately (atomically: a crash leaves the old
+        file or the new one)."""
         tmp = self.path.with_name(self.path.name + ".tmp")
-        data = b"".join(self._pending.values())
+        seen = [(json.dumps({"op": "seen", "id": t}, separators=(",", ":")) + "\n").encode("utf-8")
+                for t in self._done_tail[-DONE_TAIL:]]
+        data = b"".join(seen) + b"".join(self._pending.values())
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -341,3 +373,6 @@ class TaskJournal:
             os.close(self._fd)
             self._fd = -1
         self._lock.release()
+
+
+DONE_TAIL = 1000  # finished ids a compacted journal remembers (a replica's retry of an unacknowledged batch)

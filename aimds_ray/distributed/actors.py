@@ -374,7 +374,7 @@ class DeadlineScheduler:
         for tid in self.journal.seen[-SEEN_IDS:]:
             self._seen_ids[tid] = None
         for task in self.journal.pending():
-            self._admit(task)
+            self._admit(task, force=True)  # promised work: neither a full queue nor a passed deadline refuses it
             self.replayed += 1
         if self.replayed:
             with contextlib.suppress(RuntimeError):  # an async actor's __init__ runs on its event loop
@@ -390,6 +390,7 @@ class DeadlineScheduler:
         in the journal before this returns."""
         self._ensure_loop()
         t0 = time.perf_counter_ns()
+        task["id"] = str(task["id"])  # the journal keeps ids as strings: a restarted scheduler must match them
         if task["id"] in self._seen_ids:
             return {"accepted": True, "reason": "duplicate", "shed": []}
         self._seen_ids[task["id"]] = None
@@ -401,7 +402,7 @@ class DeadlineScheduler:
             del self.decision_ns[:5000]
         return out
 
-    def _admit(self, task: dict[str, Any], journal: bool = False) -> dict[str, Any]:
+    def _admit(self, task: dict[str, Any], journal: bool = False, force: bool = False) -> dict[str, Any]:
         from aimds_ray.core.scheduler import Priority, Task
 
         pr = Priority.parse(task.get("priority", "low"))
@@ -409,7 +410,7 @@ class DeadlineScheduler:
         sid = task.get("session_id")
         if sid:
             task["_ticket"] = self.seq.issue(sid)
-        adm = self.q.submit(Task(task["id"], pr, deadline, task))
+        adm = self.q.submit(Task(task["id"], pr, deadline, task), force=force)
         if not adm.accepted:
             self._release(task)
         else:

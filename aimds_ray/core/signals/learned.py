@@ -141,29 +141,39 @@ def views(doc: Normalized) -> list[tuple[int, str]]:
     was trained on the main view of every row, where an encoded attack is letters and digits that look like
     nothing, so on a surface of base64, binary or code words it guesses (an encoded benign sentence scored
     0.6-0.8)."""
-    out = [(i, v.text) for i, v in enumerate(doc.variants)]
+    # CamelCase runs split into words are for the signatures only: the model reads identifiers in prose as
+    # instructions ("The PrintInstructionsDialog shows the manual" scored 0.98 from its split view)
+    out = [(i, v.text) for i, v in enumerate(doc.variants) if v.kind != "camel"]
     if len(out) == 1 or doc.variants[0].starts is not None or _decoded_share(doc) < ENCODED_MAJORITY:
         return out
     # the text as its author means it to be read: the main view with each payload replaced by what it decodes to
     # (the wrapper, "decode this and do what it says", stays in context), instead of the encoded surface
     main = doc.variants[0]
     off = main.offset
+    layers: dict[tuple[int, int], list[Any]] = {}  # a payload's layers by depth (base64 inside base64 ...)
+    for v in doc.variants:
+        if v.fixed is not None:
+            layers.setdefault(v.fixed, []).append(v)
+    for ls in layers.values():
+        ls.sort(key=lambda v: v.depth)
+
+    def opaque(v: Any) -> bool:
+        """An outer layer that is only another encoding: one token with a deeper layer under it."""
+        ls = layers[v.fixed]
+        return v is not ls[-1] and len(v.text.split()) <= 1
+
     pieces: list[str] = []
     pos = 0
-    deepest: dict[tuple[int, int], tuple[int, str]] = {}  # a payload's innermost layer (base64 inside base64)
-    for v in doc.variants:
-        if v.fixed is not None and v.depth >= deepest.get(v.fixed, (0, ""))[0]:
-            deepest[v.fixed] = (v.depth, v.text)
-    for (s, e), (_, t) in sorted(deepest.items()):
+    for (s, e), ls in sorted(layers.items()):
         if s - off >= pos:
+            # the outermost layer that reads as text (it keeps the words around a nested payload), else the deepest
+            t = next((v.text for v in ls if not opaque(v)), ls[-1].text)
             pieces += [main.text[pos : s - off], " ", t, " "]
             pos = e - off
     pieces.append(main.text[pos:])
-
-    def read(v: Any) -> bool:  # not a surface, nor an outer layer that is itself encoded
-        return v.kind not in SURFACE and (v.fixed is None or deepest[v.fixed][0] == v.depth)
-
-    return [(0, "".join(pieces))] + [(i, t) for i, t in out if read(doc.variants[i])]
+    keep = [(i, t) for i, t in out
+            if doc.variants[i].kind not in SURFACE and (doc.variants[i].fixed is None or not opaque(doc.variants[i]))]
+    return [(0, "".join(pieces))] + keep
 
 
 def _decoded_share(doc: Normalized) -> float:

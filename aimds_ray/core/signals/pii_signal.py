@@ -39,7 +39,7 @@ class PiiSignal(Signal):
         for v in doc.variants[1:]:
             if v.fixed is None or not v.text:
                 continue  # only decoded payloads: the other views are the original's characters, read above
-            for m in find_pii(v.text, cfg.entities):
+            for m in find_pii(v.raw if v.raw is not None else v.text, cfg.entities):
                 s, e = v.fixed
                 if _free(taken, s, e):
                     out.append(_evidence(m.entity, m.kind, s, e, v.kind))
@@ -60,10 +60,12 @@ class PiiSignal(Signal):
         d = deobfuscated(text)
         if d is not None:
             clean, where = d
-            taken = [(m.start + off, m.end + off) for m in found]
             for m in find_pii(clean, entities):
                 s, e = where[m.start] + off, where[m.end - 1] + 1 + off
-                if _free(taken, s, e):
+                # a value read whole through the characters that split it replaces the parts read raw
+                # ("jo<ZWSP>hn.smith@example.com": the raw rules see only "hn.smith@example.com")
+                inside = [x for x in out if s <= x.start and x.end <= e]
+                if len(inside) == sum(1 for x in out if x.start < e and s < x.end):
+                    out = [x for x in out if x not in inside]
                     out.append(_evidence(m.entity, m.kind, s, e, "normalized"))
-                    taken.append((s, e))
         return out
