@@ -25,6 +25,14 @@
   sees); 193 rows that repeated, or shared a run of 8 words with, a dev, training or held-out text or the probe
   corpus's set 15 (written beside it) were removed before any model was scored on it.
 
+- `benchmarks/data/probes_heldout_obf.jsonl` (set 17, eighteenth session): 224 texts, obfuscated attacks (150:
+  encodings, classical ciphers, translations into 23 languages, markup and tool-output hiding, invisible and
+  styled Unicode, leetspeak, word games, symbol codes, splitting, several combined) and benign texts with the same
+  surface features for legitimate reasons (74: decoding and cipher puzzles, hex dumps, ordinary non-Latin text,
+  HTML, JSON escapes, zalgo, security-class quotes), from one helper that saw neither the detector nor the
+  session's evasion mutators; 16 rows sharing an 8-word run with a dev, training or held-out text were removed
+  after its first scoring (see the README). Grouped by technique family.
+
 Each was written by a helper session of this project that saw neither the detector nor any data set, in the styles
 of public injection and jailbreak sets. They estimate how the detector generalises to phrasings nobody tuned for;
 they are not benchmarks of record (the texts are the project's own). Keep them out of
@@ -37,7 +45,7 @@ With `--peer`, the seed's reference implementation (`@claude-flow/aidefence@3.0.
 scores the same texts, its figures under "peer" in each set's entry.
 Prints TPR and FPR of each set, per-style (set 4) and per-category (sets 8, 11, 14 and 16) rates; the last stdout line
 is one JSON object (set 4 at the top level, set 8 under "heldout2", set 11 under "heldout3", set 14 under "heldout4",
-set 16 under "heldout5").
+set 16 under "heldout5", set 17 under "heldout_obf").
 """
 
 from __future__ import annotations
@@ -62,7 +70,8 @@ SETS = (("set 4", None, "style", DATA / "probes_heldout.jsonl"),
         ("set 8", "heldout2", "category", DATA / "probes_heldout2.jsonl"),
         ("set 11", "heldout3", "category", DATA / "probes_heldout3.jsonl"),
         ("set 14", "heldout4", "category", DATA / "probes_heldout4.jsonl"),
-        ("set 16", "heldout5", "category", DATA / "probes_heldout5.jsonl"))
+        ("set 16", "heldout5", "category", DATA / "probes_heldout5.jsonl"),
+        ("set 17", "heldout_obf", "category", DATA / "probes_heldout_obf.jsonl"))
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ def test_held_out_probes_stay_out_of_training() -> None:
 
     root = Path(__file__).resolve().parent.parent
     names = ("probes_heldout.jsonl", "probes_heldout2.jsonl", "probes_heldout3.jsonl", "probes_heldout4.jsonl",
-             "probes_heldout5.jsonl")
+             "probes_heldout5.jsonl", "probes_heldout_obf.jsonl")
     held = [json.loads(line)["text"] for name in names
             for line in (root / "benchmarks/data" / name).open(encoding="utf-8")]
     assert len(held) > 2450
