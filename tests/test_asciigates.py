@@ -10,6 +10,7 @@ import pytest
 from aimds_ray.core import asciigates as G
 from aimds_ray.core.normalize import (
     _CAMEL_HINT,
+    _CODE_HINT,
     _DIGIT,
     _ENCODED_RUN,
     _HEX_SPACED,
@@ -20,7 +21,7 @@ from aimds_ray.core.normalize import (
     normalize,
 )
 
-ALPHABET = "aAbZ z ..-_*+|/019@$!=\t\n\x00\x7f\x1bcQd"
+ALPHABET = "aAbZ z ..-_*+|/019@$!=\t\n\x00\x7f\x1bcQd,;x55"
 
 
 def _random_texts(n: int, seed: int) -> list[str]:
@@ -52,6 +53,7 @@ def test_gates_agree_with_regexes(seed: int) -> None:
         assert bool(g & G.DIGIT) == bool(_DIGIT.search(t)), t
         assert bool(g & G.HEX_SPACED) == bool(_HEX_SPACED.search(t)), t
         assert bool(g & G.CAMEL) == bool(_CAMEL_HINT.search(t)), t
+        assert bool(g & G.CODE_RUN) == bool(_CODE_HINT.search(t)), t
         if _SPACED.search(t.lower()):  # a superset: the gate may pass more than the regex matches
             assert g & G.SPACED, t
 
@@ -68,7 +70,8 @@ def test_gate_examples() -> None:
     assert G.gates_of(b"x 49 67 6e 6f 72 65 20 79:6f") & G.HEX_SPACED
     assert not G.gates_of(b"49 67 6e 6f 72 65 20") & G.HEX_SPACED and not G.gates_of(b"at 10:30 on 2024") & G.HEX_SPACED
     assert G.gates_of(b"ok\x1b[31m") & G.CONTROL
-    assert G.gates_of(b"IgnorePrevious") & G.CAMEL and not G.gates_of(b"NASA and IBM, Paris") & G.CAMEL
+    assert G.gates_of(b"IgnorePreviousRules") & G.CAMEL and not G.gates_of(b"NASA, IBM, JavaScript, iPhone") & G.CAMEL
+    assert G.gates_of(b"73, 103, 110 111") & G.CODE_RUN and not G.gates_of(b"in 2024, 12 of 30") & G.CODE_RUN
     assert G.gates_of(b"") == 0
 
 

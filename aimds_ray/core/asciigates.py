@@ -33,12 +33,13 @@ DOT_DIGIT = 1024  # digit . digit                                      (= pii ip
 IBAN_HEAD = 2048  # two capitals, two digits                             (= pii iban gate)
 HEX_COLON = 4096  # hex digit, colon, hex digit or colon                 (= pii ipv6 gate)
 SECRET_ASSIGN = 8192  # key|token|secret|password, blanks, then : or =   (= pii generic_secret gate, any case)
-CAMEL = 16384  # lower-case letter, capital, lower-case letter ("eP"+"r") (= normalize._CAMEL_HINT)
+CAMEL = 16384  # two lower-capital-lower turns in one token ("IgnorePrevious"+"Instructions") (= normalize._CAMEL_HINT)
+CODE_RUN = 32768  # a digit, then ten of [\d ,;x]: a list of character codes    (= normalize._CODE_HINT)
 
 
 # Byte classes: one table lookup per byte instead of chains of range tests (2 KB: 16 -> 12 us with the PII bits)
 K_LETTER, K_DIGIT, K_HEX, K_SEP, K_B64, K_LEET_ANY, K_LEET_LEAD, K_WORD_OR_LEET = 1, 2, 4, 8, 16, 32, 64, 128
-K_RUN, K_CLOSER, K_WS, K_CTRL, K_UPPER = 256, 512, 1024, 2048, 4096
+K_RUN, K_CLOSER, K_WS, K_CTRL, K_UPPER, K_CODE = 256, 512, 1024, 2048, 4096, 8192
 
 
 def _class_table() -> np.ndarray:
@@ -62,6 +63,7 @@ def _class_table() -> np.ndarray:
     mark(digits + b" .:()+-", K_RUN)  # digit runs of phone / card / IP numbers
     mark(b")]}>\"'`", K_CLOSER)
     mark(b" \t\n\r", K_WS)
+    mark(digits + b" ,;x", K_CODE)  # decimal or 0x character-code lists
     mark([c for c in range(256) if (c < 32 or c > 126) and c not in (9, 10, 13)], K_CTRL)
     return t
 
@@ -120,6 +122,8 @@ def ascii_gates(b: np.ndarray) -> int:
     closers = 0  # closing delimiters in a row (whitespace skipped)
     u0 = u1 = u2 = 0  # "hh " / "hh:" units ending 3 apart, for positions i, i+1, i+2 (mod 3), rotated each step
     run_digit = -1  # first digit of the current run of [\d .:()+-], -1 if none
+    code_digit = -1  # first digit of the current run of [\d ,;x], -1 if none
+    turns = 0  # lower-capital-lower turns in the current token
     kp3 = kp2 = kp1 = 0
     p1 = 0  # byte i-1
     k = np.int64(cls[b[0]]) if n > 0 else 0
@@ -135,6 +139,13 @@ def ascii_gates(b: np.ndarray) -> int:
         run_digit = -1 if is_run == 0 else (i if run_digit < 0 and k & K_DIGIT else run_digit)
         if run_digit >= 0 and i - run_digit >= 6:
             flags |= DIGIT_RUN
+        if k & K_CODE:
+            if code_digit < 0 and k & K_DIGIT:
+                code_digit = i
+            elif code_digit >= 0 and i - code_digit >= 10:
+                flags |= CODE_RUN
+        else:
+            code_digit = -1
         if k & K_DIGIT:
             flags |= DIGIT
             if p1 == 46 and kp2 & K_DIGIT:
@@ -163,7 +174,11 @@ def ascii_gates(b: np.ndarray) -> int:
         if k & K_CTRL:
             flags |= CONTROL
         if k & K_UPPER and (kp1 & (K_LETTER | K_UPPER)) == K_LETTER and (kn1 & (K_LETTER | K_UPPER)) == K_LETTER:
-            flags |= CAMEL
+            turns += 1
+            if turns >= 2:
+                flags |= CAMEL
+        elif k & K_WS:
+            turns = 0
         run = (run + 1) * ((k >> 4) & 1)  # K_B64
         if run >= 16:
             flags |= ENCODED

@@ -410,14 +410,22 @@ def fold_text(text: str) -> str:
 
 def _copy_mapped(v: Variant, a: int, b: int, out: list[str], starts: list[int], ends: list[int],
                  drop: set[int] | None = None) -> None:
-    """Append v.text[a:b] (but the positions in `drop`) to a new view with each character's original span."""
-    for j in range(a, b):
-        if drop and j in drop:
-            continue
-        out.append(v.text[j])
-        s, e = v.span(j, j + 1)
-        starts.append(s - v.offset)
-        ends.append(e - v.offset)
+    """Append v.text[a:b] (but the positions in `drop`) to a new view with each character's original span (relative
+    to `v.offset`). Whole slices, not a call per character (that cost ~3 ms per 2 KB view with a map)."""
+    keep = range(a, b) if not drop else [j for j in range(a, b) if j not in drop]
+    text = v.text
+    out.extend(text[a:b] if not drop else [text[j] for j in keep])
+    if v.fixed is not None:
+        s, e = v.fixed[0] - v.offset, v.fixed[1] - v.offset
+        starts.extend([s] * len(keep))
+        ends.extend([e] * len(keep))
+    elif v.starts is None or v.ends is None:
+        starts.extend(keep)
+        ends.extend(j + 1 for j in keep)
+    else:
+        vs, ve = v.starts, v.ends
+        starts.extend(vs[j] for j in keep)
+        ends.extend(ve[j] for j in keep)
 
 
 def _despace(v: Variant, gates: int | None = None) -> Variant | None:
@@ -499,24 +507,18 @@ def _unmarkup(v: Variant) -> Variant | None:
     t = v.text
     if "<" not in t and "&" not in t and "\\u" not in t:
         return None
-    out: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    pos = 0
-    letters = 0
-    cuts: list[int] = []
+    # first what the markup hides, without building anything: most texts with a "<" or "&" hide nothing
+    toks: list[tuple[int, int, str]] = []  # (start, end, replacement)
+    letters = removed = tags = 0
     for m in _MARKUP.finditer(t):
         a, b = m.span()
-        _copy_mapped(v, pos, a, out, starts, ends)
-        pos = b
         tok = m.group()
         if tok[0] == "<" or tok == "-->":
             name = tok.strip("</>").split(None, 1)[0] if tok[1:2] not in ("!", "") and tok != "-->" else ""
-            if name in _BLOCK_TAGS or tok in ("<!--", "-->"):
-                rep = " "
-            else:
-                rep = ""
-                cuts.append(len(out))  # where the tag was: between two letters once the view is built?
+            rep = " " if name in _BLOCK_TAGS or tok in ("<!--", "-->") else ""
+            if not rep:
+                tags += 1
+                removed += b - a
         else:
             if tok[0] == "&":
                 rep = html.unescape(tok)
@@ -525,30 +527,52 @@ def _unmarkup(v: Variant) -> Variant | None:
                 rep = "" if 0xD800 <= cp <= 0xDFFF else chr(cp)  # half a surrogate pair spells nothing
             rep = _fold(rep, []).text if not rep.isascii() else rep.lower()
             letters += sum(c.isalpha() for c in rep)
+        toks.append((a, b, rep))
+    if not toks:
+        return None
+    spliced = False
+    i = 0
+    while i < len(toks) and not spliced:  # a run of removed tags with a letter on both sides
+        j = i
+        while j < len(toks) and toks[j][2] == "" and (j == i or toks[j][0] == toks[j - 1][1]):
+            j += 1
+        if j > i:
+            a, b = toks[i][0], toks[j - 1][1]
+            spliced = 0 < a and b < len(t) and t[a - 1].isalpha() and t[b].isalpha()
+        i = max(j, i + 1)
+    wrapped = tags >= 4 and removed >= 0.3 * len(t)  # a tag around every word or two
+    if letters < 3 and not spliced and not wrapped:
+        return None
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    for a, b, rep in toks:
+        _copy_mapped(v, pos, a, out, starts, ends)
+        pos = b
         sa, sb = v.span(a, b)
         for c in rep:
             out.append(c)
             starts.append(sa - v.offset)
             ends.append(sb - v.offset)
     _copy_mapped(v, pos, len(t), out, starts, ends)
-    spliced = any(0 < k < len(out) and out[k - 1].isalpha() and out[k].isalpha() for k in cuts)
-    wrapped = len(cuts) >= 4 and len(out) < 0.7 * len(t)  # a tag around every word or two
-    if letters < 3 and not spliced and not wrapped:
-        return None
     return Variant("markup", "".join(out), starts, ends, offset=v.offset)
 
 
 # emoji and pictographs between two letters of a word ("ign🔥ore"): the word a filter would look for is split by them
 _SYMBOL_IN_WORD = re.compile("(?<=[a-z])[\u2190-\u2bff\U0001f000-\U0001faff\ufe0f\u200d]{1,6}(?=[a-z])")
 # three or more capitalised words run together ("IgnorePreviousInstructions"); read with the spaces put back
-_CAMEL_HINT = re.compile(r"[a-z][A-Z][a-z]")  # what the CAMEL gate stands for
+# what the CAMEL gate stands for: two lower-capital-lower turns in one token (the view needs a run of three words)
+_CAMEL_HINT = re.compile(r"[a-z][A-Z][a-z][^ \t\n\r]*?(?<=[a-z])[A-Z][a-z]")
+_CODE_HINT = re.compile(r"\d[\d ,;x]{10}")  # what the CODE_RUN gate stands for
 _CAMEL_RUN = re.compile(r"(?<![A-Za-z])[A-Za-z][a-z]+(?:[A-Z][a-z]+){2,}(?![A-Za-z])")
 
 
-def _unsplit(v: Variant) -> Variant | None:
-    """The main view without pictographs inside words, when there are any (non-ASCII text only)."""
+def _unsplit(v: Variant, odd: frozenset[str]) -> Variant | None:
+    """The main view without pictographs inside words, when there are any (`odd`: the text's non-ASCII characters;
+    folding keeps pictographs)."""
     t = v.text
-    if t.isascii():
+    if not any("\u2190" <= c <= "\u2bff" or "\U0001f000" <= c <= "\U0001faff" for c in odd):
         return None
     drop = {j for m in _SYMBOL_IN_WORD.finditer(t) for j in range(*m.span())}
     if not drop:
@@ -774,7 +798,19 @@ def _upside_down(raw: str) -> str | None:
     return s if _looks_like_text(s) else None
 
 
-def _symbol_codes(raw: str, folded: str, gates: int | None) -> list[tuple[str, str, int, int]]:
+def _odd_chars(text: str) -> frozenset[str]:
+    """The distinct characters of `text` outside printable ASCII, computed once per window: the non-ASCII views and
+    decoders ask this small set whether their characters occur, not the whole text."""
+    if text.isascii():
+        return frozenset()
+    return frozenset(text).difference(_PRINTABLE_ASCII)
+
+
+_PRINTABLE_ASCII = frozenset(map(chr, range(32, 127))) | {"\t", "\n", "\r"}
+
+
+def _symbol_codes(raw: str, folded: str, gates: int | None,
+                  odd: frozenset[str] | None = None) -> list[tuple[str, str, int, int]]:
     """(kind, decoded, start, end) of the symbol-code runs of `raw` (NATO words are read from its folded view, so
     positions are the folded view's: the caller maps them). Each code is looked for only where its cheapest sign is."""
     found: list[tuple[str, str, int, int]] = []
@@ -787,20 +823,19 @@ def _symbol_codes(raw: str, folded: str, gates: int | None) -> list[tuple[str, s
             for m in _BINARY_RUN.finditer(raw):
                 if d := _binary(m.group()):
                     found.append(("binary", d, *m.span()))
-        if _gate(gates, G.DIGIT_RUN, _DIGIT_SEP_RUN, raw) or ", " in raw:
+        if _gate(gates, G.CODE_RUN, _CODE_HINT, raw):
             for m in _CODES_RUN.finditer(raw):
                 if d := _char_codes(m.group()):
                     found.append(("charcodes", d, *m.span()))
-    if not raw.isascii() and _TURNED_ONLY.intersection(raw) and (d := _upside_down(raw)):
+    odd = _odd_chars(raw) if odd is None else odd
+    if odd & _TURNED_ONLY and (d := _upside_down(raw)):
         found.append(("upside_down", d, 0, len(raw)))
-    if not raw.isascii() and "⠀" <= max(raw) and _BRAILLE_RUN.search(raw):
+    if any("\u2801" <= c <= "\u28ff" for c in odd):
         for m in _BRAILLE_RUN.finditer(raw):
             if d := _braille(m.group()):
                 found.append(("braille", d, *m.span()))
     return found
 
-
-_DIGIT_SEP_RUN = re.compile(r"\d[\d .:()+\-]{6}")
 
 
 def _word_hits(text: str) -> tuple[int, dict[str, list[tuple[int, int]]], bool, bool]:
@@ -892,11 +927,12 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
     if desp is not None:
         variants.append(desp)
     camel = _gate(gates, G.CAMEL, _CAMEL_HINT, text)
-    for extra in (_unmarkup(base), _unsplit(base), _camel(text, base) if camel else None):
+    odd = _odd_chars(text)
+    for extra in (_unmarkup(base), _unsplit(base, odd), _camel(text, base) if camel else None):
         if extra is not None:
             variants.append(extra)
     budget = [cfg.max_decoded_chars]
-    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, gates=view_gates)
+    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, gates=view_gates, odd=odd)
     return Normalized(text, variants, evidence, gates)
 
 
@@ -939,7 +975,7 @@ def _long_tokens(text: str, n: int) -> list[tuple[int, int]]:
 
 def _decode_into(
     raw: str, view: Variant, variants: list[Variant], evidence: list[Evidence], cfg: NormalizeConfig,
-    depth: int, budget: list[int], gates: int | None = None,
+    depth: int, budget: list[int], gates: int | None = None, odd: frozenset[str] | None = None,
 ) -> None:
     """Find encoded runs in `raw` and decode them. `view` is the folded view of `raw`: at depth 1 `raw` is the
     original window (positions are original positions); deeper, `raw` is a payload mapped to one fixed span."""
@@ -970,7 +1006,7 @@ def _decode_into(
     for s0, e0 in a85_tokens:
         if e0 - s0 >= 20 and not _B64_CHARS.issuperset(raw[s0:e0]) and (d := _a85(raw[s0:e0])):
             _add_decoded("ascii85", d, span_of(s0, e0), variants, evidence, cfg, depth, budget)
-    for kind, d, s0, e0 in _symbol_codes(raw, view.text, gates):
+    for kind, d, s0, e0 in _symbol_codes(raw, view.text, gates, odd):
         _add_decoded(kind, d, span_of(s0, e0), variants, evidence, cfg, depth, budget)
     # hex pairs may be spaced ("de ad be ef ..."): the whole text when it has escapes or a spaced run, else the
     # long tokens
