@@ -34,7 +34,7 @@ IBAN_HEAD = 2048  # two capitals, two digits                             (= pii 
 HEX_COLON = 4096  # hex digit, colon, hex digit or colon                 (= pii ipv6 gate)
 SECRET_ASSIGN = 8192  # key|token|secret|password, blanks, then : or =   (= pii generic_secret gate, any case)
 CAMEL = 16384  # two lower-capital-lower turns in one token ("IgnorePrevious"+"Instructions") (= normalize._CAMEL_HINT)
-CODE_RUN = 32768  # a digit, then ten of [\d ,;x]: a list of character codes    (= normalize._CODE_HINT)
+CODE_RUN = 32768  # a digit, then ten of [\d\s,;x]: a list of character codes   (= normalize._CODE_HINT)
 
 
 # Byte classes: one table lookup per byte instead of chains of range tests (2 KB: 16 -> 12 us with the PII bits)
@@ -63,7 +63,7 @@ def _class_table() -> np.ndarray:
     mark(digits + b" .:()+-", K_RUN)  # digit runs of phone / card / IP numbers
     mark(b")]}>\"'`", K_CLOSER)
     mark(b" \t\n\r", K_WS)
-    mark(digits + b" ,;x", K_CODE)  # decimal or 0x character-code lists
+    mark(digits + b" ,;x\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", K_CODE)  # character-code lists (\s on ASCII)
     mark([c for c in range(256) if (c < 32 or c > 126) and c not in (9, 10, 13)], K_CTRL)
     return t
 

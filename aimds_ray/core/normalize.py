@@ -509,16 +509,14 @@ def _unmarkup(v: Variant) -> Variant | None:
         return None
     # first what the markup hides, without building anything: most texts with a "<" or "&" hide nothing
     toks: list[tuple[int, int, str]] = []  # (start, end, replacement)
-    letters = removed = tags = 0
+    letters = tags = 0
     for m in _MARKUP.finditer(t):
         a, b = m.span()
         tok = m.group()
         if tok[0] == "<" or tok == "-->":
             name = tok.strip("</>").split(None, 1)[0] if tok[1:2] not in ("!", "") and tok != "-->" else ""
             rep = " " if name in _BLOCK_TAGS or tok in ("<!--", "-->") else ""
-            if not rep:
-                tags += 1
-                removed += b - a
+            tags += not rep
         else:
             if tok[0] == "&":
                 rep = html.unescape(tok)
@@ -538,9 +536,13 @@ def _unmarkup(v: Variant) -> Variant | None:
             j += 1
         if j > i:
             a, b = toks[i][0], toks[j - 1][1]
-            spliced = 0 < a and b < len(t) and t[a - 1].isalpha() and t[b].isalpha()
+            # a neighbour may itself be an entity or escape: its decoded letter is what the view will hold
+            left = toks[i - 1][2][-1:] if i > 0 and toks[i - 1][1] == a else t[a - 1 : a]
+            right = toks[j][2][:1] if j < len(toks) and toks[j][0] == b else t[b : b + 1]
+            spliced = left.isalpha() and right.isalpha()
         i = max(j, i + 1)
-    wrapped = tags >= 4 and removed >= 0.3 * len(t)  # a tag around every word or two
+    kept = len(t) - sum(b - a for a, b, _ in toks) + sum(len(rep) for _, _, rep in toks)
+    wrapped = tags >= 4 and kept < 0.7 * len(t)  # a tag around every word or two: markup is most of the text
     if letters < 3 and not spliced and not wrapped:
         return None
     out: list[str] = []
@@ -564,15 +566,15 @@ _SYMBOL_IN_WORD = re.compile("(?<=[a-z])[\u2190-\u2bff\U0001f000-\U0001faff\ufe0
 # three or more capitalised words run together ("IgnorePreviousInstructions"); read with the spaces put back
 # what the CAMEL gate stands for: two lower-capital-lower turns in one token (the view needs a run of three words)
 _CAMEL_HINT = re.compile(r"[a-z][A-Z][a-z][^ \t\n\r]*?(?<=[a-z])[A-Z][a-z]")
-_CODE_HINT = re.compile(r"\d[\d ,;x]{10}")  # what the CODE_RUN gate stands for
+_CODE_HINT = re.compile(r"\d[\d\s,;x]{10}")  # what the CODE_RUN gate stands for
 _CAMEL_RUN = re.compile(r"(?<![A-Za-z])[A-Za-z][a-z]+(?:[A-Z][a-z]+){2,}(?![A-Za-z])")
 
 
-def _unsplit(v: Variant, odd: frozenset[str]) -> Variant | None:
-    """The main view without pictographs inside words, when there are any (`odd`: the text's non-ASCII characters;
-    folding keeps pictographs)."""
+def _unsplit(v: Variant) -> Variant | None:
+    """The main view without pictographs inside words, when there are any (in the folded view: folding makes some,
+    e.g. a halfwidth form into a geometric shape)."""
     t = v.text
-    if not any("\u2190" <= c <= "\u2bff" or "\U0001f000" <= c <= "\U0001faff" for c in odd):
+    if not any("\u2190" <= c <= "\u2bff" or "\U0001f000" <= c <= "\U0001faff" for c in _odd_chars(t)):
         return None
     drop = {j for m in _SYMBOL_IN_WORD.finditer(t) for j in range(*m.span())}
     if not drop:
@@ -928,7 +930,7 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
         variants.append(desp)
     camel = _gate(gates, G.CAMEL, _CAMEL_HINT, text)
     odd = _odd_chars(text)
-    for extra in (_unmarkup(base), _unsplit(base, odd), _camel(text, base) if camel else None):
+    for extra in (_unmarkup(base), _unsplit(base), _camel(text, base) if camel else None):
         if extra is not None:
             variants.append(extra)
     budget = [cfg.max_decoded_chars]
