@@ -306,6 +306,9 @@ def _shift(text: str, k: int) -> str:
     ("atbash", "".join(chr(219 - ord(c)) if c.islower() else chr(155 - ord(c)) if c.isupper() else c
                        for c in EXTRACTION)),
     ("octal", "".join(f"\\{b:03o}" for b in EXTRACTION.encode())),
+    ("quoted_printable", "".join(f"={b:02X}" for b in EXTRACTION.encode())),
+    ("quoted_printable", EXTRACTION.replace(" ", "=20")),
+    ("uuencode", __import__("codecs").encode(EXTRACTION.encode(), "uu").decode()),
     ("base64", base64.b64encode(base64.b64encode(EXTRACTION.encode())).decode()),  # two layers
 ])
 def test_ciphers_and_nested_encodings_are_decoded(detector, kind: str, text: str) -> None:
@@ -316,6 +319,8 @@ def test_ciphers_and_nested_encodings_are_decoded(detector, kind: str, text: str
 def test_plain_english_is_not_read_as_a_cipher() -> None:
     text = "The quick brown fox jumps over the lazy dog while the team reviews the quarterly plan."
     assert [v.kind for v in normalize(text).variants] == ["normalized"]
+    for text in ("see https://x.io/?a=1&b=20&c=30 and width=20 height=40", "x=10;y=20;z=30;w=40;"):
+        assert "quoted_printable" not in [v.kind for v in normalize(text).variants], text
 
 
 def test_pictographs_inside_words_and_camel_case_runs_are_read_through(detector) -> None:

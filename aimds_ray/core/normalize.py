@@ -10,7 +10,7 @@
 * ``despaced`` – runs of single letters joined (``i g n o r e`` -> ``ignore``), when there are any.
 * ``markup`` – tags removed, HTML entities and JSON ``\\uXXXX`` escapes decoded, when that joins a word split by
   tags (``ign<b></b>ore``) or spells escaped letters.
-* decoded variants – base64 (nested too), base32, Ascii85, hex, octal escapes, URL-encoding, Unicode tag characters
+* decoded variants – base64 (nested too), base32, Ascii85, hex, octal escapes, quoted-printable, uuencode, URL-encoding, Unicode tag characters
   ("ASCII smuggling"), rot13 and the other Caesar shifts, Atbash, reversed text, Morse, binary octets, decimal / 0x
   character codes, Braille cells, NATO code words, upside-down text; found inside the text and decoded recursively up to
   ``max_decode_depth`` and ``max_decoded_chars`` (so a nested or huge payload costs a bounded amount of work).
@@ -25,6 +25,7 @@ import base64
 import binascii
 import bisect
 import html
+import quopri
 import re
 import unicodedata
 from collections import Counter
@@ -665,6 +666,31 @@ def _b64(run: str) -> str | None:
 
 
 _B64_ONLY = re.compile(rb"[A-Za-z0-9+/]{16,}={0,2}")
+_QP_ESCAPE = re.compile(r"(?<=\w)=[0-9A-F]{2}(?=[\w=])")  # inside a word: "Ignore=20previous", "=49=67=6E"
+_UU_BLOCK = re.compile(r"begin [0-7]{3} [^\n]*\r?\n((?:[ -`]{1,62}\r?\n){1,2000}?)`?\r?\n?end\b")
+
+
+def _quoted_printable(raw: str) -> str | None:
+    """Quoted-printable (MIME): taken for an encoding when its escapes are most of the text's "=" signs (a query
+    string or code has "=" too, rarely followed by two capitals or digits each time)."""
+    n = len(_QP_ESCAPE.findall(raw))
+    if n < 4 or n < 0.6 * raw.count("="):
+        return None
+    try:
+        return _decode_bytes(quopri.decodestring(raw.encode("utf-8", "surrogatepass")))
+    except (ValueError, UnicodeEncodeError):
+        return None
+
+
+def _uudecode(block: str) -> str | None:
+    out = bytearray()
+    try:
+        for line in block.splitlines():
+            if line.strip("`"):
+                out += binascii.a2b_uu(line)
+    except binascii.Error:
+        return None
+    return _decode_bytes(bytes(out))
 _OCTAL = re.compile(r"(?:\\[0-3][0-7]{2}){6,}")
 
 
@@ -1018,6 +1044,12 @@ def _decode_into(
             run = m.group().strip()
             if len(run) >= cfg.min_hex_chars and (d := _hex(run)):
                 _add_decoded("hex", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
+    if "=" in raw and (d := _quoted_printable(raw)) and d != raw:
+        _add_decoded("quoted_printable", d, span_of(0, len(raw)), variants, evidence, cfg, depth, budget)
+    if "begin " in raw:
+        for m in _UU_BLOCK.finditer(raw):
+            if d := _uudecode(m.group(1)):
+                _add_decoded("uuencode", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
     if "\\" in raw:
         for m in _OCTAL.finditer(raw):
             if d := _octal(m.group()):
