@@ -1,5 +1,8 @@
 """The deadline queue: priority then EDF order, admission control, shedding, deadline accounting."""
 
+import asyncio
+from types import SimpleNamespace
+
 import pytest
 
 from aimds_ray.core.scheduler import DeadlineQueue, Priority, Task
@@ -81,15 +84,49 @@ def test_session_sequencer_releases_in_order_and_skips_dropped() -> None:
     assert s.ready("s2", s.issue("s2"))  # sessions are independent
 
 
+# --- the scheduler actor's class in-process, with stand-ins for the actors it calls ---------------------------------
+
+REPORT = {"score": 0.9, "categories": {}, "is_threat": True, "threat_type": "jailbreak", "action": "block",
+          "evidence": [], "latency_us": 100.0}
+
+
+class _Now:
+    """An actor method stand-in that answers `fn(*args)` at once."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def remote(self, *args):
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(self.fn(*args))
+        return fut
+
+
+class _Never:
+    """An actor method stand-in that never answers: the task stays in flight."""
+
+    def remote(self, *args):
+        return asyncio.get_running_loop().create_future()
+
+
+def _handles(observe) -> dict:
+    """One analyzer whose `observe` is the given stand-in, a verifier that finds nothing, no graph, no shards."""
+    return {"analyzers": [SimpleNamespace(observe=observe)],
+            "verifiers": [SimpleNamespace(step=_Now(lambda sid, events: []))], "graph": None, "shards": []}
+
+
+def _scheduler_class():
+    from aimds_ray.distributed.actors import DeadlineScheduler
+
+    return DeadlineScheduler.__ray_metadata__.modified_class
+
+
 def test_session_order_waits_do_not_hold_concurrency_slots() -> None:
     """The scheduler actor's class, in-process, with recording stand-ins for the analyzer and verifier. One
     session sends a low-priority task and then more critical ones than there are slots: the critical ones are
     popped first and must wait for the low one. Waiting must not hold a slot (it did: the low task could not be
     popped, the deep path stalled for session_order_wait_s, then ran the session out of order)."""
-    import asyncio
     import time
-
-    from aimds_ray.distributed.actors import DeadlineScheduler
 
     seen: list[tuple[str, float]] = []
 
@@ -103,22 +140,17 @@ def test_session_order_waits_do_not_hold_concurrency_slots() -> None:
                 return self.fn(*args)
             return asyncio.ensure_future(run())
 
-    class Analyzer:
-        observe = Call(lambda sid, t, *rest: seen.append((sid, t)))
-
-    class Verifier:
-        step = Call(lambda sid, events: [])
-
-    cls = DeadlineScheduler.__ray_metadata__.modified_class
+    cls = _scheduler_class()
     cfg = {"scheduler_concurrency": 4, "session_order_wait_s": 30.0, "graph": False}
 
     def task(i: int, sid: str, prio: str) -> dict:
         return {"id": f"{sid}{i}", "priority": prio, "session_id": sid, "t": float(i), "text_len": 10,
-                "report": {"score": 0.9, "categories": {}, "is_threat": True, "threat_type": "jailbreak",
-                           "action": "block", "evidence": [], "latency_us": 100.0}}
+                "report": dict(REPORT)}
 
     async def go() -> float:
-        sched = cls(cfg, {"analyzers": [Analyzer()], "verifiers": [Verifier()], "graph": None, "shards": []})
+        handles = _handles(Call(lambda sid, t, *rest: seen.append((sid, t))))
+        handles["verifiers"][0].step = Call(lambda sid, events: [])  # every call takes a round trip here
+        sched = cls(cfg, handles)
         t0 = time.monotonic()
         await sched.submit_many([task(0, "s", "low")] + [task(i, "s", "critical") for i in range(1, 9)]
                                 + [task(0, "u", "critical")])
@@ -147,36 +179,13 @@ def test_admission_counts_parallel_workers() -> None:
 
 def test_resubmitted_tasks_run_once() -> None:
     """A replica re-submits a batch whose acknowledgement timed out; tasks that had landed must not run twice."""
-    import asyncio
-
-    from aimds_ray.distributed.actors import DeadlineScheduler
-
     seen: list[float] = []
-
-    class Call:
-        def __init__(self, fn):
-            self.fn = fn
-
-        def remote(self, *args):
-            fut = asyncio.get_running_loop().create_future()
-            fut.set_result(self.fn(*args))
-            return fut
-
-    class Analyzer:
-        observe = Call(lambda sid, t, *rest: seen.append(t))
-
-    class Verifier:
-        step = Call(lambda sid, events: [])
-
-    cls = DeadlineScheduler.__ray_metadata__.modified_class
-    report = {"score": 0.9, "categories": {}, "is_threat": True, "threat_type": "jailbreak", "action": "block",
-              "evidence": [], "latency_us": 100.0}
+    cls = _scheduler_class()
     tasks = [{"id": f"r{i}", "priority": "critical", "session_id": "s", "t": float(i), "text_len": 5,
-              "report": dict(report)} for i in range(3)]
+              "report": dict(REPORT)} for i in range(3)]
 
     async def go() -> list[dict]:
-        sched = cls({"graph": False}, {"analyzers": [Analyzer()], "verifiers": [Verifier()], "graph": None,
-                                       "shards": []})
+        sched = cls({"graph": False}, _handles(_Now(lambda sid, t, *rest: seen.append(t))))
         await sched.submit_many([dict(t) for t in tasks])
         again = await sched.submit_many([dict(t) for t in tasks])
         for _ in range(200):
@@ -250,49 +259,20 @@ def test_journal_compaction_keeps_exactly_the_pending_tasks(tmp_path) -> None:
 
 def test_journal_refuses_nothing_it_replays() -> None:
     """A restarted scheduler replays more than its queue would admit (capacity 4, six promised tasks): all run."""
-    import asyncio
-
-    from aimds_ray.distributed.actors import DeadlineScheduler
-
     seen: list[float] = []
-
-    class Hung:
-        def remote(self, *args):
-            return asyncio.get_running_loop().create_future()
-
-    class Call:
-        def __init__(self, fn):
-            self.fn = fn
-
-        def remote(self, *args):
-            fut = asyncio.get_running_loop().create_future()
-            fut.set_result(self.fn(*args))
-            return fut
-
-    class HungAnalyzer:
-        observe = Hung()
-
-    class Analyzer:
-        observe = Call(lambda sid, t, *rest: seen.append(t))
-
-    class Verifier:
-        step = Call(lambda sid, events: [])
-
-    cls = DeadlineScheduler.__ray_metadata__.modified_class
+    cls = _scheduler_class()
     cfg = {"graph": False, "call_timeout_s": 60.0, "scheduler_concurrency": 2, "scheduler_capacity": 4}
-    report = {"score": 0.9, "categories": {}, "is_threat": True, "threat_type": "jailbreak", "action": "block",
-              "evidence": [], "latency_us": 100.0}
 
     async def first() -> None:
-        sched = cls(cfg, {"analyzers": [HungAnalyzer()], "verifiers": [Verifier()], "graph": None, "shards": []})
+        sched = cls(cfg, _handles(_Never()))
         for i in range(6):  # two run (and hang), four wait: six promised
             await sched.submit({"id": f"r{i}", "priority": "high", "session_id": f"s{i}", "t": float(i),
-                                "text_len": 5, "report": dict(report)})
+                                "text_len": 5, "report": dict(REPORT)})
             await asyncio.sleep(0.01)
         sched.journal.close()
 
     async def second() -> dict:
-        sched = cls(cfg, {"analyzers": [Analyzer()], "verifiers": [Verifier()], "graph": None, "shards": []})
+        sched = cls(cfg, _handles(_Now(lambda sid, t, *rest: seen.append(t))))
         for _ in range(300):
             if len(seen) >= 6:
                 break
@@ -319,43 +299,14 @@ def test_restarted_scheduler_runs_what_its_predecessor_had_queued() -> None:
     """The scheduler actor's class, in-process: the first incarnation admits a session's tasks and dies before
     running them (its analyzer never answers); the second, on the same $AIMDS_HOME, runs them in order and drops
     the replica's re-submission of the same ids."""
-    import asyncio
-
-    from aimds_ray.distributed.actors import DeadlineScheduler
-
     seen: list[float] = []
-
-    class Call:
-        def __init__(self, fn):
-            self.fn = fn
-
-        def remote(self, *args):
-            fut = asyncio.get_running_loop().create_future()
-            fut.set_result(self.fn(*args))
-            return fut
-
-    class Hung:
-        def remote(self, *args):
-            return asyncio.get_running_loop().create_future()  # never resolves: the task stays in flight
-
-    class Analyzer:
-        observe = Call(lambda sid, t, *rest: seen.append(t))
-
-    class HungAnalyzer:
-        observe = Hung()
-
-    class Verifier:
-        step = Call(lambda sid, events: [])
-
-    cls = DeadlineScheduler.__ray_metadata__.modified_class
+    cls = _scheduler_class()
     cfg = {"graph": False, "call_timeout_s": 60.0, "scheduler_concurrency": 1}
-    report = {"score": 0.9, "categories": {}, "is_threat": True, "threat_type": "jailbreak", "action": "block",
-              "evidence": [], "latency_us": 100.0}
     tasks = [{"id": f"r{i}", "priority": "high", "session_id": "s", "t": float(i), "text_len": 5,
-              "report": dict(report)} for i in range(4)]
+              "report": dict(REPORT)} for i in range(4)]
 
     async def first() -> dict:
-        sched = cls(cfg, {"analyzers": [HungAnalyzer()], "verifiers": [Verifier()], "graph": None, "shards": []})
+        sched = cls(cfg, _handles(_Never()))
         acks = await sched.submit_many([dict(t) for t in tasks])
         assert all(a["accepted"] for a in acks)
         await asyncio.sleep(0.05)
@@ -364,7 +315,7 @@ def test_restarted_scheduler_runs_what_its_predecessor_had_queued() -> None:
         return st
 
     async def second() -> tuple[list[dict], dict]:
-        sched = cls(cfg, {"analyzers": [Analyzer()], "verifiers": [Verifier()], "graph": None, "shards": []})
+        sched = cls(cfg, _handles(_Now(lambda sid, t, *rest: seen.append(t))))
         again = await sched.submit_many([dict(t) for t in tasks])  # the replica's retry of the unacknowledged batch
         for _ in range(300):
             if len(seen) >= 4:

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aimds_ray.core.config import AimdsConfig
+from aimds_ray.core.normalize import DECODED_KINDS, REWRITTEN_KINDS
 from aimds_ray.core.report import MANIPULATION_CATEGORIES, Action, Category, Evidence
 
 LEARNED_ABSENT = -4.0  # logit used when the learned model reported nothing (p below its floor of 0.05)
-DECODED_VARIANTS = frozenset({"base64", "base32", "ascii85", "hex", "url", "rot13", "reversed", "unicode_tags", "leet",
-                              "despaced", "morse", "binary", "charcodes", "braille", "nato",
-                              "markup", "camel", "octal", "quoted_printable", "uuencode", "upside_down", "atbash", *(f"caesar{k}" for k in range(1, 26))})
+DECODED_VARIANTS = DECODED_KINDS | REWRITTEN_KINDS  # found only in these views: also an obfuscation attempt
 # enum members read once: a class attribute of an Enum costs ~0.1 us per read, a few per decision
 _OBFUSCATION = Category.ENCODING_OBFUSCATION
 _LEAKAGE = Category.DATA_LEAKAGE

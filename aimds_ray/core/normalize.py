@@ -174,6 +174,13 @@ _DISGUISED_AC = Automaton.build(_DISGUISED, [WORD_START | WORD_END] * len(_DISGU
 _SPLIT_TOKEN = re.compile(r"[a-z]+(?:[ \-][a-z]+)*")
 
 
+# Kinds of the views that decode a payload (what fusion also counts as obfuscation), and of those that rewrite the
+# text's own characters
+DECODED_KINDS = frozenset({"base64", "base32", "ascii85", "hex", "octal", "quoted_printable", "uuencode", "url",
+                           "unicode_tags", "morse", "binary", "charcodes", "braille", "nato", "upside_down",
+                           "reversed", *_CIPHER_NAMES})
+REWRITTEN_KINDS = frozenset({"leet", "despaced", "markup", "camel"})
+
 # --- data model ---------------------------------------------------------------------------------------------------
 
 
@@ -241,7 +248,8 @@ class Normalized:
 _IGNORABLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0")
 
 
-def _is_invisible(ch: str) -> bool:
+def is_invisible(ch: str) -> bool:
+    """Renders as nothing: format and control characters, variation selectors, default-ignorable fillers."""
     cat = unicodedata.category(ch)
     if cat == "Cf":  # zero-width, bidi controls, tags, soft hyphen
         return True
@@ -307,7 +315,7 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
     for m in _NON_ASCII_OR_CTRL.finditer(text):
         i = m.start()
         ch = m.group()
-        if _is_invisible(ch):
+        if is_invisible(ch):
             if ch in _BIDI:
                 bidi += 1
             if invisible_runs and invisible_runs[-1][1] == i:

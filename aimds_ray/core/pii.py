@@ -22,6 +22,7 @@ import numpy as np
 
 from aimds_ray.core import asciigates as G
 from aimds_ray.core.multimatch import Automaton
+from aimds_ray.core.normalize import is_invisible
 
 ENTITY_TYPES: tuple[str, ...] = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS", "SECRET")
 
@@ -342,7 +343,6 @@ def _card_in_run(value: str) -> tuple[int, int, str] | None:
     return best
 
 
-_INVISIBLE_CATS = frozenset({"Cf", "Cc"})
 _NON_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e\t\n\r]")
 # what `deobfuscated` undoes, found in one C-speed pass first: format and control characters (category Cf / Cc, the
 # common ranges), default-ignorable fillers, fullwidth ASCII and mathematical digits
@@ -367,7 +367,7 @@ def deobfuscated(text: str) -> tuple[str, list[int]] | None:
         where.extend(range(pos, i))
         pos = i + 1
         ch = m.group()
-        if unicodedata.category(ch) in _INVISIBLE_CATS or ch in "\u034f\u3164\uffa0":
+        if is_invisible(ch):
             continue
         rep = unicodedata.normalize("NFKC", ch)
         out.append(rep if len(rep) == 1 and rep.isascii() else ch)
