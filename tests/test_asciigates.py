@@ -128,3 +128,31 @@ def test_long_runs_are_the_long_tokens_of_str_split() -> None:
         t = "".join(r.choice(alphabet) if r.random() < 0.7 else "A" * r.randint(10, 20) for _ in range(r.randint(0, 30)))
         got = [tuple(x) for x in G.long_runs(np.frombuffer(t.encode("ascii"), np.uint8), 16).tolist()]
         assert got == _long_tokens(t, 16), t
+
+
+def _b64_chunks_ref(t: str) -> bool:
+    """B64_CHUNKS by its definition: three whitespace-separated tokens in a row of 4+ base64 characters, each with
+    a digit, "+", "/" or a capital after its first character."""
+    import re
+
+    run = 0
+    for tok in re.split(r"[ \t\n\r]+", t):
+        if not tok:
+            continue
+        marked = any(c.isdigit() or c in "+/" for c in tok) or any(c.isupper() for c in tok[1:])
+        ok = len(tok) >= 4 and re.fullmatch(r"[A-Za-z0-9+/=_\-]+", tok) is not None and marked
+        run = run + 1 if ok else 0
+        if run >= G.B64_CHUNK_TOKENS:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_b64_chunks_gate_agrees_with_its_definition(seed: int) -> None:
+    r = random.Random(seed)
+    pieces = ["aWdu", "b3Jl", "IGFs", "abcd", "ab", "A1b=", "x+y/", "Word", "wOrd", "a-b_", "ab!c", "\t", "\n", "  "]
+    for _ in range(5000):
+        t = "".join(r.choice(pieces) + r.choice([" ", "", "\n", "  "]) for _ in range(r.randint(0, 12)))
+        assert bool(G.gates_of(t.encode("ascii")) & G.B64_CHUNKS) == _b64_chunks_ref(t), t
+    assert G.gates_of(b"SWdub3JlIGFs bCBwcmV2aW91 cyBpbnN0cnVj") & G.B64_CHUNKS
+    assert not G.gates_of(b"The quick brown fox jumps over the lazy dog") & G.B64_CHUNKS

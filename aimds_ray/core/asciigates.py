@@ -35,11 +35,15 @@ HEX_COLON = 4096  # hex digit, colon, hex digit or colon                 (= pii 
 SECRET_ASSIGN = 8192  # key|token|secret|password, blanks, then : or =   (= pii generic_secret gate, any case)
 CAMEL = 16384  # two lower-capital-lower turns in one token ("IgnorePrevious"+"Instructions") (= normalize._CAMEL_HINT)
 CODE_RUN = 32768  # a digit, then ten of [\d\s,;x]: a list of character codes   (= normalize._CODE_HINT)
+# three whitespace-separated tokens in a row of 4+ base64 characters [A-Za-z0-9+/=_-], each with a digit, "+", "/"
+# or a capital after its first character: base64 cut into chunks ("aWdub3Jl IGFsbCBw ...")
+B64_CHUNKS = 65536  # (= normalize.b64_chunk_gate_ref)
+B64_CHUNK_TOKENS = 3
 
 
 # Byte classes: one table lookup per byte instead of chains of range tests (2 KB: 16 -> 12 us with the PII bits)
 K_LETTER, K_DIGIT, K_HEX, K_SEP, K_B64, K_LEET_ANY, K_LEET_LEAD, K_WORD_OR_LEET = 1, 2, 4, 8, 16, 32, 64, 128
-K_RUN, K_CLOSER, K_WS, K_CTRL, K_UPPER, K_CODE = 256, 512, 1024, 2048, 4096, 8192
+K_RUN, K_CLOSER, K_WS, K_CTRL, K_UPPER, K_CODE, K_B64MARK = 256, 512, 1024, 2048, 4096, 8192, 16384
 
 
 def _class_table() -> np.ndarray:
@@ -57,6 +61,7 @@ def _class_table() -> np.ndarray:
     mark(digits + b"abcdefABCDEF", K_HEX)
     mark(b" .-_*+|/", K_SEP)  # spaced-out letters' separators
     mark(letters + digits + b"+/=_-", K_B64)
+    mark(digits + b"+/", K_B64MARK)
     mark(b"013457@$!|", K_LEET_ANY)
     mark(b"013457@$", K_LEET_LEAD)
     mark(letters + digits + b"_@$!|", K_WORD_OR_LEET)
@@ -124,6 +129,9 @@ def ascii_gates(b: np.ndarray) -> int:
     run_digit = -1  # first digit of the current run of [\d .:()+-], -1 if none
     code_digit = -1  # first digit of the current run of [\d ,;x], -1 if none
     turns = 0  # lower-capital-lower turns in the current token
+    tok_b64 = 1  # the current token is all base64 characters so far
+    tok_mark = 0  # ... and has a digit, "+", "/" or a capital after its first character
+    chunks = 0  # such tokens of 4+ bytes in a row
     kp3 = kp2 = kp1 = 0
     p1 = 0  # byte i-1
     k = np.int64(cls[b[0]]) if n > 0 else 0
@@ -165,6 +173,14 @@ def ascii_gates(b: np.ndarray) -> int:
         ws = (k >> 10) & 1  # K_WS
         ended = ws & (tok > 0)
         short = ((short + 1) * (tok <= 4)) if ended else short
+        if ended:
+            chunks = (chunks + 1) * (tok >= 4) * tok_b64 * tok_mark
+            if chunks >= B64_CHUNK_TOKENS:
+                flags |= B64_CHUNKS
+            tok_b64, tok_mark = 1, 0
+        elif not ws:
+            tok_b64 &= (k >> 4) & 1  # K_B64
+            tok_mark |= ((k >> 14) & 1) | (((k >> 12) & 1) & (tok > 0))  # K_B64MARK, or K_UPPER past the first
         tok = (tok + 1) * (1 - ws)
         closers = closers if ws else (closers + 1) * ((k >> 9) & 1)  # K_CLOSER
         if short >= SHORT_RUN_TOKENS:
@@ -201,6 +217,8 @@ def ascii_gates(b: np.ndarray) -> int:
         p1, n1 = c, n2
     if 0 < tok <= 4 and short + 1 >= SHORT_RUN_TOKENS:
         flags |= SHORT_RUN
+    if tok >= 4 and tok_b64 and tok_mark and chunks + 1 >= B64_CHUNK_TOKENS:
+        flags |= B64_CHUNKS
     return flags
 
 

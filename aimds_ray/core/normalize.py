@@ -595,6 +595,45 @@ def _unsplit(v: Variant) -> Variant | None:
     return Variant("despaced", "".join(out), starts, ends, offset=v.offset)
 
 
+# leet letters drawn with several symbols ("|\\|" n, "/\\/\\" m, "|_|" u, "()" o) and the symbol letters that go
+# with them; the longest spelling is read first. Single digits are left to the one-character leet view.
+_LEET_MULTI = {"/\\/\\": "m", "|\\/|": "m", "|v|": "m", "\\/\\/": "w", "|\\|": "n", "/\\/": "n", "|_|": "u",
+               "(_)": "u", "|-|": "h", "|<": "k", "|{": "k", "|)": "d", "|]": "d", "|3": "b", "|2": "r", "|>": "p",
+               "|*": "p", "|=": "f", "|_": "l", "()": "o", "[]": "o", "/\\": "a", "\\/": "v", "><": "x", "`/": "y",
+               "€": "e", "£": "l", "§": "s", "¥": "y", "#": "h", "+": "t", "(": "c", "!": "i", "|": "l"}
+_LEET_MULTI_RX = re.compile("|".join(map(re.escape, sorted(_LEET_MULTI, key=len, reverse=True))))
+_LEET_MULTI_HINT = re.compile(r"\|[\\<{)\]32>*=_-]|/\\|\\/|`/")  # a letter no one-symbol leet spells
+
+
+def _unleet(v: Variant) -> Variant | None:
+    """The main view with multi-symbol leet read as letters ("|\\|()+ /\\|_|()\\/\\/€|)" -> "not allowed"),
+    when it has 3+ such spellings and reading them makes more common English words (a table's "|" or a path's
+    "\\" do not)."""
+    t = v.text
+    if "|" not in t and "\\" not in t and "`/" not in t:
+        return None
+    if len(_LEET_MULTI_HINT.findall(t)) < 3:
+        return None
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    for m in _LEET_MULTI_RX.finditer(t):
+        a, b = m.span()
+        _copy_mapped(v, pos, a, out, starts, ends)
+        sa, sb = v.span(a, b)
+        out.append(_LEET_MULTI[m.group()])
+        starts.append(sa - v.offset)
+        ends.append(sb - v.offset)
+        pos = b
+    _copy_mapped(v, pos, len(t), out, starts, ends)
+    text = _leet("".join(out))
+    before = sum(1 for w in _WORD.findall(t) if w in _COMMON)
+    if sum(1 for w in _WORD.findall(text) if w in _COMMON) < before + 3:
+        return None
+    return Variant("leet", text, starts, ends, offset=v.offset)
+
+
 _CODE_MARKS = frozenset("(){}[];=<>._$#@/\\`\"'")
 
 
@@ -964,7 +1003,7 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
         variants.append(desp)
     camel = _gate(gates, G.CAMEL, _CAMEL_HINT, text)
     odd = _odd_chars(text)
-    for extra in (_unmarkup(base), _unsplit(base), _camel(text, base) if camel else None):
+    for extra in (_unmarkup(base), _unsplit(base), _unleet(base), _camel(text, base) if camel else None):
         if extra is not None:
             variants.append(extra)
     budget = [cfg.max_decoded_chars]
@@ -997,6 +1036,48 @@ def _add_decoded(
         _decode_into(decoded, v, variants, evidence, cfg, depth + 1, budget)
 
 
+def _chunk_gate(gates: int | None, raw: str) -> bool:
+    """Whether `raw` may hold base64 cut into chunks (`asciigates.B64_CHUNKS`). The bit needs the raw text's case:
+    for other text `gates` are the folded view's, so the raw text is read again, only when it has a digit (three
+    chunks of base64 without one are rare: about 0.2 % of 36 random characters)."""
+    if gates is not None and raw.isascii():
+        return bool(gates & G.B64_CHUNKS)
+    if gates is not None and not gates & G.DIGIT:
+        return False
+    return bool(G.gates_of(raw.encode("ascii", "replace")) & G.B64_CHUNKS)
+
+
+_B64_CHUNK = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+_NON_BLANK = re.compile(r"[^ \t\n\r]+")
+
+
+def _b64_chunk_runs(raw: str, min_chars: int) -> list[tuple[str, int, int]]:
+    """(decoded, start, end) of each run of base64 chunks that reads as text: whitespace-separated tokens of one
+    length (4+) in a row, the last possibly shorter (the remainder, with its padding), joined and decoded."""
+    toks = [m.span() for m in _NON_BLANK.finditer(raw)]
+    ok = [e - s >= 1 and _B64_CHUNK.fullmatch(raw, s, e) is not None for s, e in toks]
+    out: list[tuple[str, int, int]] = []
+    i, n = 0, len(toks)
+    while i < n:
+        size = toks[i][1] - toks[i][0]
+        if not ok[i] or size < 4:
+            i += 1
+            continue
+        j = i + 1
+        while j < n and ok[j] and toks[j][1] - toks[j][0] == size:
+            j += 1
+        ends = ([j + 1] if j < n and ok[j] and toks[j][1] - toks[j][0] < size else []) + [j]  # the next word may
+        for end in ends if j - i >= 2 else ():  # be the remainder or not belong to the payload ("... IHB0 thanks")
+            joined = "".join(raw[s:e] for s, e in toks[i:end])
+            if len(joined) >= min_chars and (d := _b64(joined)):
+                out.append((d, toks[i][0], toks[end - 1][1]))
+                i = end
+                break
+        else:
+            i += 1
+    return out
+
+
 def _long_tokens(text: str, n: int) -> list[tuple[int, int]]:
     """(start, end) of the whitespace-free tokens of `n`+ characters, found by `str.split` (C speed)."""
     out: list[tuple[int, int]] = []
@@ -1022,6 +1103,12 @@ def _decode_into(
         # a rot13 / reversed view maps each character (its positions are not the original's); depth 1: identity
         return view.span(s, e) if view.starts is not None and depth > 1 else (s + view.offset, e + view.offset)
 
+    # base64 cut into chunks by whitespace is joined and decoded whole; its chunks are then not decoded one by one
+    covered: list[tuple[int, int]] = []
+    if _chunk_gate(gates, raw):
+        for d, s0, e0 in _b64_chunk_runs(raw, cfg.min_base64_chars):
+            _add_decoded("base64", d, span_of(s0, e0), variants, evidence, cfg, depth, budget)
+            covered.append((s0, e0))
     long_run = _gate(gates, G.ENCODED, _ENCODED_RUN, raw)
     # a base64 run lies inside one whitespace-free token: only tokens of 16+ characters are searched (a regex pass
     # over the whole text re-reads every word, ~100 us per 2 KB)
@@ -1030,6 +1117,8 @@ def _decode_into(
         tokens = G.long_runs(np.frombuffer(raw.encode("ascii"), np.uint8), 16).tolist() if raw.isascii() \
             else _long_tokens(raw, 16)
     for s0, e0 in tokens:
+        if covered and any(a <= s0 < b for a, b in covered):
+            continue
         for m in _B64.finditer(raw, s0, e0):
             if len(m.group()) >= cfg.min_base64_chars:
                 if d := _b64(m.group()):
