@@ -921,7 +921,9 @@ def _word_hits(text: str) -> tuple[int, dict[str, list[tuple[int, int]]], bool, 
     counts = _DISGUISED_AC.group_counts(text, _DISGUISED_GROUP, _G_CIPHER + len(_CIPHER_NAMES))
     nato = counts[_G_NATO] >= 5  # a sentence spelled out uses many of the code words
     split = counts[_G_SPLIT] > 0
-    kinds = {n for i, n in enumerate(_CIPHER_NAMES) if counts[_G_CIPHER + i] >= 2}
+    ciphers = counts[_G_CIPHER:]
+    # (most texts have no cipher word twice: one max() instead of a set built over the 27 cipher names)
+    kinds = {n for n, c in zip(_CIPHER_NAMES, ciphers, strict=True) if c >= 2} if max(ciphers) >= 2 else set()
     if counts[_G_REV] >= 2:
         kinds.add("reversed")
     hits: dict[str, list[tuple[int, int]]] = {}
