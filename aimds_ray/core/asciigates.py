@@ -39,6 +39,8 @@ CODE_RUN = 32768  # a digit, then ten of [\d\s,;x]: a list of character codes   
 # or a capital after its first character: base64 cut into chunks ("aWdub3Jl IGFsbCBw ...")
 B64_CHUNKS = 65536  # (= normalize.b64_chunk_gate_ref)
 B64_CHUNK_TOKENS = 3
+ALPHA_RUN = 131072  # ALPHA_RUN_LETTERS letters in a row: words glued together   (= normalize._ALPHA_RUN)
+ALPHA_RUN_LETTERS = 24
 
 
 # Byte classes: one table lookup per byte instead of chains of range tests (2 KB: 16 -> 12 us with the PII bits)
@@ -132,6 +134,7 @@ def ascii_gates(b: np.ndarray) -> int:
     tok_b64 = 1  # the current token is all base64 characters so far
     tok_mark = 0  # ... and has a digit, "+", "/" or a capital after its first character
     chunks = 0  # such tokens of 4+ bytes in a row
+    letters = 0  # letters in a row
     kp3 = kp2 = kp1 = 0
     p1 = 0  # byte i-1
     k = np.int64(cls[b[0]]) if n > 0 else 0
@@ -195,6 +198,9 @@ def ascii_gates(b: np.ndarray) -> int:
                 flags |= CAMEL
         elif k & K_WS:
             turns = 0
+        letters = (letters + 1) * (k & 1)  # K_LETTER
+        if letters >= ALPHA_RUN_LETTERS:
+            flags |= ALPHA_RUN
         run = (run + 1) * ((k >> 4) & 1)  # K_B64
         if run >= 16:
             flags |= ENCODED

@@ -179,7 +179,7 @@ _SPLIT_TOKEN = re.compile(r"[a-z]+(?:[ \-][a-z]+)*")
 DECODED_KINDS = frozenset({"base64", "base32", "ascii85", "hex", "octal", "quoted_printable", "uuencode", "url",
                            "unicode_tags", "morse", "binary", "charcodes", "braille", "nato", "upside_down",
                            "reversed", *_CIPHER_NAMES})
-REWRITTEN_KINDS = frozenset({"leet", "despaced", "markup", "camel"})
+REWRITTEN_KINDS = frozenset({"leet", "despaced", "markup", "camel", "segmented"})
 
 # --- data model ---------------------------------------------------------------------------------------------------
 
@@ -634,6 +634,58 @@ def _unleet(v: Variant) -> Variant | None:
     return Variant("leet", text, starts, ends, offset=v.offset)
 
 
+_ALPHA_RUN = re.compile(rf"[A-Za-z]{{{G.ALPHA_RUN_LETTERS},}}")
+_LOWER_UPPER = re.compile(r"[a-z][A-Z]")
+_TOKEN_EDGE = frozenset(" \t\n\r.,;:!?\"'()[]*")
+SEGMENT_BUDGET = 1200  # letters segmented per window at most (Viterbi reads each letter ~20 times)
+
+
+def _segmented(v: Variant, raw: str, gates: int | None) -> Variant | None:
+    """The main view with glued words spaced ("ignoreallpreviousinstructions" -> "ignore all previous
+    instructions"): whole tokens of 24+ letters that `segment` reads as 4+ common words. Letters inside a URL, path
+    or address, and CamelCase runs (left to the camel view), are not sentences: identifiers and slugs are glued
+    words too, and read as sentences they look like instructions."""
+    t = v.text
+    if not _gate(gates, G.ALPHA_RUN, _ALPHA_RUN, t):
+        return None
+    from aimds_ray.core.segment import segmenter  # word counts loaded on the first glued text, not at import
+
+    seg = segmenter()
+    same = v.starts is None and len(raw) == len(t)  # the raw text's case is at the view's positions
+    cuts: list[int] = []
+    budget = SEGMENT_BUDGET
+    for m in _ALPHA_RUN.finditer(t):
+        a, b = m.span()
+        if b - a > budget:
+            break
+        budget -= b - a
+        if (a > 0 and t[a - 1] not in _TOKEN_EDGE) or (b < len(t) and t[b] not in _TOKEN_EDGE):
+            continue  # part of a URL, path, address or identifier ("example.com/forgetyourpassword")
+        if same and _LOWER_UPPER.search(raw, a, b):
+            continue
+        words = seg.words_of(m.group())
+        if words:
+            pos = a
+            for w in words[:-1]:
+                pos += len(w)
+                cuts.append(pos)
+    if not cuts:
+        return None
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    for c in cuts:
+        _copy_mapped(v, pos, c, out, starts, ends)
+        out.append(" ")
+        s, e = v.span(c, c + 1)
+        starts.append(s - v.offset)
+        ends.append(e - v.offset)
+        pos = c
+    _copy_mapped(v, pos, len(t), out, starts, ends)
+    return Variant("segmented", "".join(out), starts, ends, offset=v.offset)
+
+
 _CODE_MARKS = frozenset("(){}[];=<>._$#@/\\`\"'")
 
 
@@ -1005,7 +1057,8 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
         variants.append(desp)
     camel = _gate(gates, G.CAMEL, _CAMEL_HINT, text)
     odd = _odd_chars(text)
-    for extra in (_unmarkup(base), _unsplit(base), _unleet(base), _camel(text, base) if camel else None):
+    for extra in (_unmarkup(base), _unsplit(base), _unleet(base), _segmented(base, text, view_gates),
+                  _camel(text, base) if camel else None):
         if extra is not None:
             variants.append(extra)
     budget = [cfg.max_decoded_chars]
