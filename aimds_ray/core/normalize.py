@@ -178,7 +178,7 @@ _SPLIT_TOKEN = re.compile(r"[a-z]+(?:[ \-][a-z]+)*")
 # text's own characters
 DECODED_KINDS = frozenset({"base64", "base32", "ascii85", "hex", "octal", "quoted_printable", "uuencode", "url",
                            "unicode_tags", "morse", "binary", "charcodes", "braille", "nato", "upside_down",
-                           "reversed", *_CIPHER_NAMES})
+                           "reversed", "pig_latin", *_CIPHER_NAMES})
 REWRITTEN_KINDS = frozenset({"leet", "despaced", "markup", "camel", "segmented"})
 
 # --- data model ---------------------------------------------------------------------------------------------------
@@ -965,6 +965,42 @@ def _symbol_codes(raw: str, folded: str, gates: int | None,
 
 
 
+_PIG_WORD = re.compile(r"[a-z]{3,}")
+_VOWELS = frozenset("aeiou")
+
+
+def _pig_latin(text: str) -> str | None:
+    """Pig Latin read back ("ignoreway allway eviouspray instructionsway" -> "ignore all previous instructions"):
+    the words ending in "ay" that are not English words ("today", "away", "Monday" are), when there are 4+ of them
+    and they are 30 %+ of the words of 3+ letters. A word that began with consonants moved them before the "ay";
+    where they end is ambiguous ("omptpray": "prompt" or "tprompt"), so the reading that is a known word
+    (`segment`'s counts) is taken, else the longest consonant run."""
+    from aimds_ray.core.segment import segmenter
+
+    known = segmenter().cost
+    words = _PIG_WORD.findall(text)
+    pig = sum(1 for w in words if w.endswith("ay") and w not in known)
+    if pig < 4 or pig < 0.3 * len(words):
+        return None
+
+    def back(m: re.Match[str]) -> str:
+        w = m.group()
+        if not w.endswith("ay") or len(w) < 4 or w in known:
+            return w
+        stem = w[:-2]
+        options = [w[:-3]] if w.endswith("way") and w[0] in _VOWELS else []
+        j = len(stem)
+        while j > 1 and stem[j - 1] not in _VOWELS:
+            j -= 1
+            options.append(stem[j:] + stem[:j])
+        options.append(stem)
+        return min((o for o in options if o in known), key=known.__getitem__, default=options[-2]
+                   if len(options) > 1 else stem)
+
+    out = _PIG_WORD.sub(back, text)
+    return out if out != text else None
+
+
 def _word_hits(text: str) -> tuple[int, dict[str, list[tuple[int, int]]], bool, bool]:
     """Count common English words, locate words that are common words reversed or in a letter cipher (rot13 and
     the other Caesar shifts, Atbash), and say whether an attack word occurs split in two and whether five or more
@@ -1223,6 +1259,9 @@ def _decode_into(
     common, hits_by_kind, split, nato = _word_hits(folded)
     if split and depth == 1 and len(variants) < cfg.max_variants:
         variants.append(_rejoin(view))
+    if (n_ay := folded.count("ay")) >= 4 and 5 * n_ay >= folded.count(" ") and (d := _pig_latin(folded)):
+        _add_decoded("pig_latin", d, span_of(0, len(raw)) if depth > 1 else view.span(0, len(folded)), variants,
+                     evidence, cfg, depth, budget)
     if nato:
         for m in _NATO_RUN.finditer(folded):
             d = _nato(m.group())
