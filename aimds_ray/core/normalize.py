@@ -637,14 +637,18 @@ def _unleet(v: Variant) -> Variant | None:
 _ALPHA_RUN = re.compile(rf"[A-Za-z]{{{G.ALPHA_RUN_LETTERS},}}")
 _LOWER_UPPER = re.compile(r"[a-z][A-Z]")
 _TOKEN_EDGE = frozenset(" \t\n\r.,;:!?\"'()[]*")
+CAMEL_SENTENCE_WORDS = 6
+_CAMEL_CUT = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")  # "tell|Me|A|Joke"
+_CODE_SIGNS = frozenset("(){}[]=<>_$#@/\\`")  # a glued sentence keeps its quotes, commas and full stops
 SEGMENT_BUDGET = 1200  # letters segmented per window at most (Viterbi reads each letter ~20 times)
 
 
 def _segmented(v: Variant, raw: str, gates: int | None) -> Variant | None:
     """The main view with glued words spaced ("ignoreallpreviousinstructions" -> "ignore all previous
-    instructions"): whole tokens of 24+ letters that `segment` reads as 4+ common words. Letters inside a URL, path
-    or address, and CamelCase runs (left to the camel view), are not sentences: identifiers and slugs are glued
-    words too, and read as sentences they look like instructions."""
+    instructions"): whole tokens of 24+ letters that `segment` reads as 4+ common words, or that are CamelCase runs
+    of 6+ known words outside code. Letters inside a URL, path or address, and shorter CamelCase runs (left to the
+    camel view, which only the signatures read), are not sentences: identifiers and slugs are glued words too, and
+    read as sentences they look like instructions."""
     t = v.text
     if not _gate(gates, G.ALPHA_RUN, _ALPHA_RUN, t):
         return None
@@ -662,6 +666,13 @@ def _segmented(v: Variant, raw: str, gates: int | None) -> Variant | None:
         if (a > 0 and t[a - 1] not in _TOKEN_EDGE) or (b < len(t) and t[b] not in _TOKEN_EDGE):
             continue  # part of a URL, path, address or identifier ("example.com/forgetyourpassword")
         if same and _LOWER_UPPER.search(raw, a, b):
+            # CamelCase: a sentence when it is 6+ known words on a line without code marks; shorter runs and code
+            # identifiers ("AbstractSingletonProxyFactoryBean", "resetSystemPromptCache();") stay with the camel view
+            caps = [a] + [k.start() for k in _CAMEL_CUT.finditer(raw, a, b)] + [b]
+            words = [t[i:j] for i, j in zip(caps, caps[1:], strict=False)]
+            if len(words) >= CAMEL_SENTENCE_WORDS and all(w in seg.cost for w in words) \
+                    and not _on_code_line(raw, a, b, _CODE_SIGNS):
+                cuts += caps[1:-1]
             continue
         words = seg.words_of(m.group())
         if words:
@@ -689,6 +700,16 @@ def _segmented(v: Variant, raw: str, gates: int | None) -> Variant | None:
 _CODE_MARKS = frozenset("(){}[];=<>._$#@/\\`\"'")
 
 
+def _on_code_line(raw: str, a: int, b: int, marks: frozenset[str] | None = None) -> bool:
+    """The line around raw[a:b] has code marks (by default `_CODE_MARKS`, where a full stop followed by a space, or
+    ending the line, does not count)."""
+    ls, le = raw.rfind("\n", 0, a) + 1, raw.find("\n", b)
+    line = raw[ls : len(raw) if le < 0 else le]
+    if marks is not None:
+        return bool(marks.intersection(line))
+    return bool(_CODE_MARKS.intersection(line.replace(". ", " ").rstrip(".")))
+
+
 def _camel(raw: str, v: Variant) -> Variant | None:
     """The main view with CamelCase runs split where their capitals are, when they look like glued sentences (a run
     of 4+ words, or two runs of 3+; the raw text has the case, its positions are the view's when the fold kept
@@ -698,9 +719,7 @@ def _camel(raw: str, v: Variant) -> Variant | None:
     runs = []
     for m in _CAMEL_RUN.finditer(raw):
         a, b = m.span()
-        ls, le = raw.rfind("\n", 0, a) + 1, raw.find("\n", b)
-        line = raw[ls : len(raw) if le < 0 else le]
-        if _CODE_MARKS.intersection(line.replace(". ", " ").rstrip(".")):
+        if _on_code_line(raw, a, b):
             continue
         runs.append([a + k.start() for k in re.finditer(r"(?<=[a-z])[A-Z]", m.group())])
     # glued sentences, not a product or class name in prose: a run of 4+ words, or two runs
