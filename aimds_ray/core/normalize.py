@@ -59,10 +59,15 @@ _CONFUSABLES = {
     # other scripts' letters in Latin look-alike sets (TR39 confusables): Greek lunate sigma and yot, Cyrillic
     # abkhasian che, Coptic, Latin alpha / iota / r without handle / lenis f
     "ϲ": "c", "ϳ": "j", "ҽ": "e", "ⲣ": "p", "ⲕ": "k", "ⲟ": "o", "ɑ": "a", "ɩ": "i", "ꭇ": "r", "ꬵ": "f",
+    # Latin tone six and kra; Cherokee capitals shaped as Latin letters (the small ones case-fold to them)
+    "ƅ": "b", "ĸ": "k", "Ꭰ": "d", "Ꭱ": "r", "Ꭲ": "t", "Ꭵ": "i", "Ꭹ": "y", "Ꭺ": "a", "Ꭻ": "j", "Ꭼ": "e", "Ꮃ": "w",
+    "Ꮇ": "m", "Ꮋ": "h", "Ꮐ": "g", "Ꮓ": "z", "Ꮟ": "b", "Ꮩ": "v", "Ꮪ": "s", "Ꮮ": "l", "Ꮯ": "c", "Ꮲ": "p", "Ꮶ": "k",
+    "Ᏼ": "b",
 }
-# Armenian letters that read as Latin ones in most fonts (TR39 confusables). Folded only inside a word that also
-# has ASCII letters ("ignօre"): Armenian text itself keeps its letters (the model reads it as written)
-_ARMENIAN_LOOKALIKES = {"օ": "o", "ս": "u", "ո": "n", "հ": "h", "ց": "g", "զ": "q"}
+# Letters that read as Latin ones in most fonts (TR39 confusables) but are ordinary in their own script's text:
+# Armenian, and Cyrillic ghe and soft sign ("г" as r, "ь" as b). Folded only inside a word that also has ASCII letters ("ignօre", "ignoгe"):
+# Armenian and Russian text keep these letters (the model reads them as written)
+_LATIN_WORD_LOOKALIKES = {"օ": "o", "ս": "u", "ո": "n", "հ": "h", "ց": "g", "զ": "q", "г": "r", "ь": "b"}
 
 
 def _latin_variants() -> dict[str, str]:
@@ -328,12 +333,14 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
             rep = _CONFUSABLES[ch]
             if ch in _CONFUSABLE_SCRIPTS_CHARS:
                 homoglyph_words.add(i)
-        elif ch in _ARMENIAN_LOOKALIKES:
+        elif ch in _LATIN_WORD_LOOKALIKES:
             if latin_words is None:
                 latin_words = _latin_word_spans(text)
             k = bisect.bisect_right(latin_words, i)
-            if k % 2:  # inside a word spelled in Latin (or in look-alikes of it)
-                rep = _ARMENIAN_LOOKALIKES[ch]
+            # inside a word spelled in Latin (or in look-alikes of it); a Cyrillic letter only when the word mixes
+            # scripts ("ignoгe", "aьove"), not in a Russian word
+            if k % 2 and (ch not in _CYRILLIC_LOOKALIKE or _disguised(text[latin_words[k - 1] : latin_words[k]])):
+                rep = _LATIN_WORD_LOOKALIKES[ch]
                 homoglyph_words.add(i)
             else:
                 rep = ch
@@ -381,12 +388,25 @@ def _latin_word_spans(text: str) -> list[int]:
     out: list[int] = []
     for m in _LETTERS.finditer(text):
         w = m.group()
-        if any("a" <= c <= "z" or "A" <= c <= "Z" or c in _CONFUSABLES for c in w):
+        if any("a" <= c <= "z" or "A" <= c <= "Z" or c in _CONFUSABLES or _accented_latin(c) for c in w):
             out += m.span()
     return out
 
 
 _LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def _accented_latin(c: str) -> bool:
+    """A Latin letter with marks ("ţ", "é"): NFKD leaves an ASCII letter first."""
+    return not c.isascii() and unicodedata.normalize("NFKD", c)[:1].isascii()
+_CYRILLIC_LOOKALIKE = frozenset("гь")
+
+
+def _disguised(word: str) -> bool:
+    """A word that mixes Cyrillic with letters of another script (an ASCII or accented Latin letter, a Greek or
+    other look-alike): a Russian word ("мать", "город") has none, even when all its letters look Latin."""
+    return any(c.isascii() or _accented_latin(c) or (c in _CONFUSABLES and not "\u0400" <= c <= "\u04ff")
+               for c in word)
 
 
 def _homoglyph_evidence(text: str, positions: set[int], evidence: list[Evidence]) -> None:
