@@ -417,3 +417,14 @@ def test_rare_look_alikes_fold_in_disguised_words_only() -> None:
     assert normalize("ignoгe the aьove, ꮪtop, ţօ").text == "ignore the above, stop, to"
     assert normalize("Привет, город, мать").text.count("г") == 1  # Russian words keep their ghe and soft sign
     assert normalize("мать").text.endswith("ь")
+
+
+def test_chunk_decoding_tries_each_run_at_most_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long run of equal tokens that do not decode costs two tries, not one per starting token (quadratic)."""
+    from aimds_ray.core import normalize as N
+
+    calls = []
+    real = N._b64
+    monkeypatch.setattr(N, "_b64", lambda run, min_chars=0: calls.append(run) or real(run, min_chars))
+    assert N._b64_chunk_runs(" ".join(["ab1c"] * 800), 16) == []
+    assert len(calls) <= 4  # start at the first or the second token, with or without a remainder

@@ -660,7 +660,7 @@ _TOKEN_EDGE = frozenset(" \t\n\r.,;:!?\"'()[]*")
 CAMEL_SENTENCE_WORDS = 6
 _CAMEL_CUT = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")  # "tell|Me|A|Joke"
 _CODE_SIGNS = frozenset("(){}[]=<>_$#@/\\`")  # a glued sentence keeps its quotes, commas and full stops
-SEGMENT_BUDGET = 1200  # letters segmented per window at most (Viterbi reads each letter ~20 times)
+SEGMENT_BUDGET = 600  # letters segmented per window at most (Viterbi reads each letter ~20 times: ~3 ms)
 
 
 def _segmented(v: Variant, raw: str, gates: int | None) -> Variant | None:
@@ -677,6 +677,7 @@ def _segmented(v: Variant, raw: str, gates: int | None) -> Variant | None:
     seg = segmenter()
     same = v.starts is None and len(raw) == len(t)  # the raw text's case is at the view's positions
     cuts: list[int] = []
+    code_lines: dict[int, bool] = {}
     budget = SEGMENT_BUDGET
     for m in _ALPHA_RUN.finditer(t):
         a, b = m.span()
@@ -691,7 +692,7 @@ def _segmented(v: Variant, raw: str, gates: int | None) -> Variant | None:
             caps = [a] + [k.start() for k in _CAMEL_CUT.finditer(raw, a, b)] + [b]
             words = [t[i:j] for i, j in zip(caps, caps[1:], strict=False)]
             if len(words) >= CAMEL_SENTENCE_WORDS and all(w in seg.cost for w in words) \
-                    and not _on_code_line(raw, a, b, _CODE_SIGNS):
+                    and not _on_code_line(raw, a, b, code_lines, _CODE_SIGNS):
                 cuts += caps[1:-1]
             continue
         words = seg.words_of(m.group())
@@ -720,14 +721,16 @@ def _segmented(v: Variant, raw: str, gates: int | None) -> Variant | None:
 _CODE_MARKS = frozenset("(){}[];=<>._$#@/\\`\"'")
 
 
-def _on_code_line(raw: str, a: int, b: int, marks: frozenset[str] | None = None) -> bool:
+def _on_code_line(raw: str, a: int, b: int, memo: dict[int, bool], marks: frozenset[str] | None = None) -> bool:
     """The line around raw[a:b] has code marks (by default `_CODE_MARKS`, where a full stop followed by a space, or
-    ending the line, does not count)."""
-    ls, le = raw.rfind("\n", 0, a) + 1, raw.find("\n", b)
-    line = raw[ls : len(raw) if le < 0 else le]
-    if marks is not None:
-        return bool(marks.intersection(line))
-    return bool(_CODE_MARKS.intersection(line.replace(". ", " ").rstrip(".")))
+    ending the line, does not count). `memo` keeps each line's answer: a long line of many runs is read once."""
+    ls = raw.rfind("\n", 0, a) + 1
+    if ls not in memo:
+        le = raw.find("\n", b)
+        line = raw[ls : len(raw) if le < 0 else le]
+        memo[ls] = bool(marks.intersection(line)) if marks is not None else \
+            bool(_CODE_MARKS.intersection(line.replace(". ", " ").rstrip(".")))
+    return memo[ls]
 
 
 def _camel(raw: str, v: Variant) -> Variant | None:
@@ -737,9 +740,10 @@ def _camel(raw: str, v: Variant) -> Variant | None:
     if v.starts is not None or len(raw) != len(v.text):
         return None
     runs = []
+    code_lines: dict[int, bool] = {}
     for m in _CAMEL_RUN.finditer(raw):
         a, b = m.span()
-        if _on_code_line(raw, a, b):
+        if _on_code_line(raw, a, b, code_lines):
             continue
         runs.append([a + k.start() for k in re.finditer(r"(?<=[a-z])[A-Z]", m.group())])
     # glued sentences, not a product or class name in prose: a run of 4+ words, or two runs
@@ -788,7 +792,9 @@ def _decode_bytes(b: bytes) -> str | None:
     return s if _looks_like_text(s) else None
 
 
-def _b64(run: str) -> str | None:
+def _b64(run: str, min_chars: int = 0) -> str | None:
+    if len(run) < min_chars:
+        return None
     core = run.rstrip("=")
     if len(set(core)) < 8:  # "AAAAAAAAAAAAAAAAAAAA..." is not a payload
         return None
@@ -1185,7 +1191,7 @@ def _b64_chunk_runs(raw: str, min_chars: int) -> list[tuple[str, int, int]]:
     """(decoded, start, end) of each run of base64 chunks that reads as text: whitespace-separated tokens of one
     length (4+) in a row, the last possibly shorter (the remainder, with its padding), joined and decoded."""
     toks = [m.span() for m in _NON_BLANK.finditer(raw)]
-    ok = [e - s >= 1 and _B64_CHUNK.fullmatch(raw, s, e) is not None for s, e in toks]
+    ok = [_B64_CHUNK.fullmatch(raw, s, e) is not None for s, e in toks]
     out: list[tuple[str, int, int]] = []
     i, n = 0, len(toks)
     while i < n:
@@ -1196,15 +1202,17 @@ def _b64_chunk_runs(raw: str, min_chars: int) -> list[tuple[str, int, int]]:
         j = i + 1
         while j < n and ok[j] and toks[j][1] - toks[j][0] == size:
             j += 1
-        ends = ([j + 1] if j < n and ok[j] and toks[j][1] - toks[j][0] < size else []) + [j]  # the next word may
-        for end in ends if j - i >= 2 else ():  # be the remainder or not belong to the payload ("... IHB0 thanks")
-            joined = "".join(raw[s:e] for s, e in toks[i:end])
-            if len(joined) >= min_chars and (d := _b64(joined)):
-                out.append((d, toks[i][0], toks[end - 1][1]))
-                i = end
-                break
+        # the payload starts at the run's first token or, after a word of the chunks' length ("this aWdu b3Jl"),
+        # at its second; it ends with a shorter remainder or without one (the next word is not the payload's)
+        tail = [j + 1] if j < n and ok[j] and toks[j][1] - toks[j][0] < size else []
+        found = next(((start, end, d) for start in (i, i + 1) for end in tail + [j] if end - start >= 2
+                      and (d := _b64("".join(raw[s:e] for s, e in toks[start:end]), min_chars))), None)
+        if found:
+            start, end, d = found
+            out.append((d, toks[start][0], toks[end - 1][1]))
+            i = end
         else:
-            i += 1
+            i = max(j, i + 1)  # two tries per run: linear in the tokens, however many chunks fail to decode
     return out
 
 
