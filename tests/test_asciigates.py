@@ -138,14 +138,14 @@ def test_long_runs_are_the_long_tokens_of_str_split() -> None:
 
 def _b64_chunks_ref(t: str) -> bool:
     """B64_CHUNKS by its definition: three whitespace-separated tokens in a row of 4+ base64 characters, each with
-    a digit, "+", "/" or a capital after its first character."""
+    a digit, "+", "/", "=" or a capital after its first character."""
     import re
 
     run = 0
     for tok in re.split(r"[ \t\n\r]+", t):
         if not tok:
             continue
-        marked = any(c.isdigit() or c in "+/" for c in tok) or any(c.isupper() for c in tok[1:])
+        marked = any(c.isdigit() or c in "+/=" for c in tok) or any(c.isupper() for c in tok[1:])
         ok = len(tok) >= 4 and re.fullmatch(r"[A-Za-z0-9+/=_\-]+", tok) is not None and marked
         run = run + 1 if ok else 0
         if run >= G.B64_CHUNK_TOKENS:

@@ -35,8 +35,8 @@ HEX_COLON = 4096  # hex digit, colon, hex digit or colon                 (= pii 
 SECRET_ASSIGN = 8192  # key|token|secret|password, blanks, then : or =   (= pii generic_secret gate, any case)
 CAMEL = 16384  # two lower-capital-lower turns in one token ("IgnorePrevious"+"Instructions") (= normalize._CAMEL_HINT)
 CODE_RUN = 32768  # a digit, then ten of [\d\s,;x]: a list of character codes   (= normalize._CODE_HINT)
-# three whitespace-separated tokens in a row of 4+ base64 characters [A-Za-z0-9+/=_-], each with a digit, "+", "/"
-# or a capital after its first character: base64 cut into chunks ("aWdub3Jl IGFsbCBw ...")
+# three whitespace-separated tokens in a row of 4+ base64 characters [A-Za-z0-9+/=_-], each with a digit, "+", "/",
+# "=" or a capital after its first character: base64 cut into chunks ("aWdub3Jl IGFsbCBw ...")
 B64_CHUNKS = 65536  # (= normalize.b64_chunk_gate_ref)
 B64_CHUNK_TOKENS = 3
 ALPHA_RUN = 131072  # ALPHA_RUN_LETTERS letters in a row: words glued together   (= normalize._ALPHA_RUN)
@@ -63,7 +63,7 @@ def _class_table() -> np.ndarray:
     mark(digits + b"abcdefABCDEF", K_HEX)
     mark(b" .-_*+|/", K_SEP)  # spaced-out letters' separators
     mark(letters + digits + b"+/=_-", K_B64)
-    mark(digits + b"+/", K_B64MARK)
+    mark(digits + b"+/=", K_B64MARK)
     mark(b"013457@$!|", K_LEET_ANY)
     mark(b"013457@$", K_LEET_LEAD)
     mark(letters + digits + b"_@$!|", K_WORD_OR_LEET)

@@ -315,6 +315,7 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
     bidi = 0
     homoglyph_words: set[int] = set()
     latin_words: list[int] | None = None  # flat [start, end, start, end, ...] of Latin-ish words, built on demand
+    disguised: dict[int, bool] = {}  # Latin-ish word (its index in latin_words) -> it mixes Cyrillic with another script
     # printable ASCII runs are copied whole (a 2 KB prompt with one curly quote used to cost ~1 ms character by
     # character); only the other characters are looked at one by one
     for m in _NON_ASCII_OR_CTRL.finditer(text):
@@ -339,7 +340,9 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
             k = bisect.bisect_right(latin_words, i)
             # inside a word spelled in Latin (or in look-alikes of it); a Cyrillic letter only when the word mixes
             # scripts ("ignoгe", "aьove"), not in a Russian word
-            if k % 2 and (ch not in _CYRILLIC_LOOKALIKE or _disguised(text[latin_words[k - 1] : latin_words[k]])):
+            if k % 2 and ch in _CYRILLIC_LOOKALIKE and k not in disguised:  # read once per word, not per letter
+                disguised[k] = _disguised(text[latin_words[k - 1] : latin_words[k]])
+            if k % 2 and (ch not in _CYRILLIC_LOOKALIKE or disguised[k]):
                 rep = _LATIN_WORD_LOOKALIKES[ch]
                 homoglyph_words.add(i)
             else:
@@ -619,10 +622,11 @@ def _unsplit(v: Variant) -> Variant | None:
 # with them; the longest spelling is read first. Single digits are left to the one-character leet view.
 _LEET_MULTI = {"/\\/\\": "m", "|\\/|": "m", "|v|": "m", "\\/\\/": "w", "|\\|": "n", "/\\/": "n", "|_|": "u",
                "(_)": "u", "|-|": "h", "|<": "k", "|{": "k", "|)": "d", "|]": "d", "|3": "b", "|2": "r", "|>": "p",
-               "|*": "p", "|=": "f", "|_": "l", "()": "o", "[]": "o", "/\\": "a", "\\/": "v", "><": "x", "`/": "y",
+               "|*": "p", "|=": "f", "|_": "l", "|_|_": "ll", "]-[": "h", "]\\[": "n", "/-\\": "a", "\\^/": "w",
+               "()": "o", "[]": "o", "/\\": "a", "\\/": "v", "><": "x", "`/": "y",
                "€": "e", "£": "l", "§": "s", "¥": "y", "#": "h", "+": "t", "(": "c", "!": "i", "|": "l"}
 _LEET_MULTI_RX = re.compile("|".join(map(re.escape, sorted(_LEET_MULTI, key=len, reverse=True))))
-_LEET_MULTI_HINT = re.compile(r"\|[\\<{)\]32>*=_-]|/\\|\\/|`/")  # a letter no one-symbol leet spells
+_LEET_MULTI_HINT = re.compile(r"\|[\\<{)\]32>*=_-]|/\\|\\/|`/|\(_\)|\]-\[")  # a letter one-symbol leet cannot spell
 
 
 def _unleet(v: Variant) -> Variant | None:
@@ -630,9 +634,14 @@ def _unleet(v: Variant) -> Variant | None:
     when it has 3+ such spellings and reading them makes more common English words (a table's "|" or a path's
     "\\" do not)."""
     t = v.text
-    if "|" not in t and "\\" not in t and "`/" not in t:
+    if "|" not in t and "\\" not in t and "`/" not in t and "(_)" not in t and "]-[" not in t:
         return None
     if len(_LEET_MULTI_HINT.findall(t)) < 3:
+        return None
+    # first whether reading the symbols makes words (a table or a code snippet does not), then the span map
+    text = _leet(_LEET_MULTI_RX.sub(_leet_letter, t))
+    before = sum(1 for w in _WORD.findall(t) if w in _COMMON)
+    if sum(1 for w in _WORD.findall(text) if w in _COMMON) < before + 3:
         return None
     out: list[str] = []
     starts: list[int] = []
@@ -647,11 +656,11 @@ def _unleet(v: Variant) -> Variant | None:
         ends.append(sb - v.offset)
         pos = b
     _copy_mapped(v, pos, len(t), out, starts, ends)
-    text = _leet("".join(out))
-    before = sum(1 for w in _WORD.findall(t) if w in _COMMON)
-    if sum(1 for w in _WORD.findall(text) if w in _COMMON) < before + 3:
-        return None
     return Variant("leet", text, starts, ends, offset=v.offset)
+
+
+def _leet_letter(m: re.Match[str]) -> str:
+    return _LEET_MULTI[m.group()]
 
 
 _ALPHA_RUN = re.compile(rf"[A-Za-z]{{{G.ALPHA_RUN_LETTERS},}}")
@@ -682,11 +691,16 @@ def _segmented(v: Variant, raw: str, gates: int | None) -> Variant | None:
     for m in _ALPHA_RUN.finditer(t):
         a, b = m.span()
         if b - a > budget:
-            break
-        budget -= b - a
+            continue  # a run longer than what is left is not read (the runs after it may be)
         if (a > 0 and t[a - 1] not in _TOKEN_EDGE) or (b < len(t) and t[b] not in _TOKEN_EDGE):
             continue  # part of a URL, path, address or identifier ("example.com/forgetyourpassword")
-        if same and _LOWER_UPPER.search(raw, a, b):
+        # the run as written: its case tells CamelCase; where the fold removed or expanded characters (a zero-width
+        # space, a ligature) its positions are not the view's
+        ra, rb = (a, b) if same else (x - v.offset for x in v.span(a, b))
+        if _LOWER_UPPER.search(raw, ra, rb):
+            if not same:
+                continue  # CamelCase read through a fold that moved positions: left to the camel view
+            budget -= b - a
             # CamelCase: a sentence when it is 6+ known words on a line without code marks; shorter runs and code
             # identifiers ("AbstractSingletonProxyFactoryBean", "resetSystemPromptCache();") stay with the camel view
             caps = [a] + [k.start() for k in _CAMEL_CUT.finditer(raw, a, b)] + [b]
@@ -695,6 +709,7 @@ def _segmented(v: Variant, raw: str, gates: int | None) -> Variant | None:
                     and not _on_code_line(raw, a, b, code_lines, _CODE_SIGNS):
                 cuts += caps[1:-1]
             continue
+        budget -= b - a
         words = seg.words_of(m.group())
         if words:
             pos = a
@@ -1017,30 +1032,47 @@ _VOWELS = frozenset("aeiou")
 def _pig_latin(text: str) -> str | None:
     """Pig Latin read back ("ignoreway allway eviouspray instructionsway" -> "ignore all previous instructions"):
     the words ending in "ay" that are not English words ("today", "away", "Monday" are), when there are 4+ of them
-    and they are 30 %+ of the words of 3+ letters. A word that began with consonants moved them before the "ay";
-    where they end is ambiguous ("omptpray": "prompt" or "tprompt"), so the reading that is a known word
-    (`segment`'s counts) is taken, else the longest consonant run."""
-    from aimds_ray.core.segment import segmenter
+    and they are 30 %+ of the words of 3+ letters, and most of them read back as English words (names and other
+    languages end in "ay" too: "Uruguay", "Alipay", Tagalog's "bahay"). A word that began with consonants moved them
+    before the "ay"; where they end is ambiguous ("omptpray": "prompt" or "tprompt"), so the reading that is a known
+    word (`segment`'s counts) is taken, else the longest consonant run (at most 4: "str", "sch")."""
+    from aimds_ray.core.segment import MAX_WORD, segmenter
 
     known = segmenter().cost
     words = _PIG_WORD.findall(text)
-    pig = sum(1 for w in words if w.endswith("ay") and w not in known)
-    if pig < 4 or pig < 0.3 * len(words):
+    pig = [w for w in words if w.endswith("ay") and w not in known and len(w) <= MAX_WORD + 3]
+    if len(pig) < 4 or len(pig) < 0.3 * len(words):
+        return None
+    readings: dict[str, str | None] = {}  # a pig word -> the known word it reads as, or None
+
+    def read(w: str) -> str | None:
+        stem = w[:-2]
+        options = [w[:-3]] if w.endswith("way") and w[0] in _VOWELS else []
+        j = len(stem)
+        while j > 1 and j > len(stem) - 4 and stem[j - 1] not in _VOWELS:
+            j -= 1
+            options.append(stem[j:] + stem[:j])
+        options.append(stem)
+        return min((o for o in options if o in known), key=known.__getitem__, default=None)
+
+    for w in pig:
+        if w not in readings:
+            readings[w] = read(w)
+    if sum(1 for w in pig if readings[w] is not None) < 0.6 * len(pig):
         return None
 
     def back(m: re.Match[str]) -> str:
         w = m.group()
-        if not w.endswith("ay") or len(w) < 4 or w in known:
+        if w not in readings:
             return w
+        r = readings[w]
+        if r is not None:
+            return r
         stem = w[:-2]
-        options = [w[:-3]] if w.endswith("way") and w[0] in _VOWELS else []
         j = len(stem)
-        while j > 1 and stem[j - 1] not in _VOWELS:
+        while j > 1 and j > len(stem) - 4 and stem[j - 1] not in _VOWELS:
             j -= 1
-            options.append(stem[j:] + stem[:j])
-        options.append(stem)
-        return min((o for o in options if o in known), key=known.__getitem__, default=options[-2]
-                   if len(options) > 1 else stem)
+        return stem[j:] + stem[:j]
 
     out = _PIG_WORD.sub(back, text)
     return out if out != text else None
@@ -1184,6 +1216,7 @@ def _chunk_gate(gates: int | None, raw: str) -> bool:
 
 
 _B64_CHUNK = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+_B64_MARK = re.compile(r"[0-9+/=A-Z]")  # searched from a token's second character
 _NON_BLANK = re.compile(r"[^ \t\n\r]+")
 
 
@@ -1202,17 +1235,20 @@ def _b64_chunk_runs(raw: str, min_chars: int) -> list[tuple[str, int, int]]:
         j = i + 1
         while j < n and ok[j] and toks[j][1] - toks[j][0] == size:
             j += 1
-        # the payload starts at the run's first token or, after a word of the chunks' length ("this aWdu b3Jl"),
-        # at its second; it ends with a shorter remainder or without one (the next word is not the payload's)
+        # the payload starts at the run's first token or, after words of the chunks' length ("what does this aWdu
+        # b3Jl"), at its first token with a digit, "+", "/" or an inner capital; it ends with a shorter remainder or
+        # without one (the next word is not the payload's)
         tail = [j + 1] if j < n and ok[j] and toks[j][1] - toks[j][0] < size else []
-        found = next(((start, end, d) for start in (i, i + 1) for end in tail + [j] if end - start >= 2
+        marked = next((k for k in range(i, j) if _B64_MARK.search(raw, toks[k][0] + 1, toks[k][1])
+                       or raw[toks[k][0]].isdigit()), i)
+        found = next(((start, end, d) for start in dict.fromkeys((i, marked)) for end in tail + [j] if end - start >= 2
                       and (d := _b64("".join(raw[s:e] for s, e in toks[start:end]), min_chars))), None)
         if found:
             start, end, d = found
             out.append((d, toks[start][0], toks[end - 1][1]))
             i = end
         else:
-            i = max(j, i + 1)  # two tries per run: linear in the tokens, however many chunks fail to decode
+            i = max(j, i + 1)  # at most four tries per run: linear in the tokens, however many fail to decode
     return out
 
 
