@@ -1170,7 +1170,8 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
         variants.append(desp)
     camel = _gate(gates, G.CAMEL, _CAMEL_HINT, text)
     odd = _odd_chars(text)
-    for extra in (_unmarkup(base), _unsplit(base), _unleet(base), _segmented(base, text, view_gates),
+    glued = view_gates is None or view_gates & G.ALPHA_RUN  # (most texts: no call)
+    for extra in (_unmarkup(base), _unsplit(base), _unleet(base), _segmented(base, text, view_gates) if glued else None,
                   _camel(text, base) if camel else None):
         if extra is not None:
             variants.append(extra)
@@ -1279,7 +1280,7 @@ def _decode_into(
 
     # base64 cut into chunks by whitespace is joined and decoded whole; its chunks are then not decoded one by one
     covered: list[tuple[int, int]] = []
-    if _chunk_gate(gates, raw):
+    if (gates is None or gates & (G.B64_CHUNKS | G.DIGIT)) and _chunk_gate(gates, raw):  # (most texts: no call)
         for d, s0, e0 in _b64_chunk_runs(raw, cfg.min_base64_chars):
             _add_decoded("base64", d, span_of(s0, e0), variants, evidence, cfg, depth, budget)
             covered.append((s0, e0))
