@@ -183,7 +183,7 @@ _SPLIT_TOKEN = re.compile(r"[a-z]+(?:[ \-][a-z]+)*")
 # text's own characters
 DECODED_KINDS = frozenset({"base64", "base32", "ascii85", "hex", "octal", "quoted_printable", "uuencode", "url",
                            "unicode_tags", "morse", "binary", "charcodes", "braille", "nato", "upside_down",
-                           "reversed", "pig_latin", *_CIPHER_NAMES})
+                           "reversed", "pig_latin", "assembled", *_CIPHER_NAMES})
 REWRITTEN_KINDS = frozenset({"leet", "despaced", "markup", "camel", "segmented"})
 
 # --- data model ---------------------------------------------------------------------------------------------------
@@ -1025,6 +1025,38 @@ def _symbol_codes(raw: str, folded: str, gates: int | None,
 
 
 
+# payload splitting: string pieces in variables or a list, and an order to put them together
+_QUOTED = r"""(?:'([^'\n\\]{1,200})'|"([^"\n\\]{1,200})")"""
+_PIECE = re.compile(rf"\b\w{{1,16}}\s*=\s*{_QUOTED}")  # a variable holding a piece
+_PIECE_LIST = re.compile(rf"\[\s*{_QUOTED}(?:\s*,\s*{_QUOTED})+\s*,?\s*\]")  # a list of them
+_LIST_ITEM = re.compile(_QUOTED)
+_ASSEMBLE = re.compile(r"concaten|\bjoin|\bcombin|\bassembl|\bmerge|put (?:them|these|it|the \w+) together"
+                       r"|\b\w{1,16}\s*\+\s*\w{1,16}\s*\+", re.IGNORECASE)
+
+
+def _assembled(raw: str) -> tuple[str, int, int] | None:
+    """(text, start, end) of a payload split into 3+ quoted pieces held in variables or a list ("a = 'Ign'; b =
+    'ore all'", '["Ign", "ore "]') when the text asks for them to be put together: the pieces joined in order (with
+    spaces when none has one, as one word per variable)."""
+    if raw.count("'") + raw.count('"') < 6 or not _ASSEMBLE.search(raw):
+        return None
+    ms = list(_PIECE.finditer(raw))
+    if len(ms) >= 3:
+        parts = [m.group(1) if m.group(1) is not None else m.group(2) for m in ms]
+        start, end = ms[0].start(), ms[-1].end()
+    else:
+        lst = max(_PIECE_LIST.finditer(raw), key=lambda m: m.end() - m.start(), default=None)
+        if lst is None:
+            return None
+        items = list(_LIST_ITEM.finditer(raw, lst.start(), lst.end()))
+        if len(items) < 3:
+            return None
+        parts = [m.group(1) if m.group(1) is not None else m.group(2) for m in items]
+        start, end = lst.span()
+    sep = "" if any(c.isspace() for p in parts for c in p) else " "
+    return sep.join(parts), start, end
+
+
 _PIG_WORD = re.compile(r"[a-z]{3,}")
 _VOWELS = frozenset("aeiou")
 
@@ -1182,9 +1214,11 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
 
 def _add_decoded(
     kind: str, decoded: str, span: tuple[int, int], variants: list[Variant], evidence: list[Evidence],
-    cfg: NormalizeConfig, depth: int, budget: list[int], mapped: Variant | None = None,
+    cfg: NormalizeConfig, depth: int, budget: list[int], mapped: Variant | None = None, encoded: bool = True,
 ) -> None:
-    """Append a decoded view; `span` is the original-text span of the encoded run, `mapped` a per-char map."""
+    """Append a decoded view; `span` is the original-text span of the encoded run, `mapped` a per-char map.
+    `encoded=False`: a view that is not an encoding (pieces put together) adds no `encoding` evidence: what the
+    view says is the evidence, not that it exists (code that joins a list of strings is ordinary)."""
     if len(variants) >= cfg.max_variants or budget[0] <= 0:
         return
     decoded = decoded[: budget[0]]
@@ -1197,10 +1231,11 @@ def _add_decoded(
         v = Variant(kind, folded, fixed=span, depth=depth)
     v.raw = decoded
     variants.append(v)
-    evidence.append(
-        Evidence("encoding", Category.ENCODING_OBFUSCATION, 0.1, span[0], span[1], decoded[:80], kind,
-                 f"{kind}-encoded text decoded (depth {depth})")
-    )
+    if encoded:
+        evidence.append(
+            Evidence("encoding", Category.ENCODING_OBFUSCATION, 0.1, span[0], span[1], decoded[:80], kind,
+                     f"{kind}-encoded text decoded (depth {depth})")
+        )
     if depth < cfg.max_decode_depth:
         _decode_into(decoded, v, variants, evidence, cfg, depth + 1, budget)
 
@@ -1343,6 +1378,9 @@ def _decode_into(
     common, hits_by_kind, split, nato = _word_hits(folded)
     if split and depth == 1 and len(variants) < cfg.max_variants:
         variants.append(_rejoin(view))
+    if depth == 1 and (d_span := _assembled(raw)):
+        _add_decoded("assembled", d_span[0], span_of(d_span[1], d_span[2]), variants, evidence, cfg, depth, budget,
+                     encoded=False)
     if (n_ay := folded.count("ay")) >= 4 and 5 * n_ay >= folded.count(" ") and (d := _pig_latin(folded)):
         _add_decoded("pig_latin", d, span_of(0, len(raw)) if depth > 1 else view.span(0, len(folded)), variants,
                      evidence, cfg, depth, budget)
