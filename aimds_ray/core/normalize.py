@@ -159,12 +159,12 @@ _CIPHER_OF = {w: n for n in _CIPHER_NAMES for w in _cipher_words[n] - _shared}  
 _COMMON_REV = frozenset(w[::-1] for w in _COMMON if len(w) > 2) - _COMMON - set(_CIPHER_OF)
 # Whole words that are common words in rot13 or reversed, found in one compiled pass: most texts have fewer than
 # two of either kind, and then there is nothing to decode and no word list to build.
-# Attack words split by a space or hyphen so that word matching misses them ("ig nore", "instruc-tions"). A split
+# Attack words split by a space, hyphen or dot so that word matching misses them ("ig nore", "instruc-tions"). A split
 # into two pieces is a whole-word literal of the same pass; where one occurs, the text's split words are rejoined.
 _SPLIT_WORDS = frozenset("""ignore disregard forget previous instructions instruction prompt system reveal secret
     password override bypass jailbreak pretend restrictions unrestricted unfiltered uncensored guidelines output
     hidden confidential developer everything""".split())
-_SPLIT_FORMS = frozenset(w[:k] + sep + w[k:] for w in _SPLIT_WORDS for k in range(2, len(w) - 1) for sep in " -")
+_SPLIT_FORMS = frozenset(w[:k] + sep + w[k:] for w in _SPLIT_WORDS for k in range(2, len(w) - 1) for sep in " -.")
 _NATO_WORDS = frozenset("alfa alpha bravo charlie delta echo foxtrot golf hotel india juliet juliett kilo lima mike "
                         "november oscar papa quebec romeo sierra tango uniform victor whiskey whisky xray x-ray yankee "
                         "zulu".split())
@@ -176,7 +176,7 @@ _DISGUISED_GROUP = np.array([_G_CIPHER + _CIPHER_NAMES.index(_CIPHER_OF[w]) if w
                              _G_REV if w in _COMMON_REV else _G_NATO if w in _NATO_WORDS else _G_SPLIT
                              for w in _DISGUISED], dtype=np.int64)
 _DISGUISED_AC = Automaton.build(_DISGUISED, [WORD_START | WORD_END] * len(_DISGUISED))
-_SPLIT_TOKEN = re.compile(r"[a-z]+(?:[ \-][a-z]+)*")
+_SPLIT_TOKEN = re.compile(r"[a-z]+(?:[ .\-][a-z]+)*")
 
 
 # Kinds of the views that decode a payload (what fusion also counts as obfuscation), and of those that rewrite the
@@ -495,7 +495,7 @@ def _despace(v: Variant, gates: int | None = None) -> Variant | None:
 
 
 def _rejoin(v: Variant) -> Variant:
-    """Join attack words split by spaces or hyphens ("ig nore all pre vious in struc tions" -> "ignore all previous
+    """Join attack words split by spaces, hyphens or dots ("ig nore all pre.vious in struc tions" -> "ignore all previous
     instructions"): two to four adjacent pieces are joined when together they make a word of `_SPLIT_WORDS`."""
     t = v.text
     out: list[str] = []
