@@ -65,8 +65,8 @@ _CONFUSABLES = {
     "Ᏼ": "b",
 }
 # Letters that read as Latin ones in most fonts (TR39 confusables) but are ordinary in their own script's text:
-# Armenian, and Cyrillic ghe and soft sign ("г" as r, "ь" as b). Folded only inside a word that also has ASCII letters ("ignօre", "ignoгe"):
-# Armenian and Russian text keep these letters (the model reads them as written)
+# Armenian, and Cyrillic ghe and soft sign ("г" as r, "ь" as b). Folded only inside a word that is Latin or mixes
+# scripts ("ignօre", "ignoгe"): Armenian and Russian text keep these letters (the model reads them as written)
 _LATIN_WORD_LOOKALIKES = {"օ": "o", "ս": "u", "ո": "n", "հ": "h", "ց": "g", "զ": "q", "г": "r", "ь": "b"}
 
 
@@ -495,8 +495,9 @@ def _despace(v: Variant, gates: int | None = None) -> Variant | None:
 
 
 def _rejoin(v: Variant) -> Variant:
-    """Join attack words split by spaces, hyphens or dots ("ig nore all pre.vious in struc tions" -> "ignore all previous
-    instructions"): two to four adjacent pieces are joined when together they make a word of `_SPLIT_WORDS`."""
+    """Join attack words split by spaces, hyphens or dots ("ig nore all pre.vious in struc tions" -> "ignore all
+    previous instructions"): two to four adjacent pieces are joined when together they make a word of
+    `_SPLIT_WORDS`."""
     t = v.text
     out: list[str] = []
     starts: list[int] = []
