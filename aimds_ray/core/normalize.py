@@ -706,11 +706,16 @@ def _segmented(v: Variant, raw: str, gates: int | None) -> Variant | None:
             # identifiers ("AbstractSingletonProxyFactoryBean", "resetSystemPromptCache();") stay with the camel view
             caps = [a] + [k.start() for k in _CAMEL_CUT.finditer(raw, a, b)] + [b]
             words = [t[i:j] for i, j in zip(caps, caps[1:], strict=False)]
-            if len(words) >= CAMEL_SENTENCE_WORDS and all(w in seg.cost for w in words) \
-                    and not _on_code_line(raw, a, b, code_lines, _CODE_SIGNS):
+            if _on_code_line(raw, a, b, code_lines, _CODE_SIGNS):
+                continue
+            if len(words) >= CAMEL_SENTENCE_WORDS and all(w in seg.cost for w in words):
                 cuts += caps[1:-1]
-            continue
-        budget -= b - a
+                continue
+            if all(len(w) < 16 or w in seg.cost for w in words):
+                continue  # an identifier: each capital starts a word
+            # a glued sentence with capitals inside ("ignorethewordHACKEDtentimes", "...whatIsay..."): read whole
+        else:
+            budget -= b - a
         words = seg.words_of(m.group())
         if words:
             pos = a
