@@ -722,8 +722,12 @@ def _segmented(v: Variant, raw: str, gates: int | None) -> Variant | None:
             for w in words[:-1]:
                 pos += len(w)
                 cuts.append(pos)
-    if not cuts:
-        return None
+    return _spaced(v, cuts, "segmented") if cuts else None
+
+
+def _spaced(v: Variant, cuts: list[int], kind: str) -> Variant:
+    """`v` with a space inserted before each position in `cuts` (ascending); an inserted space maps to the empty
+    span where the character after it begins."""
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -731,12 +735,12 @@ def _segmented(v: Variant, raw: str, gates: int | None) -> Variant | None:
     for c in cuts:
         _copy_mapped(v, pos, c, out, starts, ends)
         out.append(" ")
-        s, e = v.span(c, c + 1)
-        starts.append(s - v.offset)
-        ends.append(e - v.offset)
+        s = v.span(c, c + 1)[0] - v.offset
+        starts.append(s)
+        ends.append(s)
         pos = c
-    _copy_mapped(v, pos, len(t), out, starts, ends)
-    return Variant("segmented", "".join(out), starts, ends, offset=v.offset)
+    _copy_mapped(v, pos, len(v.text), out, starts, ends)
+    return Variant(kind, "".join(out), starts, ends, offset=v.offset)
 
 
 _CODE_MARKS = frozenset("(){}[];=<>._$#@/\\`\"'")
@@ -770,19 +774,7 @@ def _camel(raw: str, v: Variant) -> Variant | None:
     # glued sentences, not a product or class name in prose: a run of 4+ words, or two runs
     if not runs or (len(runs) < 2 and max(len(r) for r in runs) < 3):
         return None
-    cuts = [c for r in runs for c in r]
-    out: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    pos = 0
-    for c in cuts:
-        _copy_mapped(v, pos, c, out, starts, ends)
-        out.append(" ")
-        starts.append(c)
-        ends.append(c)
-        pos = c
-    _copy_mapped(v, pos, len(v.text), out, starts, ends)
-    return Variant("camel", "".join(out), starts, ends, offset=v.offset)
+    return _spaced(v, [c for r in runs for c in r], "camel")
 
 
 def _printable_ratio(s: str) -> float:
@@ -1081,36 +1073,31 @@ def _pig_latin(text: str) -> str | None:
     pig = [w for w in words if w.endswith("ay") and w not in known and len(w) <= MAX_WORD + 3]
     if len(pig) < 4 or len(pig) < 0.3 * len(words):
         return None
-    readings: dict[str, str | None] = {}  # a pig word -> the known word it reads as, or None
+    readings: dict[str, tuple[str | None, str]] = {}  # a pig word -> (the known word it reads as, or None; fallback)
 
-    def read(w: str) -> str | None:
+    def read(w: str) -> tuple[str | None, str]:
         stem = w[:-2]
         options = [w[:-3]] if w.endswith("way") and w[0] in _VOWELS else []
         j = len(stem)
         while j > 1 and j > len(stem) - 4 and stem[j - 1] not in _VOWELS:
             j -= 1
             options.append(stem[j:] + stem[:j])
+        fallback = stem[j:] + stem[:j]  # the longest consonant run moved back
         options.append(stem)
-        return min((o for o in options if o in known), key=known.__getitem__, default=None)
+        return min((o for o in options if o in known), key=known.__getitem__, default=None), fallback
 
     for w in pig:
         if w not in readings:
             readings[w] = read(w)
-    if sum(1 for w in pig if readings[w] is not None) < 0.6 * len(pig):
+    if sum(1 for w in pig if readings[w][0] is not None) < 0.6 * len(pig):
         return None
 
     def back(m: re.Match[str]) -> str:
         w = m.group()
         if w not in readings:
             return w
-        r = readings[w]
-        if r is not None:
-            return r
-        stem = w[:-2]
-        j = len(stem)
-        while j > 1 and j > len(stem) - 4 and stem[j - 1] not in _VOWELS:
-            j -= 1
-        return stem[j:] + stem[:j]
+        r, fallback = readings[w]
+        return r if r is not None else fallback
 
     out = _PIG_WORD.sub(back, text)
     return out if out != text else None
