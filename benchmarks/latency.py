@@ -1,6 +1,7 @@
 """In-process latency of `Detector.scan` (p50/p99) at 100 B, 2 KB and 100 KB, with all signals and with each signal
 alone, on one core (2 KB also of benign prompts from the dev data, when it is beside the repository); plus `scan_batch` throughput for 200-character texts (with Python's default collector, and after
-`settle_heap()` as the long-lived workers call it) and first-scan time of a fresh process.
+`settle_heap()` as the long-lived workers call it) and first-scan time of a fresh process; plus the CPU time of a fixed pure-Python loop sampled between the scans
+(`reference_loop_200k_ms`), so runs on machines of different speed can be compared.
 The last stdout line is one JSON object.
 
     python benchmarks/latency.py [--reps 300]
@@ -68,6 +69,20 @@ def pcts(xs: list[float]) -> dict[str, float]:
     return {"p50_us": round(float(np.percentile(a, 50)), 1), "p99_us": round(float(np.percentile(a, 99)), 1)}
 
 
+def reference_loop_ms(n: int = 200_000) -> float:
+    """CPU time of a fixed pure-Python loop (the interpreter's speed on this machine at this moment). Timed beside the
+    scans so that figures from different machines, or one VM at noisy and quiet moments, can be put side by side:
+    a scan costs a roughly constant number of these loops."""
+    c0 = time.thread_time_ns()
+    s = 0
+    for i in range(n):
+        s += i ^ 3
+    return (time.thread_time_ns() - c0) / 1e6
+
+
+REF_SAMPLES: list[float] = []
+
+
 def time_scan(det: Detector, texts: list[str]) -> dict[str, float]:
     """Wall-clock p50/p99 per scan, and the same for the thread's CPU time (`cpu_*`): on a shared machine the
     wall figure includes time the scan spent descheduled, the CPU figure is what the scan itself costs."""
@@ -81,6 +96,8 @@ def time_scan(det: Detector, texts: list[str]) -> dict[str, float]:
         det.scan(t)
         lat.append((time.perf_counter_ns() - t0) / 1000)
         cpu.append((time.thread_time_ns() - c0) / 1000)
+        if len(cpu) % 50 == 0:
+            REF_SAMPLES.append(reference_loop_ms())
     out = pcts(lat)
     out.update({f"cpu_{k}": v for k, v in pcts(cpu).items()})
     return out
@@ -151,6 +168,12 @@ def main() -> None:
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     out["fresh_process_first_scan_s"] = round(float(p.stdout.strip().splitlines()[-1]), 3) if p.returncode == 0 \
         else f"failed: {p.stderr[-200:]}"
+    # machine speed while the scans ran (median over samples taken between them); the 2 KB p50 in units of it
+    ref = float(np.median(REF_SAMPLES))
+    out["reference_loop_200k_ms"] = round(ref, 2)
+    # how many iterations of that loop one 2 KB scan costs: p50 <= 150 us needs a machine running the loop at
+    # 150 us / this many iterations or faster
+    out["p50_2KB_in_loop_iterations"] = round(out["all_signals"]["2KB"]["benign"]["cpu_p50_us"] / ref * 200, 0)
     out["targets"] = {
         "p99_2KB_under_1ms": out["all_signals"]["2KB"]["benign"]["p99_us"] < 1000,
         "p50_2KB_under_150us": out["all_signals"]["2KB"]["benign"]["p50_us"] <= 150,
