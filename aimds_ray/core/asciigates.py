@@ -37,7 +37,7 @@ CAMEL = 16384  # two lower-capital-lower turns in one token ("IgnorePrevious"+"I
 CODE_RUN = 32768  # a digit, then ten of [\d\s,;x]: a list of character codes   (= normalize._CODE_HINT)
 # three whitespace-separated tokens in a row of 4+ base64 characters [A-Za-z0-9+/=_-], each with a digit, "+", "/",
 # "=" or a capital after its first character: base64 cut into chunks ("aWdub3Jl IGFsbCBw ...")
-B64_CHUNKS = 65536  # (= normalize.b64_chunk_gate_ref)
+B64_CHUNKS = 65536  # (= tests/test_asciigates._b64_chunks_ref)
 B64_CHUNK_TOKENS = 3
 ALPHA_RUN = 131072  # ALPHA_RUN_LETTERS letters in a row: words glued together   (= normalize._ALPHA_RUN)
 ALPHA_RUN_LETTERS = 24

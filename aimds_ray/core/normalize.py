@@ -1241,12 +1241,14 @@ def _chunk_gate(gates: int | None, raw: str) -> bool:
         return bool(gates & G.B64_CHUNKS)
     if gates is not None and not gates & G.DIGIT:
         return False
-    return bool(G.gates_of(raw.encode("ascii", "replace")) & G.B64_CHUNKS)
+    return bool(G.gates_of(raw.translate(_UNICODE_BLANKS).encode("ascii", "replace")) & G.B64_CHUNKS)
 
 
+# chunks may be joined by no-break, thin or ideographic spaces as well
+_UNICODE_BLANKS = {c: " " for c in (0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000)}
 _B64_CHUNK = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 _B64_MARK = re.compile(r"[0-9+/=A-Z]")  # searched from a token's second character
-_NON_BLANK = re.compile(r"[^ \t\n\r]+")
+_NON_BLANK = re.compile(r"[^ \t\n\r\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 
 
 def _b64_chunk_runs(raw: str, min_chars: int) -> list[tuple[str, int, int]]:
