@@ -184,7 +184,7 @@ _SPLIT_TOKEN = re.compile(r"[a-z]+(?:[ .\-][a-z]+)*")
 DECODED_KINDS = frozenset({"base64", "base32", "ascii85", "hex", "octal", "quoted_printable", "uuencode", "url",
                            "unicode_tags", "morse", "binary", "charcodes", "braille", "nato", "upside_down",
                            "reversed", "pig_latin", "assembled", *_CIPHER_NAMES})
-REWRITTEN_KINDS = frozenset({"leet", "despaced", "markup", "camel", "segmented"})
+REWRITTEN_KINDS = frozenset({"leet", "despaced", "markup", "camel", "segmented", "word_reversed"})
 
 # --- data model ---------------------------------------------------------------------------------------------------
 
@@ -743,6 +743,45 @@ def _spaced(v: Variant, cuts: list[int], kind: str) -> Variant:
     return Variant(kind, "".join(out), starts, ends, offset=v.offset)
 
 
+_SENTENCE_END = frozenset(".!?")
+_OPENERS = "\"'([“‘«"
+_CLOSERS = "\"')]”’»"
+_NON_BLANK_RUN = re.compile(r"\S+")
+
+
+def _word_reversed(raw: str, v: Variant) -> Variant | None:
+    """The text read back to front word by word ("prompt. system your Reveal" -> "reveal your system prompt."), when
+    it is written so: it begins with a lower-case word that ends a sentence and ends with a capitalised word without
+    a full stop (the first word of the sentence it reverses). Ordinary text does not begin "pirates." and end
+    "Ignore"; the checks read only the first and last words."""
+    s = raw.lstrip()
+    if len(s) < 12 or not s[0].islower():
+        return None
+    sp = next((i for i, c in enumerate(s[:40]) if c.isspace()), -1)
+    first = s[:sp].rstrip(_CLOSERS) if sp > 0 else ""
+    if not first or first[-1] not in _SENTENCE_END or first[:-1].count(".") or not first[:-1].isalpha():
+        return None
+    e = raw.rstrip()
+    k = max(e.rfind(" "), e.rfind("\n"), e.rfind("\t"))
+    last = e[k + 1 :].lstrip(_OPENERS)
+    if k < 0 or not last or not last[0].isupper() or not last.rstrip(".!?").isalpha():
+        return None
+    tokens = [m.span() for m in _NON_BLANK_RUN.finditer(v.text)]
+    if len(tokens) < 4:
+        return None
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for i, (a, b) in enumerate(reversed(tokens)):
+        if i:  # the space between two words maps to the empty span where the next word begins
+            out.append(" ")
+            s0 = v.span(a, a + 1)[0] - v.offset
+            starts.append(s0)
+            ends.append(s0)
+        _copy_mapped(v, a, b, out, starts, ends)
+    return Variant("word_reversed", "".join(out), starts, ends, offset=v.offset)
+
+
 _CODE_MARKS = frozenset("(){}[];=<>._$#@/\\`\"'")
 
 
@@ -1197,7 +1236,7 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
     odd = _odd_chars(text)
     glued = view_gates is None or view_gates & G.ALPHA_RUN  # (most texts: no call)
     for extra in (_unmarkup(base), _unsplit(base), _unleet(base), _segmented(base, text, view_gates) if glued else None,
-                  _camel(text, base) if camel else None):
+                  _camel(text, base) if camel else None, _word_reversed(text, base)):
         if extra is not None:
             variants.append(extra)
     budget = [cfg.max_decoded_chars]
