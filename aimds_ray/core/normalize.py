@@ -163,7 +163,8 @@ _COMMON_REV = frozenset(w[::-1] for w in _COMMON if len(w) > 2) - _COMMON - set(
 # into two pieces is a whole-word literal of the same pass; where one occurs, the text's split words are rejoined.
 _SPLIT_WORDS = frozenset("""ignore disregard forget previous instructions instruction prompt system reveal secret
     password override bypass jailbreak pretend restrictions unrestricted unfiltered uncensored guidelines output
-    hidden confidential developer everything""".split())
+    hidden confidential developer everything repeat refuse enable apologize include content policy filter filters
+    warnings disclaimers summarize verbatim""".split())
 _SPLIT_FORMS = frozenset(w[:k] + sep + w[k:] for w in _SPLIT_WORDS for k in range(2, len(w) - 1) for sep in " -.")
 _NATO_WORDS = frozenset("alfa alpha bravo charlie delta echo foxtrot golf hotel india juliet juliett kilo lima mike "
                         "november oscar papa quebec romeo sierra tango uniform victor whiskey whisky xray x-ray yankee "
@@ -494,35 +495,53 @@ def _despace(v: Variant, gates: int | None = None) -> Variant | None:
     return Variant("despaced", "".join(out), starts, ends, offset=v.offset)
 
 
+REJOIN_BUDGET = 600  # letters per window re-segmented when attack words are found split (as SEGMENT_BUDGET)
+
+
 def _rejoin(v: Variant) -> Variant:
-    """Join attack words split by spaces, hyphens or dots ("ig nore all pre.vious in struc tions" -> "ignore all
-    previous instructions"): two to four adjacent pieces are joined when together they make a word of
-    `_SPLIT_WORDS`."""
+    """Join words split by spaces, hyphens or dots ("ig nore all pre.vious in struc tions" -> "ignore all previous
+    instructions"), in a text where an attack word is found split: two to four adjacent pieces that together make a
+    word of `_SPLIT_WORDS` always, and, within `REJOIN_BUDGET` letters, wherever the segmenter reads a run of
+    pieces with its letters together as fewer words ("rep eat the text sta rti ng with" -> "repeat the text
+    starting with"; a sentence of whole words segments into the same words)."""
+    from aimds_ray.core.segment import segmenter  # word counts loaded on the first such text
+
+    seg = segmenter()
     t = v.text
-    out: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    pos = 0
-
-    def copy(a: int, b: int, drop: set[int] | None = None) -> None:
-        _copy_mapped(v, a, b, out, starts, ends, drop)
-
+    drop: set[int] = set()  # separators to remove
+    budget = REJOIN_BUDGET
     for m in _SPLIT_TOKEN.finditer(t):
-        pieces = list(re.finditer(r"[a-z]+", m.group()))
+        pieces = [(m.start() + p.start(), m.start() + p.end()) for p in re.finditer(r"[a-z]+", m.group())]
+        if len(pieces) < 2:
+            continue
         i = 0
         while i < len(pieces):
             for n in (4, 3, 2):
                 group = pieces[i : i + n]
-                if len(group) == n and "".join(g.group() for g in group) in _SPLIT_WORDS:
-                    a, b = m.start() + group[0].start(), m.start() + group[-1].end()
-                    copy(pos, a)
-                    copy(a, b, {m.start() + g.end() for g in group[:-1]})  # the separators after all but the last piece
-                    pos = b
+                if len(group) == n and "".join(t[a:b] for a, b in group) in _SPLIT_WORDS:
+                    drop.update(b for _, b in group[:-1])  # the separators after all but the last piece
                     i += n
                     break
             else:
                 i += 1
-    copy(pos, len(t))
+        letters = "".join(t[a:b] for a, b in pieces)
+        if len(letters) > budget:
+            continue
+        budget -= len(letters)
+        bounds: set[int] = set()
+        k = 0
+        for w in seg.split(letters):
+            k += len(w)
+            bounds.add(k)
+        k = 0
+        for a, b in pieces[:-1]:
+            k += b - a
+            if k not in bounds:
+                drop.add(b)
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    _copy_mapped(v, 0, len(t), out, starts, ends, drop)
     return Variant("despaced", "".join(out), starts, ends, offset=v.offset)
 
 
