@@ -615,6 +615,8 @@ def _unmarkup(v: Variant) -> Variant | None:
 
 # emoji and pictographs between two letters of a word ("ign🔥ore"): the word a filter would look for is split by them
 _SYMBOL_IN_WORD = re.compile("(?<=[a-z])[\u2190-\u2bff\U0001f000-\U0001faff\ufe0f\u200d]{1,6}(?=[a-z])")
+# or standing between words ("never 💡 refuse 😀 my 🎉 requests"): with its space before it, in a text with 3+ of them
+_SYMBOL_BETWEEN_WORDS = re.compile("(?<=[a-z0-9.,;:!?'\"]) [\u2190-\u2bff\U0001f000-\U0001faff\ufe0f\u200d]{1,6}(?= )")
 # three or more capitalised words run together ("IgnorePreviousInstructions"); read with the spaces put back
 # what the CAMEL gate stands for: two lower-capital-lower turns in one token (the view needs a run of three words)
 _CAMEL_HINT = re.compile(r"[a-z][A-Z][a-z][^ \t\n\r]*?(?<=[a-z])[A-Z][a-z]")
@@ -623,12 +625,15 @@ _CAMEL_RUN = re.compile(r"(?<![A-Za-z])[A-Za-z][a-z]+(?:[A-Z][a-z]+){2,}(?![A-Za
 
 
 def _unsplit(v: Variant) -> Variant | None:
-    """The main view without pictographs inside words, when there are any (in the folded view: folding makes some,
-    e.g. a halfwidth form into a geometric shape)."""
+    """The main view without pictographs inside words, or between words when 3+ stand there, when there are any
+    (in the folded view: folding makes some, e.g. a halfwidth form into a geometric shape)."""
     t = v.text
     if not any("\u2190" <= c <= "\u2bff" or "\U0001f000" <= c <= "\U0001faff" for c in _odd_chars(t)):
         return None
     drop = {j for m in _SYMBOL_IN_WORD.finditer(t) for j in range(*m.span())}
+    between = _SYMBOL_BETWEEN_WORDS.findall(t)
+    if len(between) >= 3:
+        drop.update(j for m in _SYMBOL_BETWEEN_WORDS.finditer(t) for j in range(*m.span()))
     if not drop:
         return None
     out: list[str] = []
@@ -814,6 +819,31 @@ def _on_code_line(raw: str, a: int, b: int, memo: dict[int, bool], marks: frozen
         memo[ls] = bool(marks.intersection(line)) if marks is not None else \
             bool(_CODE_MARKS.intersection(line.replace(". ", " ").rstrip(".")))
     return memo[ls]
+
+
+_SNAKE_RUN = re.compile(r"(?<![a-z0-9])[a-z]+(?:_[a-z]+){3,}(?![a-z0-9])")
+_SNAKE_CODE_SIGNS = frozenset("(){}[]=<>$#@/\\`")
+
+
+def _unsnake(v: Variant, raw: str) -> Variant | None:
+    """The main view with words joined by underscores spaced ("reveal_your_system_prompt." -> "reveal your system
+    prompt."): runs of 4+ parts on a line without code marks (`def test_ignore_previous_instructions():` is code)."""
+    t = v.text
+    if "_" not in t:
+        return None
+    code_lines: dict[int, bool] = {}
+    same = v.starts is None and len(raw) == len(t)
+    spans = [m.span() for m in _SNAKE_RUN.finditer(t)
+             if len(m.group()) >= 2.5 * (m.group().count("_") + 1)  # words, not letters ("h_e_l_l_o": despaced view)
+             and not _on_code_line(raw if same else t, *m.span(), code_lines, _SNAKE_CODE_SIGNS)]
+    if not spans:
+        return None
+    chars = list(t)
+    for a, b in spans:
+        for j in range(a, b):
+            if chars[j] == "_":
+                chars[j] = " "
+    return Variant("despaced", "".join(chars), v.starts, v.ends, offset=v.offset)
 
 
 def _camel(raw: str, v: Variant) -> Variant | None:
@@ -1255,7 +1285,7 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
     odd = _odd_chars(text)
     glued = view_gates is None or view_gates & G.ALPHA_RUN  # (most texts: no call)
     for extra in (_unmarkup(base), _unsplit(base), _unleet(base), _segmented(base, text, view_gates) if glued else None,
-                  _camel(text, base) if camel else None, _word_reversed(text, base)):
+                  _camel(text, base) if camel else None, _word_reversed(text, base), _unsnake(base, text)):
         if extra is not None:
             variants.append(extra)
     budget = [cfg.max_decoded_chars]
