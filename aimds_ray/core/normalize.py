@@ -771,6 +771,7 @@ _SENTENCE_END = frozenset(".!?")
 _OPENERS = "\"'([“‘«"
 _CLOSERS = "\"')]”’»"
 _NON_BLANK_RUN = re.compile(r"\S+")
+_FIRST_WORD = re.compile(r"\s*(\S{1,40})\s")
 
 
 def _word_reversed(raw: str, v: Variant) -> Variant | None:
@@ -778,12 +779,11 @@ def _word_reversed(raw: str, v: Variant) -> Variant | None:
     it is written so: it begins with a lower-case word that ends a sentence and ends with a capitalised word without
     a full stop (the first word of the sentence it reverses). Ordinary text does not begin "pirates." and end
     "Ignore"; the checks read only the first and last words."""
-    s = raw.lstrip()
-    if len(s) < 12 or not s[0].islower():
+    if not raw or not (raw[0].islower() or raw[0].isspace()):  # most texts: one character read
         return None
-    sp = next((i for i, c in enumerate(s[:40]) if c.isspace()), -1)
-    first = s[:sp].rstrip(_CLOSERS) if sp > 0 else ""
-    if not first or first[-1] not in _SENTENCE_END or first[:-1].count(".") or not first[:-1].isalpha():
+    m = _FIRST_WORD.match(raw)
+    first = m.group(1).rstrip(_CLOSERS) if m else ""
+    if len(first) < 2 or first[-1] not in _SENTENCE_END or not first[0].islower() or not first[:-1].isalpha():
         return None
     e = raw.rstrip()
     k = max(e.rfind(" "), e.rfind("\n"), e.rfind("\t"))
