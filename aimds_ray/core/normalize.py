@@ -125,7 +125,9 @@ def _gate(gates: int | None, bit: int, rx: re.Pattern[str], text: str) -> bool:
 
 _DIGIT = re.compile(r"\d")
 _HEX_SPACED = re.compile(r"(?:[0-9a-fA-F]{2}[ :]){7}[0-9a-fA-F]{2}")
-_URLENC = re.compile(r"(?:%[0-9a-fA-F]{2}[^%\s]{0,3}){3,}")
+# a whitespace-free token with 3+ percent escapes, read whole: "Ignore%20previous%20instructions" as well as
+# "%49%67%6E%6F%72%65" (a run of dense escapes alone would miss the words between "%20"s)
+_URLENC = re.compile(r"(?<!\S)[^\s%]*(?:%[0-9a-fA-F]{2}[^\s%]*){3,}")  # from a token's start: linear
 _WORD = re.compile(r"[a-z]{2,}")
 _TAG_RUN = re.compile("[\U000e0020-\U000e007f]+")
 _NON_ASCII_OR_CTRL = re.compile(r"[^\x20-\x7e\t\n\r]")
@@ -1447,7 +1449,9 @@ def _decode_into(
     if "%" in raw:
         for m in _URLENC.finditer(raw):
             if d := _url(m.group()):
-                _add_decoded("url", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
+                # a link's query string is percent-encoded as a matter of course: read, but no obfuscation evidence
+                _add_decoded("url", d, span_of(*m.span()), variants, evidence, cfg, depth, budget,
+                             encoded="://" not in m.group())
     # tag characters are outside the basic plane: without a surrogate pair in UTF-16 there are none (one C pass)
     if depth == 1 and not raw.isascii() and len(raw.encode("utf-16-le", "surrogatepass")) > 2 * len(raw):
         for m in _TAG_RUN.finditer(raw):
