@@ -1193,11 +1193,11 @@ def _pig_latin(text: str) -> str | None:
     return out if out != text else None
 
 
-def _word_hits(text: str) -> tuple[int, dict[str, list[tuple[int, int]]], bool, bool]:
-    """Count common English words, locate words that are common words reversed or in a letter cipher (rot13 and
-    the other Caesar shifts, Atbash), and say whether an attack word occurs split in two and whether five or more
-    NATO code words do. One automaton pass decides first whether there is anything to find; only then are words
-    counted and located. Returns (common words, {kind: spans}, split, nato)."""
+def _word_hits(text: str) -> tuple[list[int], dict[str, list[tuple[int, int]]], bool, bool]:
+    """Locate common English words and words that are common words reversed or in a letter cipher (rot13 and the
+    other Caesar shifts, Atbash), and say whether an attack word occurs split in two and whether five or more NATO
+    code words do. One automaton pass decides first whether there is anything to find; only then are words
+    located. Returns (starts of common words, {kind: spans}, split, nato)."""
     counts = _DISGUISED_AC.group_counts(text, _DISGUISED_GROUP, _G_CIPHER + len(_CIPHER_NAMES))
     nato = counts[_G_NATO] >= 5  # a sentence spelled out uses many of the code words
     split = counts[_G_SPLIT] > 0
@@ -1207,13 +1207,13 @@ def _word_hits(text: str) -> tuple[int, dict[str, list[tuple[int, int]]], bool, 
     if counts[_G_REV] >= 2:
         kinds.add("reversed")
     hits: dict[str, list[tuple[int, int]]] = {}
+    common: list[int] = []
     if not kinds:
-        return 0, hits, split, nato  # nothing to decode: the count of plain words is not needed
-    common = 0
+        return common, hits, split, nato  # nothing to decode: the plain words are not needed
     for m in _WORD.finditer(text):
         w = m.group()
         if w in _COMMON:
-            common += 1
+            common.append(m.start())
             continue
         kind = _CIPHER_OF.get(w) or ("reversed" if w in _COMMON_REV else None)
         if kind in kinds:
@@ -1477,9 +1477,14 @@ def _decode_into(
             if len(d.split()) >= 2 and _looks_like_text(d):  # a sentence spelled out, not a name
                 _add_decoded("nato", d, view.fixed or view.span(*m.span()), variants, evidence, cfg, depth, budget)
     for kind, hits in hits_by_kind.items():
-        if len(hits) < 3 or len(hits) < 0.5 * common:
+        if len(hits) < 3:
             continue
+        dense = len(hits) >= 0.5 * len(common)  # the cipher's words are much of the text
         for s, e in _cluster(hits):
+            # or they outnumber plain words twice where they cluster (cipher text behind a plain question)
+            if not dense and sum(1 for a, _ in hits if s <= a < e) < 2 * (bisect.bisect_left(common, e)
+                                                                        - bisect.bisect_left(common, s)):
+                continue
             s, e = _expand_line(folded, s, e)
             seg = folded[s:e]
             idx = range(s, e) if kind != "reversed" else range(e - 1, s - 1, -1)
