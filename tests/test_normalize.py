@@ -460,6 +460,14 @@ def test_pictographs_between_words_and_snake_case_sentences_are_read_as_words() 
     assert "despaced" not in kinds("see `ignore_all_previous_instructions` in the docs")
 
 
+def test_blank_braille_cell_inside_a_word_is_removed_and_between_words_is_a_space() -> None:
+    n = normalize("P\u2800l\u2800e\u2800a\u2800s\u2800e i\u2800g\u2800n\u2800o\u2800r\u2800e all")
+    assert n.text == "please ignore all"
+    assert any(e.detector == "invisible" for e in n.evidence)
+    n = normalize("name:\u2800\u2800 Bob \u2800 ok")
+    assert n.text == "name:   bob   ok" and not n.evidence
+
+
 def test_rare_look_alikes_fold_in_disguised_words_only() -> None:
     assert normalize("іɡոоге аӏӏ ѕуѕтем ƅy ĸeep").text == "ignore all system by keep"
     assert normalize("ignoгe the aьove, ꮪtop, ţօ").text == "ignore the above, stop, to"

@@ -252,7 +252,8 @@ class Normalized:
 
 # Default_Ignorable_Code_Point characters outside category Cf (combining grapheme joiner, Hangul fillers, Khmer
 # inherent vowels, Mongolian variation selectors): they render as nothing, so inside a word they hide it from a
-# filter as a zero-width space does. (The blank Braille pattern, a visible blank, is read as a space: _CONFUSABLES.)
+# filter as a zero-width space does. (The blank Braille pattern, a visible blank, is read as a space (_CONFUSABLES),
+# except between two letters, where it is removed as they are.)
 _IGNORABLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0")
 
 
@@ -324,7 +325,8 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
     for m in _NON_ASCII_OR_CTRL.finditer(text):
         i = m.start()
         ch = m.group()
-        if is_invisible(ch):
+        if is_invisible(ch) or (ch == "\u2800" and 0 < i < len(text) - 1 and text[i - 1].isalpha()
+                                and text[i + 1].isalpha()):  # a blank Braille cell inside a word splits it unseen
             if ch in _BIDI:
                 bidi += 1
             if invisible_runs and invisible_runs[-1][1] == i:
