@@ -61,7 +61,7 @@ def _class_table() -> np.ndarray:
     mark(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", K_UPPER)
     mark(digits, K_DIGIT)
     mark(digits + b"abcdefABCDEF", K_HEX)
-    mark(b" .-_*+|/", K_SEP)  # spaced-out letters' separators
+    mark(b" .,-_*+|/", K_SEP)  # spaced-out letters' separators
     mark(letters + digits + b"+/=_-", K_B64)
     mark(digits + b"+/=", K_B64MARK)
     mark(b"013457@$!|", K_LEET_ANY)

@@ -110,7 +110,7 @@ _LEET_HINT = re.compile(r"[a-z][013457@$!|]|[013457@$][a-z]")
 # a leet spelling puts a digit or symbol inside a word ("h3ll0", "t3ll") or in front of letters ("4ll", "1gn0r3");
 # prose only borders words with them ("great!", "1990s", "3d", "mp3"), which is no reason to read the text twice
 _LEET_WORD = re.compile(r"[a-z][013457@$!|][a-z]|(?<![\w@$!|])[013457@$][a-z]{2}")
-_SPACED = re.compile(r"(?<![\w])(?:[a-z][ .\-_*+|/]{1,2}){3,}[a-z](?![\w])")
+_SPACED = re.compile(r"(?<![\w])(?:[a-z][ .,\-_*+|/]{1,2}){3,}[a-z](?![\w])")
 # each alternative tried only where its run starts (the lookbehinds): without them the engine re-reads every word
 # from each of its letters, ~100 us per 2 KB of prose that merely has one long word or URL in it
 _B64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,}={0,2}|(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{16,}={0,2}")
