@@ -635,9 +635,9 @@ def _unsplit(v: Variant) -> Variant | None:
     if not any("\u2190" <= c <= "\u2bff" or "\U0001f000" <= c <= "\U0001faff" for c in _odd_chars(t)):
         return None
     drop = {j for m in _SYMBOL_IN_WORD.finditer(t) for j in range(*m.span())}
-    between = _SYMBOL_BETWEEN_WORDS.findall(t)
+    between = [m.span() for m in _SYMBOL_BETWEEN_WORDS.finditer(t)]
     if len(between) >= 3:
-        drop.update(j for m in _SYMBOL_BETWEEN_WORDS.finditer(t) for j in range(*m.span()))
+        drop.update(j for a, b in between for j in range(a, b))
     if not drop:
         return None
     out: list[str] = []
@@ -794,7 +794,7 @@ def _word_reversed(raw: str, v: Variant) -> Variant | None:
     last = e[k + 1 :].lstrip(_OPENERS)
     if k < 0 or not last or not last[0].isupper() or not last.rstrip(".!?").isalpha():
         return None
-    tokens = [m.span() for m in _NON_BLANK_RUN.finditer(v.text)]
+    tokens = [w.span() for w in _NON_BLANK_RUN.finditer(v.text)]
     if len(tokens) < 4:
         return None
     out: list[str] = []
