@@ -43,6 +43,23 @@ def text_of(size: int, seed: int) -> str:
     return "".join(out)[:size]
 
 
+CYRILLIC_WORDS = ("и в не на я что он с это как по но они к у мы из за вы от о так для же все бы по когда отчет данные "
+                  "клиент команда встреча проект заказ счет сервис время почта план квартал результаты цена доставка "
+                  "вопрос документ система файл поддержка спасибо пожалуйста 2024 15").split()
+
+
+def cyrillic_text_of(size: int, seed: int) -> str:
+    """Prose in Russian words (another script: every character goes through the per-character fold)."""
+    r = random.Random(seed)
+    out: list[str] = []
+    n = 0
+    while n < size:
+        s = " ".join(r.choice(CYRILLIC_WORDS) for _ in range(r.randint(6, 16))).capitalize() + ". "
+        out.append(s)
+        n += len(s)
+    return "".join(out)[:size]
+
+
 def benign_prompts(size: int, n: int) -> list[str]:
     """`n` texts of `size` characters, each the benign dev prompts (alpaca, MT-bench, awesome-chatgpt-prompts,
     fuzzyai) drawn at random and joined by newlines; [] when `../shared/data` is not there."""
@@ -126,6 +143,8 @@ def main() -> None:
     prompts = benign_prompts(2048, args.reps)
     if prompts:
         out["all_signals"]["2KB"]["benign_prompts"] = time_scan(full, prompts)
+    out["all_signals"]["2KB"]["benign_cyrillic"] = time_scan(full, [cyrillic_text_of(2048, 7000 + i)
+                                                                   for i in range(args.reps)])
     # each signal alone (plus normalisation, which every scan pays)
     import dataclasses
 

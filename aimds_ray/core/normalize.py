@@ -322,9 +322,19 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
     disguised: dict[int, bool] = {}  # Latin-ish word (its index in latin_words) -> it mixes Cyrillic with another script
     # printable ASCII runs are copied whole (a 2 KB prompt with one curly quote used to cost ~1 ms character by
     # character); only the other characters are looked at one by one
+    memo = _FOLD_MEMO
     for m in _NON_ASCII_OR_CTRL.finditer(text):
         i = m.start()
         ch = m.group()
+        rep = memo.get(ch)
+        if rep is not None:  # a character folded before whose fold needs no context (most of a non-Latin text)
+            pieces.append((i, rep))
+            continue
+        if ch in _CONFUSABLES and ch != "\u2800":  # (no look-alike is invisible: the same as the branch below)
+            pieces.append((i, _CONFUSABLES[ch]))
+            if ch in _CONFUSABLE_SCRIPTS_CHARS:
+                homoglyph_words.add(i)
+            continue
         if is_invisible(ch) or (ch == "\u2800" and 0 < i < len(text) - 1 and text[i - 1].isalpha()
                                 and text[i + 1].isalpha()):  # a blank Braille cell inside a word splits it unseen
             if ch in _BIDI:
@@ -355,14 +365,23 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
         else:
             rep = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)).casefold()
             rep = "".join(_CONFUSABLES.get(c, c) for c in rep)
+            if ch != "\u2800" and len(memo) < _FOLD_MEMO_MAX:
+                memo[ch] = rep
         pieces.append((i, rep))
-    out: list[str] = []
-    pos = 0
-    for i, rep in pieces:
-        out.append(text[pos:i].lower())
-        out.append(rep)
-        pos = i + 1
-    out.append(text[pos:].lower())
+    low = text.lower()
+    if len(low) == len(text):  # each original position keeps its slot: replacements go in place (C-speed joins)
+        chars = list(low)
+        for i, rep in pieces:
+            chars[i] = rep
+        out = chars
+    else:  # a character whose lower case is longer ("İ"): ASCII stretches lowered one by one
+        out = []
+        pos = 0
+        for i, rep in pieces:
+            out.append(text[pos:i].lower())
+            out.append(rep)
+            pos = i + 1
+        out.append(text[pos:].lower())
     for s, e in invisible_runs:
         score = _invisible_score(text, s, e, bidi)
         if score > 0.0:
@@ -372,7 +391,7 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
             )
     if homoglyph_words:
         _homoglyph_evidence(text, homoglyph_words, evidence)
-    if all(len(rep) == 1 for _, rep in pieces):
+    if set(map(len, (rep for _, rep in pieces))) <= {1}:
         # one character for one (curly quotes, accents, dashes, other scripts): positions are unchanged, and the
         # identity map costs nothing where per-character lists cost ~30 us per 2 KB
         return Variant("normalized", "".join(out))
@@ -388,6 +407,12 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
     starts.extend(range(pos, len(text)))
     ends.extend(range(pos + 1, len(text) + 1))
     return Variant("normalized", "".join(out), starts, ends)
+
+
+# folds of characters that need no context (not invisible, not a look-alike judged by its word, not the Braille
+# blank): a 2 KB text in another script repeats a few dozen characters; each was folded ~1,000 times
+_FOLD_MEMO: dict[str, str] = {}
+_FOLD_MEMO_MAX = 20_000
 
 
 def _latin_word_spans(text: str) -> list[int]:
@@ -417,14 +442,17 @@ def _disguised(word: str) -> bool:
                for c in word)
 
 
+_ASCII_LOWER = re.compile(r"[a-z]")  # (on the lowered word: also the Kelvin sign, dotted capital I)
+
+
 def _homoglyph_evidence(text: str, positions: set[int], evidence: list[Evidence]) -> None:
     """Report words that mix Latin letters with Cyrillic/Greek look-alikes (a classic filter evasion)."""
     for m in re.finditer(r"\w+", text):
-        s, e = m.span()
         word = m.group()
-        has_conf = any(i in positions for i in range(s, e))
-        has_latin = any("a" <= c.lower() <= "z" for c in word)
-        if has_conf and has_latin:
+        if word.isascii() or not _ASCII_LOWER.search(word.lower()):
+            continue  # no look-alike in it, or no Latin letter for one to hide among (a word of another script)
+        s, e = m.span()
+        if any(i in positions for i in range(s, e)):
             evidence.append(
                 Evidence("invisible", Category.ENCODING_OBFUSCATION, 0.5, s, e, word, "raw",
                          "word mixes Latin letters with look-alike letters of another script")
