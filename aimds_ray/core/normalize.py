@@ -30,6 +30,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
 import numpy as np
@@ -429,6 +430,7 @@ def _latin_word_spans(text: str) -> list[int]:
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 
+@lru_cache(maxsize=8192)
 def _accented_latin(c: str) -> bool:
     """A Latin letter with marks ("ţ", "é"): NFKD leaves an ASCII letter first."""
     return not c.isascii() and unicodedata.normalize("NFKD", c)[:1].isascii()
