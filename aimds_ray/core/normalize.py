@@ -321,6 +321,7 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
     homoglyph_words: set[int] = set()
     latin_words: list[int] | None = None  # flat [start, end, start, end, ...] of Latin-ish words, built on demand
     disguised: dict[int, bool] = {}  # Latin-ish word (its index in latin_words) -> it mixes Cyrillic with another script
+    mixable: bool | None = None  # the text has a letter that can disguise a Cyrillic word (see _may_mix_scripts)
     # printable ASCII runs are copied whole (a 2 KB prompt with one curly quote used to cost ~1 ms character by
     # character); only the other characters are looked at one by one
     memo = _FOLD_MEMO
@@ -351,6 +352,12 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
             if ch in _CONFUSABLE_SCRIPTS_CHARS:
                 homoglyph_words.add(i)
         elif ch in _LATIN_WORD_LOOKALIKES:
+            if ch in _CYRILLIC_LOOKALIKE:
+                if mixable is None:
+                    mixable = _may_mix_scripts(text)
+                if not mixable:  # no word of the text can mix scripts: a Russian text keeps its letters
+                    pieces.append((i, ch))
+                    continue
             if latin_words is None:
                 latin_words = _latin_word_spans(text)
             k = bisect.bisect_right(latin_words, i)
@@ -435,6 +442,13 @@ def _accented_latin(c: str) -> bool:
     """A Latin letter with marks ("ţ", "é"): NFKD leaves an ASCII letter first."""
     return not c.isascii() and unicodedata.normalize("NFKD", c)[:1].isascii()
 _CYRILLIC_LOOKALIKE = frozenset("гь")
+
+
+def _may_mix_scripts(text: str) -> bool:
+    """Whether any word of `text` can be `_disguised`: the text has an ASCII letter, an accented Latin letter or a
+    look-alike from outside Cyrillic. A text in Russian alone has none, and its words need not be read one by one."""
+    return bool(_ASCII_LOWER.search(text.lower())) or any(
+        _accented_latin(c) or (c in _CONFUSABLES and not "\u0400" <= c <= "\u04ff") for c in _odd_chars(text))
 
 
 def _disguised(word: str) -> bool:
