@@ -313,9 +313,71 @@ _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # e
 _DIRECTION_MARKS = frozenset("\u200e\u200f\u061c")  # LRM, RLM, ALM: ordinary in right-to-left writing
 
 
+FOLD_ARRAY_MIN_EXTRA_BYTES = 128  # UTF-8 bytes beyond one per character: ~64-128 non-ASCII characters
+
+
+def _fold_fast(text: str, evidence: list[Evidence]) -> Variant | None:
+    """The fold of a text whose characters each fold to exactly one character without looking at their context
+    (the common case for text in another script), in array operations over its code points: the distinct
+    characters are folded once, the positions keep their slots (identity map). None when some character needs
+    the general path (invisible or control characters, look-alikes judged by their word, folds to 0 or 2+
+    characters, surrogates)."""
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    odd = codes > 126
+    if ((codes < 32) & (codes != 9) & (codes != 10) & (codes != 13)).any():
+        return None
+    uniq, inverse = np.unique(codes[odd], return_inverse=True)
+    folded = np.empty(len(uniq), dtype=np.uint32)
+    mixable: bool | None = None
+    lookalikes: list[int] = []  # code points of another script's letters that look Latin
+    for n, c in enumerate(uniq.tolist()):
+        ch = chr(c)
+        if ch in _CONFUSABLE_SCRIPTS_CHARS:
+            lookalikes.append(c)
+        rep = _FOLD_MEMO.get(ch)
+        if rep is None:
+            if ch in _CYRILLIC_LOOKALIKE:
+                if mixable is None:
+                    mixable = _may_mix_scripts(text)
+                if mixable:
+                    return None
+                rep = ch  # no word of the text can mix scripts: a Russian text keeps its letters
+            elif 0xD800 <= c <= 0xDFFF or ch in _CONFUSABLES or ch in _LATIN_WORD_LOOKALIKES or is_invisible(ch):
+                return None
+            else:
+                rep = _fold_char(ch)
+        if len(rep) != 1:
+            return None
+        folded[n] = ord(rep)
+    out = codes.copy()
+    out[(out >= 65) & (out <= 90)] += 32  # ASCII capitals
+    out[odd] = folded[inverse]
+    if lookalikes and _ASCII_LOWER.search(text.lower()):  # a look-alike needs a Latin letter to hide among
+        at = codes == lookalikes[0]
+        for c in lookalikes[1:]:
+            at |= codes == c
+        _homoglyph_evidence(text, set(np.flatnonzero(at).tolist()), evidence)
+    return Variant("normalized", out.tobytes().decode("utf-32-le"))
+
+
+def _fold_char(ch: str) -> str:
+    """The fold of a character that needs no context: NFKD without combining marks, case-folded, look-alikes
+    mapped (memoised: a text in another script repeats a few dozen characters)."""
+    rep = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)).casefold()
+    rep = "".join(_CONFUSABLES.get(c, c) for c in rep)
+    if len(_FOLD_MEMO) < _FOLD_MEMO_MAX:
+        _FOLD_MEMO[ch] = rep
+    return rep
+
+
 def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
     """Per-character fold with a span map, for text that is not plain printable ASCII."""
-    pieces: list[tuple[int, str]] = []  # (position, replacement; "" = removed) of each character not copied as is
+    # text with many non-ASCII characters (another script) goes through array operations; a few curly quotes or
+    # accents in English are cheaper one by one (the arrays cost ~60 us per 2 KB whatever they hold)
+    if len(text.encode("utf-8", "surrogatepass")) - len(text) >= FOLD_ARRAY_MIN_EXTRA_BYTES:
+        fast = _fold_fast(text, evidence)
+        if fast is not None:
+            return fast
     invisible_runs: list[list[int]] = []
     bidi = 0
     homoglyph_words: set[int] = set()
@@ -323,20 +385,17 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
     disguised: dict[int, bool] = {}  # Latin-ish word (its index in latin_words) -> it mixes Cyrillic with another script
     mixable: bool | None = None  # the text has a letter that can disguise a Cyrillic word (see _may_mix_scripts)
     # printable ASCII runs are copied whole (a 2 KB prompt with one curly quote used to cost ~1 ms character by
-    # character); only the other characters are looked at one by one
+    # character)
     memo = _FOLD_MEMO
-    for m in _NON_ASCII_OR_CTRL.finditer(text):
-        i = m.start()
-        ch = m.group()
-        rep = memo.get(ch)
-        if rep is not None:  # a character folded before whose fold needs no context (most of a non-Latin text)
-            pieces.append((i, rep))
-            continue
-        if ch in _CONFUSABLES and ch != "\u2800":  # (no look-alike is invisible: the same as the branch below)
-            pieces.append((i, _CONFUSABLES[ch]))
-            if ch in _CONFUSABLE_SCRIPTS_CHARS:
-                homoglyph_words.add(i)
-            continue
+    # the positions of the characters to fold, and the folds already known; only the rest is looked at one by one
+    where = [m.start() for m in _NON_ASCII_OR_CTRL.finditer(text)]
+    chars = list(map(text.__getitem__, where))
+    reps: list[str | None] = list(map(memo.get, chars))
+    if not _CONFUSABLE_SCRIPTS_CHARS.isdisjoint(chars):
+        homoglyph_words.update(i for i, c in zip(where, chars, strict=True) if c in _CONFUSABLE_SCRIPTS_CHARS)
+    for n in [n for n, r in enumerate(reps) if r is None]:
+        i = where[n]
+        ch = chars[n]
         if is_invisible(ch) or (ch == "\u2800" and 0 < i < len(text) - 1 and text[i - 1].isalpha()
                                 and text[i + 1].isalpha()):  # a blank Braille cell inside a word splits it unseen
             if ch in _BIDI:
@@ -345,18 +404,16 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
                 invisible_runs[-1][1] = i + 1
             else:
                 invisible_runs.append([i, i + 1])
-            pieces.append((i, ""))
+            reps[n] = ""
             continue
         if ch in _CONFUSABLES:
-            rep = _CONFUSABLES[ch]
-            if ch in _CONFUSABLE_SCRIPTS_CHARS:
-                homoglyph_words.add(i)
+            rep = _CONFUSABLES[ch]  # (the Braille blank between words; the others are in the memo)
         elif ch in _LATIN_WORD_LOOKALIKES:
             if ch in _CYRILLIC_LOOKALIKE:
                 if mixable is None:
                     mixable = _may_mix_scripts(text)
                 if not mixable:  # no word of the text can mix scripts: a Russian text keeps its letters
-                    pieces.append((i, ch))
+                    reps[n] = ch
                     continue
             if latin_words is None:
                 latin_words = _latin_word_spans(text)
@@ -371,18 +428,16 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
             else:
                 rep = ch
         else:
-            rep = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)).casefold()
-            rep = "".join(_CONFUSABLES.get(c, c) for c in rep)
-            if ch != "\u2800" and len(memo) < _FOLD_MEMO_MAX:
-                memo[ch] = rep
-        pieces.append((i, rep))
+            rep = _fold_char(ch)
+        reps[n] = rep
+    pieces = list(zip(where, reps, strict=True))  # (position, replacement; "" = removed)
     low = text.lower()
-    if len(low) == len(text):  # each original position keeps its slot: replacements go in place (C-speed joins)
+    if len(low) == len(text) and len(pieces) > 64:  # many replacements: each in its slot (C-speed joins)
         chars = list(low)
         for i, rep in pieces:
             chars[i] = rep
         out = chars
-    else:  # a character whose lower case is longer ("İ"): ASCII stretches lowered one by one
+    else:  # a few (or a character whose lower case is longer, "İ"): ASCII stretches lowered between them
         out = []
         pos = 0
         for i, rep in pieces:
@@ -397,9 +452,9 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
                 Evidence("invisible", Category.ENCODING_OBFUSCATION, score, s, e, "", "raw",
                          f"{e - s} invisible/format character(s) removed")
             )
-    if homoglyph_words:
+    if homoglyph_words and _ASCII_LOWER.search(low):  # (a look-alike needs a Latin letter to hide among)
         _homoglyph_evidence(text, homoglyph_words, evidence)
-    if set(map(len, (rep for _, rep in pieces))) <= {1}:
+    if set(map(len, reps)) <= {1}:
         # one character for one (curly quotes, accents, dashes, other scripts): positions are unchanged, and the
         # identity map costs nothing where per-character lists cost ~30 us per 2 KB
         return Variant("normalized", "".join(out))
@@ -419,7 +474,7 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
 
 # folds of characters that need no context (not invisible, not a look-alike judged by its word, not the Braille
 # blank): a 2 KB text in another script repeats a few dozen characters; each was folded ~1,000 times
-_FOLD_MEMO: dict[str, str] = {}
+_FOLD_MEMO: dict[str, str] = {c: r for c, r in _CONFUSABLES.items() if c != "\u2800"}
 _FOLD_MEMO_MAX = 20_000
 
 
