@@ -932,7 +932,7 @@ def _unsnake(v: Variant, raw: str) -> Variant | None:
     """The main view with words joined by underscores spaced ("reveal_your_system_prompt." -> "reveal your system
     prompt."): runs of 4+ parts on a line without code marks (`def test_ignore_previous_instructions():` is code)."""
     t = v.text
-    if "_" not in t:
+    if t.count("_") < 3:  # (a run of 4+ parts has 3+; one C count instead of a regex pass for most texts)
         return None
     code_lines: dict[int, bool] = {}
     same = v.starts is None and len(raw) == len(t)
