@@ -550,3 +550,18 @@ def test_array_fold_of_other_scripts_equals_the_character_by_character_fold(monk
     slow = N._fold_slow(text, ev_slow)
     assert (fast.text, fast.starts, fast.ends) == (slow.text, slow.starts, slow.ends)
     assert [(e.start, e.end, e.detail) for e in ev_fast] == [(e.start, e.end, e.detail) for e in ev_slow]
+
+
+def test_odd_characters_of_long_text_equal_the_set_definition() -> None:
+    """Long texts take the array path; it must give the distinct characters outside printable ASCII."""
+    import random
+
+    from aimds_ray.core import normalize as N
+
+    r = random.Random(0)
+    for _ in range(200):
+        t = "".join(chr(r.choice([r.randint(0, 127), r.randint(128, 0x2FFF), r.randint(0x1F000, 0x1F6FF), 10, 32]))
+                    for _ in range(r.choice([300, 3000])))
+        N._odd_chars.cache_clear()
+        want = frozenset() if t.isascii() else frozenset(t).difference(N._PRINTABLE_ASCII)
+        assert N._odd_chars(t) == want

@@ -1174,12 +1174,19 @@ def _upside_down(raw: str) -> str | None:
     return s if _looks_like_text(s) else None
 
 
+@lru_cache(maxsize=8)  # a window's text is asked several times (normalize, the views, the look-alike check)
 def _odd_chars(text: str) -> frozenset[str]:
     """The distinct characters of `text` outside printable ASCII, computed once per window: the non-ASCII views and
     decoders ask this small set whether their characters occur, not the whole text."""
     if text.isascii():
         return frozenset()
-    return frozenset(text).difference(_PRINTABLE_ASCII)
+    if len(text) < 256:
+        return frozenset(text).difference(_PRINTABLE_ASCII)
+    # a set of every character of a long text in another script allocates one string per character; the distinct
+    # code points come from one array pass
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    odd = codes[(codes > 126) | ((codes < 32) & (codes != 9) & (codes != 10) & (codes != 13))]
+    return frozenset(map(chr, np.unique(odd).tolist()))
 
 
 _PRINTABLE_ASCII = frozenset(map(chr, range(32, 127))) | {"\t", "\n", "\r"}
