@@ -32,29 +32,19 @@ WORDS = ("the a of to and in is for on that with as this by be are from it at an
          "price delivery schedule thanks question document system user file support plan quarter results").split()
 
 
-def text_of(size: int, seed: int) -> str:
-    r = random.Random(seed)
-    out: list[str] = []
-    n = 0
-    while n < size:
-        s = " ".join(r.choice(WORDS) for _ in range(r.randint(6, 16))).capitalize() + ". "
-        out.append(s)
-        n += len(s)
-    return "".join(out)[:size]
-
-
 CYRILLIC_WORDS = ("и в не на я что он с это как по но они к у мы из за вы от о так для же все бы по когда отчет данные "
                   "клиент команда встреча проект заказ счет сервис время почта план квартал результаты цена доставка "
                   "вопрос документ система файл поддержка спасибо пожалуйста 2024 15").split()
 
 
-def cyrillic_text_of(size: int, seed: int) -> str:
-    """Prose in Russian words (another script: every character goes through the per-character fold)."""
+def text_of(size: int, seed: int, words: list[str] = WORDS) -> str:
+    """Prose of `size` characters from `words` (CYRILLIC_WORDS: another script, where every character goes through
+    the fold of non-ASCII text)."""
     r = random.Random(seed)
     out: list[str] = []
     n = 0
     while n < size:
-        s = " ".join(r.choice(CYRILLIC_WORDS) for _ in range(r.randint(6, 16))).capitalize() + ". "
+        s = " ".join(r.choice(words) for _ in range(r.randint(6, 16))).capitalize() + ". "
         out.append(s)
         n += len(s)
     return "".join(out)[:size]
@@ -143,7 +133,7 @@ def main() -> None:
     prompts = benign_prompts(2048, args.reps)
     if prompts:
         out["all_signals"]["2KB"]["benign_prompts"] = time_scan(full, prompts)
-    out["all_signals"]["2KB"]["benign_cyrillic"] = time_scan(full, [cyrillic_text_of(2048, 7000 + i)
+    out["all_signals"]["2KB"]["benign_cyrillic"] = time_scan(full, [text_of(2048, 7000 + i, CYRILLIC_WORDS)
                                                                    for i in range(args.reps)])
     # each signal alone (plus normalisation, which every scan pays)
     import dataclasses
