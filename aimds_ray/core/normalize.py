@@ -384,10 +384,9 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
     latin_words: list[int] | None = None  # flat [start, end, start, end, ...] of Latin-ish words, built on demand
     disguised: dict[int, bool] = {}  # Latin-ish word (its index in latin_words) -> it mixes Cyrillic with another script
     mixable: bool | None = None  # the text has a letter that can disguise a Cyrillic word (see _may_mix_scripts)
-    # printable ASCII runs are copied whole (a 2 KB prompt with one curly quote used to cost ~1 ms character by
-    # character)
-    memo = _FOLD_MEMO
     # the positions of the characters to fold, and the folds already known; only the rest is looked at one by one
+    # (printable ASCII between them is copied whole: character by character a 2 KB prompt cost ~1 ms)
+    memo = _FOLD_MEMO
     where = [m.start() for m in _NON_ASCII_OR_CTRL.finditer(text)]
     chars = list(map(text.__getitem__, where))
     reps: list[str | None] = list(map(memo.get, chars))
@@ -873,7 +872,6 @@ def _spaced(v: Variant, cuts: list[int], kind: str) -> Variant:
 _SENTENCE_END = frozenset(".!?")
 _OPENERS = "\"'([“‘«"
 _CLOSERS = "\"')]”’»"
-_NON_BLANK_RUN = re.compile(r"\S+")
 _FIRST_WORD = re.compile(r"\s*(\S{1,40})\s")
 
 
@@ -893,7 +891,7 @@ def _word_reversed(raw: str, v: Variant) -> Variant | None:
     last = e[k + 1 :].lstrip(_OPENERS)
     if k < 0 or not last or not last[0].isupper() or not last.rstrip(".!?").isalpha():
         return None
-    tokens = [w.span() for w in _NON_BLANK_RUN.finditer(v.text)]
+    tokens = [w.span() for w in _NON_BLANK.finditer(v.text)]
     if len(tokens) < 4:
         return None
     out: list[str] = []
