@@ -57,6 +57,10 @@ class SuffixShape:
     full_odd: float = 0.5
     head_chars: int = 300
     tail_chars: int = 600
+    # a long text (over head_chars + tail_chars: technical documents, pasted pages) is searched over a hundred
+    # windows of its tail, where two stray symbols in eight tokens (a reference link, a `$variable`) are common;
+    # there the suffix must be at least this odd
+    long_min_odd: float = 0.375
     # without a harm term: a suffix counts only after a text that opens with a request verb, when it is at least
     # `ungated_min_odd` odd and its brackets do not balance (optimised suffixes leave stray brackets; code closes
     # them), at `ungated_factor` of the gated strength
@@ -219,6 +223,10 @@ def looks_like_code(tail: str) -> bool:
     return n >= 2 or n + (len(_CODE_ASSIGN.findall(tail)) if "=" in tail else 0) >= 2
 
 
+def _long_floor(text: str, s: SuffixShape) -> float:
+    return s.long_min_odd if len(text) > s.head_chars + s.tail_chars else 0.0
+
+
 def request_suffix(original: str, lex: Lexicon) -> tuple[float, int]:
     """Suffix strength without a harm term (0 unless the text opens with a request verb, its last `tail_chars`
     leave brackets unmatched and its tail is odd enough) and where the suffix starts."""
@@ -228,7 +236,7 @@ def request_suffix(original: str, lex: Lexicon) -> tuple[float, int]:
     if unbalanced(original[-s.tail_chars:]) < s.ungated_min_unbalanced:
         return 0.0, 0  # checked first: six counts, where the shape needs a tokenisation of head and tail
     odd, at = suffix_oddness(original, s)
-    if odd < s.ungated_min_odd or looks_like_code(original[at:]):
+    if odd < max(s.ungated_min_odd, _long_floor(original, s)) or looks_like_code(original[at:]):
         return 0.0, 0
     return min(1.0, odd / s.full_odd) * s.ungated_factor, at
 
@@ -249,7 +257,8 @@ def payload_scores(seen: set[int], original: str, lex: Lexicon
     pretext = min(1.0, n_wrap / lex.wrapper_full)
     odd, at = suffix_oddness(original, lex.suffix)
     s = lex.suffix
-    suffix = 0.0 if odd < s.min_odd or looks_like_code(original[at:]) else min(1.0, odd / s.full_odd)
+    floor = max(s.min_odd, _long_floor(original, s))
+    suffix = 0.0 if odd < floor or looks_like_code(original[at:]) else min(1.0, odd / s.full_odd)
     return harm, pretext, suffix, at, [lex.group[i] for i in ids]
 
 
