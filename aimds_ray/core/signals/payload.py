@@ -178,6 +178,12 @@ def suffix_oddness(text: str, shape: SuffixShape) -> tuple[float, int]:
     tail = tokens[skip:]
     if head_odd > shape.head_max_odd or not tail:
         return 0.0, 0
+    if ("](" in text or "]:" in text or ":`" in text) and (blank := _blank_links(text)) != text:
+        base = _token_start(text, base, tokens, skip)  # where the tail starts: read again from the blanked text
+        text, tokens, skip = blank, blank[base:].split(), 0
+        tail = tokens
+        if not tail:
+            return 0.0, 0
     odd = np.fromiter((_odd_token(t) for t in tail), dtype=np.float64, count=len(tail))
     if len(odd) >= shape.window:
         win = np.convolve(odd, np.ones(shape.window), "valid") / shape.window
@@ -185,6 +191,20 @@ def suffix_oddness(text: str, shape: SuffixShape) -> tuple[float, int]:
         win = np.array([odd.mean()])
     j = int(win.argmax())
     return float(win[j]), _token_start(text, base, tokens, skip + j)
+
+
+# Markup that spans tokens, which the token test cannot see whole: Markdown links ("[User guide](./guide.md)",
+# "[the build repository][build]") and reference definitions ("[build]: https://..." alone on its line), reST roles
+# (":attr:`~response.status`"). Documents' tails are full of them; optimisers do not write them. Blanked to their
+# text (the same length, so positions hold) before a tail is judged
+_LINK_MARKUP = re.compile(r"\[([^\]\n]{1,80})\](?:\([^\s()]{1,200}\)|\[[^\]\n]{0,80}\])"
+                          r"|^[ \t]*\[[^\]\n]{1,80}\]:[ \t]+(?:\w+://|www\.|\.{0,2}/|#)\S*[ \t]*$"
+                          r"|:[a-z]+(?::[a-z]+)?:`[^`\n]{1,120}`", re.MULTILINE)
+
+
+def _blank_links(text: str) -> str:
+    return _LINK_MARKUP.sub(lambda m: (m.group(1) or ("role" if m.group(0)[0] == ":" else "")).ljust(len(m.group(0))),
+                            text)
 
 
 def unbalanced(text: str) -> int:
