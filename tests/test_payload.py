@@ -286,7 +286,7 @@ def test_links_and_roles_in_a_tail_are_markup(sig: PayloadSignal, tail: str) -> 
 def test_only_link_markup_is_blanked() -> None:
     """Same length, so positions hold; a persona's reply label or an optimiser's "]("  is not a link."""
     from aimds_ray.core.signals.payload import _blank_links
-    for text, want in [("see [the guide](./guide.md).", "see the guide            ."),
+    for text, want in [("see [the guide](./guide.md).", "see the guide" + " " * 14 + "."),
                        ("[build]: https://example.org/b", " " * 30),
                        ("[NORMAL]: ...\n[SHADOW]: ...", "[NORMAL]: ...\n[SHADOW]: ..."),
                        ("oppositeley.]( Me giving**ONE", "oppositeley.]( Me giving**ONE")]:
