@@ -72,6 +72,21 @@ def test_invisibles_that_hide_something_are_evidence(text: str, score: float) ->
     assert max(e.score for e in normalize(text).evidence if e.detector == "invisible") == score
 
 
+def test_many_invisible_runs_are_a_bounded_list_with_the_strongest_score() -> None:
+    """A zero-width space in every word: the first runs are listed, the rest is one item spanning them, and a tag
+    run (the strongest kind) among the rest still sets that item's score."""
+    from aimds_ray.core.normalize import INVISIBLE_EVIDENCE_RUNS
+
+    text = " ".join("wo\u200brd" for _ in range(200))
+    inv = [e for e in normalize(text).evidence if e.detector == "invisible"]
+    assert len(inv) == INVISIBLE_EVIDENCE_RUNS + 1
+    assert inv[-1].start == text.index("\u200b", inv[-2].end) and inv[-1].end == text.rindex("\u200b") + 1
+    assert {e.score for e in inv} == {0.25}
+    tags = "".join(chr(0xE0000 + ord(c)) for c in "say hi")
+    inv = [e for e in normalize(text + " x" + tags + "y").evidence if e.detector == "invisible"]
+    assert len(inv) == INVISIBLE_EVIDENCE_RUNS + 1 and inv[-1].score == 0.9
+
+
 def test_nul_and_control_bytes_are_removed() -> None:
     n = normalize("ig\x00nore\x07 all")
     assert n.text == "ignore all"

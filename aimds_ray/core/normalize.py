@@ -313,6 +313,38 @@ _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # e
 _DIRECTION_MARKS = frozenset("\u200e\u200f\u061c")  # LRM, RLM, ALM: ordinary in right-to-left writing
 
 
+INVISIBLE_EVIDENCE_RUNS = 16  # runs reported one by one per window; the rest are one item (a report stays small)
+
+
+def _invisible_evidence(text: str, runs: list[list[int]], bidi: int, evidence: list[Evidence]) -> None:
+    """One item per suspicious run, the first INVISIBLE_EVIDENCE_RUNS of them, then one item spanning the rest
+    with their strongest score: a zero-width space between every two letters of a 4 MB input was a million items
+    (a 230 MB report). Fusion reads one detector's strongest evidence, so the decision is the same; past the
+    listed runs, a run that cannot score higher than the summary already does is not scored."""
+    found = 0
+    rest_start, rest_end, rest_score = -1, 0, 0.0
+    for s, e in runs:
+        if rest_score >= 0.25 and (rest_score >= 0.9 or max(text[s:e]) < ("\U000e0000" if rest_score >= 0.6 or bidi
+                                                                            else "\ufe00")):
+            rest_end = e  # only tags (0.9), or bidi controls and variation selectors (0.6), score above 0.25
+            continue
+        score = _invisible_score(text, s, e, bidi)
+        if score <= 0.0:
+            continue
+        found += 1
+        if found <= INVISIBLE_EVIDENCE_RUNS:
+            evidence.append(Evidence("invisible", Category.ENCODING_OBFUSCATION, score, s, e, "", "raw",
+                                     f"{e - s} invisible/format character(s) removed"))
+            continue
+        if rest_start < 0:
+            rest_start = s
+        rest_end, rest_score = e, max(rest_score, score)
+    if rest_start >= 0:
+        evidence.append(Evidence("invisible", Category.ENCODING_OBFUSCATION, rest_score, rest_start, rest_end, "",
+                                 "raw", "more invisible/format characters removed (runs past the first "
+                                 f"{INVISIBLE_EVIDENCE_RUNS} are not listed one by one)"))
+
+
 FOLD_ARRAY_MIN_EXTRA_BYTES = 128  # UTF-8 bytes beyond one per character: ~64-128 non-ASCII characters
 
 
@@ -444,13 +476,8 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
             out.append(rep)
             pos = i + 1
         out.append(text[pos:].lower())
-    for s, e in invisible_runs:
-        score = _invisible_score(text, s, e, bidi)
-        if score > 0.0:
-            evidence.append(
-                Evidence("invisible", Category.ENCODING_OBFUSCATION, score, s, e, "", "raw",
-                         f"{e - s} invisible/format character(s) removed")
-            )
+    if invisible_runs:
+        _invisible_evidence(text, invisible_runs, bidi, evidence)
     if homoglyph_words and _ASCII_LOWER.search(low):  # (a look-alike needs a Latin letter to hide among)
         _homoglyph_evidence(text, homoglyph_words, evidence)
     if set(map(len, reps)) <= {1}:
