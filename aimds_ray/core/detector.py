@@ -6,6 +6,7 @@ object; it never re-implements it.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import os
 import time
@@ -248,14 +249,16 @@ def _scrub_matches(evidence: list[Evidence], pii: list[PiiMatch], entities: Any)
     """A report that redacts PII must not quote it: in evidence excerpts (a signature's match, a decoded payload),
     a value the PII rules find, and the part of a redacted value an excerpt overlapping it cut short
     ("... to jane.doe@example."), become the entity's name."""
+    ends = [p.end for p in pii]  # sorted and disjoint (deduplicated): the values an excerpt overlaps are a slice
     for e in evidence:
         if e.detector == "pii" or not e.match:
             continue
         found = find_pii(e.match, entities)
         m = redact(e.match, found, "placeholder") if found else e.match
-        for p in pii:
-            if not (e.start < p.end and p.start < e.end):
-                continue
+        for j in range(bisect.bisect_right(ends, e.start), len(pii)):
+            p = pii[j]
+            if p.start >= e.end:
+                break
             v, low = p.value.lower(), m.lower()
             tag = f"<{p.entity}>"
             if v in low:

@@ -543,17 +543,25 @@ _ASCII_LOWER = re.compile(r"[a-z]")  # (on the lowered word: also the Kelvin sig
 
 
 def _homoglyph_evidence(text: str, positions: set[int], evidence: list[Evidence]) -> None:
-    """Report words that mix Latin letters with Cyrillic/Greek look-alikes (a classic filter evasion)."""
+    """Report words that mix Latin letters with Cyrillic/Greek look-alikes (a classic filter evasion): the first
+    INVISIBLE_EVIDENCE_RUNS one by one, then one item spanning the rest (see `_invisible_evidence`)."""
+    found, rest = 0, None
     for m in re.finditer(r"\w+", text):
         word = m.group()
         if word.isascii() or not _ASCII_LOWER.search(word.lower()):
             continue  # no look-alike in it, or no Latin letter for one to hide among (a word of another script)
         s, e = m.span()
         if any(i in positions for i in range(s, e)):
-            evidence.append(
-                Evidence("invisible", Category.ENCODING_OBFUSCATION, 0.5, s, e, word, "raw",
-                         "word mixes Latin letters with look-alike letters of another script")
-            )
+            found += 1
+            if found <= INVISIBLE_EVIDENCE_RUNS:
+                evidence.append(Evidence("invisible", Category.ENCODING_OBFUSCATION, 0.5, s, e, word, "raw",
+                                         "word mixes Latin letters with look-alike letters of another script"))
+            else:
+                rest = (rest[0] if rest else s, e)
+    if rest:
+        evidence.append(Evidence("invisible", Category.ENCODING_OBFUSCATION, 0.5, rest[0], rest[1], "", "raw",
+                                 "more words mix Latin letters with look-alike letters of another script (words "
+                                 f"past the first {INVISIBLE_EVIDENCE_RUNS} are not listed one by one)"))
 
 
 def _fold(text: str, evidence: list[Evidence], gates: int | None = None) -> Variant:

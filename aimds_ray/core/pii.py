@@ -9,6 +9,7 @@ numbers and version strings; the validators are what keeps benign traffic quiet.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import ipaddress
 import json
@@ -402,7 +403,10 @@ def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES, gates: int | Non
     if not active:
         return []
     found: list[PiiMatch] = []
-    taken: list[tuple[int, int]] = []
+    # the spans taken so far, disjoint and sorted: an overlap test is two neighbours found by bisection (a scan of
+    # them all made 16,000 e-mail addresses in 400 KB cost 6.5 s, and a 16 MB input hours)
+    taken_starts: list[int] = []
+    taken_ends: list[int] = []
     run_spans = _run_windows(text) if has_runs else []
     for entity, kind, rx, validator in _RULES:  # rule order decides overlaps
         if id(_RULE_BY_KIND[kind]) not in active:
@@ -426,9 +430,11 @@ def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES, gates: int | Non
                 kind_out = kind
             else:
                 kind_out = kind
-            if any(s < te and ts < e for ts, te in taken):
+            i = bisect.bisect_right(taken_starts, s)
+            if (i and taken_ends[i - 1] > s) or (i < len(taken_starts) and taken_starts[i] < e):
                 continue
-            taken.append((s, e))
+            taken_starts.insert(i, s)
+            taken_ends.insert(i, e)
             found.append(PiiMatch(entity, s, e, value, kind_out))
     found.sort(key=lambda p: p.start)
     return found
