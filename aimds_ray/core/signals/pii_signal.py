@@ -9,6 +9,8 @@ key is longer than the windows' overlap.
 
 from __future__ import annotations
 
+import bisect
+
 from aimds_ray.core.normalize import Normalized
 from aimds_ray.core.pii import deobfuscated, find_pii
 from aimds_ray.core.report import Category, Evidence
@@ -22,8 +24,21 @@ def _evidence(entity: str, kind: str, s: int, e: int, view: str) -> Evidence:
     return Evidence("pii", Category.DATA_LEAKAGE, _SCORES[entity], s, e, f"<{entity}>", view, f"{entity.lower()}:{kind}")
 
 
-def _free(taken: list[tuple[int, int]], s: int, e: int) -> bool:
-    return not any(s < te and ts < e for ts, te in taken)
+class _Taken:
+    """Disjoint spans kept sorted: whether a span is free is two neighbours found by bisection, not a scan of all."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        spans = sorted(spans)
+        self.starts = [s for s, _ in spans]
+        self.ends = [e for _, e in spans]
+
+    def add_if_free(self, s: int, e: int) -> bool:
+        i = bisect.bisect_right(self.starts, s)
+        if (i and self.ends[i - 1] > s) or (i < len(self.starts) and self.starts[i] < e):
+            return False
+        self.starts.insert(i, s)
+        self.ends.insert(i, e)
+        return True
 
 
 @register
@@ -35,15 +50,14 @@ class PiiSignal(Signal):
         if not cfg.enabled:
             return []
         out = [] if doc.windowed else self._original(doc.original, doc.gates, doc.offset)
-        taken = [(e.start, e.end) for e in out]
+        taken = _Taken([(e.start, e.end) for e in out])
         for v in doc.variants[1:]:
             if v.fixed is None or not v.text:
                 continue  # only decoded payloads: the other views are the original's characters, read above
             for m in find_pii(v.raw if v.raw is not None else v.text, cfg.entities):
                 s, e = v.fixed
-                if _free(taken, s, e):
+                if taken.add_if_free(s, e):
                     out.append(_evidence(m.entity, m.kind, s, e, v.kind))
-                    taken.append((s, e))
                 break  # the whole run is redacted once
         return out
 
@@ -58,14 +72,25 @@ class PiiSignal(Signal):
         found = find_pii(text, entities, gates)
         out = [_evidence(m.entity, m.kind, m.start + off, m.end + off, "raw") for m in found]
         d = deobfuscated(text)
-        if d is not None:
-            clean, where = d
-            for m in find_pii(clean, entities):
-                s, e = where[m.start] + off, where[m.end - 1] + 1 + off
-                # a value read whole through the characters that split it replaces the parts read raw
-                # ("jo<ZWSP>hn.smith@example.com": the raw rules see only "hn.smith@example.com")
-                inside = [x for x in out if s <= x.start and x.end <= e]
-                if len(inside) == sum(1 for x in out if x.start < e and s < x.end):
-                    out = [x for x in out if x not in inside]
-                    out.append(_evidence(m.entity, m.kind, s, e, "normalized"))
-        return out
+        if d is None:
+            return out
+        clean, where = d
+        # the raw spans are disjoint and in order, so those a span overlaps are one run of them found by bisection
+        # (a test against every raw match per match was quadratic: 100 KB of split addresses took 5 s). A value read
+        # through what split it meets only raw spans: the spans read this way are disjoint and in order too.
+        starts = [x.start for x in out]
+        ends = [x.end for x in out]
+        kept = [True] * len(out)
+        added: list[Evidence] = []
+        for m in find_pii(clean, entities):
+            s, e = where[m.start] + off, where[m.end - 1] + 1 + off
+            lo, hi = bisect.bisect_right(ends, s), bisect.bisect_left(starts, e)
+            # a value read whole through the characters that split it replaces the parts read raw
+            # ("jo<ZWSP>hn.smith@example.com": the raw rules see only "hn.smith@example.com"), unless a raw match
+            # reaches past it
+            if lo < hi and (starts[lo] < s or ends[hi - 1] > e):
+                continue
+            for i in range(lo, hi):
+                kept[i] = False
+            added.append(_evidence(m.entity, m.kind, s, e, "normalized"))
+        return [x for x, k in zip(out, kept, strict=True) if k] + added
