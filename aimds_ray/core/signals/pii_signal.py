@@ -50,12 +50,14 @@ class PiiSignal(Signal):
         if not cfg.enabled:
             return []
         out = [] if doc.windowed else self._original(doc.original, doc.gates, doc.offset)
-        taken = _Taken([(e.start, e.end) for e in out])
+        taken: _Taken | None = None  # built when a decoded payload holds PII, which most texts have not
         for v in doc.variants[1:]:
             if v.fixed is None or not v.text:
                 continue  # only decoded payloads: the other views are the original's characters, read above
             for m in find_pii(v.raw if v.raw is not None else v.text, cfg.entities):
                 s, e = v.fixed
+                if taken is None:
+                    taken = _Taken([(x.start, x.end) for x in out])
                 if taken.add_if_free(s, e):
                     out.append(_evidence(m.entity, m.kind, s, e, v.kind))
                 break  # the whole run is redacted once
