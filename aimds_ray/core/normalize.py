@@ -323,12 +323,16 @@ def _invisible_evidence(text: str, runs: list[list[int]], bidi: int, evidence: l
     listed runs, a run that cannot score higher than the summary already does is not scored."""
     found = 0
     rest_start, rest_end, rest_score = -1, 0, 0.0
+    seen: dict[tuple[str, str, str], float] = {}
     for s, e in runs:
         if rest_score >= 0.25 and (rest_score >= 0.9 or max(text[s:e]) < ("\U000e0000" if rest_score >= 0.6 or bidi
                                                                             else "\ufe00")):
             rest_end = e  # only tags (0.9), or bidi controls and variation selectors (0.6), score above 0.25
             continue
-        score = _invisible_score(text, s, e, bidi)
+        # a score depends on the run and its two neighbours only: a flood repeats a few of them thousands of times
+        key = (text[s - 1] if s else "", text[s:e], text[e] if e < len(text) else "")
+        if (score := seen.get(key)) is None:
+            score = seen[key] = _invisible_score(text, s, e, bidi)
         if score <= 0.0:
             continue
         found += 1
