@@ -85,6 +85,10 @@ def test_many_invisible_runs_are_a_bounded_list_with_the_strongest_score() -> No
     tags = "".join(chr(0xE0000 + ord(c)) for c in "say hi")
     inv = [e for e in normalize(text + " x" + tags + "y").evidence if e.detector == "invisible"]
     assert len(inv) == INVISIBLE_EVIDENCE_RUNS + 1 and inv[-1].score == 0.9
+    # a bidi control past the listed runs scores 0.6 though it is no tag or selector (it was skipped unscored)
+    marks = "a\u200eb " * (INVISIBLE_EVIDENCE_RUNS + 1) + "x\u202ey"
+    inv = [e for e in normalize(marks).evidence if e.detector == "invisible"]
+    assert len(inv) == INVISIBLE_EVIDENCE_RUNS + 1 and inv[-1].score == 0.6
     mixed = " ".join("p\u0430yp\u0430l" for _ in range(200))  # Cyrillic a in a Latin word, in every word
     inv = [e for e in normalize(mixed).evidence if e.detector == "invisible"]
     assert len(inv) == INVISIBLE_EVIDENCE_RUNS + 1 and inv[-1].end == len(mixed) and {e.score for e in inv} == {0.5}

@@ -325,9 +325,12 @@ def _invisible_evidence(text: str, runs: list[list[int]], bidi: int, evidence: l
     rest_start, rest_end, rest_score = -1, 0, 0.0
     seen: dict[tuple[str, str, str], float] = {}
     for s, e in runs:
-        if rest_score >= 0.25 and (rest_score >= 0.9 or max(text[s:e]) < ("\U000e0000" if rest_score >= 0.6 or bidi
-                                                                            else "\ufe00")):
-            rest_end = e  # only tags (0.9), or bidi controls and variation selectors (0.6), score above 0.25
+        # a run that cannot score above the summary is not scored: only tags reach 0.9; above 0.25, without a bidi
+        # control in the window, only variation selectors (U+FE00.., U+E0100..) and tags; with one, almost any run
+        # scores 0.6, so then nothing is skipped below 0.6
+        if rest_score >= 0.9 or (rest_score >= 0.6 and max(text[s:e]) < "\U000e0000") or (
+                rest_score >= 0.25 and not bidi and max(text[s:e]) < "\ufe00"):
+            rest_end = e
             continue
         # a score depends on the run and its two neighbours only: a flood repeats a few of them thousands of times
         key = (text[s - 1] if s else "", text[s:e], text[e] if e < len(text) else "")
