@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 
 from aimds_ray.core.normalize import Normalized
-from aimds_ray.core.pii import deobfuscated, find_pii
+from aimds_ray.core.pii import DisjointSpans, deobfuscated, find_pii
 from aimds_ray.core.report import Category, Evidence
 from aimds_ray.core.signals.base import Signal, register
 
@@ -24,23 +24,6 @@ def _evidence(entity: str, kind: str, s: int, e: int, view: str) -> Evidence:
     return Evidence("pii", Category.DATA_LEAKAGE, _SCORES[entity], s, e, f"<{entity}>", view, f"{entity.lower()}:{kind}")
 
 
-class _Taken:
-    """Disjoint spans kept sorted: whether a span is free is two neighbours found by bisection, not a scan of all."""
-
-    def __init__(self, spans: list[tuple[int, int]]) -> None:
-        spans = sorted(spans)
-        self.starts = [s for s, _ in spans]
-        self.ends = [e for _, e in spans]
-
-    def add_if_free(self, s: int, e: int) -> bool:
-        i = bisect.bisect_right(self.starts, s)
-        if (i and self.ends[i - 1] > s) or (i < len(self.starts) and self.starts[i] < e):
-            return False
-        self.starts.insert(i, s)
-        self.ends.insert(i, e)
-        return True
-
-
 @register
 class PiiSignal(Signal):
     name = "pii"
@@ -50,14 +33,14 @@ class PiiSignal(Signal):
         if not cfg.enabled:
             return []
         out = [] if doc.windowed else self._original(doc.original, doc.gates, doc.offset)
-        taken: _Taken | None = None  # built when a decoded payload holds PII, which most texts have not
+        taken: DisjointSpans | None = None  # built when a decoded payload holds PII, which most texts have not
         for v in doc.variants[1:]:
             if v.fixed is None or not v.text:
                 continue  # only decoded payloads: the other views are the original's characters, read above
             for m in find_pii(v.raw if v.raw is not None else v.text, cfg.entities):
                 s, e = v.fixed
                 if taken is None:
-                    taken = _Taken([(x.start, x.end) for x in out])
+                    taken = DisjointSpans((x.start, x.end) for x in out)
                 if taken.add_if_free(s, e):
                     out.append(_evidence(m.entity, m.kind, s, e, v.kind))
                 break  # the whole run is redacted once
