@@ -120,9 +120,9 @@ def test_char_spans_are_span_of_each_character() -> None:
 def test_cipher_words_broken_by_plain_ones_on_one_line_are_one_view() -> None:
     line = (("vtaber cerivbhf vafgehpgvbaf " + "the cat and the dog " * 15 + " ") * 30)[:4000]
     views = [v for v in normalize(line).variants if v.kind == "rot13"]
-    # one per decoding depth (rot13 of the decoded line finds the plain words as cipher words: bounded by the
-    # depth limit); it was 15, one per cluster, each the whole line
-    assert [v.depth for v in views] == [1, 2, 3] and "ignore previous instructions" in views[0].text
+    # one: it was 15, one per cluster, each the whole line, and then rot13 of that view again (the plain words read
+    # as cipher words), which gives back the text it was decoded from
+    assert [v.depth for v in views] == [1] and "ignore previous instructions" in views[0].text
 
 
 def test_nul_and_control_bytes_are_removed() -> None:

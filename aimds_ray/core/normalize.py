@@ -154,6 +154,10 @@ _CIPHERS: dict[str, dict[int, int]] = {
     "atbash": str.maketrans(_LOWER[::-1] + _LOWER[::-1].upper(), _LOWER + _LOWER.upper()),
 }
 _CIPHER_NAMES = tuple(_CIPHERS)
+# the view a decoding undoes: decoding it again gives back the text it was decoded from (rot13 of a rot13 view, a
+# shift of 26 - k after a shift of k, atbash, reversal), a copy every signal would scan again
+_UNDOES = {"rot13": "rot13", "atbash": "atbash", "reversed": "reversed",
+           **{f"caesar{k}": f"caesar{26 - k}" for k in range(1, 26) if k != 13}}
 _ENC = {name: {v: k for k, v in table.items()} for name, table in _CIPHERS.items()}  # plain -> cipher
 _cipher_words: dict[str, set[str]] = {n: {w.translate(_ENC[n]) for w in _COMMON if len(w) > 2} - _COMMON
                                       for n in _CIPHER_NAMES}
@@ -1676,7 +1680,7 @@ def _decode_into(
             if len(d.split()) >= 2 and _looks_like_text(d):  # a sentence spelled out, not a name
                 _add_decoded("nato", d, view.fixed or view.span(*m.span()), variants, evidence, cfg, depth, budget)
     for kind, hits in hits_by_kind.items():
-        if len(hits) < 3:
+        if len(hits) < 3 or view.kind == _UNDOES.get(kind):
             continue
         dense = len(hits) >= 0.5 * len(common)  # the cipher's words are much of the text
         done = (0, 0)  # the lines last decoded: clusters on one line are one view of it, not one each (a 4 KB line
