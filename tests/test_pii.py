@@ -198,6 +198,39 @@ def test_overlapping_readings_of_pii_redact_cleanly(detector) -> None:
     assert detector.scan("Contact jo\u200bhn.smith@example.com today.").sanitized_text == "Contact <EMAIL_1> today."
 
 
+def test_deobfuscated_matches_a_character_by_character_reading() -> None:
+    """`deobfuscated` rewrites a text as arrays; the reference reads it one character at a time (as it once did):
+    invisible characters removed, compatibility forms of ASCII read as ASCII, every kept character's index."""
+    import random
+    import unicodedata
+
+    from aimds_ray.core.normalize import is_invisible
+    from aimds_ray.core.pii import deobfuscated
+
+    def reference(text: str) -> tuple[str, list[int]]:
+        out, where = [], []
+        for i, ch in enumerate(text):
+            if is_invisible(ch) and ch not in "\t\n\r":
+                continue
+            rep = unicodedata.normalize("NFKC", ch) if not ("\x20" <= ch <= "\x7e" or ch in "\t\n\r") else ch
+            out.append(rep if len(rep) == 1 and rep.isascii() else ch)
+            where.append(i)
+        return "".join(out), where
+
+    rng = random.Random(3)
+    pool = [*"ab 12@.-\t\n", "\x00", "\x7f", "\x85", "\u00ad", "\u200b", "\u202e", "\u2065", "\u3164", "\ufeff",
+            "\uff11", "\uff21", "\uff0c", "\U0001d7ce", "\U000e0041", "\u00e9", "\u4e2d", "\U0001f600", "\ufb01",
+            "\u2460", "\u00b2", "\u00a0", "\u0301"]
+    compared = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(1, 30)))
+        got = deobfuscated(text)  # None: no character that hides a value (a gate; "①" alone hides nothing)
+        if got is not None:
+            assert got == reference(text), text
+            compared += 1
+    assert compared > 2000
+
+
 def test_many_split_values_are_each_read_whole_once(detector) -> None:
     """A value split by a zero-width space replaces the raw part read inside it, in a run of hundreds as in one
     (the replacement was found by scanning every raw match per value: quadratic in their number)."""

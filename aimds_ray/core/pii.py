@@ -352,30 +352,47 @@ _HIDERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u034f\u061c\u18
                      "\U000e0000-\U000e007f]")
 
 
+_PRINTABLE_ASCII = frozenset(map(chr, range(0x20, 0x7F))) | {"\t", "\n", "\r"}
+_READ_AS: dict[str, str] = {}  # a character -> what PII rules read ("" when removed); memoised, at most 65,536
+
+
+def _read_as(ch: str) -> str:
+    rep = _READ_AS.get(ch)
+    if rep is None:
+        if is_invisible(ch):
+            rep = ""
+        else:
+            rep = unicodedata.normalize("NFKC", ch)
+            rep = rep if len(rep) == 1 and rep.isascii() else ch
+        if len(_READ_AS) < 65536:
+            _READ_AS[ch] = rep
+    return rep
+
+
 def deobfuscated(text: str) -> tuple[str, list[int]] | None:
     """`text` as PII rules must read it when it hides a value from them: invisible and format characters removed
     (zero-width spaces, soft hyphens inside a card number or a key), fullwidth and other compatibility forms of
     ASCII read as ASCII, case kept (key formats are case-sensitive). Returns (text, original index of each
-    character), or None when there is nothing to undo."""
+    character), or None when there is nothing to undo. Each distinct character is judged once and the text is
+    rewritten as an array of code points (a loop over every non-ASCII character cost ~2 us each: 5 ms for 2 KB of
+    Chinese, whose fullwidth commas pass the gate; `str.translate` with a table, ~0.45 us each)."""
     if text.isascii() or _HIDERS.search(text) is None:
         return None
-    out: list[str] = []
-    where: list[int] = []
-    pos = 0
-    for m in _NON_PRINTABLE_ASCII.finditer(text):  # printable ASCII runs are copied whole
-        i = m.start()
-        out.append(text[pos:i])
-        where.extend(range(pos, i))
-        pos = i + 1
-        ch = m.group()
-        if is_invisible(ch):
-            continue
-        rep = unicodedata.normalize("NFKC", ch)
-        out.append(rep if len(rep) == 1 and rep.isascii() else ch)
-        where.append(i)
-    out.append(text[pos:])
-    where.extend(range(pos, len(text)))
-    return "".join(out), where
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    out = codes
+    removed: list[int] = []
+    for ch in set(text) - _PRINTABLE_ASCII:
+        rep = _read_as(ch)
+        if not rep:
+            removed.append(ord(ch))
+        elif rep != ch:
+            if out is codes:
+                out = codes.copy()
+            out[codes == ord(ch)] = ord(rep)
+    if removed:
+        keep = ~np.isin(codes, removed)
+        return out[keep].tobytes().decode("utf-32-le", "surrogatepass"), np.flatnonzero(keep).tolist()
+    return out.tobytes().decode("utf-32-le", "surrogatepass"), list(range(len(text)))
 
 
 class DisjointSpans:
