@@ -323,6 +323,29 @@ def test_script_families_are_searched_apart_as_the_views_fold_them(tmp_path) -> 
         load_families.__wrapped__(str(tmp_path))
 
 
+def test_script_patterns_run_only_where_an_anchor_is() -> None:
+    """Script families' patterns get the anchors every match starts with, and are not run without one: on texts
+    mixing their keywords, anchors and the non-ASCII signature examples, the gated search finds what the regexes do."""
+    import random
+
+    from aimds_ray.core.normalize import fold_text
+    from aimds_ray.core.signals.signatures import SignatureIndex, load_families
+
+    idx = SignatureIndex(load_families())
+    pats = [(f, p) for f in idx.script_families for p in f.patterns]
+    assert pats and all(p.anchors for _, p in pats)
+    cases = [fold_text(t) for t, _ in SIGNATURE_EXAMPLES if not t.isascii()]
+    pieces = cases + [a for _, p in pats for a in p.anchors]
+    pieces += [k for f, _ in pats for k in f.keywords] + ["。", " ", "\n", "的", "я", "и"]
+    rng = random.Random(2)
+    texts = list(cases)
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 6))) for _ in range(3000)]
+    for text in texts:
+        want = [(p.id, m.span()) for f, p in pats if any(k in text for k in f.keywords)
+                for m in [p.regex.search(text)] if m is not None]
+        assert [(p.id, m.span()) for _, p, m in idx._search_scripts(text)] == want, text
+
+
 def test_gate_keeps_an_unanchored_pattern_from_being_searched(tmp_path) -> None:
     from aimds_ray.core.signals.signatures import PatternFileError, SignatureIndex, load_families
 

@@ -344,7 +344,6 @@ def _card_in_run(value: str) -> tuple[int, int, str] | None:
     return best
 
 
-_NON_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e\t\n\r]")
 # what `deobfuscated` undoes, found in one C-speed pass first: format and control characters (category Cf / Cc, the
 # common ranges), default-ignorable fillers, fullwidth ASCII and mathematical digits
 _HIDERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u034f\u061c\u180e\u200b-\u200f\u202a-\u202e"
@@ -352,7 +351,6 @@ _HIDERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u034f\u061c\u18
                      "\U000e0000-\U000e007f]")
 
 
-_PRINTABLE_ASCII = frozenset(map(chr, range(0x20, 0x7F))) | {"\t", "\n", "\r"}
 _READ_AS: dict[str, str] = {}  # a character -> what PII rules read ("" when removed); memoised, at most 65,536
 
 
@@ -381,7 +379,9 @@ def deobfuscated(text: str) -> tuple[str, list[int]] | None:
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     out = codes
     removed: list[int] = []
-    for ch in set(text) - _PRINTABLE_ASCII:
+    distinct = np.unique(codes)  # (a set of the text's characters makes a str object of each: 4x slower)
+    for ch in map(chr, distinct[(distinct > 0x7E) | ((distinct < 0x20) & (distinct != 9) & (distinct != 10)
+                                                         & (distinct != 13))].tolist()):
         rep = _read_as(ch)
         if not rep:
             removed.append(ord(ch))
