@@ -561,7 +561,7 @@ def _may_mix_scripts(text: str) -> bool:
     """Whether any word of `text` can be `_disguised`: the text has an ASCII letter, an accented Latin letter or a
     look-alike from outside Cyrillic. A text in Russian alone has none, and its words need not be read one by one."""
     return bool(_ASCII_LOWER.search(text.lower())) or any(
-        _accented_latin(c) or (c in _CONFUSABLES and not "\u0400" <= c <= "\u04ff") for c in _odd_chars(text))
+        _accented_latin(c) or (c in _CONFUSABLES and not "\u0400" <= c <= "\u04ff") for c in odd_chars(text))
 
 
 def _disguised(word: str) -> bool:
@@ -797,7 +797,7 @@ def _unsplit(v: Variant) -> Variant | None:
     """The main view without pictographs inside words, or between words when 3+ stand there, when there are any
     (in the folded view: folding makes some, e.g. a halfwidth form into a geometric shape)."""
     t = v.text
-    if not any("\u2190" <= c <= "\u2bff" or "\U0001f000" <= c <= "\U0001faff" for c in _odd_chars(t)):
+    if not any("\u2190" <= c <= "\u2bff" or "\U0001f000" <= c <= "\U0001faff" for c in odd_chars(t)):
         return None
     drop = {j for m in _SYMBOL_IN_WORD.finditer(t) for j in range(*m.span())}
     between = [m.span() for m in _SYMBOL_BETWEEN_WORDS.finditer(t)]
@@ -1240,7 +1240,7 @@ def _upside_down(raw: str) -> str | None:
 
 
 @lru_cache(maxsize=8)  # a window's text is asked several times (normalize, the views, the look-alike check)
-def _odd_chars(text: str) -> frozenset[str]:
+def odd_chars(text: str) -> frozenset[str]:
     """The distinct characters of `text` outside printable ASCII, computed once per window: the non-ASCII views and
     decoders ask this small set whether their characters occur, not the whole text."""
     if text.isascii():
@@ -1275,7 +1275,7 @@ def _symbol_codes(raw: str, folded: str, gates: int | None,
             for m in _CODES_RUN.finditer(raw):
                 if d := _char_codes(m.group()):
                     found.append(("charcodes", d, *m.span()))
-    odd = _odd_chars(raw) if odd is None else odd
+    odd = odd_chars(raw) if odd is None else odd
     if odd & _TURNED_ONLY and (d := _upside_down(raw)):
         found.append(("upside_down", d, 0, len(raw)))
     if any("\u2801" <= c <= "\u28ff" for c in odd):
@@ -1484,7 +1484,7 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
     if desp is not None:
         variants.append(desp)
     camel = _gate(gates, G.CAMEL, _CAMEL_HINT, text)
-    odd = _odd_chars(text)
+    odd = odd_chars(text)
     glued = view_gates is None or view_gates & G.ALPHA_RUN  # (most texts: no call)
     for extra in (_unmarkup(base), _unsplit(base), _unleet(base), _segmented(base, text, view_gates) if glued else None,
                   _camel(text, base) if camel else None, _word_reversed(text, base), _unsnake(base, text)):
@@ -1531,7 +1531,7 @@ def _chunk_gate(gates: int | None, raw: str, odd: frozenset[str] | None = None) 
         return bool(gates & G.B64_CHUNKS)
     if gates is not None and not gates & G.DIGIT:
         return False
-    if not _UNICODE_BLANK_CHARS.isdisjoint(odd if odd is not None else _odd_chars(raw)):
+    if not _UNICODE_BLANK_CHARS.isdisjoint(odd if odd is not None else odd_chars(raw)):
         raw = raw.translate(_UNICODE_BLANKS)  # (str.translate with a dict: ~0.1 ms per KB, so only when needed)
     return bool(G.gates_of(raw.encode("ascii", "replace")) & G.B64_CHUNKS)
 
