@@ -94,6 +94,21 @@ def test_many_invisible_runs_are_a_bounded_list_with_the_strongest_score() -> No
     assert len(inv) == INVISIBLE_EVIDENCE_RUNS + 1 and inv[-1].end == len(mixed) and {e.score for e in inv} == {0.5}
 
 
+def test_latin_letter_test_is_the_lowered_regex() -> None:
+    """`_has_latin_letter` is "[a-z] in text.lower()" for every code point and for texts mixing scripts."""
+    import random
+
+    from aimds_ray.core import normalize as nz
+
+    for c in map(chr, range(0x110000)):
+        assert nz._has_latin_letter(c) == (nz._ASCII_LOWER.search(c.lower()) is not None), hex(ord(c))
+    rng = random.Random(4)
+    pool = ["привет", " ", "，", "\u0130", "\u212a", "Σ", "ς", "1", "é", "中文", "x", "Q", "\u00df", "\ud7ff"]
+    for _ in range(2000):
+        t = "".join(rng.choice(pool) for _ in range(rng.randint(0, 6)))
+        assert nz._has_latin_letter(t) == (nz._ASCII_LOWER.search(t.lower()) is not None), t
+
+
 def test_char_spans_are_span_of_each_character() -> None:
     """`Variant.char_spans` is `span(j, j + 1)` for every j, in one call (identity, mapped, empty, fixed views,
     with an offset, past the end, reversed)."""

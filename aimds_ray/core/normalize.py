@@ -416,7 +416,7 @@ def _fold_fast(text: str, evidence: list[Evidence]) -> Variant | None:
     out = codes.copy()
     out[(out >= 65) & (out <= 90)] += 32  # ASCII capitals
     out[odd] = folded[inverse]
-    if lookalikes and _ASCII_LOWER.search(text.lower()):  # a look-alike needs a Latin letter to hide among
+    if lookalikes and _has_latin_letter(text):  # a look-alike needs a Latin letter to hide among
         at = codes == lookalikes[0]
         for c in lookalikes[1:]:
             at |= codes == c
@@ -510,7 +510,7 @@ def _fold_slow(text: str, evidence: list[Evidence]) -> Variant:
         out.append(text[pos:].lower())
     if invisible_runs:
         _invisible_evidence(text, invisible_runs, bidi, evidence)
-    if homoglyph_words and _ASCII_LOWER.search(low):  # (a look-alike needs a Latin letter to hide among)
+    if homoglyph_words and _has_latin_letter(low):  # (a look-alike needs a Latin letter to hide among)
         _homoglyph_evidence(text, homoglyph_words, evidence)
     if set(map(len, reps)) <= {1}:
         # one character for one (curly quotes, accents, dashes, other scripts): positions are unchanged, and the
@@ -560,7 +560,7 @@ _CYRILLIC_LOOKALIKE = frozenset("гь")
 def _may_mix_scripts(text: str) -> bool:
     """Whether any word of `text` can be `_disguised`: the text has an ASCII letter, an accented Latin letter or a
     look-alike from outside Cyrillic. A text in Russian alone has none, and its words need not be read one by one."""
-    return bool(_ASCII_LOWER.search(text.lower())) or any(
+    return _has_latin_letter(text) or any(
         _accented_latin(c) or (c in _CONFUSABLES and not "\u0400" <= c <= "\u04ff") for c in odd_chars(text))
 
 
@@ -572,6 +572,14 @@ def _disguised(word: str) -> bool:
 
 
 _ASCII_LOWER = re.compile(r"[a-z]")  # (on the lowered word: also the Kelvin sign, dotted capital I)
+_ASCII_LETTER = re.compile(rb"[A-Za-z]")
+_LOWERS_TO_ASCII = ("\u0130", "\u212a")  # the characters whose lower case holds an ASCII letter (i with a dot, k)
+
+
+def _has_latin_letter(text: str) -> bool:
+    """Whether `text.lower()` holds an ASCII letter: read from the text's ASCII bytes and two substring tests (the
+    lowering and the regex read every character: ~20 us against ~8 per 2 KB of Russian)."""
+    return _ASCII_LETTER.search(text.encode("ascii", "ignore")) is not None or any(c in text for c in _LOWERS_TO_ASCII)
 
 
 def _homoglyph_evidence(text: str, positions: set[int], evidence: list[Evidence]) -> None:
