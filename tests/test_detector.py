@@ -346,6 +346,20 @@ def test_script_patterns_run_only_where_an_anchor_is() -> None:
         assert [(p.id, m.span()) for _, p, m in idx._search_scripts(text)] == want, text
 
 
+@pytest.mark.timeout(120)
+def test_no_signature_backtracks_without_end_on_a_run_after_its_anchor() -> None:
+    """Every signature regex, searched on one of its anchors followed by 60 of a repeated filler: a regex with
+    nested quantifiers over the same characters tries 2^60 ways and never returns (one did: "continue" before
+    30 blank lines took a minute). Each search here takes milliseconds; the timeout is the failure."""
+    from aimds_ray.core.signals.signatures import load_families
+
+    for fam in load_families():
+        for p in fam.patterns:
+            for pre in ((p.anchors or ())[:3] or fam.keywords[:2] or ("",)):
+                for fill in ("\n", " ", "\n ", " \n", "a ", ".", "\t", "'", "-", ": "):
+                    p.regex.search(pre + fill * 60 + "x")
+
+
 def test_gate_keeps_an_unanchored_pattern_from_being_searched(tmp_path) -> None:
     from aimds_ray.core.signals.signatures import PatternFileError, SignatureIndex, load_families
 
