@@ -9,7 +9,8 @@ longer than `--slow-ms`.
 Long inputs are windowed, but some work reads the whole input (PII, so a secret longer than the overlap is one
 match) or gathers every window's evidence: units that make many matches or evidence items are also scanned at 40 KB
 and 400 KB, and `growth` is the ratio of the two times (10 when linear; e-mail addresses once made it 51 and phone
-numbers 104: 12.6 s for 400 KB).
+numbers 104: 12.6 s for 400 KB). And every regex the detector holds is probed for backtracking that grows
+exponentially with a run of one filler after its anchors (`regex_growth`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,42 @@ def growth(det: Detector, unit: str, small: int = 40_000, large: int = 400_000) 
     return out
 
 
+# after a regex's own anchors (or a few openers): a run of one filler, 10 then 16 then 20 characters, then a tail that
+# fails the match. Time that grows ~2^n with the run is nested quantifiers over the same characters (a signature once
+# read blank lines as "(?:\n\s*)*": 40 newlines after "continue" took hours)
+REGEX_FILLERS = ["\n", " ", "\n ", " \n", "\t", "a", "a ", "ab ", ".", "*", "-", "=", "#", "'", '"', ":", ", ", "\n\n",
+                 "a\n", "1", "1 ", "_", "/", "(", "[", "{", "<", "\\", "|", "a.", "a-", "you ", "\u200b", "é", "@", "a@", "1.",
+                 "1-", "%2"]
+
+
+def regex_growth() -> dict:
+    """Every regex alive once a Detector has scanned (signatures, decoders, PII rules, gates) on the runs above:
+    those whose time grows over 12x from 10 to 16 characters of the run and again over 6x to 20."""
+    import gc
+    import re
+
+    from aimds_ray.core.signals.signatures import load_families
+
+    anchors = {id(p.regex): tuple(p.anchors or ()) + tuple(f.keywords[:3]) for f in load_families() for p in f.patterns}
+    rxs = list({id(o): o for o in gc.get_objects() if isinstance(o, re.Pattern) and isinstance(o.pattern, str)}.values())
+
+    def took(rx: re.Pattern[str], s: str) -> float:
+        t0 = time.perf_counter()
+        rx.search(s)
+        return time.perf_counter() - t0
+
+    bad = []
+    for rx in rxs:
+        for pre in dict.fromkeys(("",) + anchors.get(id(rx), ())[:5] + ("please ", "ignore ", "key: ", "http://")):
+            for f in REGEX_FILLERS:
+                for tail in ("!", "x"):
+                    run = f * 20  # runs of 10, 16, 20 characters: 2^20 steps stay under a second
+                    a, b = took(rx, pre + run[:10] + tail), took(rx, pre + run[:16] + tail)
+                    if b > 2e-4 and b / max(a, 1e-7) > 12 and (b > 0.05 or took(rx, pre + run[:20] + tail) / b > 6):
+                        bad.append([rx.pattern[:80], pre, f, tail])
+    return {"regexes_probed": len(rxs), "regexes_exponential": bad}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=4000)
@@ -88,6 +125,7 @@ def main() -> None:
         "slower_than_ms": args.slow_ms, "n_slower": sum(t > args.slow_ms for t in ms),
         "top5": [[round(t, 2), u] for t, u in times[:5]],
         "long_inputs": long, "worst_growth": max((v["growth"] for v in long.values()), default=None),
+        **regex_growth(),
     }, ensure_ascii=False))
 
 
