@@ -78,10 +78,13 @@ def regex_growth() -> dict:
     import gc
     import re
 
-    from aimds_ray.core.signals.signatures import load_families
+    from aimds_ray.core.signals.signatures import _anchors, load_families
 
     anchors = {id(p.regex): tuple(p.anchors or ()) + tuple(f.keywords[:3]) for f in load_families() for p in f.patterns}
     rxs = list({id(o): o for o in gc.get_objects() if isinstance(o, re.Pattern) and isinstance(o.pattern, str)}.values())
+    for rx in rxs:  # other regexes: the literal prefixes every match starts with, where the parse gives them
+        if id(rx) not in anchors:
+            anchors[id(rx)] = _anchors(rx.pattern)[0] or ()
 
     def took(rx: re.Pattern[str], s: str) -> float:
         t0 = time.perf_counter()
