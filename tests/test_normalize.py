@@ -598,7 +598,7 @@ def test_the_order_to_assemble_is_read_as_the_regex_reads_it() -> None:
     letter = re.compile("(?i)[a-z]")
     folds = [c for c in map(chr, range(0x80, 0x110000))
              if letter.fullmatch(c) or any(x.isascii() for x in c.lower())]
-    assert sorted(folds) == sorted(nz._FOLDS_TO_ASCII)
+    assert sorted(folds) == sorted(nz.CASE_FOLDS_TO_ASCII)
 
 
 def test_payload_split_into_variables_or_a_list_is_put_together() -> None:

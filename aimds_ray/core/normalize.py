@@ -572,6 +572,9 @@ def _disguised(word: str) -> bool:
 
 
 _ASCII_LOWER = re.compile(r"[a-z]")  # (on the lowered word: also the Kelvin sign, dotted capital I)
+# the non-ASCII characters a case-blind [a-z] matches (dotted and dotless i, long s, the Kelvin sign): where a text
+# holds none, lower-casing it reads it as such a regex does (the PII gates and the order-to-assemble test rely on it)
+CASE_FOLDS_TO_ASCII = "\u0130\u0131\u017f\u212a"
 _ASCII_LETTER = re.compile(rb"[A-Za-z]")
 _LOWERS_TO_ASCII = ("\u0130", "\u212a")  # the characters whose lower case holds an ASCII letter (i with a dot, k)
 
@@ -1304,8 +1307,7 @@ _ASSEMBLE = re.compile(r"concaten|\bjoin|\bcombin|\bassembl|\bmerge|put (?:them|
 # _ASSEMBLE read in parts: its case-blind alternation costs ~300 us on 2 KB of prompts with quotes in them (sre has
 # no literal to skip ahead to); substring finds in the lower-cased text, a boundary test and regexes that start with a
 # literal cost a few. Lower-casing matches the regex's case folding except for the characters it equates with ASCII
-# letters (dotted and dotless i, long s, the Kelvin sign): a text holding one is left to the regex.
-_FOLDS_TO_ASCII = "\u0130\u0131\u017f\u212a"
+# letters (CASE_FOLDS_TO_ASCII): a text holding one is left to the regex.
 _ASSEMBLE_AT_WORD = ("join", "combin", "assembl", "merge")  # after \b
 _PUT_TOGETHER = re.compile(r"put (?:them|these|it|the \w+) together")
 _PLUS_PAIR = re.compile(r"\+\s*\w{1,16}\s*\+")  # what the a + b + alternative needs
@@ -1314,7 +1316,7 @@ _PLUS_CHAIN = re.compile(r"\b\w{1,16}\s*\+\s*\w{1,16}\s*\+")
 
 def _asks_to_assemble(raw: str) -> bool:
     """Whether `_ASSEMBLE` matches in `raw`."""
-    if not raw.isascii() and any(c in raw for c in _FOLDS_TO_ASCII):
+    if not raw.isascii() and any(c in raw for c in CASE_FOLDS_TO_ASCII):
         return _ASSEMBLE.search(raw) is not None
     if "+" in raw and _PLUS_PAIR.search(raw) and _PLUS_CHAIN.search(raw):
         return True

@@ -23,7 +23,7 @@ import numpy as np
 
 from aimds_ray.core import asciigates as G
 from aimds_ray.core.multimatch import Automaton
-from aimds_ray.core.normalize import is_invisible, odd_chars
+from aimds_ray.core.normalize import CASE_FOLDS_TO_ASCII, is_invisible, odd_chars
 
 ENTITY_TYPES: tuple[str, ...] = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS", "SECRET")
 
@@ -181,12 +181,14 @@ _DIGIT_RUN = re.compile(r"\d[\d .:()+-]{6,}")
 
 
 _DIGITS = re.compile(r"\d")
-# The non-ASCII characters a PII gate can see: other scripts' digits (\d), Unicode blanks (\s), and the four letters
-# a case-blind [a-z] matches (Kelvin sign, dotted and dotless i, long s; "\u212aEY"). Text without them has the
-# `asciigates` PII bits of its ASCII characters.
-# (read over the window's distinct non-ASCII characters, `odd_chars`, which the normaliser has computed: a regex over
-# every character of a text in another script cost ~70 us per 2 KB; str.isdecimal is \d, str.isspace \s)
-_PII_FOLDS = frozenset("\u212a\u0130\u0131\u017f")
+
+
+def _gates_see(odd: frozenset[str]) -> bool:
+    """Whether a PII gate can see any of a text's distinct non-ASCII characters (`odd_chars`, which the normaliser
+    has computed): other scripts' digits (\\d), Unicode blanks (\\s), the four letters a case-blind [a-z] matches
+    ("\\u212aEY"). Text without them has the `asciigates` PII bits of its ASCII characters. (A regex over every
+    character of a text in another script cost ~70 us per 2 KB.)"""
+    return any(c > "\x7f" and (c.isdecimal() or c.isspace() or c in CASE_FOLDS_TO_ASCII) for c in odd)
 
 
 _NEEDS_RUNS = frozenset({"CREDIT_CARD", "US_SSN", "PHONE"})
@@ -429,8 +431,7 @@ def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES, gates: int | Non
     if gates is None:
         if text.isascii():
             gates = G.gates_of(text.encode("ascii"))
-        elif not any(c > "\x7f" and (c.isdecimal() or c.isspace() or c in _PII_FOLDS) for c in odd_chars(text)):
-            # other characters read as "?" change no gate: same bits
+        elif not _gates_see(odd_chars(text)):  # other characters read as "?" change no gate: same bits
             gates = G.gates_of(text.encode("ascii", "replace"))
     if gates is not None:
         has_digits, has_runs = bool(gates & G.DIGIT), bool(gates & G.DIGIT_RUN)
