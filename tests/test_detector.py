@@ -188,7 +188,10 @@ def test_every_signature_regex_is_anchored_or_gated() -> None:
 def test_anchors_follow_alternations_lookbehinds_and_clause_marks() -> None:
     from aimds_ray.core.signals.signatures import _anchors, clause_start
 
-    assert _anchors(r"\b(?:each|every) (?:line|word)") == (("each ", "every "), True, "")
+    assert _anchors(r"\b(?:each|every) (?:line|word)") == (("each ", "every "), frozenset({"each ", "every "}), "")
+    # \b is kept per anchor: "hi" cannot start a match inside "this", "ai " can (after a clause mark, or in "wai ")
+    assert _anchors(r"(?:[.]\s*|\bhi )(?:ai |bot)|\bhi\b") == (
+        ("ai ", "bot", "hi", "hi ai ", "hi bot"), frozenset({"hi", "hi ai ", "hi bot"}), ".")
     assert _anchors(r"\b(?:reply|respond)\b")[0] == ("reply", "respond")  # parsed as "re" + "ply|spond"
     assert _anchors(r"(?<!told me to )\bignore x")[0] == ("ignore x",)
     # a common word is extended into what follows it ("the " alone is in every text)

@@ -29,7 +29,7 @@ class Pattern:
     regex: re.Pattern[str]
     anchors: tuple[str, ...] | None = None  # literal prefixes every match starts with (None: not anchorable)
     requires: tuple[str, ...] = ()  # the hand-written required substrings (all groups; see `factors`)
-    word_start: bool = False  # the regex starts with \b, so an anchor after a letter cannot start a match
+    bounded: frozenset[str] = frozenset()  # anchors the regex puts after \b: one after a letter cannot start a match
     clause: str = ""  # the regex may start with "(?:^|[<clause>]\s*)": a match can begin at the clause mark before
     # an anchor (`clause_start`)
     factors: tuple[Factor, ...] = ()  # the requires and the regex's own: each holds a literal every match contains
@@ -155,9 +155,9 @@ EXTEND_FANOUT = 24
 EXTEND_BUDGET = 400
 
 
-def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool, str]:
-    r"""Literal prefixes (2+ characters) that every match of `regex` starts with, and whether `\b` precedes them
-    all; (None, False) when some way into the pattern does not start with such a literal (then the pattern is
+def _anchors(regex: str) -> tuple[tuple[str, ...] | None, frozenset[str], str]:
+    r"""Literal prefixes (2+ characters) that every match of `regex` starts with, and those that `\b` precedes on
+    every way into them; (None, {}) when some way into the pattern does not start with such a literal (then it is
     searched normally). Alternations are followed, nested or top-level, and so are the common prefixes the regex
     parser factors out of them ("each|every" is parsed as "e" + "ach|very")."""
     import re._constants as C
@@ -224,7 +224,7 @@ def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool, str]:
                 # a short common prefix the parser factored out ("re" + "ply|spond") or a common word ("what " +
                 # "were|have") is extended into what may follow it (an alternation, an optional item), at most
                 # EXTEND_FANOUT ways; other runs are selective enough, and extending them multiplies the literals
-                if (len(run) < 4 or run.strip() in _COMMON_WORDS) and k < len(seq) and extendable(seq[k]):
+                if (need == 2 or len(run) < 4 or run.strip() in _COMMON_WORDS) and k < len(seq) and extendable(seq[k]):
                     more = prefixes(seq[k:], 1, [EXTEND_BUDGET])
                     if more and len(more) <= EXTEND_FANOUT:
                         return [(run + m, False) for m, _ in more]
@@ -249,8 +249,10 @@ def _anchors(regex: str) -> tuple[tuple[str, ...] | None, bool, str]:
 
     found = prefixes(seq, 2, [2000])
     if not found:
-        return None, False, ""
-    return tuple(sorted({lit for lit, _ in found})), all(b for _, b in found), "".join(sorted(clause))
+        return None, frozenset(), ""
+    lits = sorted({lit for lit, _ in found})
+    bare = {lit for lit, b in found if not b}  # a literal reached both with and without \b is not bounded
+    return tuple(lits), frozenset(lit for lit in lits if lit not in bare), "".join(sorted(clause))
 
 
 def clause_start(text: str, at: int, marks: str) -> int | None:
@@ -478,7 +480,7 @@ class SignatureIndex:
                     self.unanchored.append(pi)
                 else:
                     for a in p.anchors:
-                        ws = M.WORD_START if p.word_start and "a" <= a[0] <= "z" else 0
+                        ws = M.WORD_START if a in p.bounded and "a" <= a[0] <= "z" else 0
                         self.anchor_patterns.setdefault(lit(a, M.POSITIONS | ws), []).append(pi)
         # per pattern, what the try loop calls (bound methods: ~70 tries per 2 KB of prompts, attribute lookups add up)
         self._tries = [(p.regex.match, p.regex.search, p.clause, p.gate, p.gate_count, p.skip_run)
