@@ -58,6 +58,7 @@ def test_gates_agree_with_regexes(seed: int) -> None:
         assert bool(g & G.CAMEL) == bool(_CAMEL_HINT.search(t)), t
         assert bool(g & G.CODE_RUN) == bool(_CODE_HINT.search(t)), t
         assert bool(g & G.ALPHA_RUN) == bool(_ALPHA_RUN.search(t)), t
+        assert bool(g & G.LONG_TOKEN) == (G.long_runs(np.frombuffer(t.encode("ascii"), np.uint8), 20).shape[0] > 0), t
         if _SPACED.search(t.lower()):  # a superset: the gate may pass more than the regex matches
             assert g & G.SPACED, t
 
@@ -134,6 +135,7 @@ def test_long_runs_are_the_long_tokens_of_str_split() -> None:
         t = "".join(r.choice(alphabet) if r.random() < 0.7 else "A" * r.randint(10, 20) for _ in range(r.randint(0, 30)))
         got = [tuple(x) for x in G.long_runs(np.frombuffer(t.encode("ascii"), np.uint8), 16).tolist()]
         assert got == _long_tokens(t, 16), t
+        assert bool(G.gates_of(t.encode("ascii")) & G.LONG_TOKEN) == bool(_long_tokens(t, 20)), t
 
 
 def _b64_chunks_ref(t: str) -> bool:

@@ -361,6 +361,15 @@ def test_symbol_codes_are_decoded(detector, kind: str) -> None:
     assert detector.scan(text).is_threat
 
 
+def test_ascii85_is_read_behind_control_characters() -> None:
+    """Its token pass runs where the gates hold a 20+ character token; with control characters in the text the
+    gates are the fold's, which must still pass it."""
+    enc = _encodings(EXTRACTION)["ascii85"]
+    for text in ("what\x01 is this? " + enc, "what is this?\x0b" + enc + "\x1c", "\x1b[0m " + enc):
+        dec = [v for v in normalize(text).variants if v.kind == "ascii85"]
+        assert dec and "ignore previous instructions" in dec[0].text, repr(text)
+
+
 @pytest.mark.parametrize("kind", ["base32", "ascii85", "morse", "nato", "binary", "charcodes", "braille"])
 def test_encoded_benign_text_is_not_a_threat(detector, kind: str) -> None:
     """The model reads the decoded text in place of the encoded surface (which it cannot read)."""

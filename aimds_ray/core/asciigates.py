@@ -41,6 +41,8 @@ B64_CHUNKS = 65536  # (= tests/test_asciigates._b64_chunks_ref)
 B64_CHUNK_TOKENS = 3
 ALPHA_RUN = 131072  # ALPHA_RUN_LETTERS letters in a row: words glued together   (= normalize._ALPHA_RUN)
 ALPHA_RUN_LETTERS = 24
+LONG_TOKEN = 262144  # a token of LONG_TOKEN_BYTES+ between str.split()'s whitespace   (= long_runs(b, 20) not empty)
+LONG_TOKEN_BYTES = 20
 
 
 # Byte classes: one table lookup per byte instead of chains of range tests (2 KB: 16 -> 12 us with the PII bits)
@@ -135,6 +137,7 @@ def ascii_gates(b: np.ndarray) -> int:
     tok_mark = 0  # ... and has a digit, "+", "/" or a capital after its first character
     chunks = 0  # such tokens of 4+ bytes in a row
     letters = 0  # letters in a row
+    unsplit = 0  # bytes in a row without str.split()'s whitespace
     kp3 = kp2 = kp1 = 0
     p1 = 0  # byte i-1
     k = np.int64(cls[b[0]]) if n > 0 else 0
@@ -199,6 +202,9 @@ def ascii_gates(b: np.ndarray) -> int:
         elif k & K_WS:
             turns = 0
         letters = (letters + 1) * (k & 1)  # K_LETTER
+        unsplit = (unsplit + 1) * (1 - _blank(c))
+        if unsplit >= LONG_TOKEN_BYTES:
+            flags |= LONG_TOKEN
         if letters >= ALPHA_RUN_LETTERS:
             flags |= ALPHA_RUN
         run = (run + 1) * ((k >> 4) & 1)  # K_B64

@@ -1633,9 +1633,11 @@ def _decode_into(
                     _add_decoded("base64", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
                 elif _B32.fullmatch(m.group()) and (d := _b32(m.group())):
                     _add_decoded("base32", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
-    # Ascii85 has no run of the base64 alphabet to pass the gate above: its tokens are read in their own pass
+    # Ascii85 has no run of the base64 alphabet to pass the gate above: its tokens are read in their own pass, where
+    # the gates hold a token of 20+ characters (of the raw text, or a superset: its fold, whose tokens hold the raw
+    # tokens without control characters, and a token with one is no Ascii85)
     a85_tokens = tokens if long_run else G.long_runs(np.frombuffer(raw.encode("ascii"), np.uint8), 20).tolist() \
-        if raw.isascii() else []
+        if raw.isascii() and (gates is None or gates & G.LONG_TOKEN) else []
     for s0, e0 in a85_tokens:
         if e0 - s0 >= 20 and not _B64_CHARS.issuperset(raw[s0:e0]) and (d := _a85(raw[s0:e0])):
             _add_decoded("ascii85", d, span_of(s0, e0), variants, evidence, cfg, depth, budget)
