@@ -1,6 +1,8 @@
 """The embedded pipeline end to end: verdicts, spans, redaction, windows and bad input."""
 
 import base64
+import weakref
+from typing import Any
 
 import pytest
 
@@ -115,6 +117,53 @@ def test_decide_batch_equals_report_fields(detector: Detector) -> None:
 def test_scan_batch_names_the_bad_item(detector: Detector) -> None:
     with pytest.raises(InputError, match=r"texts\[1\]"):
         detector.scan_batch(["ok", 3])
+
+
+def test_batches_hold_the_collector_and_give_it_back(detector: Detector) -> None:
+    """The batch paths run with the cyclic collector held (what they allocate is acyclic and short-lived) and
+    leave it as they found it: on after a batch, after a batch that raised, and off if the host had it off."""
+    import gc
+
+    from aimds_ray.core.process import collector_deferred
+
+    seen: list[bool] = []
+    real = detector._evidence_batch
+
+    def spy(*a: Any, **k: Any) -> Any:
+        seen.append(gc.isenabled())
+        return real(*a, **k)
+
+    assert gc.isenabled()
+    detector._evidence_batch = spy  # type: ignore[method-assign]
+    try:
+        detector.scan_batch(["hello there"])
+        detector.decide_batch(["hello there"])
+        assert seen == [False, False] and gc.isenabled()
+        with pytest.raises(InputError):
+            detector.scan_batch(["ok", 3])
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            detector.scan_batch(["hello there"])
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        del detector._evidence_batch
+    off = Detector(load_config(overrides={"detector": {"batch_defers_gc": False}}))
+    off._evidence_batch = spy  # type: ignore[method-assign]
+    seen.clear()
+    off.scan_batch(["hello there"])
+    assert seen == [True]
+    with collector_deferred():  # a cycle made while it is held is collected as it ends
+        ref = weakref.ref(_Cycle())
+        assert ref() is not None
+    assert ref() is None
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
 
 
 def test_deep_base64_bomb_is_bounded(detector: Detector) -> None:

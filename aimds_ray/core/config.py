@@ -114,6 +114,7 @@ class DetectorConfig:
     flood: FloodConfig = field(default_factory=FloodConfig)
     harmful_request: bool = False  # flag plain harmful questions (not a manipulation) as threats
     category_weights: dict[str, float] = field(default_factory=dict)  # per-category multipliers in fusion
+    batch_defers_gc: bool = True  # scan_batch holds Python's cyclic collector until its end (core/process.py)
 
     def validate(self, path: str) -> None:
         from aimds_ray.core.signals import registered_signals

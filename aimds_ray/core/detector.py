@@ -11,12 +11,14 @@ import itertools
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple
 
 from aimds_ray.core.config import AimdsConfig, load_config
 from aimds_ray.core.fusion import Fusion
 from aimds_ray.core.normalize import Normalized, normalize
 from aimds_ray.core.pii import PiiMatch, find_pii, redact
+from aimds_ray.core.process import collector_deferred
 from aimds_ray.core.report import Evidence, ThreatReport
 from aimds_ray.core.signals import SignalContext, registered_signals
 from aimds_ray.core.signals.base import Signal
@@ -164,25 +166,30 @@ class Detector:
         if request_ids is not None and len(request_ids) != len(texts):
             raise InputError(f"request_ids has {len(request_ids)} items for {len(texts)} texts")
         model, signals, fusion = self._state
-        clean, per_docs, per_text = self._evidence_batch(texts, signals)
-        reports = []
-        t_each = (time.perf_counter_ns() - t0) // max(1, len(clean))
-        for i, t in enumerate(clean):
-            rid = request_ids[i] if request_ids is not None else None
-            r = self._report(t, per_docs[i], per_text[i], fusion, model, time.perf_counter_ns() - t_each, rid)
-            reports.append(r)
+        with self._batch_heap():
+            clean, per_docs, per_text = self._evidence_batch(texts, signals)
+            reports = []
+            t_each = (time.perf_counter_ns() - t0) // max(1, len(clean))
+            for i, t in enumerate(clean):
+                rid = request_ids[i] if request_ids is not None else None
+                r = self._report(t, per_docs[i], per_text[i], fusion, model, time.perf_counter_ns() - t_each, rid)
+                reports.append(r)
         return reports
 
     def decide_batch(self, texts: Sequence[Any]) -> list[Verdict]:
         """The decision fields of `scan_batch` (is_threat, score, threat_type, action) without building reports
         (no evidence list, redaction or request ids): what table re-scoring writes, for a fraction of the cost."""
         model, signals, fusion = self._state
-        _, _, per_text = self._evidence_batch(texts, signals)
-        out = []
-        for ev in per_text:
-            d = fusion.decide(ev)
-            out.append(Verdict(d.is_threat, round(d.score, 6), d.threat_type, str(d.action)))
+        with self._batch_heap():
+            _, _, per_text = self._evidence_batch(texts, signals)
+            out = []
+            for ev in per_text:
+                d = fusion.decide(ev)
+                out.append(Verdict(d.is_threat, round(d.score, 6), d.threat_type, str(d.action)))
         return out
+
+    def _batch_heap(self) -> AbstractContextManager[None]:
+        return collector_deferred() if self.config.detector.batch_defers_gc else nullcontext()
 
     def _evidence_batch(self, texts: Sequence[Any], signals: list[Signal]
                         ) -> tuple[list[str], list[list[Normalized]], list[list[Evidence]]]:
