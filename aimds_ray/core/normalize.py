@@ -634,7 +634,10 @@ def _copy_mapped(v: Variant, a: int, b: int, out: list[str], starts: list[int], 
         ends.extend([e] * len(keep))
     elif v.starts is None or v.ends is None:
         starts.extend(keep)
-        ends.extend(j + 1 for j in keep)
+        ends.extend(range(a + 1, b + 1) if not drop else [j + 1 for j in keep])
+    elif not drop:
+        starts.extend(v.starts[a:b])
+        ends.extend(v.ends[a:b])
     else:
         vs, ve = v.starts, v.ends
         starts.extend(vs[j] for j in keep)
