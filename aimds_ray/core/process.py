@@ -28,11 +28,11 @@ def settle_heap() -> None:
 
 @contextmanager
 def collector_deferred() -> Iterator[None]:
-    """Hold the cyclic collector for the block, then collect the youngest generation once.
+    """Hold the cyclic collector for the block, then run the collection its allocations called for, once.
 
     A batch scan allocates tens of thousands of short-lived, acyclic objects (reference counting frees them); with
     the collector on, every 700 allocations start a collection, and the older generations' ones re-read every
-    object alive in the process. Deferring them to one young collection at the end gives the speed `settle_heap`
+    object alive in the process. Deferring them to one collection at the end gives the speed `settle_heap`
     gives a worker, without freezing anything of the host's. Nothing is lost: the collector is on again after the
     block, and cycles made in it are collected then. It is left alone when the host has switched it off; with
     threads, another thread's batch may end the hold early (only the speed changes)."""
@@ -44,7 +44,10 @@ def collector_deferred() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-        gc.collect(0)
+        (n0, n1, _), (t0, t1, _) = gc.get_count(), gc.get_threshold()
+        if t0 and n0 > t0:  # the collection the held allocations would have started (as CPython picks it, but the
+            # oldest generation, whose own conditions are not visible from Python: the next allocation starts it)
+            gc.collect(1 if n1 > t1 else 0)
 
 
 def heap_settled() -> bool:
