@@ -28,14 +28,18 @@ def settle_heap() -> None:
 
 @contextmanager
 def collector_deferred() -> Iterator[None]:
-    """Hold the cyclic collector for the block, then run the collection its allocations called for, once.
+    """Hold the cyclic collector for the block; the collection its allocations call for runs after it.
 
     A batch scan allocates tens of thousands of short-lived, acyclic objects (reference counting frees them); with
     the collector on, every 700 allocations start a collection, and the older generations' ones re-read every
-    object alive in the process. Deferring them to one collection at the end gives the speed `settle_heap`
-    gives a worker, without freezing anything of the host's. Nothing is lost: the collector is on again after the
-    block, and cycles made in it are collected then. It is left alone when the host has switched it off; with
-    threads, another thread's batch may end the hold early (only the speed changes)."""
+    object alive in the process, the batch's intermediate ones included. Held, the young count just grows past its
+    threshold, so the first object allocated after the block (at the latest, the next batch's own context manager)
+    starts the collection the interpreter itself picks, the full one included when it is due: its schedule is
+    delayed, not changed, and cycles made in the block are collected then. This gives the speed `settle_heap` gives
+    a worker without freezing anything of the host's. Left alone when the host has switched the collector off.
+    Two limits, why `detector.batch_defers_gc` can turn it off: with threads, another thread's batch may end the
+    hold early (only the speed changes), and a host that switches the collector off *during* a batch (from another
+    thread, or from the generator that yields the texts) finds it on again after the batch."""
     if not gc.isenabled():
         yield
         return
@@ -44,10 +48,6 @@ def collector_deferred() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-        (n0, n1, _), (t0, t1, _) = gc.get_count(), gc.get_threshold()
-        if t0 and n0 > t0:  # the collection the held allocations would have started (as CPython picks it, but the
-            # oldest generation, whose own conditions are not visible from Python: the next allocation starts it)
-            gc.collect(1 if n1 > t1 else 0)
 
 
 def heap_settled() -> bool:
