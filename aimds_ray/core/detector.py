@@ -212,12 +212,12 @@ class Detector:
         per_docs: list[list[Normalized]] = [[] for _ in clean]
         for i, d in zip(owners, docs, strict=True):
             per_docs[i].append(d)
-        for sig in signals:
-            for i, ev in zip(owners, sig.scan_batch(docs), strict=True):
-                per_text[i].extend(ev)
+        for sig in signals:  # per signal, the whole text's evidence and then its windows', as `scan` orders them
             for i, t in enumerate(clean):
                 if len(per_docs[i]) > 1:
                     per_text[i].extend(sig.scan_original(t))
+            for i, ev in zip(owners, sig.scan_batch(docs), strict=True):
+                per_text[i].extend(ev)
         return clean, per_docs, per_text
 
     def _report(

@@ -31,7 +31,7 @@ class Pattern:
     requires: tuple[str, ...] = ()  # the hand-written required substrings (all groups; see `factors`)
     bounded: frozenset[str] = frozenset()  # anchors the regex puts after \b: one after a letter cannot start a match
     clause: str = ""  # the regex may start with "(?:^|[<clause>]\s*)": a match can begin at the clause mark before
-    # an anchor (`clause_start`)
+    # an anchor (`clause_starts`)
     factors: tuple[Factor, ...] = ()  # the requires and the regex's own: each holds a literal every match contains
     gate: re.Pattern[str] | None = None  # an unanchored pattern is searched only if this finds `gate_count` matches
     gate_count: int = 1
@@ -243,7 +243,7 @@ def _anchors(regex: str) -> tuple[tuple[str, ...] | None, frozenset[str], str]:
             out: list[tuple[str, bool]] = []
             for alt in av[1]:
                 mark = clause_mark(list(alt)) if need == 2 else None
-                if mark is not None:  # a clause mark before the words: they are the anchors (see clause_start)
+                if mark is not None:  # a clause mark before the words: they are the anchors (see clause_starts)
                     clause.update(mark)
                     alt = []
                 r = prefixes(list(alt) + seq[1:], need, budget)
@@ -261,21 +261,23 @@ def _anchors(regex: str) -> tuple[tuple[str, ...] | None, frozenset[str], str]:
     return tuple(lits), frozenset(lit for lit in lits if lit not in bare), "".join(sorted(clause))
 
 
-def clause_start(text: str, at: int, marks: str) -> int | None:
-    r"""Where "(?:^|[marks]\s*)" can begin so that it ends at `at`: the mark before the whitespace run that ends at
-    `at` (a newline inside the run counts when it is a mark; "^" in `marks`: the text's start), or None."""
+def clause_starts(text: str, at: int, marks: str) -> list[int]:
+    r"""Where "(?:^|[marks]\s*)" can begin so that it ends at `at`, leftmost first (a regex search returns the
+    leftmost match): the mark just before the whitespace run that ends at `at`, the text's start when the run
+    begins it ("^" in `marks`), and the run's first newline when a newline is a mark. Empty if none."""
     j = at
     while j > 0 and text[j - 1].isspace():
         j -= 1
+    out = []
+    if j > 0 and text[j - 1] in marks:
+        out.append(j - 1)
+    elif j == 0 and "^" in marks:
+        out.append(0)
     if "\n" in marks:
         k = text.find("\n", j, at)
-        if k >= 0:
-            return k
-    if j > 0 and text[j - 1] in marks:
-        return j - 1
-    if j == 0 and "^" in marks:
-        return 0
-    return None
+        if k >= 0 and (not out or k > out[0]):
+            out.append(k)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,9 +530,10 @@ class SignatureIndex:
             else:
                 m = None
                 if clause:  # the match may begin at the clause mark before the anchor's whitespace
-                    s0 = clause_start(text, at, clause)
-                    if s0 is not None:
+                    for s0 in clause_starts(text, at, clause):
                         m = match(text, s0)
+                        if m is not None:
+                            break
                 if m is None:
                     m = match(text, at)
                 if m is None and skip_run:
