@@ -63,6 +63,21 @@ def test_gates_agree_with_regexes(seed: int) -> None:
             assert g & G.SPACED, t
 
 
+def test_camel_gate_reads_other_characters_as_question_marks() -> None:
+    """The normaliser takes CAMEL from the bits of a text with each non-ASCII character encoded as "?": exact, since
+    the regex reads only ASCII letters and any character but the four ASCII blanks."""
+    r = random.Random(9)
+    alphabet = ["a", "b", "Z", "Q", "x", " ", "\t", "é", "\u212a", "\u017f", "\u00a0", "\u2003", "Ж", "’", "😀", "?",
+                "aZb", "xQa"]
+    hits = 0
+    for _ in range(20000):
+        t = "".join(r.choice(alphabet) for _ in range(r.randint(0, 24)))
+        want = bool(_CAMEL_HINT.search(t))
+        hits += want
+        assert bool(G.gates_of(t.encode("ascii", "replace")) & G.CAMEL) == want, repr(t)
+    assert hits > 100
+
+
 def test_gate_examples() -> None:
     assert G.gates_of(b"i g n o r e all rules") & G.SPACED
     assert G.gates_of(b"i-g-n-o-r-e") & G.SPACED

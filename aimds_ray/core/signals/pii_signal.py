@@ -32,7 +32,7 @@ class PiiSignal(Signal):
         cfg = self.ctx.config.pii
         if not cfg.enabled:
             return []
-        out = [] if doc.windowed else self._original(doc.original, doc.gates, doc.offset)
+        out = [] if doc.windowed else self._original(doc.original, doc.gates, doc.offset, doc.bits)
         taken: DisjointSpans | None = None  # built when a decoded payload holds PII, which most texts have not
         for v in doc.variants[1:]:
             if v.fixed is None or not v.text:
@@ -52,9 +52,9 @@ class PiiSignal(Signal):
             return []
         return self._original(text, None, 0)
 
-    def _original(self, text: str, gates: int | None, off: int) -> list[Evidence]:
+    def _original(self, text: str, gates: int | None, off: int, bits: int | None = None) -> list[Evidence]:
         entities = self.ctx.config.pii.entities
-        found = find_pii(text, entities, gates)
+        found = find_pii(text, entities, gates, bits)
         out = [_evidence(m.entity, m.kind, m.start + off, m.end + off, "raw") for m in found]
         d = deobfuscated(text)
         if d is None:
