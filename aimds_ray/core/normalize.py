@@ -1509,7 +1509,7 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
         if extra is not None:
             variants.append(extra)
     budget = [cfg.max_decoded_chars]
-    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, gates=view_gates, odd=odd)
+    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, gates=view_gates, odd=odd, bits=bits)
     return Normalized(text, variants, evidence, gates, bits=bits)
 
 
@@ -1541,7 +1541,7 @@ def _add_decoded(
         _decode_into(decoded, v, variants, evidence, cfg, depth + 1, budget)
 
 
-def _chunk_gate(gates: int | None, raw: str, odd: frozenset[str] | None = None) -> bool:
+def _chunk_gate(gates: int | None, raw: str, odd: frozenset[str] | None = None, bits: int | None = None) -> bool:
     """Whether `raw` may hold base64 cut into chunks (`asciigates.B64_CHUNKS`). The bit needs the raw text's case:
     for other text `gates` are the folded view's, so the raw text is read again, only when it has a digit (three
     chunks of base64 without one are rare: about 0.2 % of 36 random characters)."""
@@ -1551,6 +1551,8 @@ def _chunk_gate(gates: int | None, raw: str, odd: frozenset[str] | None = None) 
         return False
     if not _UNICODE_BLANK_CHARS.isdisjoint(odd if odd is not None else odd_chars(raw)):
         raw = raw.translate(_UNICODE_BLANKS)  # (str.translate with a dict: ~0.1 ms per KB, so only when needed)
+    elif bits is not None:  # the normaliser's bits of this very text (`Normalized.bits`)
+        return bool(bits & G.B64_CHUNKS)
     return bool(G.gates_of(raw.encode("ascii", "replace")) & G.B64_CHUNKS)
 
 
@@ -1631,6 +1633,7 @@ def _long_tokens(text: str, n: int) -> list[tuple[int, int]]:
 def _decode_into(
     raw: str, view: Variant, variants: list[Variant], evidence: list[Evidence], cfg: NormalizeConfig,
     depth: int, budget: list[int], gates: int | None = None, odd: frozenset[str] | None = None,
+    bits: int | None = None,
 ) -> None:
     """Find encoded runs in `raw` and decode them. `view` is the folded view of `raw`: at depth 1 `raw` is the
     original window (positions are original positions); deeper, `raw` is a payload mapped to one fixed span."""
@@ -1643,7 +1646,7 @@ def _decode_into(
 
     # base64 cut into chunks by whitespace is joined and decoded whole; its chunks are then not decoded one by one
     covered: list[tuple[int, int]] = []
-    if (gates is None or gates & (G.B64_CHUNKS | G.DIGIT)) and _chunk_gate(gates, raw, odd):  # (most: no call)
+    if (gates is None or gates & (G.B64_CHUNKS | G.DIGIT)) and _chunk_gate(gates, raw, odd, bits):  # (most: no call)
         for d, s0, e0 in _b64_chunk_runs(raw, cfg.min_base64_chars):
             _add_decoded("base64", d, span_of(s0, e0), variants, evidence, cfg, depth, budget)
             covered.append((s0, e0))
