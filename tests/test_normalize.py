@@ -2,6 +2,7 @@
 
 import base64
 import codecs
+import random
 
 import pytest
 
@@ -359,6 +360,16 @@ def test_symbol_codes_are_decoded(detector, kind: str) -> None:
     assert dec and "ignore previous instructions" in dec[0].text, [v.kind for v in n.variants]
     assert text[slice(*dec[0].fixed)].strip() == enc.strip()  # the view maps to the encoded run
     assert detector.scan(text).is_threat
+
+
+def test_quoted_printable_escapes_are_counted_as_findall_counts() -> None:
+    from aimds_ray.core.normalize import _QP_ESCAPE, _qp_escapes
+
+    r = random.Random(3)
+    alphabet = ["=", "A", "F", "0", "9", "a", "_", " ", "\n", "=4", "=20", "=3D", "é", "=\n", "G", "=E9", "=="]
+    for _ in range(30000):
+        t = "".join(r.choice(alphabet) for _ in range(r.randint(0, 40)))
+        assert _qp_escapes(t) == len(_QP_ESCAPE.findall(t)), repr(t)
 
 
 def test_ascii85_is_read_behind_control_characters() -> None:
