@@ -178,7 +178,8 @@ def suffix_oddness(text: str, shape: SuffixShape) -> tuple[float, int]:
     tail = tokens[skip:]
     if head_odd > shape.head_max_odd or not tail:
         return 0.0, 0
-    if ("](" in text or "]:" in text or ":`" in text) and (blank := _blank_links(text)) != text:
+    if (("]" in text and ("](" in text or "]:" in text)) or ("`" in text and ":`" in text)) \
+            and (blank := _blank_links(text)) != text:  # (each needle only where its rarer character is: memchr)
         base = _token_start(text, base, tokens, skip)  # where the tail starts: read again from the blanked text
         text, tokens, skip = blank, blank[base:].split(), 0
         tail = tokens
