@@ -17,13 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
 
 from aimds_ray.core.concepts import Lexicon
-from aimds_ray.core.features import NO_CONCEPTS, _doc_hashes, _doc_row, _max_feats, encode_texts, seen_buffer
+from aimds_ray.core.features import (
+    NO_CONCEPTS,
+    PREFETCH,
+    _doc_hashes,
+    _doc_row,
+    _max_feats,
+    encode_texts,
+    prefetch_read,
+    seen_buffer,
+)
 
 HEADS: tuple[str, ...] = (
     "manipulation",
@@ -39,26 +45,6 @@ HEADS: tuple[str, ...] = (
 LANES = 8  # scoring rows are padded to 8 float32 (32 bytes): one aligned cache-line read per feature
 
 
-@intrinsic
-def _prefetch_row(typingctx, arr, i):  # type: ignore[no-untyped-def]
-    """Hint the CPU to start loading row `i` of the 2-D array `arr` (LLVM's prefetch, read, keep in all caches)."""
-    sig = types.void(arr, i)
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        row = context.cast(builder, args[1], signature.args[1], types.intp)
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [row, context.get_constant(types.intp, 0)])
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
-                                            "llvm.prefetch.p0")
-        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-PREFETCH = 16  # rows ahead: a varied 2 KB text reads ~4,000 weight rows, mostly cache misses (16 beat 8 and 32)
 
 
 @njit(cache=True)
@@ -69,10 +55,10 @@ def _row_logits(indices: np.ndarray, values: np.ndarray, s: int, e: int, WT: np.
     if WT.shape[1] == LANES:
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
         for p in range(s, min(e, s + PREFETCH)):
-            _prefetch_row(WT, indices[p])
+            prefetch_read(WT, indices[p])
         for p in range(s, e):
             if p + PREFETCH < e:  # the loads overlap beyond what out-of-order execution reaches on its own
-                _prefetch_row(WT, indices[p + PREFETCH])
+                prefetch_read(WT, indices[p + PREFETCH])
             j = indices[p]
             v = values[p]
             a0 += WT[j, 0] * v

@@ -17,7 +17,10 @@ import threading
 from collections.abc import Sequence
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from aimds_ray.core.concepts import MAX_STEM, MIN_STEM, SALT_LEX, Lexicon
 
@@ -37,6 +40,38 @@ SALT_CTRIPLE = 0x1B873593
 # lexicon's `weight` (hashed ids are under 2**bits, far below it)
 CONCEPT_FLAG = np.uint32(1 << 31)
 ID_MASK = np.uint32((1 << 31) - 1)
+
+
+def _prefetch(write: int):  # type: ignore[no-untyped-def]
+    """An intrinsic hinting the CPU to start loading arr[i] (of a 2-D array, row i) into every cache level (LLVM's
+    prefetch; `write`: the line will be stored to)."""
+
+    @intrinsic
+    def prefetch(typingctx, arr, i):  # type: ignore[no-untyped-def]
+        sig = types.void(arr, i)
+
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            aryty = signature.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            idx = [context.cast(builder, args[1], signature.args[1], types.intp)]
+            idx += [context.get_constant(types.intp, 0)] * (aryty.ndim - 1)
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx)
+            i32 = ir.IntType(32)
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
+                                                "llvm.prefetch.p0")
+            builder.call(fn, [ptr, ir.Constant(i32, write), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return prefetch
+
+
+prefetch_read = _prefetch(0)
+prefetch_write = _prefetch(1)
+# items ahead: a varied 2 KB text reads ~4,000 weight rows and counts ~6,800 ids in a 256 KB table, mostly cache
+# misses in a scan (16 beat 8 and 32 for both)
+PREFETCH = 16
 
 
 def encode_texts(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -257,6 +292,9 @@ def _doc_row(ids: np.ndarray, n: int, seen: np.ndarray, uniq: np.ndarray, indice
     again) and are reset at the touched ids only."""
     nuniq = 0
     for i in range(n):
+        if i + PREFETCH < n:  # the counter table is read cold in a scan (2 KB, the table's lines evicted between
+            # texts: 16.8 -> 15.1 us median, interleaved in one process; hot 13.6 either way)
+            prefetch_write(seen, ids[i + PREFETCH] & ID_MASK)
         raw = ids[i]
         key = raw & ID_MASK
         c = seen[key]
