@@ -45,8 +45,6 @@ HEADS: tuple[str, ...] = (
 LANES = 8  # scoring rows are padded to 8 float32 (32 bytes): one aligned cache-line read per feature
 
 
-
-
 @njit(cache=True)
 def _row_logits(indices: np.ndarray, values: np.ndarray, s: int, e: int, WT: np.ndarray, b: np.ndarray,
                 out: np.ndarray, d: int) -> None:
