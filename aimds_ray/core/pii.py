@@ -421,20 +421,17 @@ class DisjointSpans:
         return True
 
 
-def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES, gates: int | None = None,
-             bits: int | None = None) -> list[PiiMatch]:
+def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES, bits: int | None = None) -> list[PiiMatch]:
     """All validated PII / secret matches, non-overlapping, in text order (earlier rules win overlaps).
 
-    `gates`: the `asciigates` bits of `text` if the caller has them (the normaliser does); computed here for
-    ASCII text otherwise. `bits`: those of `text` with each non-ASCII character read as "?" (`Normalized.bits`),
-    used where they are exact (text that none of the PII gates can see the other characters of)."""
+    `bits`: the `asciigates` bits of `text` with each non-ASCII character read as "?", if the caller has them (the
+    normaliser does: `Normalized.bits`); computed here otherwise. They stand for the PII regexes where they are exact:
+    ASCII text, or text none of whose other characters a PII gate can see."""
     run_rules, hinted, digit_rules = _plan(entities if isinstance(entities, frozenset) else frozenset(entities))
     present = _HINT_AC.group_counts(text, _HINT_GROUP, len(_HINT_KINDS))  # hint literals found per rule kind
-    if gates is None:
-        if text.isascii():
-            gates = bits if bits is not None else G.gates_of(text.encode("ascii"))
-        elif not _gates_see(odd_chars(text)):  # other characters read as "?" change no gate: same bits
-            gates = bits if bits is not None else G.gates_of(text.encode("ascii", "replace"))
+    gates = None
+    if text.isascii() or not _gates_see(odd_chars(text)):  # other characters read as "?" change no gate: same bits
+        gates = bits if bits is not None else G.gates_of(text.encode("ascii", "replace"))
     if gates is not None:
         has_digits, has_runs = bool(gates & G.DIGIT), bool(gates & G.DIGIT_RUN)
     else:

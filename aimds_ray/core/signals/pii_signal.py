@@ -32,7 +32,7 @@ class PiiSignal(Signal):
         cfg = self.ctx.config.pii
         if not cfg.enabled:
             return []
-        out = [] if doc.windowed else self._original(doc.original, doc.gates, doc.offset, doc.bits)
+        out = [] if doc.windowed else self._original(doc.original, doc.offset, doc.bits)
         taken: DisjointSpans | None = None  # built when a decoded payload holds PII, which most texts have not
         for v in doc.variants[1:]:
             if v.fixed is None or not v.text:
@@ -50,11 +50,11 @@ class PiiSignal(Signal):
         """The readings of the original text for an input cut into windows (`Normalized.windowed`)."""
         if not self.ctx.config.pii.enabled:
             return []
-        return self._original(text, None, 0)
+        return self._original(text, 0)
 
-    def _original(self, text: str, gates: int | None, off: int, bits: int | None = None) -> list[Evidence]:
+    def _original(self, text: str, off: int, bits: int | None = None) -> list[Evidence]:
         entities = self.ctx.config.pii.entities
-        found = find_pii(text, entities, gates, bits)
+        found = find_pii(text, entities, bits)
         out = [_evidence(m.entity, m.kind, m.start + off, m.end + off, "raw") for m in found]
         d = deobfuscated(text)
         if d is None:
