@@ -28,7 +28,16 @@ def test_proba_texts_is_featurize_then_proba(texts, seed, heads) -> None:
     rng = np.random.default_rng(seed)
     m = LinearModel(rng.normal(size=(heads, 1 << 10)).astype(np.float32), rng.normal(size=heads).astype(np.float32),
                     10, tuple(f"h{i}" for i in range(heads)))
-    assert np.array_equal(m.proba_texts(texts), m.proba(*featurize(texts, bits=10)))
+    full = m.proba(*featurize(texts, bits=10))
+    assert np.array_equal(m.proba_texts(texts), full)
+    # under a floor: head 0 still bit for bit, the other heads exactly where head 0 reaches it, NaN elsewhere
+    floor = float(np.median(full[:, 0]))
+    P = m.proba_texts(texts, floor)
+    assert np.array_equal(P[:, 0], full[:, 0])
+    over = full[:, 0] >= floor
+    assert over.any()
+    assert np.array_equal(P[over], full[over])
+    assert np.isnan(P[~over, 1:]).all()
 
 
 def _toy() -> tuple[list[str], np.ndarray]:
@@ -109,7 +118,7 @@ def test_scoring_table_in_huge_page_memory_scores_the_same(detector) -> None:
                                    "What is the capital of Brazil? " * 40])
     seen = seen_buffer(lin.bits)
     lx = lin.lexicon or NO_CONCEPTS
-    lex = (lx.keys, lx.vals, lx.window, lx.weight)
+    lex = (lx.keys, lx.vals, lx.window, lx.weight, lin.head0_weights(), 0.0)
     assert np.array_equal(hashed_proba(codes, offsets, lin.bits, seen, WT, lin.b, *lex),
                           hashed_proba(codes, offsets, lin.bits, seen, plain, lin.b, *lex))
     assert huge_page_zeros((3, 8)).base is None  # under 2 MB: a plain array

@@ -227,7 +227,7 @@ class LearnedSignal(Signal):
             self._exemplar_evidence(docs, owners, ex.scores(X, lin.bits), ex, out)
             P = lin.proba(*X)
         else:  # nothing else reads the features: featurise and score in one compiled call
-            P = lin.proba_texts(texts)
+            P = lin.proba_texts(texts, REPORT_FLOOR)  # the other heads are read only at or over the floor
         rows = P.tolist()
         best: dict[int, tuple[float, int, int]] = {}
         for row, (d, vi) in enumerate(owners):
