@@ -36,8 +36,9 @@ from urllib.parse import unquote_to_bytes
 import numpy as np
 
 from aimds_ray.core import asciigates as G
+from aimds_ray.core import literal_pass
 from aimds_ray.core.config import NormalizeConfig
-from aimds_ray.core.multimatch import WORD_END, WORD_START, Automaton
+from aimds_ray.core.multimatch import WORD_END, WORD_START
 from aimds_ray.core.report import Category, Evidence
 
 # --- character classes --------------------------------------------------------------------------------------------
@@ -183,7 +184,10 @@ _G_REV, _G_SPLIT, _G_NATO, _G_CIPHER = 0, 1, 2, 3
 _DISGUISED_GROUP = np.array([_G_CIPHER + _CIPHER_NAMES.index(_CIPHER_OF[w]) if w in _CIPHER_OF else
                              _G_REV if w in _COMMON_REV else _G_NATO if w in _NATO_WORDS else _G_SPLIT
                              for w in _DISGUISED], dtype=np.int64)
-_DISGUISED_AC = Automaton.build(_DISGUISED, [WORD_START | WORD_END] * len(_DISGUISED))
+_N_DISGUISED_GROUPS = _G_CIPHER + len(_CIPHER_NAMES)
+DISGUISED_SET = "normalize.disguised"  # counted by the shared pass over the main view (`literal_pass`)
+literal_pass.register(DISGUISED_SET, _DISGUISED, [WORD_START | WORD_END] * len(_DISGUISED), _DISGUISED_GROUP.tolist(),
+                      _N_DISGUISED_GROUPS)
 _SPLIT_TOKEN = re.compile(r"[a-z]+(?:[ .\-][a-z]+)*")
 
 
@@ -257,6 +261,9 @@ class Normalized:
     gates: int | None = None  # `asciigates` bits of the original (None: not plain ASCII, every scan must run)
     windowed: bool = False  # one window of a longer input (signals' `scan_original` read the whole of it)
     bits: int | None = None  # `asciigates` bits of the original with each non-ASCII character read as "?"
+    # the shared literal pass over the main view (`literal_pass`): each registered stage's counts, read instead of
+    # walking the view again (None: built without it)
+    counts: literal_pass.Counts | None = None
 
     @property
     def words(self) -> frozenset[str]:
@@ -1427,12 +1434,15 @@ def _pig_latin(text: str) -> str | None:
     return out if out != text else None
 
 
-def _word_hits(text: str) -> tuple[list[int], dict[str, list[tuple[int, int]]], bool, bool]:
+def _word_hits(text: str, counts: list[int] | None = None
+               ) -> tuple[list[int], dict[str, list[tuple[int, int]]], bool, bool]:
     """Locate common English words and words that are common words reversed or in a letter cipher (rot13 and the
     other Caesar shifts, Atbash), and say whether an attack word occurs split in two and whether five or more NATO
-    code words do. One automaton pass decides first whether there is anything to find; only then are words
-    located. Returns (starts of common words, {kind: spans}, split, nato)."""
-    counts = _DISGUISED_AC.group_counts(text, _DISGUISED_GROUP, _G_CIPHER + len(_CIPHER_NAMES))
+    code words do. One automaton pass decides first whether there is anything to find (`counts`: its result for
+    `text`, when the shared pass over the main view has it); only then are words located. Returns (starts of
+    common words, {kind: spans}, split, nato)."""
+    if counts is None:
+        counts = literal_pass.counts(text).of(DISGUISED_SET)
     nato = counts[_G_NATO] >= 5  # a sentence spelled out uses many of the code words
     split = counts[_G_SPLIT] > 0
     ciphers = counts[_G_CIPHER:]
@@ -1529,8 +1539,10 @@ def normalize(text: str, cfg: NormalizeConfig | None = None, offset: int = 0) ->
         if extra is not None:
             variants.append(extra)
     budget = [cfg.max_decoded_chars]
-    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, gates=view_gates, odd=odd, bits=bits)
-    return Normalized(text, variants, evidence, gates, bits=bits)
+    counts = literal_pass.counts(base.text)  # every registered stage's literals, one pass (see `Normalized.counts`)
+    _decode_into(text, base, variants, evidence, cfg, depth=1, budget=budget, gates=view_gates, odd=odd, bits=bits,
+                 disguised=counts.of(DISGUISED_SET))
+    return Normalized(text, variants, evidence, gates, bits=bits, counts=counts)
 
 
 def _add_decoded(
@@ -1653,10 +1665,11 @@ def _long_tokens(text: str, n: int) -> list[tuple[int, int]]:
 def _decode_into(
     raw: str, view: Variant, variants: list[Variant], evidence: list[Evidence], cfg: NormalizeConfig,
     depth: int, budget: list[int], gates: int | None = None, odd: frozenset[str] | None = None,
-    bits: int | None = None,
+    bits: int | None = None, disguised: list[int] | None = None,
 ) -> None:
     """Find encoded runs in `raw` and decode them. `view` is the folded view of `raw`: at depth 1 `raw` is the
-    original window (positions are original positions); deeper, `raw` is a payload mapped to one fixed span."""
+    original window (positions are original positions); deeper, `raw` is a payload mapped to one fixed span.
+    `disguised`: the disguised-word counts of `view.text`, if the caller has them."""
 
     def span_of(s: int, e: int) -> tuple[int, int]:
         if view.fixed is not None:
@@ -1731,7 +1744,7 @@ def _decode_into(
                 _add_decoded("unicode_tags", d, span_of(*m.span()), variants, evidence, cfg, depth, budget)
     # rot13 / reversed: only where such words cluster and outnumber plain English words
     folded = view.text
-    common, hits_by_kind, split, nato = _word_hits(folded)
+    common, hits_by_kind, split, nato = _word_hits(folded, disguised)
     if split and depth == 1 and len(variants) < cfg.max_variants:
         variants.append(_rejoin(view))
     if depth == 1 and (d_span := _assembled(raw)):

@@ -22,6 +22,7 @@ from functools import lru_cache
 import numpy as np
 
 from aimds_ray.core import asciigates as G
+from aimds_ray.core import literal_pass
 from aimds_ray.core.multimatch import Automaton
 from aimds_ray.core.normalize import CASE_FOLDS_TO_ASCII, is_invisible, odd_chars
 
@@ -177,6 +178,10 @@ _HINT_KINDS = tuple(_HINTS)
 _HINT_LITERALS = [h for hs in _HINTS.values() for h in hs]
 _HINT_GROUP = np.array([i for i, hs in enumerate(_HINTS.values()) for _ in hs], dtype=np.int64)  # literal -> kind
 _HINT_AC = Automaton.build(_HINT_LITERALS, [0] * len(_HINT_LITERALS), casefold=True)
+# the same literals in the normaliser's shared pass over the main view: for printable ASCII (the main view is the
+# text lower-cased) its counts are this automaton's, so the PII signal passes them as `hints`
+HINT_SET = "pii.hints"
+literal_pass.register(HINT_SET, _HINT_LITERALS, [0] * len(_HINT_LITERALS), _HINT_GROUP.tolist(), len(_HINT_KINDS))
 _DIGIT_RUN = re.compile(r"\d[\d .:()+-]{6,}")
 
 
@@ -421,14 +426,17 @@ class DisjointSpans:
         return True
 
 
-def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES, bits: int | None = None) -> list[PiiMatch]:
+def find_pii(text: str, entities: Iterable[str] = ENTITY_TYPES, bits: int | None = None,
+             hints: list[int] | None = None) -> list[PiiMatch]:
     """All validated PII / secret matches, non-overlapping, in text order (earlier rules win overlaps).
 
     `bits`: the `asciigates` bits of `text` with each non-ASCII character read as "?", if the caller has them (the
     normaliser does: `Normalized.bits`); computed here otherwise. They stand for the PII regexes where they are exact:
-    ASCII text, or text none of whose other characters a PII gate can see."""
+    ASCII text, or text none of whose other characters a PII gate can see. `hints`: the `HINT_SET` counts of
+    `text` lower-cased, if the caller has them (`Normalized.counts` of printable ASCII)."""
     run_rules, hinted, digit_rules = _plan(entities if isinstance(entities, frozenset) else frozenset(entities))
-    present = _HINT_AC.group_counts(text, _HINT_GROUP, len(_HINT_KINDS))  # hint literals found per rule kind
+    # hint literals found per rule kind
+    present = hints if hints is not None else _HINT_AC.group_counts(text, _HINT_GROUP, len(_HINT_KINDS))
     gates = None
     if text.isascii() or not _gates_see(odd_chars(text)):  # other characters read as "?" change no gate: same bits
         gates = bits if bits is not None else G.gates_of(text.encode("ascii", "replace"))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aimds_ray.core import literal_pass
 from aimds_ray.core import multimatch as M
 from aimds_ray.core.config import load_yaml
 from aimds_ray.core.normalize import Normalized, fold_text
@@ -83,6 +84,11 @@ class Lexicon:
     request_head: re.Pattern[str] | None = None  # the text opens with one of `suffix.request_verbs`
 
 
+def lexicon_set(path: str) -> str:
+    """The name of the lexicon file's literal set in `literal_pass`."""
+    return f"payload.lexicon:{path}"
+
+
 @lru_cache(maxsize=2)
 def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
     spec = load_yaml(Path(path).read_text(encoding="utf-8"))
@@ -104,6 +110,8 @@ def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
                 flags.append(M.WORD_START | (0 if prefix else M.WORD_END))
                 groups.append(f"{'harm' if kind == 'harm' else 'wrapper'}:{topic}")
     harm = np.array([g.startswith("harm:") for g in groups])
+    # counted in the normaliser's shared pass over the main view too (group 0: harm terms, 1: wrapper terms)
+    literal_pass.register(lexicon_set(path), literals, flags, (~harm).astype(np.int64).tolist(), 2)
     sc = spec.get("scoring", {})
     shape_spec = dict(spec.get("suffix", {}))
     shape_spec["request_verbs"] = tuple(shape_spec.get("request_verbs", ()))
@@ -290,18 +298,28 @@ class PayloadSignal(Signal):
     def __init__(self, ctx: SignalContext) -> None:
         super().__init__(ctx)
         self.lex = load_lexicon()
+        self._set = lexicon_set(str(LEXICON_PATH))
         self._is_wrapper = self.lex.wrapper.astype(np.int64)  # group 0: harm terms, group 1: wrapper terms
 
+    def _no_harm(self, doc: Normalized) -> bool:
+        """No harm term in the main view: the common case, read from the normaliser's shared pass when it counted
+        this lexicon, else in the automaton's lean counting pass (no id lists allocated)."""
+        c = doc.counts.of(self._set) if doc.counts is not None else None
+        if c is None:
+            c = self.lex.automaton.group_counts(doc.text, self._is_wrapper, 2)
+        return c[0] == 0
+
     def scan(self, doc: Normalized) -> list[Evidence]:
-        # the common case, no harm term at all, in the automaton's lean counting pass (no id lists allocated)
-        if self.lex.automaton.group_counts(doc.text, self._is_wrapper, 2)[0] == 0:
+        if self._no_harm(doc):
             return self._request_suffix(doc)
         return self._evidence(doc, self.lex.automaton.find(doc.text)[0])
 
     def scan_batch(self, docs: Sequence[Normalized]) -> list[list[Evidence]]:
-        found = self.lex.automaton.find_many([d.text for d in docs])
-        return [self._evidence(d, f[0]) if f[0] else self._request_suffix(d)
-                for d, f in zip(docs, found, strict=True)]
+        """As `scan` for each; the texts with a harm term found in one compiled call."""
+        harm = [not self._no_harm(d) for d in docs]
+        found = iter(self.lex.automaton.find_many([d.text for d, h in zip(docs, harm, strict=True) if h]))
+        return [self._evidence(d, next(found)[0]) if h else self._request_suffix(d)
+                for d, h in zip(docs, harm, strict=True)]
 
     def _request_suffix(self, doc: Normalized) -> list[Evidence]:
         suffix, at = request_suffix(doc.original, self.lex)

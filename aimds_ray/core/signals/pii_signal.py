@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 
 from aimds_ray.core.normalize import Normalized
-from aimds_ray.core.pii import DisjointSpans, deobfuscated, find_pii
+from aimds_ray.core.pii import HINT_SET, DisjointSpans, deobfuscated, find_pii
 from aimds_ray.core.report import Category, Evidence
 from aimds_ray.core.signals.base import Signal, register
 
@@ -32,7 +32,10 @@ class PiiSignal(Signal):
         cfg = self.ctx.config.pii
         if not cfg.enabled:
             return []
-        out = [] if doc.windowed else self._original(doc.original, doc.offset, doc.bits)
+        # printable ASCII (`gates` set): the main view is the window lower-cased, so the shared pass's hint counts
+        # over it are those of the window
+        hints = doc.counts.of(HINT_SET) if doc.counts is not None and doc.gates is not None else None
+        out = [] if doc.windowed else self._original(doc.original, doc.offset, doc.bits, hints)
         taken: DisjointSpans | None = None  # built when a decoded payload holds PII, which most texts have not
         for v in doc.variants[1:]:
             if v.fixed is None or not v.text:
@@ -52,9 +55,10 @@ class PiiSignal(Signal):
             return []
         return self._original(text, 0)
 
-    def _original(self, text: str, off: int, bits: int | None = None) -> list[Evidence]:
+    def _original(self, text: str, off: int, bits: int | None = None, hints: list[int] | None = None
+                  ) -> list[Evidence]:
         entities = self.ctx.config.pii.entities
-        found = find_pii(text, entities, bits)
+        found = find_pii(text, entities, bits, hints)
         out = [_evidence(m.entity, m.kind, m.start + off, m.end + off, "raw") for m in found]
         d = deobfuscated(text)
         if d is None:
