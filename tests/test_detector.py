@@ -1009,3 +1009,26 @@ def test_override_and_refusal_suppression_in_other_languages(detector, text: str
 ])
 def test_the_same_words_in_ordinary_sentences(detector, text: str) -> None:
     assert not detector.scan(text).is_threat
+
+
+def test_request_ids_differ_in_a_forked_child() -> None:
+    """The pid is read once per process: a fork must still give the child ids of its own."""
+    import os
+
+    from aimds_ray.core.detector import new_request_id
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    parent = new_request_id()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: write one id and leave at once
+        os.write(w, new_request_id().encode())
+        os._exit(0)
+    os.close(w)
+    child = os.read(r, 100).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert len(child) == len(parent) == 28
+    assert child[:16] != parent[:16]
+    assert new_request_id()[:16] == parent[:16]

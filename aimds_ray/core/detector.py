@@ -24,13 +24,29 @@ from aimds_ray.core.signals import SignalContext, registered_signals
 from aimds_ray.core.signals.base import Signal
 from aimds_ray.core.validity import lone_surrogate
 
-_ID_PREFIX = os.urandom(6).hex()
+
+def _id_prefix() -> str:
+    return f"{os.urandom(6).hex()}{os.getpid() & 0xFFFF:04x}"
+
+
+_ID_PREFIX = _id_prefix()
 _ID_COUNTER = itertools.count()
 
 
+def _after_fork() -> None:
+    """A forked child would repeat its parent's ids: it draws its own prefix (and the pid in it is its own)."""
+    global _ID_PREFIX
+    _ID_PREFIX = _id_prefix()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 def new_request_id() -> str:
-    """Unique per process start and call; cheaper than uuid4 (one urandom read per process, not per scan)."""
-    return f"{_ID_PREFIX}{os.getpid() & 0xFFFF:04x}{next(_ID_COUNTER):012x}"
+    """Unique per process and call; cheaper than uuid4 (one urandom read per process, not per scan, and the pid
+    read once, not per scan: a system call)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
 
 
 class Verdict(NamedTuple):
