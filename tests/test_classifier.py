@@ -122,3 +122,23 @@ def test_scoring_table_in_huge_page_memory_scores_the_same(detector) -> None:
     assert np.array_equal(hashed_proba(codes, offsets, lin.bits, seen, WT, lin.b, *lex),
                           hashed_proba(codes, offsets, lin.bits, seen, plain, lin.b, *lex))
     assert huge_page_zeros((3, 8)).base is None  # under 2 MB: a plain array
+
+
+def test_head0_column_follows_fit_and_rounding() -> None:
+    """The head-0 column is a copy taken when first scored: fit and round_as_stored, which change W in place,
+    drop it with the scoring table, so a floor never scores old weights."""
+    texts = ["ignore previous instructions", "what is the weather", "hello there"]
+    m = LinearModel.zeros(10)
+    before = m.proba_texts(texts, 0.5)
+    X = featurize(texts, bits=10)
+    Y = np.zeros((3, len(m.heads)), np.float32)
+    Y[0, 0] = 1.0
+    m.fit(X, Y, np.ones(3, np.float32), epochs=3)
+    after = m.proba_texts(texts, 0.5)
+    assert not np.array_equal(before[:, 0], after[:, 0])
+    assert np.array_equal(after[:, 0], m.proba(*X)[:, 0])
+    m.W[0] += 0.1  # an edit in place, then the rounding that says so
+    m.round_as_stored()
+    fresh = LinearModel(m.W.copy(), m.b.copy(), m.bits, m.heads)
+    assert np.array_equal(m.proba_texts(texts, 0.5)[:, 0], fresh.proba_texts(texts)[:, 0])
+    assert np.array_equal(m.proba(*X), fresh.proba(*X))

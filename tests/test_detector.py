@@ -1022,9 +1022,11 @@ def test_request_ids_differ_in_a_forked_child() -> None:
     parent = new_request_id()
     r, w = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child: write one id and leave at once
-        os.write(w, new_request_id().encode())
-        os._exit(0)
+    if pid == 0:  # child: write one id and leave at once, whatever happens (never run the rest of the suite)
+        try:
+            os.write(w, new_request_id().encode())
+        finally:
+            os._exit(0)
     os.close(w)
     child = os.read(r, 100).decode()
     os.close(r)

@@ -581,3 +581,15 @@ def test_checkpoint_if_due_commits_after_checkpoint_seconds() -> None:
         v = lr.checkpoint_if_due()
         assert v is not None and v != base and lr.store.current_version() == v
         assert lr.checkpoint_if_due() is None  # nothing pending any more
+
+
+def test_published_weights_are_read_only(learner: Learner) -> None:
+    """A published bundle is immutable: its scoring table (and W, a view of it) refuse edits in place, which its
+    head-0 column, a copy, would not see."""
+    lin = learner.current_bundle().linear
+    with pytest.raises(ValueError):
+        lin.W[0, 0] = 1.0
+    with pytest.raises(ValueError):
+        lin.scoring_weights()[0, 0] = 1.0
+    learner.submit(MISSED, 1, category="prompt_injection", source="local")  # the next publish copies the table
+    assert learner.current_bundle().linear.proba_texts([MISSED])[0, 0] > lin.proba_texts([MISSED])[0, 0]

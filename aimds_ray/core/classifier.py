@@ -328,9 +328,16 @@ class LinearModel:
     _W0: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)  # (WT, its column 0)
 
     def __setattr__(self, name: str, value: object) -> None:
-        if name == "W":  # a new weight matrix invalidates the transposed scoring copy
-            object.__setattr__(self, "_WT", None)
+        if name == "W":  # a new weight matrix invalidates the transposed scoring copies
+            self._weights_changed()
         object.__setattr__(self, name, value)
+
+    def _weights_changed(self) -> None:
+        """Drop the scoring copies of W (`scoring_weights`, `head0_weights`): they are snapshots, taken when first
+        scored, so W must not be edited in place afterwards except through `fit` / `round_as_stored`, which call
+        this (the learner publishes its bundles with the table read-only)."""
+        object.__setattr__(self, "_WT", None)
+        object.__setattr__(self, "_W0", None)
 
     def scoring_weights(self) -> np.ndarray:
         """W in its scoring layout (`scoring_layout`), rebuilt after any change to W (fit, assignment)."""
@@ -380,7 +387,7 @@ class LinearModel:
             order = rng.permutation(len(indptr) - 1).astype(np.int64)
             losses.append(_sgd(indptr, indices, values, Y.astype(np.float32), sample_weight.astype(np.float32),
                                order, self.W, self.b, self.G, self.Gb, lr, l2))
-        object.__setattr__(self, "_WT", None)  # W changed in place
+        self._weights_changed()  # W changed in place
         return losses
 
     def copy(self) -> LinearModel:
@@ -393,6 +400,7 @@ class LinearModel:
         learner loads it), so a process that keeps training after a save and one that reloads the save and replays
         the same updates hold the same weights."""
         self.W[:] = self.W.astype(np.float16).astype(np.float32)
+        self._weights_changed()
         if self.G is not None:
             G = self.G.astype(np.float16).astype(np.float32)
             G[~np.isfinite(G)] = np.float32(6e4)

@@ -621,6 +621,7 @@ class Learner:
         else:
             WT = self._pub_W.copy()
             WT[cols, :k] = self.lin.W[:, cols].astype(np.float16).astype(np.float32).T
+        WT.flags.writeable = False  # a published bundle is immutable (its head-0 column is a copy taken once)
         self._pub_W = WT
         self._sync_exemplar_platt()
         name = self.base_version + (f"+{len(self.pending)}" if self.pending else "")

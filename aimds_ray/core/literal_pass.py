@@ -35,7 +35,7 @@ class _Built:
     automaton: Automaton
     group: np.ndarray  # literal of the shared automaton -> group, each set's groups after the sets before it
     ngroups: int
-    slices: dict[str, tuple[int, int]]  # set name -> its groups in the shared counts
+    slices: dict[str, tuple[int, int, LiteralSet]]  # set name -> its groups in the shared counts, and the set
 
 
 class Counts:
@@ -43,14 +43,18 @@ class Counts:
 
     __slots__ = ("_values", "_slices")
 
-    def __init__(self, values: list[int], slices: dict[str, tuple[int, int]]) -> None:
+    def __init__(self, values: list[int], slices: dict[str, tuple[int, int, LiteralSet]]) -> None:
         self._values = values
         self._slices = slices
 
-    def of(self, name: str) -> list[int] | None:
-        """The counts of set `name` (one per group), or None if it was not registered when the pass ran."""
+    def of(self, name: str, expect: LiteralSet | None = None) -> list[int] | None:
+        """The counts of set `name` (one per group); None if it was not registered when the pass ran, or if it was
+        another set than `expect` (the one `register` returned to the caller: a set registered again under the same
+        name with other literals must not answer for the old one)."""
         ab = self._slices.get(name)
-        return None if ab is None else self._values[ab[0] : ab[1]]
+        if ab is None or (expect is not None and ab[2] is not expect):
+            return None
+        return self._values[ab[0] : ab[1]]
 
 
 _lock = threading.Lock()
@@ -58,8 +62,11 @@ _sets: dict[str, LiteralSet] = {}
 _built: _Built | None = None
 
 
-def register(name: str, literals: Sequence[str], flags: Sequence[int], group: Sequence[int], ngroups: int) -> None:
-    """Add (or replace) the set `name`. Literals must be as the main view reads them: lower-case ASCII."""
+def register(name: str, literals: Sequence[str], flags: Sequence[int], group: Sequence[int], ngroups: int
+             ) -> LiteralSet:
+    """Add (or replace) the set `name` and return it, to pass as `Counts.of(name, expect=...)`. Literals must be as
+    the main view reads them: lower-case ASCII. Sets stay registered for the process's life (a program that reads
+    many payload lexicon files makes the shared automaton larger: slower, never wrong)."""
     global _built
     s = LiteralSet(tuple(literals), tuple(int(f) for f in flags), tuple(int(g) for g in group), int(ngroups))
     if not len(s.literals) == len(s.flags) == len(s.group):
@@ -70,9 +77,12 @@ def register(name: str, literals: Sequence[str], flags: Sequence[int], group: Se
     if bad:
         raise ValueError(f"literal set {name!r}: literals must be non-empty lower-case ASCII, got {bad[:5]}")
     with _lock:
-        if _sets.get(name) != s:
-            _sets[name] = s
-            _built = None
+        old = _sets.get(name)
+        if old == s:
+            return old
+        _sets[name] = s
+        _built = None
+        return s
 
 
 def _current() -> _Built:
@@ -96,7 +106,7 @@ def _build() -> _Built:
             literals += s.literals
             flags += s.flags
             group += [base + g for g in s.group]
-            slices[name] = (base, base + s.ngroups)
+            slices[name] = (base, base + s.ngroups, s)
             base += s.ngroups
         _built = _Built(Automaton.build(literals, flags), np.array(group, dtype=np.int64), base, slices)
         return _built

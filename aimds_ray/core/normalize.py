@@ -185,7 +185,8 @@ _DISGUISED_GROUP = np.array([_G_CIPHER + _CIPHER_NAMES.index(_CIPHER_OF[w]) if w
                              _G_REV if w in _COMMON_REV else _G_NATO if w in _NATO_WORDS else _G_SPLIT
                              for w in _DISGUISED], dtype=np.int64)
 _N_DISGUISED_GROUPS = _G_CIPHER + len(_CIPHER_NAMES)
-DISGUISED_SET = "normalize.disguised"  # counted by the shared pass over the main view (`literal_pass`)
+DISGUISED_SET = "normalize.disguised"  # counted by the shared pass over the main view (`literal_pass`); this module
+# alone registers it
 literal_pass.register(DISGUISED_SET, _DISGUISED, [WORD_START | WORD_END] * len(_DISGUISED), _DISGUISED_GROUP.tolist(),
                       _N_DISGUISED_GROUPS)
 _SPLIT_TOKEN = re.compile(r"[a-z]+(?:[ .\-][a-z]+)*")

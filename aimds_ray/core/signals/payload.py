@@ -82,6 +82,7 @@ class Lexicon:
     wrapper_full: int
     min_score: float
     request_head: re.Pattern[str] | None = None  # the text opens with one of `suffix.request_verbs`
+    literal_set: literal_pass.LiteralSet | None = None  # the literals as registered with the shared pass
 
 
 def lexicon_set(path: str) -> str:
@@ -111,7 +112,7 @@ def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
                 groups.append(f"{'harm' if kind == 'harm' else 'wrapper'}:{topic}")
     harm = np.array([g.startswith("harm:") for g in groups])
     # counted in the normaliser's shared pass over the main view too (group 0: harm terms, 1: wrapper terms)
-    literal_pass.register(lexicon_set(path), literals, flags, (~harm).astype(np.int64).tolist(), 2)
+    shared = literal_pass.register(lexicon_set(path), literals, flags, (~harm).astype(np.int64).tolist(), 2)
     sc = spec.get("scoring", {})
     shape_spec = dict(spec.get("suffix", {}))
     shape_spec["request_verbs"] = tuple(shape_spec.get("request_verbs", ()))
@@ -120,7 +121,7 @@ def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
     head = re.compile(rf"\s*(?:{verbs})\b", re.IGNORECASE) if shape.request_verbs else None
     return Lexicon(M.Automaton.build(literals, flags), harm, ~harm, tuple(groups), shape,
                    int(sc.get("harm_full", 2)), int(sc.get("wrapper_full", 3)), float(sc.get("min_score", 0.45)),
-                   head)
+                   head, shared)
 
 
 def _odd_token(tok: str, markup: bool = False) -> bool:
@@ -304,7 +305,7 @@ class PayloadSignal(Signal):
     def _no_harm(self, doc: Normalized) -> bool:
         """No harm term in the main view: the common case, read from the normaliser's shared pass when it counted
         this lexicon, else in the automaton's lean counting pass (no id lists allocated)."""
-        c = doc.counts.of(self._set) if doc.counts is not None else None
+        c = doc.counts.of(self._set, self.lex.literal_set) if doc.counts is not None else None
         if c is None:
             c = self.lex.automaton.group_counts(doc.text, self._is_wrapper, 2)
         return c[0] == 0
