@@ -100,7 +100,7 @@ def _build() -> _Built:
         literals: list[str] = []
         flags: list[int] = []
         group: list[int] = []
-        slices: dict[str, tuple[int, int]] = {}
+        slices: dict[str, tuple[int, int, LiteralSet]] = {}
         base = 0
         for name, s in _sets.items():
             literals += s.literals

@@ -181,7 +181,8 @@ _HINT_AC = Automaton.build(_HINT_LITERALS, [0] * len(_HINT_LITERALS), casefold=T
 # the same literals in the normaliser's shared pass over the main view: for printable ASCII (the main view is the
 # text lower-cased) its counts are this automaton's, so the PII signal passes them as `hints`
 HINT_SET = "pii.hints"
-HINT_LITERALS = literal_pass.register(HINT_SET, _HINT_LITERALS, [0] * len(_HINT_LITERALS), _HINT_GROUP.tolist(), len(_HINT_KINDS))
+HINT_LITERAL_SET = literal_pass.register(HINT_SET, _HINT_LITERALS, [0] * len(_HINT_LITERALS), _HINT_GROUP.tolist(),
+                                        len(_HINT_KINDS))
 _DIGIT_RUN = re.compile(r"\d[\d .:()+-]{6,}")
 
 

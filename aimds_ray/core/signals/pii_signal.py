@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 
 from aimds_ray.core.normalize import Normalized
-from aimds_ray.core.pii import HINT_LITERALS, HINT_SET, DisjointSpans, deobfuscated, find_pii
+from aimds_ray.core.pii import HINT_LITERAL_SET, HINT_SET, DisjointSpans, deobfuscated, find_pii
 from aimds_ray.core.report import Category, Evidence
 from aimds_ray.core.signals.base import Signal, register
 
@@ -34,7 +34,7 @@ class PiiSignal(Signal):
             return []
         # printable ASCII (`gates` set): the main view is the window lower-cased, so the shared pass's hint counts
         # over it are those of the window
-        hints = doc.counts.of(HINT_SET, HINT_LITERALS) if doc.counts is not None and doc.gates is not None else None
+        hints = doc.counts.of(HINT_SET, HINT_LITERAL_SET) if doc.counts is not None and doc.gates is not None else None
         out = [] if doc.windowed else self._original(doc.original, doc.offset, doc.bits, hints)
         taken: DisjointSpans | None = None  # built when a decoded payload holds PII, which most texts have not
         for v in doc.variants[1:]:
