@@ -154,7 +154,8 @@ def hashed_proba(codes: np.ndarray, offsets: np.ndarray, bits: int, seen: np.nda
 
 @njit(cache=True)
 def _sigmoid32(z: float) -> np.float32:
-    """`_sigmoid_inplace` of one value, as the float32 it stores."""
+    """Logistic of a clipped logit, as float32 (`_sigmoid_inplace` stores exactly this, so a floor test on it and
+    the probability reported agree)."""
     return np.float32(1.0 / (1.0 + math.exp(-min(30.0, max(-30.0, z)))))
 
 
@@ -163,7 +164,7 @@ def _sigmoid_inplace(z: np.ndarray) -> np.ndarray:
     """Logistic of clipped logits, in place: for one prompt's few values, three NumPy ufunc calls cost more than
     the scoring itself."""
     for i in range(z.shape[0]):
-        z[i] = 1.0 / (1.0 + math.exp(-min(30.0, max(-30.0, z[i]))))
+        z[i] = _sigmoid32(z[i])
     return z
 
 
