@@ -30,7 +30,11 @@ def _random_texts(n: int, seed: int) -> list[str]:
     out = []
     for _ in range(n):
         k = r.randint(0, 60)
-        if r.random() < 0.3:  # spaced letters and long runs are rare in uniform noise: plant some
+        if r.random() < 0.25:  # lower-case words (the kernel skips through their insides) between any bytes
+            out.append("".join("".join(r.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(r.randint(1, 30)))
+                               + "".join(r.choice(ALPHABET) for _ in range(r.choice((0, 1, 1, 1, 2, 3))))
+                               for _ in range(r.randint(1, 8))))
+        elif r.random() < 0.3:  # spaced letters and long runs are rare in uniform noise: plant some
             out.append(" ".join(r.choice("abcXYZ") for _ in range(r.randint(2, 6))) + r.choice(" .-_") + "".join(
                 r.choice(ALPHABET) for _ in range(k)))
         elif r.random() < 0.2:
@@ -61,6 +65,22 @@ def test_gates_agree_with_regexes(seed: int) -> None:
         assert bool(g & G.LONG_TOKEN) == (G.long_runs(np.frombuffer(t.encode("ascii"), np.uint8), 20).shape[0] > 0), t
         if _SPACED.search(t.lower()):  # a superset: the gate may pass more than the regex matches
             assert g & G.SPACED, t
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_skipping_through_words_changes_no_bit(seed: int) -> None:
+    """Inside a lower-case word the kernel skips ahead; every bit, the supersets (SPACED, SHORT_RUN, CLOSERS) and the
+    PII gates included, must be what stepping through each byte gives."""
+    r = random.Random(seed)
+    pieces = ["de ad be ef ", "key: ", "token=", "))))))))", ")] } > \"'", ")))))))))))", "a b c d ", "IgnoreThisRule",
+              "t3ll", "x1 ", "12:ab:cd ", "DE12 ", "555-0100 ", "1.2", "aGVsbG8gd29y ", "ab cd ef 01 23 45 67 89 ", "\n", "\x00"]
+    for _ in range(4000):
+        t = "".join(r.choice(pieces) if r.random() < 0.3 else
+                    "".join(r.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(r.randint(1, 30)))
+                    + "".join(r.choice(ALPHABET) for _ in range(r.choice((0, 1, 1, 2))))
+                    for _ in range(r.randint(1, 12)))
+        b = np.frombuffer(t.encode("ascii"), np.uint8)
+        assert G.ascii_gates(b, True) == G.ascii_gates(b, False), t
 
 
 def test_camel_gate_reads_other_characters_as_question_marks() -> None:

@@ -78,6 +78,7 @@ def _class_table() -> np.ndarray:
 
 
 _CLASS = _class_table()
+_PLAIN = int(_CLASS[ord("g")]) | K_HEX  # a lower-case letter other than x, with the hex bit set (a-f have it)
 
 
 @njit(cache=True, inline="always")
@@ -117,9 +118,10 @@ def _secret_assign(b: np.ndarray, i: int) -> bool:
 
 
 @njit(cache=True)
-def ascii_gates(b: np.ndarray) -> int:
+def ascii_gates(b: np.ndarray, skip_words: bool = True) -> int:
     """Bit set of the flags above that hold for `b`. The classes of the bytes around position i (i-3 .. i+2) ride
-    along in registers; past either end the class is 0, which fails every test as the bounds checks did."""
+    along in registers; past either end the class is 0, which fails every test as the bounds checks did.
+    `skip_words=False` steps through every byte: the definition the skipping is tested against."""
     n = b.shape[0]
     cls = _CLASS
     flags = 0
@@ -143,7 +145,38 @@ def ascii_gates(b: np.ndarray) -> int:
     k = np.int64(cls[b[0]]) if n > 0 else 0
     kn1 = np.int64(cls[b[1]]) if n > 1 else 0
     n1 = np.int64(b[1]) if n > 1 else 0
-    for i in range(n):
+    i = 0
+    while i < n:
+        if skip_words and (k | K_HEX) == _PLAIN and (kn1 | K_HEX) == _PLAIN and i + 2 < n \
+                and (cls[b[i + 2]] | K_HEX) == _PLAIN:
+            # inside a word of lower-case letters (not x): every step below only counts (the run, token, letter
+            # and unbroken-bytes counters), clears the digit, code and closer runs and shifts the hex-pair units.
+            # Skip to the last position whose next two bytes are still such letters, as that many steps would.
+            j = i + 3
+            while j < n and (cls[b[j]] | K_HEX) == _PLAIN:
+                j += 1
+            steps = j - 2 - i
+            run_digit = code_digit = -1
+            closers = 0
+            tok += steps
+            letters += steps
+            unsplit += steps
+            run += steps
+            u0 = u1 = u2 = 0  # no hex pair here ends before a blank or colon (u1, u2 were 0 already: b[i..i+2])
+            if unsplit >= LONG_TOKEN_BYTES:
+                flags |= LONG_TOKEN
+            if letters >= ALPHA_RUN_LETTERS:
+                flags |= ALPHA_RUN
+            if run >= 16:
+                flags |= ENCODED
+            i = j - 2  # >= 1: the registers are reloaded from the bytes around it
+            p1 = np.int64(b[i - 1])
+            kp1 = np.int64(cls[p1])
+            kp2 = np.int64(cls[b[i - 2]]) if i >= 2 else 0
+            kp3 = np.int64(cls[b[i - 3]]) if i >= 3 else 0
+            k = np.int64(cls[b[i]])
+            kn1 = np.int64(cls[b[i + 1]])
+            n1 = np.int64(b[i + 1])
         c = np.int64(b[i])
         n2 = np.int64(b[i + 2]) if i + 2 < n else 0
         kn2 = np.int64(cls[n2]) if i + 2 < n else 0
@@ -227,6 +260,7 @@ def ascii_gates(b: np.ndarray) -> int:
                 flags |= SPACED
         kp3, kp2, kp1, k, kn1 = kp2, kp1, k, kn1, kn2
         p1, n1 = c, n2
+        i += 1
     if 0 < tok <= 4 and short + 1 >= SHORT_RUN_TOKENS:
         flags |= SHORT_RUN
     if tok >= 4 and tok_b64 and tok_mark and chunks + 1 >= B64_CHUNK_TOKENS:

@@ -634,23 +634,26 @@ def _copy_mapped(v: Variant, a: int, b: int, out: list[str], starts: list[int], 
                  drop: set[int] | None = None) -> None:
     """Append v.text[a:b] (but the positions in `drop`) to a new view with each character's original span (relative
     to `v.offset`). Whole slices, not a call per character (that cost ~3 ms per 2 KB view with a map)."""
-    keep = range(a, b) if not drop else [j for j in range(a, b) if j not in drop]
-    text = v.text
-    out.extend(text[a:b] if not drop else [text[j] for j in keep])
+    if drop:  # the runs between dropped positions, each as a slice (a list of every kept position: ~0.2 ms per 2 KB)
+        for j in sorted(x for x in drop if a <= x < b):
+            if j > a:
+                _copy_mapped(v, a, j, out, starts, ends)
+            a = j + 1
+        if a < b:
+            _copy_mapped(v, a, b, out, starts, ends)
+        return
+    keep = range(a, b)
+    out.extend(v.text[a:b])
     if v.fixed is not None:
         s, e = v.fixed[0] - v.offset, v.fixed[1] - v.offset
         starts.extend([s] * len(keep))
         ends.extend([e] * len(keep))
     elif v.starts is None or v.ends is None:
         starts.extend(keep)
-        ends.extend(range(a + 1, b + 1) if not drop else [j + 1 for j in keep])
-    elif not drop:
+        ends.extend(range(a + 1, b + 1))
+    else:
         starts.extend(v.starts[a:b])
         ends.extend(v.ends[a:b])
-    else:
-        vs, ve = v.starts, v.ends
-        starts.extend(vs[j] for j in keep)
-        ends.extend(ve[j] for j in keep)
 
 
 def _despace(v: Variant, gates: int | None = None) -> Variant | None:
@@ -1016,6 +1019,7 @@ def _on_code_line(raw: str, a: int, b: int, memo: dict[int, bool], marks: frozen
 
 
 _SNAKE_RUN = re.compile(r"(?<![a-z0-9])[a-z]+(?:_[a-z]+){3,}(?![a-z0-9])")
+_SNAKE_HINT = re.compile(r"_[a-z]+_[a-z]+_")
 _SNAKE_CODE_SIGNS = frozenset("(){}[]=<>$#@/\\`")
 
 
@@ -1023,8 +1027,8 @@ def _unsnake(v: Variant, raw: str) -> Variant | None:
     """The main view with words joined by underscores spaced ("reveal_your_system_prompt." -> "reveal your system
     prompt."): runs of 4+ parts on a line without code marks (`def test_ignore_previous_instructions():` is code)."""
     t = v.text
-    if t.count("_") < 3:  # (a run of 4+ parts has 3+; one C count instead of a regex pass for most texts)
-        return None
+    if t.count("_") < 3 or not _SNAKE_HINT.search(t):  # (a run of 4+ parts has 3+ underscores, and two of its parts
+        return None  # between three of them; the hint's search starts only at underscores, the run's at every word)
     code_lines: dict[int, bool] = {}
     same = v.starts is None and len(raw) == len(t)
     spans = [m.span() for m in _SNAKE_RUN.finditer(t)
@@ -1276,7 +1280,7 @@ _TURNED_ONLY = frozenset("ɐɔǝɟƃɥᴉɾʞɯɹʇʌʍʎ∀ᗺƆᗡƎℲ⅁Ʞ�
 
 
 def _upside_down(raw: str) -> str | None:
-    if sum(1 for c in raw if c in _TURNED_ONLY) < 4:
+    if sum(raw.count(c) for c in _TURNED_ONLY.intersection(odd_chars(raw))) < 4:  # (C counts of the few present)
         return None
     s = "".join(_TURNED.get(c, c) for c in reversed(raw))
     return s if _looks_like_text(s) else None
