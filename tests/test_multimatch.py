@@ -83,6 +83,26 @@ def test_group_counts_equal_distinct_found_literals() -> None:
         assert Automaton.build(lits, flags).group_counts(text, group, 3) == want, (lits, flags, text)
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_last_occurrence_of_each_literal(seed: int) -> None:
+    """`scan_arrays` reports where each found literal last starts in each text (the signature prefilter drops an
+    anchor when a required literal occurs only before it): the largest start the reference finds, across the cuts
+    between the chains and when the first output buffers overflow."""
+    r = random.Random(200 + seed)
+    for _ in range(300):
+        lits = sorted({"".join(r.choice("ab ") for _ in range(r.randint(1, 6))) for _ in range(r.randint(1, 8))})
+        flags = [r.choice([0, WORD_START, WORD_END, WORD_START | WORD_END]) | r.choice([0, POSITIONS]) for _ in lits]
+        texts = ["".join(r.choice("ab é") for _ in range(r.randint(0, r.choice((40, 400))))) for _ in range(3)]
+        seen_doc, seen_lit, seen_last, *_ = Automaton.build(lits, flags).scan_arrays(texts)
+        got = {(d, lit): at for d, lit, at in zip(seen_doc.tolist(), seen_lit.tolist(), seen_last.tolist(),
+                                                  strict=True)}
+        want = {}
+        for d, t in enumerate(texts):
+            for lid, at in find_all_ref(lits, [f | POSITIONS for f in flags], t)[1]:
+                want[(d, lid)] = max(want.get((d, lid), -1), at)
+        assert got == want, (lits, flags, texts)
+
+
 def test_overflowing_positions_are_all_returned() -> None:
     a = Automaton.build(["aa", "a"], [POSITIONS, POSITIONS])
     ids, pos = a.find("a" * 500)  # 999 occurrences, more than the first output buffer

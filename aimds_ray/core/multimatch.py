@@ -122,11 +122,14 @@ def _walk(codes: np.ndarray, lo: int, hi: int, cmap: np.ndarray, delta: np.ndarr
 @njit(cache=True)
 def _ac_scan(codes: np.ndarray, offsets: np.ndarray, cmap: np.ndarray, delta: np.ndarray, k: int,
              out_ptr: np.ndarray, out_ids: np.ndarray, nlen: np.ndarray, nflags: np.ndarray, seen_doc: np.ndarray,
-             seen_lit: np.ndarray, pos_doc: np.ndarray, pos_lit: np.ndarray, pos_at: np.ndarray) -> tuple[int, int]:
-    """Scan each text codes[offsets[d]:offsets[d+1]]. Write (text, literal) once per literal that occurs in a
-    text, and (text, literal, start) for every occurrence of a POSITIONS literal (start relative to the text).
-    Return both counts; they may exceed the output capacities, and the caller then retries with more room."""
+             seen_lit: np.ndarray, seen_last: np.ndarray, pos_doc: np.ndarray, pos_lit: np.ndarray,
+             pos_at: np.ndarray) -> tuple[int, int]:
+    """Scan each text codes[offsets[d]:offsets[d+1]]. Write (text, literal, start of its last occurrence) once
+    per literal that occurs in a text, and (text, literal, start) for every occurrence of a POSITIONS literal
+    (starts relative to the text). Return both counts; they may exceed the output capacities, and the caller then
+    retries with more room."""
     mark = np.full(nlen.shape[0], -1, dtype=np.int64)  # the last text each literal was seen in
+    slot = np.empty(nlen.shape[0], dtype=np.int64)  # ... and its row in seen_* there
     longest = nlen.max() if nlen.shape[0] else 1
     room = 1
     for d in range(offsets.shape[0] - 1):
@@ -159,10 +162,14 @@ def _ac_scan(codes: np.ndarray, offsets: np.ndarray, cmap: np.ndarray, delta: np
                         continue
                     if mark[lit] != d:
                         mark[lit] = d
+                        slot[lit] = n_seen
                         if n_seen < seen_doc.shape[0]:
                             seen_doc[n_seen] = d
                             seen_lit[n_seen] = lit
+                            seen_last[n_seen] = start - lo
                         n_seen += 1
+                    elif slot[lit] < seen_doc.shape[0]:  # (a literal's occurrences come in order of start)
+                        seen_last[slot[lit]] = max(seen_last[slot[lit]], start - lo)
                     if f & POSITIONS:
                         if n_pos < pos_doc.shape[0]:
                             pos_doc[n_pos] = d
@@ -297,8 +304,9 @@ class Automaton:
                                 self.lengths, self.flags, group, ngroups).tolist()
 
     def scan_arrays(self, texts: Sequence[str]) -> tuple[np.ndarray, ...]:
-        """The raw kernel output for `texts`: (seen_doc, seen_lit, pos_doc, pos_lit, pos_at), grouped by text in
-        order, for callers that post-process in compiled code rather than in Python sets and lists."""
+        """The raw kernel output for `texts`: (seen_doc, seen_lit, seen_last, pos_doc, pos_lit, pos_at), grouped
+        by text in order, for callers that post-process in compiled code rather than in Python sets and lists
+        (`seen_last`: where the literal's last occurrence in the text starts)."""
         offsets = np.zeros(len(texts) + 1, dtype=np.int64)
         if len(texts) == 1:
             offsets[1] = len(texts[0])
@@ -314,18 +322,19 @@ class Automaton:
         while True:
             seen_doc = np.empty(cap_seen, dtype=np.int64)
             seen_lit = np.empty(cap_seen, dtype=np.int32)
+            seen_last = np.empty(cap_seen, dtype=np.int64)
             pos_doc = np.empty(cap_pos, dtype=np.int64)
             pos_lit = np.empty(cap_pos, dtype=np.int32)
             pos_at = np.empty(cap_pos, dtype=np.int64)
             ns, npos = _ac_scan(codes, offsets, self.cmap, self.delta, self.classes, self.out_ptr, self.out_ids,
-                                self.lengths, self.flags, seen_doc, seen_lit, pos_doc, pos_lit, pos_at)
+                                self.lengths, self.flags, seen_doc, seen_lit, seen_last, pos_doc, pos_lit, pos_at)
             if ns <= cap_seen and npos <= cap_pos:
-                return seen_doc[:ns], seen_lit[:ns], pos_doc[:npos], pos_lit[:npos], pos_at[:npos]
+                return seen_doc[:ns], seen_lit[:ns], seen_last[:ns], pos_doc[:npos], pos_lit[:npos], pos_at[:npos]
             cap_seen, cap_pos = max(ns, cap_seen), max(npos, cap_pos)
 
     @staticmethod
     def _found(arrays: tuple[np.ndarray, ...], n: int) -> list[Found]:
-        seen_doc, seen_lit, pos_doc, pos_lit, pos_at = arrays
+        seen_doc, seen_lit, _, pos_doc, pos_lit, pos_at = arrays
         if n == 1:
             return [(set(seen_lit.tolist()), list(zip(pos_lit.tolist(), pos_at.tolist(), strict=True)))]
         out: list[Found] = [(set(), []) for _ in range(n)]

@@ -371,14 +371,18 @@ def load_families(directory: str = str(PATTERN_DIR)) -> tuple[Family, ...]:
 
 
 @njit(cache=True)
-def _candidates(ndoc: int, seen_doc: np.ndarray, seen_lit: np.ndarray, pos_doc: np.ndarray, pos_lit: np.ndarray,
-                pos_at: np.ndarray, n_lit: int, fam_ptr: np.ndarray, fam_lit: np.ndarray, pat_fam: np.ndarray,
-                pat_fac: np.ndarray, fac_ptr: np.ndarray, fac_lit: np.ndarray, unanchored: np.ndarray,
-                anc_ptr: np.ndarray, anc_pat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _candidates(ndoc: int, seen_doc: np.ndarray, seen_lit: np.ndarray, seen_last: np.ndarray, pos_doc: np.ndarray,
+                pos_lit: np.ndarray, pos_at: np.ndarray, n_lit: int, fam_ptr: np.ndarray, fam_lit: np.ndarray,
+                pat_fam: np.ndarray, pat_fac: np.ndarray, fac_ptr: np.ndarray, fac_lit: np.ndarray,
+                unanchored: np.ndarray, anc_ptr: np.ndarray, anc_pat: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where each regex must be tried, from the automaton's output: (doc, pattern, start) rows sorted by doc,
     pattern and start, start -1 for an unanchored pattern (searched). A pattern is a candidate only when a keyword
     of its family and a literal of each of its factors occur in the doc (`pat_fac`: pattern -> its factor rows,
-    `fac_ptr`/`fac_lit`: factor -> its literals). `SignatureIndex.candidates_ref` is the plain-Python definition."""
+    `fac_ptr`/`fac_lit`: factor -> its literals), and an anchor only where each factor still occurs at or after it
+    (a match starts at its anchor and holds a literal of every factor; lookbehinds give no factors): in prompts the
+    object of "show ... your instructions" often stands before most of the verbs, and a third of the tries went.
+    `SignatureIndex.candidates_ref` is the plain-Python definition."""
     n_fam = fam_ptr.shape[0] - 1
     n_pat = pat_fam.shape[0]
     cap = ndoc * unanchored.shape[0]
@@ -389,8 +393,10 @@ def _candidates(ndoc: int, seen_doc: np.ndarray, seen_lit: np.ndarray, pos_doc: 
     out_at = np.empty(cap, dtype=np.int64)
     keys = np.empty(cap, dtype=np.int64)
     seen = np.zeros(n_lit, dtype=np.uint8)
+    last = np.empty(n_lit, dtype=np.int64)  # where a seen literal's last occurrence starts
     trig = np.zeros(n_fam, dtype=np.uint8)
     ok = np.zeros(n_pat, dtype=np.uint8)
+    reach = np.empty(n_pat, dtype=np.int64)  # the last anchor position each factor still occurs at or after
     n = 0
     si = 0
     pi = 0
@@ -398,6 +404,7 @@ def _candidates(ndoc: int, seen_doc: np.ndarray, seen_lit: np.ndarray, pos_doc: 
         s0 = si
         while si < seen_doc.shape[0] and seen_doc[si] == d:
             seen[seen_lit[si]] = 1
+            last[seen_lit[si]] = seen_last[si]
             si += 1
         p0 = pi
         while pi < pos_doc.shape[0] and pos_doc[pi] == d:
@@ -413,15 +420,19 @@ def _candidates(ndoc: int, seen_doc: np.ndarray, seen_lit: np.ndarray, pos_doc: 
             trig[f] = t
         for p in range(n_pat):
             o = trig[pat_fam[p]]
+            r = np.int64(1) << 40
             f = pat_fac[p]
             while o and f < pat_fac[p + 1]:
                 o = 0
+                latest = np.int64(-1)
                 for k in range(fac_ptr[f], fac_ptr[f + 1]):
                     if seen[fac_lit[k]]:
                         o = 1
-                        break
+                        latest = max(latest, last[fac_lit[k]])
+                r = min(r, latest)
                 f += 1
             ok[p] = o
+            reach[p] = r
         m = 0
         for u in unanchored:
             if ok[u]:
@@ -431,7 +442,7 @@ def _candidates(ndoc: int, seen_doc: np.ndarray, seen_lit: np.ndarray, pos_doc: 
             lit = pos_lit[i]
             for k in range(anc_ptr[lit], anc_ptr[lit + 1]):
                 q = anc_pat[k]
-                if ok[q]:
+                if ok[q] and pos_at[i] <= reach[q]:
                     keys[m] = (np.int64(q) << 40) + pos_at[i] + 1
                     m += 1
         srt = np.sort(keys[:m])
@@ -571,11 +582,20 @@ class SignatureIndex:
 
     def candidates_ref(self, text: str) -> list[tuple[int, int]]:
         """Plain-Python definition of `candidates`, from the str.find literal reference."""
-        seen, occ = M.find_all_ref(self.automaton.literals, self.automaton.flags.tolist(), text)
+        flags = self.automaton.flags.tolist()
+        seen, occ = M.find_all_ref(self.automaton.literals, flags, text)
+        _, every = M.find_all_ref(self.automaton.literals, [f | M.POSITIONS for f in flags], text)
+        starts: dict[int, list[int]] = {}
+        for lid, at in every:
+            starts.setdefault(lid, []).append(at)
         triggered = [not keys.isdisjoint(seen) for keys in self.family_keys]
         ok = [triggered[fi] and all(not f.isdisjoint(seen) for f in fs) for _, _, fs, fi in self.patterns]
+
+        def reaches(pi: int, at: int) -> bool:  # every factor has a literal starting at or after `at`
+            return all(any(s >= at for lid in f for s in starts.get(lid, ())) for f in self.patterns[pi][2])
+
         out = {(pi, -1) for pi in self.unanchored if ok[pi]}
-        out |= {(pi, at) for lid, at in occ for pi in self.anchor_patterns.get(lid, []) if ok[pi]}
+        out |= {(pi, at) for lid, at in occ for pi in self.anchor_patterns.get(lid, []) if ok[pi] and reaches(pi, at)}
         return sorted(out)
 
 
