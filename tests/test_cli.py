@@ -169,8 +169,12 @@ def test_rescore_parquet_output_when_columns_change_between_chunks(tmp_path) -> 
     out = tmp_path / "o.parquet"
     rescore_local(str(inp), str(out), chunk_rows=1, progress=False)  # a missing column is null; 3 fits a string
     assert pq.read_table(out).column("n").to_pylist() == ["1", None, "3"]
-    for body, needle in [('{"text": "a", "n": 1}\n{"text": "b", "n": "x"}\n', "column 'n' is int64"),
-                         ('{"text": "a"}\n{"text": "b", "extra": 1}\n', "extra first appear after row 1")]:
+    # a field that first appears, or is first not null, after the first chunk: the schema comes from a first pass
+    inp.write_text('{"text": "a", "tag": null}\n{"text": "b", "tag": "t"}\n{"text": "c", "extra": 1.5}\n')
+    rescore_local(str(inp), str(out), chunk_rows=1, progress=False)
+    t = pq.read_table(out)
+    assert t.column("tag").to_pylist() == [None, "t", None] and t.column("extra").to_pylist() == [None, None, 1.5]
+    for body, needle in [('{"text": "a", "n": 1}\n{"text": "b", "n": "x"}\n', "column 'n' is int64")]:
         inp.write_text(body)
         with pytest.raises(RescoreError, match=needle):
             rescore_local(str(inp), str(tmp_path / "p.parquet"), chunk_rows=1, progress=False)
@@ -246,8 +250,39 @@ def test_rescore_odd_jsonl_rows_do_not_stop_the_job(tmp_path) -> None:
     s = rescore_local(str(inp), str(tmp_path / "out.jsonl"), chunk_rows=2, progress=False)
     got = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert s.rows == 3 and len(got) == 3
-    assert got[0]["id"] == "123456789012345678901234567890" and got[0]["action"] == "allow"
+    assert got[0]["id"] == 123456789012345678901234567890 and got[0]["action"] == "allow"  # written as it came
     assert got[2]["aimds_error"] == "line 3: no 'text' field"
+
+
+def test_rescore_keeps_every_input_value(tmp_path) -> None:
+    """Input columns named like report columns are kept under `input_`; values of a column whose types differ
+    within a chunk come back as they were (not as strings, which depended on where chunks were cut); a line
+    nested too deeply for the JSON parser is a bad row, not a failed job."""
+    from aimds_ray.core.batch import rescore_local
+
+    inp = tmp_path / "in.jsonl"
+    rows = [{"text": "hello", "score": 5, "action": "login", "aimds_error": "x", "aimds_input_error": "keep me",
+             "input_score": 1}, {"text": "a", "id": 1}, {"text": "b", "id": "1"}, {"text": "c", "id": [1, "x"]},
+            {"text": "d", "id": None}]
+    inp.write_text("\n".join(map(json.dumps, rows)) + "\n" + '{"text": "e", "x": ' + "[" * 50000 + "]" * 50000 + "}\n")
+    s = rescore_local(str(inp), str(tmp_path / "out.jsonl"), chunk_rows=3, progress=False)
+    got = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert s.rows == 6 and s.errors == 1
+    first = got[0]
+    assert (first["input_input_score"], first["input_score"], first["input_action"], first["input_aimds_error"],
+            first["input_aimds_input_error"]) == (5, 1, "login", "x", "keep me")
+    assert first["action"] == "allow" and isinstance(first["score"], float)
+    assert [g.get("id") for g in got[1:5]] == [1, "1", [1, "x"], None]
+    assert got[5]["aimds_error"] == "line 6: invalid JSON (nested too deeply)"
+
+
+def test_rescore_output_path_errors_name_the_users_path(tmp_path, capsys) -> None:
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"text": "a"}\n')
+    (tmp_path / "afile").write_text("")
+    _fails_cleanly(capsys, ["rescore", str(inp), str(tmp_path / "afile" / "out.jsonl"), "--quiet"],
+                   "is a file, not a directory")
+    assert not list(tmp_path.glob("**/*.tmp"))
 
 
 def test_rescore_parquet_output_never_rewrites_values(tmp_path, capsys) -> None:

@@ -25,6 +25,8 @@ from aimds_ray.core.detector import Detector, InputError
 from aimds_ray.core.validity import json_has_lone_surrogate
 
 REPORT_COLUMNS = ("is_threat", "score", "threat_type", "action", "aimds_error")
+INPUT_PREFIX = "input_"  # an input column named like a report column is kept under this prefix, not overwritten
+JSON_FIELD = {b"aimds_json": b"1"}  # field metadata: the column holds each value JSON-encoded (its rows mix types)
 REPORT_SCHEMA = pa.schema(
     [
         ("is_threat", pa.bool_()),
@@ -53,7 +55,9 @@ def lacks_text_column(table: pa.Table | pa.RecordBatch, text_column: str) -> boo
 
 
 def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_column: str = "text") -> pa.Table:
-    """Append the report columns to `table` (existing columns of the same name are replaced)."""
+    """Append the report columns to `table`. An input column named like one of them is kept, renamed with the
+    `input_` prefix ("score" -> "input_score"; the text column too, if it is one), so nothing of the input is lost;
+    `aimds_input_error` is the JSONL reader's note on a bad line (see `read_jsonl_chunks`), consumed here."""
     if text_column not in table.schema.names:
         raise RescoreError(f"input has no column {text_column!r} (columns: {', '.join(table.schema.names)})")
     col = table.column(text_column)
@@ -111,9 +115,11 @@ def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_colum
             action[i] = str(r.action)
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
-    for name in (*REPORT_COLUMNS, "aimds_input_error"):
-        if name in table.schema.names:
-            table = table.drop_columns([name])
+    if "aimds_input_error" in table.schema.names:
+        table = table.drop_columns(["aimds_input_error"])
+    names = table.schema.names
+    if any(n in REPORT_COLUMNS for n in names):
+        table = table.rename_columns([_kept_name(n, names) if n in REPORT_COLUMNS else n for n in names])
     arrays = [
         pa.array(is_threat, pa.bool_()),
         pa.array(score, pa.float64()),
@@ -124,6 +130,13 @@ def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_colum
     for f, arr in zip(REPORT_SCHEMA, arrays, strict=True):
         table = table.append_column(f, arr)
     return table
+
+
+def _kept_name(name: str, names: list[str]) -> str:
+    """`input_<name>`, prefixed again while the input already has a column of that name."""
+    while name in names or name in REPORT_COLUMNS:
+        name = INPUT_PREFIX + name
+    return name
 
 
 # --- input / output -----------------------------------------------------------------------------------------------
@@ -164,8 +177,13 @@ def read_jsonl_chunks(path: str, chunk_rows: int, text_column: str = "text") -> 
                     raise ValueError("not an object")
                 if json_has_lone_surrogate(raw, obj):  # it parses, but no column holding it could be written
                     raise ValueError("a \\uD800-\\uDFFF escape without its pair is not valid Unicode")
+                if "aimds_input_error" in obj:  # the input's own field of that name, kept (see score_table)
+                    kept = _kept_name("aimds_input_error", list(obj))
+                    obj[kept] = obj.pop("aimds_input_error")
             except (ValueError, UnicodeDecodeError) as e:
                 obj = {"aimds_input_error": f"line {lineno}: invalid JSON ({e})"}
+            except RecursionError:
+                obj = {"aimds_input_error": f"line {lineno}: invalid JSON (nested too deeply)"}
             val = obj.get(text_column)
             if val is None and "aimds_input_error" not in obj:  # say which line, as for the other bad rows
                 obj["aimds_input_error"] = f"line {lineno}: " + (f"{text_column} is null" if text_column in obj
@@ -184,19 +202,22 @@ def read_jsonl_chunks(path: str, chunk_rows: int, text_column: str = "text") -> 
 
 def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Columns are the union of all rows' keys (Arrow's from_pylist would only look at the first row); a column
-    whose values mix types is kept as JSON strings rather than dropped."""
+    whose values mix types (or holds an int past 64 bits) is kept with each value JSON-encoded, its field marked
+    `JSON_FIELD`, so JSONL output writes the values back as they were and Parquet output holds them as JSON text."""
     keys: dict[str, None] = {}
     for r in rows:
         keys.update(dict.fromkeys(r))
-    cols = {}
+    fields, cols = [], []
     for k in keys:
         vals = [r.get(k) for r in rows]
         try:
-            cols[k] = pa.array(vals)
+            arr = pa.array(vals)
+            fields.append(pa.field(k, arr.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed types, or an int past 64 bits
-            cols[k] = pa.array([None if v is None else (v if isinstance(v, str) else json.dumps(v))
-                                for v in vals], pa.string())
-    return pa.table(cols)
+            arr = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in vals], pa.string())
+            fields.append(pa.field(k, pa.string(), metadata=JSON_FIELD))
+        cols.append(arr)
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields))
 
 
 def iter_input(path: str, chunk_rows: int, text_column: str = "text") -> Iterator[pa.Table]:
@@ -261,7 +282,11 @@ def _write_jsonl(f: Any, table: pa.Table) -> None:
                 cols[name] = [None if b is None else b.decode("utf-8", "replace")
                               for b in col.cast(pa.large_binary()).to_pylist()]
         rows = [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
+    encoded = [f.name for f in table.schema if f.metadata and f.metadata.get(b"aimds_json")]
     for row in rows:
+        for name in encoded:  # values of mixed types, carried as JSON text: written back as the values they were
+            if row[name] is not None:
+                row[name] = json.loads(row[name])
         try:
             line = json.dumps(row, ensure_ascii=False, default=_json_value, allow_nan=False)
         except ValueError:  # NaN / inf from a float column: JSON has no such numbers (null, as pandas writes)
@@ -308,9 +333,14 @@ def rescore_local(
     try:
         _rescore_into(files, output, tmp, detector, text_column, chunk_rows, progress, out_jsonl, summary, t0)
     except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)  # nothing half-written stays behind, under either name
-        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
-            raise RescoreError(f"{e.filename or output}: {e.strerror or e}") from None
+        try:
+            Path(tmp).unlink(missing_ok=True)  # nothing half-written stays behind, under either name
+        except OSError:
+            pass  # (no such directory, or not one: there is nothing to remove, and the first error is the one)
+        if isinstance(e, OSError) and (not isinstance(e, FileNotFoundError) or e.filename == tmp):
+            name = output if e.filename in (None, tmp) else e.filename  # the user's path, not our temporary one
+            raise RescoreError(f"cannot write {name}: {e.strerror or e}" if e.filename in (None, tmp)
+                               else f"{name}: {e.strerror or e}") from None
         raise
     if progress:
         print(file=sys.stderr)
@@ -331,7 +361,9 @@ def _align(table: pa.Table, schema: pa.Schema, path: str, rows_before: int) -> p
             cols.append(pa.nulls(table.num_rows, f.type))
             continue
         c = table.column(f.name)
-        if c.type != f.type:
+        if c.type == pa.null():  # all null in this chunk: nulls of the column's type
+            c = pa.nulls(table.num_rows, f.type)
+        elif c.type != f.type:
             try:  # only a lossless conversion: "007" or "0x1" cast to int64 would be written as 7 and 1
                 cast = c.cast(f.type)
                 if not cast.cast(c.type).equals(c):
@@ -345,11 +377,36 @@ def _align(table: pa.Table, schema: pa.Schema, path: str, rows_before: int) -> p
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def _input_schema(files: list[str], chunk_rows: int, text_column: str) -> pa.Schema | None:
+    """One schema for all the input's rows, read in a first pass when Parquet is written: a JSONL field may first
+    appear, or first be non-null, after the first chunk (and input files may differ), and the Parquet writer needs
+    every column and type at its start. None when the types cannot be unified (int in some rows, text in others): then the chunks
+    are aligned one by one, and the first that does not fit is named."""
+    schemas = []
+    for path in files:
+        if _is_jsonl(path):
+            schemas += [c.schema for c in iter_input(path, chunk_rows, text_column)]
+        else:
+            try:
+                schemas.append(pq.read_schema(path))
+            except (pa.ArrowException, OSError):
+                return None  # (the main pass says what is wrong with it)
+    try:
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    return schema if text_column in schema.names else schema.append(pa.field(text_column, pa.string()))
+
+
 def _rescore_into(files: list[str], output: str, tmp: str, detector: Detector, text_column: str, chunk_rows: int,
                   progress: bool, out_jsonl: bool, summary: RescoreSummary, t0: float) -> None:
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RescoreError(f"cannot write {output}: {Path(output).parent} is a file, not a directory") from None
     writer: pq.ParquetWriter | None = None
     schema: pa.Schema | None = None
+    whole = None if out_jsonl else _input_schema(files, chunk_rows, text_column)
     with open(tmp, "w", encoding="utf-8") if out_jsonl else _nullctx() as jf:
         for path in files:
             for n_chunk, chunk in enumerate(iter_input(path, chunk_rows, text_column)):
@@ -367,7 +424,8 @@ def _rescore_into(files: list[str], output: str, tmp: str, detector: Detector, t
                 else:
                     meta = {b"aimds_model_version": detector.model_version.encode()}
                     if writer is None:
-                        schema = scored.schema.with_metadata(meta)
+                        first = scored if whole is None else score_table(detector, whole.empty_table(), text_column)
+                        schema = first.schema.with_metadata(meta)
                         writer = pq.ParquetWriter(tmp, schema)
                     scored = _align(scored, schema, path, rows_before) \
                         if scored.schema.remove_metadata() != schema.remove_metadata() \
