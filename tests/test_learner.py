@@ -176,9 +176,19 @@ def test_validation(learner: Learner) -> None:
     with pytest.raises(FeedbackError):
         learner.submit(None, 1, request_id="nope", source="local")
     learner.remember("req-1", MISSED)
+    n_before = len(learner.log)
     a = learner.submit(None, 1, request_id="req-1", source="local", feedback_id="fb-1")
     b = learner.submit(None, 1, request_id="req-1", source="local", feedback_id="fb-1")
     assert a["status"] == "accepted" and b["duplicate"] and b["seq"] == a["seq"]
+    # the same id with other feedback is a conflict, not the first answer again (the correction would be lost)
+    from aimds_ray.core.feedback import FeedbackConflict
+
+    for kw in ({"label": 0}, {"label": 1, "category": "benign"}, {"label": 1, "source": "cli"},
+               {"label": 1, "text": "something else entirely"}):
+        args = {"request_id": None if "text" in kw else "req-1", "source": "local", **kw}
+        with pytest.raises(FeedbackConflict, match="fb-1"):
+            learner.submit(args.pop("text", None), args.pop("label"), feedback_id="fb-1", **args)
+    assert len(learner.log) == n_before + 1  # nothing of the conflicting sends was logged
 
 
 def test_pii_is_redacted_in_log(learner: Learner) -> None:

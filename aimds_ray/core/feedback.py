@@ -36,6 +36,11 @@ class FeedbackError(ValueError):
     """Invalid feedback (bad label, unknown category, no text). Edges map it to 4xx / exit code 2."""
 
 
+class FeedbackConflict(FeedbackError):
+    """A feedback_id re-sent with other feedback than it was first used for (HTTP 409): answering the first
+    acknowledgement would silently drop the correction."""
+
+
 class LockTimeout(RuntimeError):
     """Another process holds the learner lock for longer than we are willing to wait."""
 

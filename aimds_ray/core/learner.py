@@ -64,7 +64,7 @@ from aimds_ray.core import synth
 from aimds_ray.core.classifier import HEADS, LinearModel, scoring_layout
 from aimds_ray.core.config import AimdsConfig, aimds_home, load_config, load_yaml
 from aimds_ray.core.features import featurize
-from aimds_ray.core.feedback import FeedbackError, FeedbackLog, FileLock, RecentRequests
+from aimds_ray.core.feedback import FeedbackConflict, FeedbackError, FeedbackLog, FileLock, RecentRequests
 from aimds_ray.core.fusion import LEARNED_ABSENT, detector_features
 from aimds_ray.core.model import ModelBundle, ModelStore
 from aimds_ray.core.normalize import normalize
@@ -700,6 +700,9 @@ class Learner:
             if feedback_id is not None:
                 prev = self.log.find(feedback_id)
                 if prev is not None:
+                    if diff := _differs(prev, text, label, category, source, request_id):
+                        raise FeedbackConflict(f"feedback_id {feedback_id!r} was first sent with another {diff}; "
+                                               "send new feedback under a new id")
                     return self._ack(prev, t0, duplicate=True)
             label, category, text = self._validate(text, label, category, request_id)
             fid = feedback_id or uuid.uuid4().hex
@@ -1388,5 +1391,29 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=lambda o: o.item() if hasattr(o, "item") else str(o))
 
 
-__all__ = ["FeedbackError", "Learner", "LearnerConfig", "fused_scores", "learned_feature",
+def _differs(prev: dict[str, Any], text: str | None, label: Any, category: str | None, source: str,
+             request_id: str | None) -> str:
+    """The first field in which a re-sent feedback_id's payload differs from the record it was first applied as
+    ("" when it is the same feedback: a retry). The text is compared as the log holds it (redacted, or by hash)."""
+    try:
+        same_label = not isinstance(label, bool) and int(label) == prev.get("label")
+    except (TypeError, ValueError):
+        same_label = False
+    if not same_label:
+        return "label"
+    if category is not None and category != prev.get("category"):
+        return "category"
+    if source != prev.get("source"):
+        return "source"
+    if request_id != prev.get("request_id"):
+        return "request_id"
+    if text is not None:
+        same = (redact_text(text) == prev["text"] if prev.get("text") is not None
+                else hashlib.sha256(text.encode("utf-8")).hexdigest() == prev.get("text_sha256"))
+        if not same:
+            return "text"
+    return ""
+
+
+__all__ = ["FeedbackConflict", "FeedbackError", "Learner", "LearnerConfig", "fused_scores", "learned_feature",
            "list_versions", "redact_text", "rollback"]

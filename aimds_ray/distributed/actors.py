@@ -235,7 +235,7 @@ class Learner:
 
     async def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
         """Durable before it returns. Runs in a thread so the long polls on this actor's loop keep answering."""
-        from aimds_ray.core.feedback import FeedbackError
+        from aimds_ray.core.feedback import FeedbackConflict, FeedbackError
 
         self._ensure_timer()
         before = self._gen
@@ -245,7 +245,7 @@ class Learner:
         try:
             ack = await asyncio.to_thread(self.learner.submit, **kw)
         except FeedbackError as e:
-            return {"error": str(e), "status": 422}
+            return {"error": str(e), "status": 409 if isinstance(e, FeedbackConflict) else 422}
         self._notify_if_published(before)
         return ack
 
