@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -120,6 +121,14 @@ def test_session_state_and_policy_violation_appear(app) -> None:
     names = {v["policy"] for v in state["policies"]["violations"]}
     assert "no_tool_call_after_prompt_extraction" in names, state
     assert app.get("/v1/sessions/never-seen").status_code == 404
+    # any id /v1/detect takes can be read back, percent-encoded ("/" and non-ASCII included); a bad one is a 422
+    odd = f"user {time.time_ns()}/é"
+    app.post("/v1/detect", json={"text": "hello", "session_id": odd})
+    deadline = time.time() + 60
+    while time.time() < deadline and app.get(f"/v1/sessions/{quote(odd, safe='')}").status_code != 200:
+        time.sleep(0.5)
+    assert app.get(f"/v1/sessions/{quote(odd, safe='')}").json()["session_id"] == odd
+    assert app.get("/v1/sessions/" + "x" * 257).status_code == 422
 
 
 def test_feedback_changes_a_later_verdict(app) -> None:

@@ -29,7 +29,7 @@ from aimds_ray import __version__
 from aimds_ray.core.feedback import RecentRequests
 from aimds_ray.core.process import settle_heap
 from aimds_ray.core.service import detect_items, error, validate_feedback
-from aimds_ray.core.validity import json_has_lone_surrogate
+from aimds_ray.core.validity import json_has_lone_surrogate, lone_surrogate
 from aimds_ray.distributed.actors import client_events
 from aimds_ray.distributed.runtime import NAMESPACE, HashRing, RuntimeConfig, actor_names, with_retries
 
@@ -402,7 +402,7 @@ class AimdsIngress:
             return _respond(error(str(e), e.status))
         return _respond(await self.feedback(body))
 
-    @api.get("/v1/sessions/{session_id}")
+    @api.get("/v1/sessions/{session_id:path}")  # (the rest of the path: an id may hold "/", as /v1/detect allows)
     async def http_session(self, session_id: str) -> JSONResponse:
         """Behaviour (latest anomaly and drivers, baseline, attractor) and policy state of one session."""
         return _respond(await self.session(session_id))
@@ -488,8 +488,8 @@ class AimdsIngress:
         return {**ack, "recorded": True, "accepted": ack.get("status") == "accepted"}
 
     async def session(self, session_id: str) -> dict[str, Any]:
-        if not 0 < len(session_id) <= 256:
-            return error("session id must be 1-256 characters", 400)
+        if not 0 < len(session_id) <= 256 or lone_surrogate(session_id) >= 0:
+            return error("session id must be 1-256 characters (valid Unicode), as session_id on /v1/detect", 422)
         h = self._connect()
         a = h["analyzers"][self.ring_a.owner(session_id)]
         v = h["verifiers"][self.ring_v.owner(session_id)]

@@ -8,11 +8,11 @@ body, invalid UTF-8 or invalid JSON -> 400, too large -> 413; errors are `{"erro
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
-from aimds_ray.core.validity import json_has_lone_surrogate
+from aimds_ray.core.validity import json_has_lone_surrogate, lone_surrogate
 from aimds_ray.core.wire import DETECT_FIELDS, FEEDBACK_FIELDS
 
 
@@ -43,7 +43,6 @@ ROUTES: dict[str, Route] = {
 }
 SESSION_ROUTE = Route("session", "GET", True, False)
 _SESSION_PREFIX = "/v1/sessions/"
-_SESSION_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,256}$")
 
 
 def route(method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
@@ -54,9 +53,14 @@ def route(method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
     params: dict[str, str] = {}
     r = ROUTES.get(path)
     if r is None and path.startswith(_SESSION_PREFIX):
-        sid = path[len(_SESSION_PREFIX):]
-        if not _SESSION_ID.match(sid):
-            raise ApiError(422, "session id must be 1-256 characters of [A-Za-z0-9._:@-]")
+        # percent-decoded, and held to the rule session_id has on /v1/detect: any id a request was sent with can
+        # be read back (the Serve ingress decodes the same way and takes the rest of the path, "/" included)
+        try:
+            sid = unquote(path[len(_SESSION_PREFIX):], errors="strict")
+        except UnicodeDecodeError:
+            raise ApiError(400, "session id is not valid UTF-8 once percent-decoded") from None
+        if not 0 < len(sid) <= 256 or lone_surrogate(sid) >= 0:
+            raise ApiError(422, "session id must be 1-256 characters (valid Unicode), as session_id on /v1/detect")
         r, params = SESSION_ROUTE, {"session_id": sid}
     if r is None:
         raise ApiError(404, f"no such path: {path}")
@@ -137,8 +141,10 @@ def validate_detect(obj: Any, where: str = "") -> dict[str, Any]:
     return {k: v for k, v in obj.items() if v is not None}
 
 
-def validate_batch(obj: Any, max_texts: int) -> list[dict[str, Any]]:
-    """`{"texts": [str, ...]}` or `{"items": [{"text": ...}, ...]}` (as the Serve API) -> the items."""
+def validate_batch(obj: Any, max_texts: int) -> list[Any]:
+    """`{"texts": [str, ...]}` or `{"items": [{"text": ...}, ...]}` (as the Serve API) -> the items. Only the
+    envelope is checked here: as on the Serve ingress, a bad item gets its error in place in the answer
+    (`core.service.detect_items`) and does not fail the batch."""
     if isinstance(obj, dict) and "items" in obj:
         obj = _object(obj, ("items",))
         key = "items"
@@ -152,12 +158,7 @@ def validate_batch(obj: Any, max_texts: int) -> list[dict[str, Any]]:
         raise ApiError(422, f"{key}: expected an array, got {_json_type(raw)}")
     if len(raw) > max_texts:
         raise ApiError(413, f"{key}: {len(raw)} items; at most {max_texts} per request (split the batch)")
-    if key == "items":
-        return [validate_detect(x, f"items[{i}]: ") for i, x in enumerate(raw)]
-    for i, t in enumerate(raw):
-        if not isinstance(t, str):
-            raise ApiError(422, f"texts[{i}]: expected a string, got {_json_type(t)}")
-    return [{"text": t} for t in raw]
+    return list(raw) if key == "items" else [{"text": t} for t in raw]
 
 
 def validate_feedback(obj: Any) -> dict[str, Any]:

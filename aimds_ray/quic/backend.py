@@ -68,7 +68,8 @@ class EmbeddedBackend:
         return detect_items(self.detector, items)
 
     async def detect_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if self._pool is None or sum(len(i.get("text") or "") for i in items) <= self.inline_max_chars:
+        size = sum(len(i["text"]) for i in items if isinstance(i, dict) and isinstance(i.get("text"), str))
+        if self._pool is None or size <= self.inline_max_chars:
             return self._detect_sync(items)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._detect_sync, items)
