@@ -226,7 +226,7 @@ def test_lone_surrogates_are_input_errors(detector, text) -> None:
                              .decode("utf-16")).is_threat
 
 
-@pytest.mark.parametrize("texts", [None, 5, "one text", b"one text"])
+@pytest.mark.parametrize("texts", [None, 5, "one text", b"one text", {"text": "a mapping iterates its keys"}])
 def test_scan_batch_needs_a_sequence_of_texts(detector, texts) -> None:
     with pytest.raises(InputError, match="sequence of texts"):
         detector.scan_batch(texts)
@@ -1064,3 +1064,16 @@ def test_request_ids_differ_in_a_forked_child() -> None:
     assert len(child) == len(parent) == 28
     assert child[:16] != parent[:16]
     assert new_request_id()[:16] == parent[:16]
+
+
+def test_many_pii_values_are_all_redacted_and_the_report_stays_small(detector) -> None:
+    """Past PII_EVIDENCE_ITEMS the PII items are one item spanning the rest (100,000 addresses made a 17 MB
+    report); every value is still redacted."""
+    from aimds_ray.core.detector import PII_EVIDENCE_ITEMS
+
+    text = " ".join(f"user{i}@example.com" for i in range(300))
+    r = detector.scan(text)
+    pii = [e for e in r.evidence if e.detector == "pii"]
+    assert len(pii) == PII_EVIDENCE_ITEMS + 1
+    assert pii[-1].detail.startswith("more:236 ") and pii[-1].end == len(text)
+    assert "@example.com" not in r.sanitized_text and r.sanitized_text.count("<EMAIL") == 300

@@ -231,9 +231,13 @@ def test_deobfuscated_matches_a_character_by_character_reading() -> None:
     assert compared > 2000
 
 
-def test_many_split_values_are_each_read_whole_once(detector) -> None:
+def test_many_split_values_are_each_read_whole_once(detector, monkeypatch) -> None:
     """A value split by a zero-width space replaces the raw part read inside it, in a run of hundreds as in one
-    (the replacement was found by scanning every raw match per value: quadratic in their number)."""
+    (the replacement was found by scanning every raw match per value: quadratic in their number). Every item is
+    compared, so the report lists them all here (past PII_EVIDENCE_ITEMS it condenses the rest into one)."""
+    import aimds_ray.core.detector as D
+
+    monkeypatch.setattr(D, "PII_EVIDENCE_ITEMS", 10**6)
     unit = "mail bo\u200bb@example.com, call +1 212 555 0100 now. "
     one = [(e.start, e.end, e.variant) for e in detector.scan(unit).evidence if e.detector == "pii"]
     assert len(one) == 2 and unit[one[0][0]:one[0][1]] == "bo\u200bb@example.com"

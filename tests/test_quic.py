@@ -186,6 +186,12 @@ def test_bad_batch_and_feedback_bodies(proxy: Callable[..., H3ProxyThread]) -> N
             assert r.status == 200 and reps[0]["action"] == "allow", r.body
             assert reps[1]["status"] == 422 and "unknown field(s): txt" in reps[1]["error"]
             assert reps[2]["status"] == 422
+            for events, needle in [("x", "must be a list"), ([5], "events[0] must be an object"),
+                                   ([{"type": 5}], 'string "type"'), ([{"type": "t"}] * 33, "at most 32")]:
+                r = await c.request("POST", "/v1/detect", {"text": "hi", "metadata": {"events": events}})
+                assert r.status == 422 and needle in r.json()["error"], r.body
+            r = await c.request("POST", "/v1/detect", {"text": "hi", "metadata": {"events": [{"type": "tool_call"}]}})
+            assert r.status == 200
             r = await c.request("POST", "/v1/detect/batch", {"texts": ["ok", 5, None]})
             reps = r.json()["reports"]
             assert r.status == 200 and reps[0]["action"] == "allow" and [x["status"] for x in reps[1:]] == [422, 422]
@@ -555,6 +561,9 @@ def test_cli_client(proxy: Callable[..., H3ProxyThread], capsys: pytest.CaptureF
     assert json.loads(capsys.readouterr().out)["is_threat"] is False
     assert main(["client", "--h3", h.url, "--insecure", "--path", "/v1/detect/batch", "hello"]) == 0
     assert len(json.loads(capsys.readouterr().out)["reports"]) == 1
+    # an argument holding bytes that are not UTF-8 (Python escapes them): said here, not sent
+    assert main(["client", "--h3", h.url, "--insecure", b"bad \xff".decode("utf-8", "surrogateescape")]) == 2
+    assert "not valid UTF-8: a byte that is not UTF-8 at character 4" in capsys.readouterr().err
     # nothing listening: a clear error, exit 3
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from aimds_ray.cli import UsageError
     from aimds_ray.cli.scan import _read_input
+    from aimds_ray.core.validity import lone_surrogate
     from aimds_ray.quic.client import H3Error, detect
 
     data = _read_input(args)
@@ -36,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
             data = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise UsageError(f"text is not valid UTF-8 (byte {e.start}: {e.reason})") from None
+    if (i := lone_surrogate(data)) >= 0:  # an argument with bytes that are not UTF-8 (Python escapes them)
+        what = "a byte that is not UTF-8" if 0xDC80 <= ord(data[i]) <= 0xDCFF else "a lone surrogate"
+        raise UsageError(f"text is not valid UTF-8: {what} at character {i}")
     if args.path.rstrip("/") not in ("/v1/detect", "/v1/detect/batch"):
         raise UsageError(f"--path: expected /v1/detect or /v1/detect/batch, got {args.path!r}")
     import logging

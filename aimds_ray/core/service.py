@@ -23,7 +23,7 @@ def _bad_string(v: str) -> bool:
 def validate_detect_item(item: Any) -> dict[str, Any] | None:
     """None when `item` is a valid /v1/detect body, else an error dict (422 for schema problems)."""
     if not isinstance(item, dict):
-        return error(f"request body must be a JSON object, got {type(item).__name__}", 422)
+        return error(f"a request (or batch item) must be a JSON object, got {_json_type(item)}", 422)
     unknown = set(item) - set(DETECT_FIELDS)
     if unknown:
         return error(f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(DETECT_FIELDS))})",
@@ -44,7 +44,30 @@ def validate_detect_item(item: Any) -> dict[str, Any] | None:
             json.dumps(meta, ensure_ascii=False).encode("utf-8")
         except (TypeError, ValueError, RecursionError):
             return error("metadata must be a JSON object of JSON values and valid Unicode strings", 422)
+        if "events" in meta and (bad := _bad_events(meta["events"])):
+            return error(bad, 422)
     return None
+
+
+MAX_EVENTS = 32  # per request: what the session policies are given of `metadata.events`
+
+
+def _bad_events(evs: Any) -> str:
+    """Why `metadata.events` cannot be given to the policies ("" when it can): what was dropped silently before
+    (an event without a string type, past the 32nd) would be a violation nobody checked."""
+    if not isinstance(evs, list):
+        return f"metadata.events must be a list of event objects, got {type(evs).__name__}"
+    if len(evs) > MAX_EVENTS:
+        return f"metadata.events has {len(evs)} events; at most {MAX_EVENTS} per request"
+    for i, e in enumerate(evs):
+        if not isinstance(e, dict) or not isinstance(e.get("type"), str) or not e["type"]:
+            return f'metadata.events[{i}] must be an object with a non-empty string "type"'
+    return ""
+
+
+def _json_type(v: Any) -> str:
+    return {str: "string", bool: "boolean", int: "number", float: "number", list: "array", dict: "object",
+            type(None): "null"}.get(type(v), type(v).__name__)
 
 
 def validate_feedback(body: Any) -> dict[str, Any] | None:

@@ -608,7 +608,8 @@ def session_events(p: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def client_events(metadata: Any, t: float) -> list[dict[str, Any]]:
-    """`metadata.events`: [{"type": "tool_call", ...}] reported by the application, scalar fields only."""
+    """`metadata.events`: [{"type": "tool_call", ...}] reported by the application (checked at the edge,
+    `core.service.validate_detect_item`), scalar fields only: nested values are not given to the policies."""
     out: list[dict[str, Any]] = []
     evs = metadata.get("events") if isinstance(metadata, dict) else None
     if not isinstance(evs, list):

@@ -382,7 +382,10 @@ class AimdsIngress:
         except ApiError as e:
             return _respond(error(str(e), e.status))
         if not isinstance(body, dict) or set(body) - {"texts", "items"} or len(body) != 1:
-            return _respond(error('body must be {"texts": [...]} or {"items": [...]}', 422))
+            why = ("" if not isinstance(body, dict) else
+                   f"unknown field(s): {', '.join(sorted(set(body) - {'texts', 'items'}))}; "
+                   if set(body) - {"texts", "items"} else "texts or items, not both; " if len(body) > 1 else "")
+            return _respond(error(why + 'the body must be {"texts": [...]} or {"items": [...]}', 422))
         raw = body.get("texts", body.get("items"))
         if not isinstance(raw, list):
             return _respond(error("texts/items must be a list", 422))
