@@ -603,3 +603,12 @@ def test_published_weights_are_read_only(learner: Learner) -> None:
         lin.scoring_weights()[0, 0] = 1.0
     learner.submit(MISSED, 1, category="prompt_injection", source="local")  # the next publish copies the table
     assert learner.current_bundle().linear.proba_texts([MISSED])[0, 0] > lin.proba_texts([MISSED])[0, 0]
+
+
+def test_feedback_by_a_reused_request_id_needs_the_text(learner: Learner) -> None:
+    """Clients may choose request ids; one sent with two texts names neither, so feedback by it must give the text
+    (it was applied to whichever came last)."""
+    learner.remember("my-req-1", MISSED)
+    learner.remember("my-req-1", UNRELATED_BENIGN[0])
+    with pytest.raises(FeedbackError, match="more than one text"):
+        learner.submit(None, 1, request_id="my-req-1", source="local")

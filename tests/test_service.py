@@ -88,3 +88,9 @@ def test_recent_requests_are_bounded_and_forwarded_once() -> None:
     quiet = RecentRequests(forward=False)
     quiet.add("a", "text")
     assert quiet.get("a") == "text" and quiet.drain() == []
+    # a client-chosen id sent again with the same text is the same request; with another text it names neither
+    quiet.add("a", "text")
+    assert quiet.get("a") == "text" and not quiet.ambiguous("a")
+    quiet.add("a", "other text")
+    assert quiet.get("a") is None and quiet.ambiguous("a")
+

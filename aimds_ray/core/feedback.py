@@ -198,6 +198,7 @@ class RecentRequests:
         self.max_items = max_items
         self.max_chars = max_chars
         self._texts: OrderedDict[str, str] = OrderedDict()
+        self._ambiguous: set[str] = set()  # ids a client sent with more than one text: feedback must name the text
         self._chars = 0
         self._pending: list[tuple[str, str, bool]] = []
         self._pending_chars = 0
@@ -208,10 +209,14 @@ class RecentRequests:
         old = self._texts.pop(request_id, None)
         if old is not None:
             self._chars -= len(old)
+            if old != text:  # a client-chosen id reused: which request would feedback by it mean?
+                self._ambiguous.add(request_id)
         self._texts[request_id] = text
         self._chars += len(text)
         while len(self._texts) > self.max_items or self._chars > self.max_chars:
-            self._chars -= len(self._texts.popitem(last=False)[1])
+            rid, gone = self._texts.popitem(last=False)
+            self._chars -= len(gone)
+            self._ambiguous.discard(rid)
         if not self.forward:
             return
         self._pending.append((request_id, text, allowed))
@@ -219,7 +224,12 @@ class RecentRequests:
         self._trim_pending()
 
     def get(self, request_id: str) -> str | None:
-        return self._texts.get(request_id)
+        """The text of the request with this id; None when unknown or `ambiguous`."""
+        return None if request_id in self._ambiguous else self._texts.get(request_id)
+
+    def ambiguous(self, request_id: str) -> bool:
+        """The id came with more than one text (clients may choose request ids): feedback must give the text."""
+        return request_id in self._ambiguous
 
     def drain(self) -> list[tuple[str, str, bool]]:
         out, self._pending, self._pending_chars = self._pending, [], 0

@@ -724,6 +724,8 @@ class Learner:
     def _validate(self, text: str | None, label: Any, category: str | None,
                   request_id: str | None) -> tuple[int, str, str]:
         if text is None and request_id is not None:
+            if self._recent.ambiguous(request_id):
+                raise FeedbackError(f"request id {request_id!r} was sent with more than one text: give the text")
             text = self._recent.get(request_id)
             if text is None:
                 raise FeedbackError(f"unknown request id {request_id!r}: give the text")

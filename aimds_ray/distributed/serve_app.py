@@ -472,6 +472,9 @@ class AimdsIngress:
         if learner is None:
             return error("the learner is unavailable; nothing was recorded", 503)
         if body.get("text") is None and isinstance(body.get("request_id"), str):
+            if self._recent.ambiguous(body["request_id"]):
+                return error(f"request id {body['request_id']!r} was sent with more than one text: give the text",
+                             422)
             text = self._recent.get(body["request_id"])
             if text is not None:  # answered here: no need to wait for the forwarding
                 body = {**body, "text": text}
