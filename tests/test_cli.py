@@ -167,18 +167,23 @@ def test_rescore_parquet_output_when_columns_change_between_chunks(tmp_path) -> 
     inp = tmp_path / "in.jsonl"
     inp.write_text('{"text": "a", "n": "1"}\n{"text": "b"}\n{"text": "c", "n": 3}\n')
     out = tmp_path / "o.parquet"
-    rescore_local(str(inp), str(out), chunk_rows=1, progress=False)  # a missing column is null; 3 fits a string
-    assert pq.read_table(out).column("n").to_pylist() == ["1", None, "3"]
+    rescore_local(str(inp), str(out), chunk_rows=1, progress=False)  # a missing column is null; "1" and 3 differ
+    t = pq.read_table(out)  # in type: the column is JSON text, marked so, and no value is lost or turned into another
+    assert t.column("n").to_pylist() == ['"1"', None, "3"] and t.schema.field("n").metadata == {b"aimds_json": b"1"}
     # a field that first appears, or is first not null, after the first chunk: the schema comes from a first pass
     inp.write_text('{"text": "a", "tag": null}\n{"text": "b", "tag": "t"}\n{"text": "c", "extra": 1.5}\n')
     rescore_local(str(inp), str(out), chunk_rows=1, progress=False)
     t = pq.read_table(out)
     assert t.column("tag").to_pylist() == [None, "t", None] and t.column("extra").to_pylist() == [None, None, 1.5]
-    for body, needle in [('{"text": "a", "n": 1}\n{"text": "b", "n": "x"}\n', "column 'n' is int64")]:
-        inp.write_text(body)
-        with pytest.raises(RescoreError, match=needle):
-            rescore_local(str(inp), str(tmp_path / "p.parquet"), chunk_rows=1, progress=False)
-        assert not (tmp_path / "p.parquet").exists() and not (tmp_path / "p.parquet.tmp").exists()
+    # a column that is a list in one chunk and mixed in another is JSON text too
+    inp.write_text('{"text": "a", "n": [1, 2]}\n{"text": "b", "n": "x"}\n{"text": "c", "n": 5}\n')
+    rescore_local(str(inp), str(out), chunk_rows=2, progress=False)
+    assert pq.read_table(out).column("n").to_pylist() == ["[1, 2]", '"x"', "5"]
+    # an input that cannot be read is still refused, and leaves nothing behind
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(RescoreError, match="not a readable Parquet file"):
+        rescore_local(str(tmp_path / "bad.parquet"), str(tmp_path / "p.parquet"), chunk_rows=1, progress=False)
+    assert not (tmp_path / "p.parquet").exists() and not (tmp_path / "p.parquet.tmp").exists()
 
 
 def test_scan_and_feedback_unreadable_files(tmp_path, capsys) -> None:
@@ -287,19 +292,18 @@ def test_rescore_output_path_errors_name_the_users_path(tmp_path, capsys) -> Non
 
 def test_rescore_parquet_output_never_rewrites_values(tmp_path, capsys) -> None:
     """A column that is numeric in the first rows and text later cannot go into one Parquet column unchanged:
-    an error (write .jsonl), not "007" written as 7."""
+    it is JSON text throughout, not "007" written as 7 (nor the job refused at row 4097)."""
     inp = tmp_path / "in.jsonl"
     inp.write_text('{"text": "a", "n": 1}\n{"text": "b", "n": 2}\n{"text": "c", "n": "007"}\n')
-    from aimds_ray.core.batch import RescoreError, rescore_local
+    from aimds_ray.core.batch import rescore_local
 
-    with pytest.raises(RescoreError, match="column 'n'"):
-        rescore_local(str(inp), str(tmp_path / "out.parquet"), chunk_rows=2, progress=False)
-    assert not (tmp_path / "out.parquet").exists()
+    rescore_local(str(inp), str(tmp_path / "out.parquet"), chunk_rows=2, progress=False)
+    import pyarrow.parquet as pq
+
+    assert [json.loads(v) for v in pq.read_table(tmp_path / "out.parquet").column("n").to_pylist()] == [1, 2, "007"]
     ok = tmp_path / "ok.jsonl"  # a lossless conversion is still made: 1.5, 2.5 then 3 -> doubles
     ok.write_text('{"text": "a", "n": 1.5}\n{"text": "b", "n": 2.5}\n{"text": "c", "n": 3}\n')
     rescore_local(str(ok), str(tmp_path / "ok.parquet"), chunk_rows=2, progress=False)
-    import pyarrow.parquet as pq
-
     assert pq.read_table(tmp_path / "ok.parquet").column("n").to_pylist() == [1.5, 2.5, 3.0]
 
 

@@ -361,7 +361,10 @@ def _align(table: pa.Table, schema: pa.Schema, path: str, rows_before: int) -> p
             cols.append(pa.nulls(table.num_rows, f.type))
             continue
         c = table.column(f.name)
-        if c.type == pa.null():  # all null in this chunk: nulls of the column's type
+        if _is_json(f):  # the column's types differ across the input: JSON text throughout
+            if not _is_json(table.schema.field(f.name)):
+                c = _as_json(c)
+        elif c.type == pa.null():  # all null in this chunk: nulls of the column's type
             c = pa.nulls(table.num_rows, f.type)
         elif c.type != f.type:
             try:  # only a lossless conversion: "007" or "0x1" cast to int64 would be written as 7 and 1
@@ -377,25 +380,47 @@ def _align(table: pa.Table, schema: pa.Schema, path: str, rows_before: int) -> p
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def _is_json(f: pa.Field) -> bool:
+    return bool(f.metadata and f.metadata.get(b"aimds_json"))
+
+
 def _input_schema(files: list[str], chunk_rows: int, text_column: str) -> pa.Schema | None:
     """One schema for all the input's rows, read in a first pass when Parquet is written: a JSONL field may first
     appear, or first be non-null, after the first chunk (and input files may differ), and the Parquet writer needs
-    every column and type at its start. None when the types cannot be unified (int in some rows, text in others): then the chunks
-    are aligned one by one, and the first that does not fit is named."""
-    schemas = []
+    every column and type at its start. Types are unified where Arrow can widen them without loss (null -> any,
+    int -> double); a column whose types cannot be (int in some rows, text in others) is JSON text throughout
+    (`JSON_FIELD`), as a chunk whose rows mix types already is. None when an input file cannot be read (the main
+    pass then says why)."""
+    fields: dict[str, list[pa.Field]] = {}
     for path in files:
-        if _is_jsonl(path):
-            schemas += [c.schema for c in iter_input(path, chunk_rows, text_column)]
-        else:
-            try:
-                schemas.append(pq.read_schema(path))
-            except (pa.ArrowException, OSError):
-                return None  # (the main pass says what is wrong with it)
-    try:
-        schema = pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return None
+        try:
+            schemas = [c.schema for c in iter_input(path, chunk_rows, text_column)] if _is_jsonl(path) \
+                else [pq.read_schema(path)]
+        except (pa.ArrowException, OSError, RescoreError):
+            return None
+        for schema in schemas:
+            for f in schema:
+                fields.setdefault(f.name, []).append(f)
+    out = []
+    for name, fs in fields.items():
+        try:
+            if any(map(_is_json, fs)):
+                raise pa.ArrowInvalid("mixed types")
+            out.append(pa.unify_schemas([pa.schema([f]) for f in fs], promote_options="permissive").field(0))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            out.append(pa.field(name, pa.string(), metadata=JSON_FIELD))
+    schema = pa.schema(out)
     return schema if text_column in schema.names else schema.append(pa.field(text_column, pa.string()))
+
+
+def _as_json(c: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A column's values JSON-encoded (what `JSON_FIELD` marks)."""
+    try:
+        vals = c.to_pylist()
+    except UnicodeDecodeError:  # invalid UTF-8 in a string column (aimds_error explains the text column's)
+        vals = [None if b is None else b.decode("utf-8", "replace") for b in c.cast(pa.large_binary()).to_pylist()]
+    return pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=_json_value) for v in vals],
+                    pa.string())
 
 
 def _rescore_into(files: list[str], output: str, tmp: str, detector: Detector, text_column: str, chunk_rows: int,
@@ -428,8 +453,8 @@ def _rescore_into(files: list[str], output: str, tmp: str, detector: Detector, t
                         schema = first.schema.with_metadata(meta)
                         writer = pq.ParquetWriter(tmp, schema)
                     scored = _align(scored, schema, path, rows_before) \
-                        if scored.schema.remove_metadata() != schema.remove_metadata() \
-                        else scored.replace_schema_metadata(meta)
+                        if not scored.schema.remove_metadata().equals(schema.remove_metadata(), check_metadata=True) \
+                        else scored.replace_schema_metadata(meta)  # (field metadata counts: JSON_FIELD)
                     writer.write_table(scored)
                 if progress:
                     el = time.perf_counter() - t0
