@@ -680,3 +680,40 @@ def test_odd_characters_of_long_text_equal_the_set_definition() -> None:
         N.odd_chars.cache_clear()
         want = frozenset() if t.isascii() else frozenset(t).difference(N._PRINTABLE_ASCII)
         assert N.odd_chars(t) == want
+
+
+def test_symbol_spans_equal_their_regexes() -> None:
+    """`_symbol_spans` reads the pictograph runs from their positions; the two regexes are its definition."""
+    import random
+
+    from aimds_ray.core import normalize as N
+
+    r = random.Random(4)
+    pool = [*"ab z.,!?'\"09 ", "\u2192", "\u2200", "\U0001f4a1", "\U0001f600", "\ufe0f", "\u200d", "\u26a1", "é", " "]
+    for _ in range(20000):
+        t = "".join(r.choice(pool) for _ in range(r.randint(0, 40)))
+        want = ([m.span() for m in N._SYMBOL_IN_WORD.finditer(t)], [m.span() for m in N._SYMBOL_BETWEEN_WORDS.finditer(t)])
+        assert N._symbol_spans(t) == want, repr(t)
+
+
+def test_long_tokens_of_other_text_are_str_splits() -> None:
+    """`_long_tokens` (text that is not ASCII) against its definition: the str.split() tokens of n+ characters."""
+    import random
+
+    from aimds_ray.core import normalize as N
+
+    def ref(text: str, n: int) -> list[list[int]]:
+        out, pos = [], 0
+        for tok in text.split():
+            s = text.find(tok, pos)
+            pos = s + len(tok)
+            if len(tok) >= n:
+                out.append([s, pos])
+        return out
+
+    r = random.Random(5)
+    pool = [*"ab=+/ 9\t\n\x1c", "\xa0", "\u2003", "\u3000", "\x85", "\u2028", "é", "\U0001f600", "ж", "\u200b"]
+    for _ in range(20000):
+        t = "".join(r.choice(pool) for _ in range(r.randint(0, 60)))
+        for n in (3, 16):
+            assert N._long_tokens(t, n) == ref(t, n), (repr(t), n)
