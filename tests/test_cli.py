@@ -118,16 +118,23 @@ def test_rescore_unreadable_inputs_and_outputs(tmp_path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["rows"] == 1
 
 
-def test_rescore_lone_surrogate_escapes_are_bad_rows(tmp_path, capsys) -> None:
+def test_rescore_lone_surrogate_escapes_and_bad_bytes_keep_the_rest_of_the_line(tmp_path, capsys) -> None:
+    """A text with a \\uD800 escape without its pair, or bytes that are not UTF-8, is a bad row; the line's other
+    fields are kept (the damaged parts as U+FFFD), and a line damaged only outside its text is scored."""
     inp = tmp_path / "in.jsonl"
-    inp.write_text('{"text": "a \\ud800 b", "id": 1}\n{"text": "fine", "note": "\\udc00", "id": 2}\n'
-                   '{"text": "emoji \\ud83d\\ude00", "id": 3}\n')
+    inp.write_bytes(b'{"text": "a \\ud800 b", "id": 1}\n{"text": "fine", "note": "\\udc00", "id": 2}\n'
+                    b'{"text": "emoji \\ud83d\\ude00", "id": 3}\n{"text": "bad \xff", "id": 4}\n'
+                    b'{"text": "ok", "note": "bad \xfe", "id": 5}\n')
     for out in ("o.jsonl", "o.parquet"):
         assert main(["rescore", str(inp), str(tmp_path / out), "--quiet"]) == 0, capsys.readouterr().err
         assert json.loads(capsys.readouterr().out)["errors"] == 2
     got = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert ["not valid Unicode" in (g["aimds_error"] or "") for g in got] == [True, True, False]
+    assert [g["id"] for g in got] == [1, 2, 3, 4, 5]
+    assert "not valid Unicode" in got[0]["aimds_error"] and got[0]["text"] is None
+    assert got[1]["note"] == "\ufffd" and got[1]["is_threat"] is False and got[1]["aimds_error"] is None
     assert got[2]["text"] == "emoji \U0001F600" and got[2]["is_threat"] is False
+    assert got[3]["aimds_error"] == "line 4: invalid UTF-8 at byte 14" and got[3]["text"] is None
+    assert got[4]["note"] == "bad \ufffd" and got[4]["is_threat"] is False
 
 
 def test_rescore_invalid_utf8_in_a_parquet_string_column(tmp_path, capsys) -> None:
@@ -143,7 +150,13 @@ def test_rescore_invalid_utf8_in_a_parquet_string_column(tmp_path, capsys) -> No
         assert json.loads(capsys.readouterr().out)["errors"] == 1
     got = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
     assert got[0]["is_threat"] is False and got[1]["is_threat"] is None and "UTF-8" in got[1]["aimds_error"]
-    assert pq.read_table(tmp_path / "o.parquet").column("id").to_pylist() == [1, 2]
+    out = pq.read_table(tmp_path / "o.parquet")  # readable: the bad bytes are U+FFFD, as in the JSONL output
+    assert out.column("id").to_pylist() == [1, 2] and out.column("text").to_pylist() == ["ok", "\ufffd\ufffd"]
+    assert got[1]["text"] == "\ufffd\ufffd"
+    # another string column holding invalid UTF-8 is made readable the same way
+    pq.write_table(pa.table({"text": pa.array(["a", "b"]), "note": bad}), inp)
+    assert main(["rescore", str(inp), str(tmp_path / "o.parquet"), "--quiet"]) == 0
+    assert pq.read_table(tmp_path / "o.parquet").column("note").to_pylist() == ["ok", "\ufffd\ufffd"]
 
 
 def test_rescore_parquet_without_rows_keeps_its_columns(tmp_path, capsys) -> None:

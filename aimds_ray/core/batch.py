@@ -11,6 +11,7 @@ import glob
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aimds_ray.core.detector import Detector, InputError
-from aimds_ray.core.validity import json_has_lone_surrogate
+from aimds_ray.core.validity import json_has_lone_surrogate, lone_surrogate
 
 REPORT_COLUMNS = ("is_threat", "score", "threat_type", "action", "aimds_error")
 INPUT_PREFIX = "input_"  # an input column named like a report column is kept under this prefix, not overwritten
@@ -129,6 +130,24 @@ def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_colum
     ]
     for f, arr in zip(REPORT_SCHEMA, arrays, strict=True):
         table = table.append_column(f, arr)
+    return _valid_utf8(table)
+
+
+def _valid_utf8(table: pa.Table) -> pa.Table:
+    """`table` with invalid UTF-8 in its string columns replaced by U+FFFD, as JSONL output writes it: not every
+    Parquet writer validates, and a file holding such strings fails every reader that decodes them (`to_pylist`,
+    pandas). The text column's rows that had any say so in `aimds_error`. One C pass per string column."""
+    for i, f in enumerate(table.schema):
+        if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
+            continue
+        col = table.column(i)
+        try:
+            col.validate(full=True)
+        except pa.ArrowInvalid:
+            fixed = [None if b is None else b.decode("utf-8", "replace")
+                     for b in col.cast(pa.large_binary() if pa.types.is_large_string(f.type) else pa.binary())
+                     .to_pylist()]
+            table = table.set_column(i, f, pa.array(fixed, f.type))
     return table
 
 
@@ -172,12 +191,11 @@ def read_jsonl_chunks(path: str, chunk_rows: int, text_column: str = "text") -> 
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
-                if not isinstance(obj, dict):
-                    raise ValueError("not an object")
-                if json_has_lone_surrogate(raw, obj):  # it parses, but no column holding it could be written
-                    raise ValueError("a \\uD800-\\uDFFF escape without its pair is not valid Unicode")
-                if "aimds_input_error" in obj:  # the input's own field of that name, kept (see score_table)
+                obj, problem = _parse_line(raw, text_column)
+                if problem:  # the text could not be read; the other fields are kept (U+FFFD where unreadable)
+                    obj[text_column] = None
+                    obj["aimds_input_error"] = f"line {lineno}: {problem}"
+                elif "aimds_input_error" in obj:  # the input's own field of that name, kept (see score_table)
                     kept = _kept_name("aimds_input_error", list(obj))
                     obj[kept] = obj.pop("aimds_input_error")
             except (ValueError, UnicodeDecodeError) as e:
@@ -198,6 +216,43 @@ def read_jsonl_chunks(path: str, chunk_rows: int, text_column: str = "text") -> 
                 rows = []
     if rows:
         yield _rows_to_table(rows)
+
+
+def _parse_line(raw: bytes, text_column: str) -> tuple[dict[str, Any], str]:
+    """A JSONL line's object, and why its text cannot be scored ("" if it can). A line with bytes that are not
+    UTF-8, or with a \\uD800-\\uDFFF escape without its pair, keeps its other fields, the unreadable parts as U+FFFD
+    (a line's id is what ties the error to the input); its text is unreadable when the damage is in it. Raises
+    ValueError / RecursionError for a line that is no JSON object."""
+    problem = ""
+    try:
+        obj = json.loads(raw)
+    except UnicodeDecodeError as e:
+        obj = json.loads(raw.decode("utf-8", "replace"))
+        problem = f"invalid UTF-8 at byte {e.start}"
+    if not isinstance(obj, dict):
+        raise ValueError("not an object")
+    if problem:
+        text = obj.get(text_column)
+        return obj, problem if isinstance(text, str) and "\ufffd" in text else ""
+    if json_has_lone_surrogate(raw, obj):  # it parses, but no column holding it could be written
+        text = obj.get(text_column)
+        damaged = isinstance(text, str) and lone_surrogate(text) >= 0
+        obj = _without_surrogates(obj)
+        return obj, "a \\uD800-\\uDFFF escape without its pair is not valid Unicode" if damaged else ""
+    return obj, ""
+
+
+def _without_surrogates(v: Any) -> Any:
+    if isinstance(v, str):
+        return _SURROGATE.sub("\ufffd", v)
+    if isinstance(v, dict):
+        return {_without_surrogates(k): _without_surrogates(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_without_surrogates(x) for x in v]
+    return v
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
