@@ -184,38 +184,66 @@ def _is_jsonl(path: str) -> bool:
 
 
 def read_jsonl_chunks(path: str, chunk_rows: int, text_column: str = "text") -> Iterator[pa.Table]:
-    """JSONL as Arrow tables; a line that is not a JSON object becomes a row with `aimds_error`, not a crash."""
+    """JSONL (or a .json array, see `_records`) as Arrow tables; a line that is not a JSON object becomes a row with
+    `aimds_error`, not a crash."""
     rows: list[dict[str, Any]] = []
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj, problem = _parse_line(raw, text_column)
-                if problem:  # the text could not be read; the other fields are kept (U+FFFD where unreadable)
-                    obj[text_column] = None
-                    obj["aimds_input_error"] = f"line {lineno}: {problem}"
-                elif "aimds_input_error" in obj:  # the input's own field of that name, kept (see score_table)
-                    kept = _kept_name("aimds_input_error", list(obj))
-                    obj[kept] = obj.pop("aimds_input_error")
-            except (ValueError, UnicodeDecodeError) as e:
-                obj = {"aimds_input_error": f"line {lineno}: invalid JSON ({e})"}
-            except RecursionError:
-                obj = {"aimds_input_error": f"line {lineno}: invalid JSON (nested too deeply)"}
-            val = obj.get(text_column)
-            if val is None and "aimds_input_error" not in obj:  # say which line, as for the other bad rows
-                obj["aimds_input_error"] = f"line {lineno}: " + (f"{text_column} is null" if text_column in obj
-                                                                 else f"no {text_column!r} field")
-            elif val is not None and not isinstance(val, str):
-                obj["aimds_input_error"] = f"line {lineno}: {text_column} is {type(val).__name__}, not a string: " \
-                    f"{json.dumps(val)[:200]}"
+    for lineno, raw in _records(path):
+        if not raw.strip():
+            continue
+        try:
+            obj, problem = _parse_line(raw, text_column)
+            if problem:  # the text could not be read; the other fields are kept (U+FFFD where unreadable)
                 obj[text_column] = None
-            rows.append(obj)
-            if len(rows) >= chunk_rows:
-                yield _rows_to_table(rows)
-                rows = []
+                obj["aimds_input_error"] = f"line {lineno}: {problem}"
+            elif "aimds_input_error" in obj:  # the input's own field of that name, kept (see score_table)
+                kept = _kept_name("aimds_input_error", list(obj))
+                obj[kept] = obj.pop("aimds_input_error")
+        except (ValueError, UnicodeDecodeError) as e:
+            obj = {"aimds_input_error": f"line {lineno}: invalid JSON ({e})"}
+        except RecursionError:
+            obj = {"aimds_input_error": f"line {lineno}: invalid JSON (nested too deeply)"}
+        val = obj.get(text_column)
+        if val is None and "aimds_input_error" not in obj:  # say which line, as for the other bad rows
+            obj["aimds_input_error"] = f"line {lineno}: " + (f"{text_column} is null" if text_column in obj
+                                                             else f"no {text_column!r} field")
+        elif val is not None and not isinstance(val, str):
+            obj["aimds_input_error"] = f"line {lineno}: {text_column} is {type(val).__name__}, not a string: " \
+                f"{json.dumps(val)[:200]}"
+            obj[text_column] = None
+        rows.append(obj)
+        if len(rows) >= chunk_rows:
+            yield _rows_to_table(rows)
+            rows = []
     if rows:
         yield _rows_to_table(rows)
+
+
+def _records(path: str) -> Iterator[tuple[int, bytes]]:
+    """(number, UTF-8 JSON) of each record: the lines of JSONL (UTF-16 with a byte-order mark is read as such), or,
+    for a .json file that holds one array, its elements (numbered as lines are: the first is 1)."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+        f.seek(0)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            try:
+                text = f.read().decode("utf-16")
+            except UnicodeDecodeError as e:
+                raise RescoreError(f"{path}: starts with a UTF-16 byte-order mark but is not UTF-16 ({e})") from None
+            for n, line in enumerate(text.split("\n"), 1):
+                yield n, line.encode("utf-8", "surrogatepass")  # (a lone surrogate stays one: _parse_line sees it)
+            return
+        if path.endswith(".json") and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+            try:
+                items = json.loads(f.read().decode("utf-8-sig"))
+            except (ValueError, UnicodeDecodeError, RecursionError) as e:
+                raise RescoreError(f"{path}: a JSON array that cannot be read ({type(e).__name__}: {e})"[:500]) \
+                    from None
+            if not isinstance(items, list):
+                raise RescoreError(f"{path}: expected one JSON array of objects or JSON lines")
+            for n, item in enumerate(items, 1):
+                yield n, json.dumps(item).encode("ascii")  # (a lone surrogate stays an escape: _parse_line says so)
+            return
+        yield from enumerate(f, 1)
 
 
 def _parse_line(raw: bytes, text_column: str) -> tuple[dict[str, Any], str]:
