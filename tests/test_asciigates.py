@@ -161,9 +161,18 @@ def test_closers_gate_is_a_superset_of_a_delimiter_flood() -> None:
     assert not G.gates_of(b"print(f(g(h(x))))  # done") & G.CLOSERS
 
 
-def test_long_runs_are_the_long_tokens_of_str_split() -> None:
-    from aimds_ray.core.normalize import _long_tokens
+def _long_tokens(text: str, n: int) -> list[tuple[int, int]]:
+    """The definition: (start, end) of the str.split() tokens of `n`+ characters."""
+    out, pos = [], 0
+    for tok in text.split():
+        s = text.find(tok, pos)
+        pos = s + len(tok)
+        if len(tok) >= n:
+            out.append((s, pos))
+    return out
 
+
+def test_long_runs_are_the_long_tokens_of_str_split() -> None:
     r = random.Random(4)
     alphabet = "ab+/=09 \t\n\x0b\x1c\x1fXY-_"
     for _ in range(3000):
