@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 ORDER = 45
 
@@ -62,11 +63,19 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_rollback(args: argparse.Namespace) -> int:
     from aimds_ray.cli import UsageError
+    from aimds_ray.core.feedback import LockTimeout
     from aimds_ray.core.learner import rollback
 
     try:
-        out = rollback(args.version)
+        out = rollback(args.version, lock_timeout=5.0)
     except KeyError as e:
         raise UsageError(str(e.args[0])) from None
+    except LockTimeout:
+        raise UsageError("another learner holds this $AIMDS_HOME (a running `aimds serve`?): stop it first, or roll "
+                         "back through it") from None
+    if out["dropped"]:
+        print(f"aimds model: {out['dropped']} accepted feedback update(s) on {out['previous']} that were not "
+              f"committed are no longer applied (they stay in the feedback log: seqs {out['dropped_seqs']})",
+              file=sys.stderr)
     print(json.dumps(out))
     return 0

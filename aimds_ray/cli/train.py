@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from aimds_ray.core.config import load_yaml
 
@@ -27,6 +28,18 @@ def load_training_spec() -> dict:
     return load_yaml((Path(__file__).resolve().parent.parent / "data" / "training.yaml").read_text())
 
 
+def _check_new_version(store: Any, version: str) -> None:
+    """A version `aimds train` may create in the store: a plain name that no version (learned ones included) has."""
+    from aimds_ray.cli import UsageError
+    from aimds_ray.core.model import valid_version_name
+
+    if not valid_version_name(version):
+        raise UsageError(f"--version {version!r}: a version is a name like v3 (letters, digits, . _ + -)")
+    if (store.root / version).exists():
+        raise UsageError(f"model version {version!r} exists in {store.root}; give another --version, or none for "
+                         "the next free one")
+
+
 def run(args: argparse.Namespace) -> int:
     from aimds_ray.cli import UsageError
     from aimds_ray.core.config import load_config
@@ -44,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     params = TrainParams(**spec.get("params", {}))
     store = ModelStore()
     version = args.version or store.next_version()
+    if not args.out:  # a new version in the store: never over one that exists (learned versions live there too)
+        _check_new_version(store, version)
     corpora = [] if args.no_corpora else spec.get("corpora", [])
     try:
         rows = read_jsonl(files) + read_corpora(corpora)
@@ -56,8 +71,16 @@ def run(args: argparse.Namespace) -> int:
                           log=lambda m: print(m, file=__import__("sys").stderr))
     if args.out:
         path = bundle.save(Path(args.out))
-    else:
-        store.commit(bundle)
+    else:  # under the learner's lock: a running learner commits its versions under it too
+        from aimds_ray.core.feedback import FileLock, LockTimeout
+
+        try:
+            with FileLock(store.root.parent / "feedback" / ".lock", 5.0):
+                _check_new_version(store, version)
+                store.commit(bundle)
+        except LockTimeout:
+            raise UsageError("another learner holds this $AIMDS_HOME (a running `aimds serve`?): stop it, or write "
+                             "the bundle elsewhere with --out") from None
         path = store.path_of(version)
     print(json.dumps({"version": version, "path": str(path), **bundle.metrics}))
     return 0

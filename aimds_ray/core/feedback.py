@@ -100,6 +100,7 @@ class FeedbackLog:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / self.FILENAME
         self.torn_bytes = self._repair()
+        self.skipped = 0  # lines that are no record of this log (see `_read`)
         self._records: list[dict[str, Any]] = list(self._read())
         self.next_seq = max((int(r.get("seq", 0)) for r in self._records), default=0) + 1
         self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - kept open for the life of the log
@@ -145,8 +146,12 @@ class FeedbackLog:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a corrupt line in the middle (disk damage): skip it, keep the rest
-                if isinstance(rec, dict):
+                # a record this log wrote has an int seq; anything else (a line edited by hand) is skipped like a
+                # corrupt one, not a KeyError at every start
+                if isinstance(rec, dict) and isinstance(rec.get("seq"), int) and not isinstance(rec["seq"], bool):
                     yield rec
+                else:
+                    self.skipped += 1
 
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
         return [r for r in self._records if kind is None or r.get("kind") == kind]

@@ -580,12 +580,14 @@ class Learner:
                 if r.get("updated"):
                     self._train(it, self._aug_items(it), np.random.default_rng([self.cfg.seed, int(r["seq"])]),
                                 passes=int(r.get("passes", 1)))
-                    self.pending.append(int(r["seq"]))
-                    self.pending_since = self.pending_since or float(r.get("ts", time.time()))
-                else:
-                    self.included.add(int(r["seq"]))  # nothing to re-apply
+                added = False
                 if int(r["label"]) == 1 and r.get("category") != "harmful_request":
-                    self._add_pattern(r["text"], r["category"], r.get("source", "?"), int(r["seq"]))
+                    added = bool(self._add_pattern(r["text"], r["category"], r.get("source", "?"),
+                                                   int(r["seq"])).get("added"))
+                self._exemplars_raised = False
+                self._remember_item(it)
+                self._note_change(r, added or self._exemplars_raised)  # as _accept decided when it came
+                continue
             self._remember_item(it)
         self._publish()
         self._guard_now = self._guard_figures(self.platt, self.threshold)
@@ -718,8 +720,19 @@ class Learner:
             rec = self._apply(base, red)
             ack = self._ack(rec, t0)
             if rec["status"] == "accepted" and self._checkpoint_due():
-                ack["committed_version"] = self._checkpoint()
+                self._try_checkpoint(ack)
             return ack
+
+    def _try_checkpoint(self, ack: dict[str, Any]) -> None:
+        """Commit into `ack`; a commit that fails (a full disk) leaves the feedback acknowledged, since the log
+        already holds it: the next checkpoint, or the next learner's replay, commits it. Said in the answer rather
+        than raised, so that a client does not send acknowledged feedback again."""
+        try:
+            ack["committed_version"] = self._checkpoint()
+        except OSError as e:
+            ack["committed_version"] = None
+            ack["commit_deferred"] = f"the feedback is recorded; committing a new model version failed " \
+                                     f"({type(e).__name__}: {e}) and is retried at the next checkpoint"
 
     def _validate(self, text: str | None, label: Any, category: str | None,
                   request_id: str | None) -> tuple[int, str, str]:
@@ -953,21 +966,31 @@ class Learner:
     def _accept(self, rec: dict[str, Any], it: _Item, cols: np.ndarray | None,
                 guard: dict[str, float] | None = None) -> dict[str, Any]:
         rec = self.log.append(rec)  # durable before it is visible or acknowledged
-        if rec["updated"]:
-            self.pending.append(int(rec["seq"]))
-            self.pending_since = self.pending_since or time.time()
-            if guard is not None:
-                self._guard_now = guard
-        else:
-            self.included.add(int(rec["seq"]))  # nothing to re-apply after a crash
+        if rec["updated"] and guard is not None:
+            self._guard_now = guard
         it.seq = int(rec["seq"])
+        raised = self._exemplars_raised
+        self._exemplars_raised = False
         self._remember_item(it)
         if it.label == 1 and it.category != "harmful_request":
             rec["pattern"] = self._add_pattern(rec["text"], rec["category"], rec["source"], int(rec["seq"]))
-        if rec["updated"] or rec.get("pattern", {}).get("added") or self._exemplars_raised:
+        changed = self._note_change(rec, bool(rec.get("pattern", {}).get("added")) or self._exemplars_raised)
+        if changed or raised:
             self._exemplars_raised = False
             self._publish(cols if cols is not None else np.zeros(0, np.int64))
         return rec
+
+    def _note_change(self, rec: dict[str, Any], other: bool) -> bool:
+        """Pending (committed at the next checkpoint, counted in the published `vN+k` name) when the feedback
+        changed the model: its weights, or its patterns / exemplar thresholds (`other`), which a scan of the version
+        on disk would otherwise never see; else included (nothing to re-apply after a crash)."""
+        seq = int(rec["seq"])
+        if rec.get("updated") or other:
+            self.pending.append(seq)
+            self.pending_since = self.pending_since or float(rec.get("ts", time.time()))
+            return True
+        self.included.add(seq)
+        return False
 
     def _fired(self, feats: dict[str, float], cal_learned: float) -> dict[str, bool]:
         th = _logit(self.threshold)
@@ -1221,7 +1244,8 @@ class Learner:
             return self._checkpoint() if self._checkpoint_due() else None
 
     def checkpoint(self, *, force: bool = False) -> str | None:
-        """Commit the current weights as version N+1 (if anything changed, or `force`). Returns the version."""
+        """Commit the current weights as version N+1 (if anything changed, or `force`). Returns the version.
+        Pending feedback stays pending if the commit fails (OSError raised; the log holds it)."""
         with self._mutex:
             if not self.pending and not force:
                 return None
@@ -1358,21 +1382,34 @@ def _rows(X: tuple[np.ndarray, np.ndarray, np.ndarray] | None, a: int, b: int,
     return (ip[a : b + 1] - s).astype(np.int64), idx[s:e], val[s:e]
 
 
-def rollback(version: str, home: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def rollback(version: str, home: str | os.PathLike[str] | None = None, lock_timeout: float = 60.0
+             ) -> dict[str, Any]:
     """Switch `$AIMDS_HOME`'s current model to `version` without building a learner (the CLI path): takes the learner
-    lock, logs the rollback (so uncheckpointed feedback on the old version is not replayed onto it), switches."""
+    lock, logs the rollback (so uncheckpointed feedback on the old version is not replayed onto it), switches.
+    `dropped`: the accepted feedback made on the old version since its last commit, which is no longer applied
+    (rolling back to the current version is how such updates are discarded; they stay in the log)."""
     h = Path(home) if home is not None else aimds_home()
-    with FileLock(h / "feedback" / ".lock"):
+    with FileLock(h / "feedback" / ".lock", lock_timeout):
         store = ModelStore(h / "models")
         store.path_of(version)
         prev = store.current_version()
         log = FeedbackLog(h / "feedback")
         try:
-            log.append({"kind": "rollback", "to": version, "from": prev})
+            dropped = _uncommitted(log, prev)
+            log.append({"kind": "rollback", "to": version, "from": prev, "dropped": len(dropped)})
         finally:
             log.close()
         store.rollback(version)
-        return {"current": version, "previous": prev}
+        return {"current": version, "previous": prev, "dropped": len(dropped), "dropped_seqs": dropped}
+
+
+def _uncommitted(log: FeedbackLog, version: str | None) -> list[int]:
+    """Seqs of accepted feedback made on `version` after its last checkpoint or rollback: what a learner on it would
+    replay (and commit at its next checkpoint)."""
+    last = max((int(r["seq"]) for r in log.records("rollback")), default=0)
+    last = max([last] + [int(r["seq"]) for r in log.records("checkpoint") if r.get("version") == version])
+    return [int(r["seq"]) for r in log.records("feedback") if r.get("status") == "accepted"
+            and r.get("base") == version and int(r["seq"]) > last]
 
 
 def list_versions(home: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:

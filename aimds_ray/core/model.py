@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -64,13 +65,17 @@ class ModelBundle:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        self.linear.save(tmp / "linear")
-        (tmp / "patterns.json").write_text(json.dumps(self.patterns, ensure_ascii=False))
-        (tmp / "bundle.json").write_text(json.dumps(self.header(), indent=2))
-        for f in list(tmp.rglob("*")):
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
+        try:
+            self.linear.save(tmp / "linear")
+            (tmp / "patterns.json").write_text(json.dumps(self.patterns, ensure_ascii=False))
+            (tmp / "bundle.json").write_text(json.dumps(self.header(), indent=2))
+            for f in list(tmp.rglob("*")):
+                if f.is_file():
+                    with open(f, "rb") as fh:
+                        os.fsync(fh.fileno())
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # (a full disk: nothing half-written is left to list or load)
+            raise
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -108,12 +113,15 @@ class ModelStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def versions(self) -> list[str]:
-        local = sorted((p.name for p in self.root.iterdir() if p.is_dir() and (p / "bundle.json").exists()),
-                       key=_vkey)
+        local = sorted((p.name for p in self.root.iterdir() if p.is_dir() and (p / "bundle.json").exists()
+                        and not p.name.endswith(".tmp")), key=_vkey)  # (a save cut short is no version)
         shipped = shipped_version()
         return ([shipped] if shipped and shipped not in local else []) + local
 
     def path_of(self, version: str) -> Path:
+        if not valid_version_name(version):
+            raise KeyError(f"no model version {version!r}: a version is a name like v3 (have: "
+                           f"{', '.join(self.versions()) or 'none'})")
         p = self.root / version
         if (p / "bundle.json").exists():
             return p
@@ -168,6 +176,13 @@ class ModelStore:
         h["current"] = version == self.current_version()
         h["shipped"] = (SHIPPED_DIR / version / "bundle.json").exists()
         return h
+
+
+_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")  # a directory name under models/, never a path
+
+
+def valid_version_name(version: str) -> bool:
+    return bool(_VERSION_NAME.fullmatch(version or "")) and not version.endswith(".tmp") and ".." not in version
 
 
 def _vkey(v: str) -> tuple[int, str]:
