@@ -686,3 +686,14 @@ def test_train_never_replaces_an_existing_version(tmp_path: Path) -> None:
         r = _aimds("train", str(data), "--no-corpora", "--version", version)
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(ModelStore().load("v2").patterns) == 1  # the learned version is untouched
+
+
+def test_a_damaged_current_version_is_named_with_the_way_out() -> None:
+    with Learner(SMALL) as lr:
+        lr.submit(MISSED, 1, category="prompt_injection", source="local")
+        lr.checkpoint()
+    npz = next(Path(os.environ["AIMDS_HOME"], "models", "v2").rglob("*.npz"))
+    npz.write_bytes(npz.read_bytes()[:100])  # truncated
+    r = _aimds("scan", "hello")
+    assert r.returncode == 2 and "'v2'" in r.stderr and "cannot be read" in r.stderr and "rollback" in r.stderr, r.stderr
+    assert _aimds("model", "rollback", "v1").returncode == 0 and _aimds("scan", "hello").returncode == 0

@@ -16,11 +16,13 @@ import os
 import re
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aimds_ray.core.classifier import LinearModel
+from aimds_ray.core.config import ConfigError
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models"
 
@@ -142,7 +144,12 @@ class ModelStore:
         v = version or self.current_version()
         if v is None:
             return None
-        return ModelBundle.load(self.path_of(v))
+        path = self.path_of(v)
+        try:
+            return ModelBundle.load(path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # a damaged file, not a missing version
+            raise ModelLoadError(f"model version {v!r} at {path} cannot be read ({type(e).__name__}: {e}); switch "
+                                 "to another with `aimds model rollback <version>` (`aimds model list`)") from None
 
     def next_version(self) -> str:
         nums = [_vkey(v)[0] for v in self.versions()]
@@ -176,6 +183,10 @@ class ModelStore:
         h["current"] = version == self.current_version()
         h["shipped"] = (SHIPPED_DIR / version / "bundle.json").exists()
         return h
+
+
+class ModelLoadError(ConfigError):
+    """A model version whose files cannot be read (exit code 2 at the CLI: the user can roll back)."""
 
 
 _VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")  # a directory name under models/, never a path
