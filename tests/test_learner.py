@@ -697,3 +697,21 @@ def test_a_damaged_current_version_is_named_with_the_way_out() -> None:
     r = _aimds("scan", "hello")
     assert r.returncode == 2 and "'v2'" in r.stderr and "cannot be read" in r.stderr and "rollback" in r.stderr, r.stderr
     assert _aimds("model", "rollback", "v1").returncode == 0 and _aimds("scan", "hello").returncode == 0
+
+
+def test_prune_keeps_the_newest_and_the_current_version() -> None:
+    cfg = LearnerConfig(**{**SMALL.__dict__, "checkpoint_every": 0})
+    with Learner(cfg) as lr:
+        for t in (MISSED, *NEAR_COPIES[:2], FALSE_ALARM):
+            lr.submit(t, 0 if t == FALSE_ALARM else 1, category=None if t == FALSE_ALARM else "prompt_injection",
+                      source="local")
+            lr.checkpoint(force=True)
+        lr.rollback("v3")
+    r = _aimds("model", "prune", "--keep", "1", "--dry-run")
+    assert r.returncode == 0 and json.loads(r.stdout)["deleted"] == ["v2", "v4"], r.stdout
+    assert ModelStore().path_of("v2")  # a dry run deletes nothing
+    out = json.loads(_aimds("model", "prune", "--keep", "1").stdout)
+    assert out["deleted"] == ["v2", "v4"] and out["kept"] == ["v3", "v5"] and out["current"] == "v3"
+    assert [v for v in ModelStore().versions()] == ["v1", "v3", "v5"]  # the shipped v1 stays listed
+    assert _aimds("scan", MISSED).returncode == 1  # the current version still loads
+    assert _aimds("model", "prune", "--keep", "0").returncode == 2

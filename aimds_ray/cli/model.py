@@ -1,8 +1,10 @@
-"""`aimds model list | show V | rollback V`: the versions in `$AIMDS_HOME/models` (and the shipped one).
+"""`aimds model list | show V | rollback V | prune --keep N`: the versions in `$AIMDS_HOME/models` (and the shipped
+one).
 
 `list` prints a JSON array (version, parent, threshold, fusion weights, metrics, `current`, `shipped`); `show` one
 version in full; `rollback` makes an earlier version current (an atomic pointer switch; nothing is deleted) and
-logs it, so feedback made on the newer version is not re-applied to the old one.
+logs it, so feedback made on the newer version is not re-applied to the old one; `prune` deletes all but the newest
+N local versions and the current one (each is ~7 MB, and the CLI commits one per accepted feedback).
 """
 
 from __future__ import annotations
@@ -26,13 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     rb = msub.add_parser("rollback", help="make an earlier version current")
     rb.add_argument("version")
     rb.set_defaults(func=run_rollback)
+    pr = msub.add_parser("prune", help="delete all but the newest N local versions and the current one")
+    pr.add_argument("--keep", type=int, required=True, help="newest versions to keep (at least 1)")
+    pr.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
+    pr.set_defaults(func=run_prune)
     p.set_defaults(func=_usage)
 
 
 def _usage(args: argparse.Namespace) -> int:
     from aimds_ray.cli import UsageError
 
-    raise UsageError("give an action: list, show V, rollback V")
+    raise UsageError("give an action: list, show V, rollback V, prune --keep N")
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -77,5 +83,20 @@ def run_rollback(args: argparse.Namespace) -> int:
         print(f"aimds model: {out['dropped']} accepted feedback update(s) on {out['previous']} that were not "
               f"committed are no longer applied (they stay in the feedback log: seqs {out['dropped_seqs']})",
               file=sys.stderr)
+    print(json.dumps(out))
+    return 0
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    from aimds_ray.cli import UsageError
+    from aimds_ray.core.feedback import LockTimeout
+    from aimds_ray.core.learner import prune
+
+    if args.keep < 1:
+        raise UsageError("--keep must be at least 1")
+    try:
+        out = prune(args.keep, dry_run=args.dry_run, lock_timeout=5.0)
+    except LockTimeout:
+        raise UsageError("another learner holds this $AIMDS_HOME (a running `aimds serve`?): stop it first") from None
     print(json.dumps(out))
     return 0

@@ -48,6 +48,7 @@ import json
 import math
 import os
 import random
+import shutil
 import threading
 import time
 import uuid
@@ -1401,6 +1402,24 @@ def rollback(version: str, home: str | os.PathLike[str] | None = None, lock_time
             log.close()
         store.rollback(version)
         return {"current": version, "previous": prev, "dropped": len(dropped), "dropped_seqs": dropped}
+
+
+def prune(keep: int, home: str | os.PathLike[str] | None = None, *, dry_run: bool = False,
+          lock_timeout: float = 60.0) -> dict[str, Any]:
+    """Delete the local versions but the `keep` newest and the current one (under the learner lock, so no commit
+    races it). The shipped version is never among them; the feedback log keeps every record, so nothing learned is
+    lost that a new training or feedback run could not rebuild, but a deleted version can no longer be rolled back to."""
+    h = Path(home) if home is not None else aimds_home()
+    with FileLock(h / "feedback" / ".lock", lock_timeout):
+        store = ModelStore(h / "models")
+        local = [v for v in store.versions() if (store.root / v / "bundle.json").exists()]
+        current = store.current_version()
+        kept = set(local[-keep:]) | {current}
+        gone = [v for v in local if v not in kept]
+        if not dry_run:
+            for v in gone:
+                shutil.rmtree(store.root / v)
+        return {"deleted": gone, "kept": [v for v in local if v in kept], "current": current, "dry_run": dry_run}
 
 
 def _uncommitted(log: FeedbackLog, version: str | None) -> list[int]:
