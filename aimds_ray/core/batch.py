@@ -297,7 +297,7 @@ def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
             arr = pa.array(vals)
             fields.append(pa.field(k, arr.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed types, or an int past 64 bits
-            arr = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in vals], pa.string())
+            arr = _json_texts(vals)
             fields.append(pa.field(k, pa.string(), metadata=JSON_FIELD))
         cols.append(arr)
     return pa.Table.from_arrays(cols, schema=pa.schema(fields))
@@ -354,17 +354,8 @@ class RescoreSummary:
 
 
 def _write_jsonl(f: Any, table: pa.Table) -> None:
-    try:
-        rows = table.to_pylist()
-    except UnicodeDecodeError:  # invalid UTF-8 in a string column: written with U+FFFD (aimds_error says why)
-        cols = {}
-        for name, col in zip(table.column_names, table.columns, strict=True):
-            try:
-                cols[name] = col.to_pylist()
-            except UnicodeDecodeError:
-                cols[name] = [None if b is None else b.decode("utf-8", "replace")
-                              for b in col.cast(pa.large_binary()).to_pylist()]
-        rows = [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
+    """`table` (`score_table`'s output: its strings are valid UTF-8, see `_valid_utf8`) as JSON lines."""
+    rows = table.to_pylist()
     encoded = [f.name for f in table.schema if f.metadata and f.metadata.get(b"aimds_json")]
     for row in rows:
         for name in encoded:  # values of mixed types, carried as JSON text: written back as the values they were
@@ -446,7 +437,7 @@ def _align(table: pa.Table, schema: pa.Schema, path: str, rows_before: int) -> p
         c = table.column(f.name)
         if _is_json(f):  # the column's types differ across the input: JSON text throughout
             if not _is_json(table.schema.field(f.name)):
-                c = _as_json(c)
+                c = _json_texts(c.to_pylist())  # (scored chunks: valid UTF-8)
         elif c.type == pa.null():  # all null in this chunk: nulls of the column's type
             c = pa.nulls(table.num_rows, f.type)
         elif c.type != f.type:
@@ -496,12 +487,8 @@ def _input_schema(files: list[str], chunk_rows: int, text_column: str) -> pa.Sch
     return schema if text_column in schema.names else schema.append(pa.field(text_column, pa.string()))
 
 
-def _as_json(c: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """A column's values JSON-encoded (what `JSON_FIELD` marks)."""
-    try:
-        vals = c.to_pylist()
-    except UnicodeDecodeError:  # invalid UTF-8 in a string column (aimds_error explains the text column's)
-        vals = [None if b is None else b.decode("utf-8", "replace") for b in c.cast(pa.large_binary()).to_pylist()]
+def _json_texts(vals: list[Any]) -> pa.Array:
+    """Each value JSON-encoded (what `JSON_FIELD` marks); null stays null."""
     return pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=_json_value) for v in vals],
                     pa.string())
 
