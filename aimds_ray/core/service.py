@@ -9,7 +9,7 @@ from typing import Any
 
 from aimds_ray.core.detector import Detector, InputError, coerce_text
 from aimds_ray.core.validity import lone_surrogate
-from aimds_ray.core.wire import DETECT_FIELDS, FEEDBACK_FIELDS
+from aimds_ray.core.wire import DETECT_FIELDS, FEEDBACK_FIELDS, MAX_EVENTS, json_type, valid_id
 
 
 def error(message: str, status: int) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def _bad_string(v: str) -> bool:
 def validate_detect_item(item: Any) -> dict[str, Any] | None:
     """None when `item` is a valid /v1/detect body, else an error dict (422 for schema problems)."""
     if not isinstance(item, dict):
-        return error(f"a request (or batch item) must be a JSON object, got {_json_type(item)}", 422)
+        return error(f"a request (or batch item) must be a JSON object, got {json_type(item)}", 422)
     unknown = set(item) - set(DETECT_FIELDS)
     if unknown:
         return error(f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(DETECT_FIELDS))})",
@@ -34,7 +34,7 @@ def validate_detect_item(item: Any) -> dict[str, Any] | None:
         return error(f"text must be a string, got {type(item['text']).__name__}", 422)
     for k in ("session_id", "client_id", "request_id"):
         v = item.get(k)
-        if v is not None and (not isinstance(v, str) or not 0 < len(v) <= 256 or _bad_string(v)):
+        if v is not None and not valid_id(v):
             return error(f"{k} must be a string of 1-256 characters (valid Unicode)", 422)
     meta = item.get("metadata")
     if meta is not None:
@@ -49,9 +49,6 @@ def validate_detect_item(item: Any) -> dict[str, Any] | None:
     return None
 
 
-MAX_EVENTS = 32  # per request: what the session policies are given of `metadata.events`
-
-
 def _bad_events(evs: Any) -> str:
     """Why `metadata.events` cannot be given to the policies ("" when it can): what was dropped silently before
     (an event without a string type, past the 32nd) would be a violation nobody checked."""
@@ -63,11 +60,6 @@ def _bad_events(evs: Any) -> str:
         if not isinstance(e, dict) or not isinstance(e.get("type"), str) or not e["type"]:
             return f'metadata.events[{i}] must be an object with a non-empty string "type"'
     return ""
-
-
-def _json_type(v: Any) -> str:
-    return {str: "string", bool: "boolean", int: "number", float: "number", list: "array", dict: "object",
-            type(None): "null"}.get(type(v), type(v).__name__)
 
 
 def validate_feedback(body: Any) -> dict[str, Any] | None:

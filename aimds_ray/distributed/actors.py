@@ -23,6 +23,7 @@ from typing import Any
 
 import ray
 
+from aimds_ray.core.wire import MAX_EVENTS
 from aimds_ray.distributed.runtime import HashRing, RuntimeConfig, with_retries
 
 
@@ -614,7 +615,7 @@ def client_events(metadata: Any, t: float) -> list[dict[str, Any]]:
     evs = metadata.get("events") if isinstance(metadata, dict) else None
     if not isinstance(evs, list):
         return out
-    for e in evs[:32]:
+    for e in evs[:MAX_EVENTS]:
         if isinstance(e, dict) and isinstance(e.get("type"), str):
             ev = {k: v for k, v in e.items() if isinstance(v, str | int | float | bool) and k != "t"}
             ev["t"] = t

@@ -29,7 +29,8 @@ from aimds_ray import __version__
 from aimds_ray.core.feedback import RecentRequests
 from aimds_ray.core.process import settle_heap
 from aimds_ray.core.service import detect_items, error, validate_feedback
-from aimds_ray.core.validity import json_has_lone_surrogate, lone_surrogate
+from aimds_ray.core.validity import json_has_lone_surrogate
+from aimds_ray.core.wire import valid_id
 from aimds_ray.distributed.actors import client_events
 from aimds_ray.distributed.runtime import NAMESPACE, HashRing, RuntimeConfig, actor_names, with_retries
 
@@ -494,7 +495,7 @@ class AimdsIngress:
         return {**ack, "recorded": True, "accepted": ack.get("status") == "accepted"}
 
     async def session(self, session_id: str) -> dict[str, Any]:
-        if not 0 < len(session_id) <= 256 or lone_surrogate(session_id) >= 0:
+        if not valid_id(session_id):
             return error("session id must be 1-256 characters (valid Unicode), as session_id on /v1/detect", 422)
         h = self._connect()
         a = h["analyzers"][self.ring_a.owner(session_id)]

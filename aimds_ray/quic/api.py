@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from aimds_ray.core.validity import json_has_lone_surrogate, lone_surrogate
-from aimds_ray.core.wire import DETECT_FIELDS, FEEDBACK_FIELDS
+from aimds_ray.core.validity import json_has_lone_surrogate
+from aimds_ray.core.wire import DETECT_FIELDS, FEEDBACK_FIELDS, json_type, valid_id
 
 
 class ApiError(Exception):
@@ -59,7 +59,7 @@ def route(method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
             sid = unquote(path[len(_SESSION_PREFIX):], errors="strict")
         except UnicodeDecodeError:
             raise ApiError(400, "session id is not valid UTF-8 once percent-decoded") from None
-        if not 0 < len(sid) <= 256 or lone_surrogate(sid) >= 0:
+        if not valid_id(sid):
             raise ApiError(422, "session id must be 1-256 characters (valid Unicode), as session_id on /v1/detect")
         r, params = SESSION_ROUTE, {"session_id": sid}
     if r is None:
@@ -91,25 +91,13 @@ def parse_json(body: bytes) -> Any:
 
 def _object(obj: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(obj, dict):
-        raise ApiError(422, f"expected a JSON object, got {_json_type(obj)}")
+        raise ApiError(422, f"expected a JSON object, got {json_type(obj)}")
     unknown = sorted(set(obj) - set(allowed))
     if unknown:
         raise ApiError(422, f"unknown field {unknown[0]!r} (allowed: {', '.join(allowed)})")
     return obj
 
 
-def _json_type(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int | float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
 
 
 def _opt_str(obj: dict[str, Any], key: str, max_len: int = 256) -> None:
@@ -117,7 +105,7 @@ def _opt_str(obj: dict[str, Any], key: str, max_len: int = 256) -> None:
     if v is None:
         return
     if not isinstance(v, str):
-        raise ApiError(422, f"{key}: expected a string, got {_json_type(v)}")
+        raise ApiError(422, f"{key}: expected a string, got {json_type(v)}")
     if len(v) > max_len:
         raise ApiError(422, f"{key}: at most {max_len} characters")
 
@@ -130,12 +118,12 @@ def validate_detect(obj: Any, where: str = "") -> dict[str, Any]:
         if "text" not in obj:
             raise ApiError(422, "text: required")
         if not isinstance(obj["text"], str):
-            raise ApiError(422, f"text: expected a string, got {_json_type(obj['text'])}")
+            raise ApiError(422, f"text: expected a string, got {json_type(obj['text'])}")
         for key in ("session_id", "client_id", "request_id"):
             _opt_str(obj, key)
         meta = obj.get("metadata")
         if meta is not None and not isinstance(meta, dict):
-            raise ApiError(422, f"metadata: expected an object, got {_json_type(meta)}")
+            raise ApiError(422, f"metadata: expected an object, got {json_type(meta)}")
     except ApiError as e:
         raise ApiError(e.status, f"{where}{e.message}", e.headers) from None
     return {k: v for k, v in obj.items() if v is not None}
@@ -155,7 +143,7 @@ def validate_batch(obj: Any, max_texts: int) -> list[Any]:
     if raw is None:
         raise ApiError(422, "texts: required")
     if not isinstance(raw, list):
-        raise ApiError(422, f"{key}: expected an array, got {_json_type(raw)}")
+        raise ApiError(422, f"{key}: expected an array, got {json_type(raw)}")
     if len(raw) > max_texts:
         raise ApiError(413, f"{key}: {len(raw)} items; at most {max_texts} per request (split the batch)")
     return list(raw) if key == "items" else [{"text": t} for t in raw]
@@ -170,7 +158,7 @@ def validate_feedback(obj: Any) -> dict[str, Any]:
     if obj.get("text") is None and obj.get("request_id") is None:
         raise ApiError(422, "give text or request_id")
     if obj.get("text") is not None and not isinstance(obj["text"], str):
-        raise ApiError(422, f"text: expected a string, got {_json_type(obj['text'])}")
+        raise ApiError(422, f"text: expected a string, got {json_type(obj['text'])}")
     _opt_str(obj, "request_id")
     _opt_str(obj, "category", 64)
     _opt_str(obj, "source", 256)
