@@ -583,11 +583,12 @@ class SignatureIndex:
     def candidates_ref(self, text: str) -> list[tuple[int, int]]:
         """Plain-Python definition of `candidates`, from the str.find literal reference."""
         flags = self.automaton.flags.tolist()
-        seen, occ = M.find_all_ref(self.automaton.literals, flags, text)
         _, every = M.find_all_ref(self.automaton.literals, [f | M.POSITIONS for f in flags], text)
         starts: dict[int, list[int]] = {}
         for lid, at in every:
             starts.setdefault(lid, []).append(at)
+        seen = set(starts)
+        occ = [(lid, at) for lid, at in every if flags[lid] & M.POSITIONS]
         triggered = [not keys.isdisjoint(seen) for keys in self.family_keys]
         ok = [triggered[fi] and all(not f.isdisjoint(seen) for f in fs) for _, _, fs, fi in self.patterns]
 
