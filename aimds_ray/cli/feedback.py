@@ -66,12 +66,7 @@ def run(args: argparse.Namespace) -> int:
             ack = learner.submit(text, int(args.label), category=args.category, source=args.source,
                                  request_id=args.request_id, feedback_id=args.feedback_id)
             if not args.no_commit and ack.get("status") == "accepted" and "committed_version" not in ack:
-                try:
-                    ack["committed_version"] = learner.checkpoint()  # re-applied feedback from a crash, if any
-                except OSError as e:  # recorded all the same: said, not an internal error (it would be re-sent)
-                    ack["committed_version"] = None
-                    ack["commit_deferred"] = f"the feedback is recorded; committing a new model version failed " \
-                                             f"({type(e).__name__}: {e}) and is retried at the next feedback"
+                learner.checkpoint_into(ack)  # re-applied feedback from a crash, if any
             ack["current_version"] = learner.store.current_version()
     except FeedbackError as e:
         raise UsageError(str(e)) from None

@@ -721,15 +721,16 @@ class Learner:
             rec = self._apply(base, red)
             ack = self._ack(rec, t0)
             if rec["status"] == "accepted" and self._checkpoint_due():
-                self._try_checkpoint(ack)
+                self.checkpoint_into(ack)
             return ack
 
-    def _try_checkpoint(self, ack: dict[str, Any]) -> None:
-        """Commit into `ack`; a commit that fails (a full disk) leaves the feedback acknowledged, since the log
-        already holds it: the next checkpoint, or the next learner's replay, commits it. Said in the answer rather
-        than raised, so that a client does not send acknowledged feedback again."""
+    def checkpoint_into(self, ack: dict[str, Any]) -> None:
+        """Commit pending updates into `ack["committed_version"]` (None if nothing was pending). A commit that fails
+        (a full disk) leaves the feedback acknowledged, since the log already holds it: the next checkpoint, or the
+        next learner's replay, commits it. Said in the answer rather than raised, so that a client does not send
+        acknowledged feedback again."""
         try:
-            ack["committed_version"] = self._checkpoint()
+            ack["committed_version"] = self.checkpoint()
         except OSError as e:
             ack["committed_version"] = None
             ack["commit_deferred"] = f"the feedback is recorded; committing a new model version failed " \
