@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -124,13 +125,15 @@ def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
                    head, shared)
 
 
+@lru_cache(maxsize=1 << 13)  # tokens are at most head_chars + tail_chars long: a few MB at worst
 def _odd_token(tok: str, markup: bool = False) -> bool:
     """A token GCG-style optimisation leaves and prose does not: symbols glued to letters, a camel-case junction
     inside a word, or a cluster of two or more different punctuation marks. Typographic quotes and dashes, emoticons
     and censored words are prose. Markup (links, `code` spans, {placeholders}, |tags|, snake_case, a lone symbol,
     "name()", "item(s)", ":param") is odd only when `markup` is set: it is not what optimisers emit (none of 1,512 odd tokens in the dev
     GCG/DSN tails, a third of those in 14,000 chunks of manuals), but it does mark a text as technical, not prose,
-    which is what the head check asks."""
+    which is what the head check asks. Memoised: prose repeats its words, and a 2 KB text's head and tail are
+    ~150 tokens (suffix_oddness on 2 KB prompts: 52 -> 33 us)."""
     if not tok.isascii():
         tok = tok.translate(_TYPOGRAPHIC)
     s = tok.lstrip("(\"'*").rstrip(".,!?;:)\"'*")
@@ -178,10 +181,10 @@ def suffix_oddness(text: str, shape: SuffixShape) -> tuple[float, int]:
         if n < max(shape.min_tokens, shape.window):
             return 0.0, 0
         skip = max(3, int(n * shape.head_fraction))
-        head_odd = sum(_odd_token(t, True) for t in tokens[:skip]) / skip
+        head_odd = sum(map(_odd_token, tokens[:skip], repeat(True))) / skip
     else:
         head_toks = text[: shape.head_chars].split()[:-1]  # the last one may be cut
-        head_odd = sum(_odd_token(t, True) for t in head_toks) / max(1, len(head_toks))
+        head_odd = sum(map(_odd_token, head_toks, repeat(True))) / max(1, len(head_toks))
         base = len(text) - shape.tail_chars
         tokens, skip = text[base:].split(), 1  # the first one may be cut
     tail = tokens[skip:]
@@ -194,7 +197,7 @@ def suffix_oddness(text: str, shape: SuffixShape) -> tuple[float, int]:
         tail = tokens
         if not tail:
             return 0.0, 0
-    odd = np.fromiter((_odd_token(t) for t in tail), dtype=np.float64, count=len(tail))
+    odd = np.fromiter(map(_odd_token, tail), dtype=np.float64, count=len(tail))
     if len(odd) >= shape.window:
         win = np.convolve(odd, np.ones(shape.window), "valid") / shape.window
     else:
