@@ -252,6 +252,7 @@ def test_fault_kill_actors_mid_stream(cluster_app: dict[str, Any]) -> None:
         assert info["pid"] != pid_before
         linfo = _retry(lambda: ray.get(learner.info.remote(), timeout=30), 150, "learner")
         assert linfo["pid"] != learner_pid
+        assert linfo["startup"]["log_skipped_lines"] == 0 and linfo["startup"]["seconds"] > 0  # a clean restart
         if killed_shard:
             _retry(lambda: ray.get(shard.info.remote(), timeout=10), 120, killed_shard)
         time.sleep(2.0)  # a little traffic after recovery

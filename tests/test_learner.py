@@ -197,16 +197,21 @@ def test_pii_is_redacted_in_log(learner: Learner) -> None:
     assert "jane.doe@example.com" not in rec["text"] and "<EMAIL_1>" in rec["text"]
 
 
-def test_torn_log_tail_tolerated() -> None:
+def test_torn_log_tail_tolerated(caplog: pytest.LogCaptureFixture) -> None:
     with Learner(SMALL) as lr:
         lr.submit(MISSED, 1, category="prompt_injection", source="local")
         path = lr.log.path
+    torn = b'{"kind":"feedback","id":"torn","label":1,"te'
     with open(path, "ab") as f:
-        f.write(b'{"kind":"feedback","id":"torn","label":1,"te')
-    log = FeedbackLog(path.parent)
-    assert log.torn_bytes > 0 and [r["seq"] for r in log.records()] == [1]
+        f.write(torn)
+    with caplog.at_level("WARNING", logger="aimds.feedback"):
+        log = FeedbackLog(path.parent)
+    assert log.torn_bytes == len(torn) and [r["seq"] for r in log.records()] == [1]
+    assert log.torn_copy is not None and log.torn_copy.read_bytes() == torn  # cut, but kept for whoever looks
+    assert "torn last line" in caplog.text and str(log.torn_copy) in caplog.text
     log.close()
     with Learner(SMALL) as lr:
+        assert lr.startup["log_torn_bytes"] == 0  # repaired once, by the first open
         a = lr.submit(FALSE_ALARM, 0, source="local")
         assert a["seq"] == 2
     assert all(json.loads(line) for line in path.read_text().splitlines())
@@ -670,10 +675,14 @@ def test_a_log_line_without_a_seq_is_skipped_not_a_crash() -> None:
     with Learner(SMALL) as lr:
         lr.submit(MISSED, 1, category="prompt_injection", source="local")
         path = lr.log.path
-    with open(path, "a") as f:
-        f.write('{"kind": "rollback", "to": "v1"}\n')  # valid JSON, written by hand
+    with open(path, "ab") as f:
+        f.write(b'{"kind": "rollback", "to": "v1"}\n')  # valid JSON, written by hand
+        f.write(b'{"kind": "feedback", "seq": 9, "text": "\xff\xfe"}\n')  # disk damage: not even UTF-8
+        f.write(b'{"kind": "feedback", "seq": 9, \n')  # ... or not JSON
     with Learner(SMALL) as lr:
-        assert lr.log.skipped == 1 and lr.replayed == 1
+        assert lr.log.skipped == 3 and lr.replayed == 1
+        assert lr.startup["log_skipped_lines"] == 3 and lr.startup["replayed"] == 1
+        assert lr.startup["seconds"] > 0 and lr.startup["version"] == lr.version
 
 
 def test_train_never_replaces_an_existing_version(tmp_path: Path) -> None:

@@ -12,9 +12,11 @@ line plus `fsync` is the cheapest way to get that; Parquet wants batches. Every 
   version but not checkpointed is dropped by it.
 - `recalibration`: the meta-level refit (thresholds, fusion weights) and whether it was accepted.
 
-A crash can tear only the last line (records are written with one `write`); `FeedbackLog` truncates such a tail when
+A crash can tear only the last line (records are written with one `write`); `FeedbackLog` cuts such a tail when
 it opens the file, so the next append starts on a clean line. Nothing acknowledged is ever in a torn line, because
-the acknowledgement comes after `fsync` returned.
+the acknowledgement comes after `fsync` returned. The cut bytes are kept beside the log (`torn-<time>.jsonl.part`)
+and the repair, like any line that is no record (disk damage, a hand edit), is logged as a warning and counted
+(`torn_bytes`, `skipped`), so an operator can see it happened.
 
 `FileLock` serialises writers across processes (the CLI and an embedded learner on the same `$AIMDS_HOME`).
 """
@@ -24,12 +26,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("aimds.feedback")
 
 
 class FeedbackError(ValueError):
@@ -102,11 +107,16 @@ class FeedbackLog:
         self.torn_bytes = self._repair()
         self.skipped = 0  # lines that are no record of this log (see `_read`)
         self._records: list[dict[str, Any]] = list(self._read())
+        if self.torn_bytes or self.skipped:
+            log.warning("feedback log %s: %d bytes of a torn last line cut (kept as %s), %d lines that are no record "
+                        "skipped", self.path, self.torn_bytes, self.torn_copy or "-", self.skipped)
         self.next_seq = max((int(r.get("seq", 0)) for r in self._records), default=0) + 1
         self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - kept open for the life of the log
 
     def _repair(self) -> int:
-        """Cut a torn (newline-less) tail left by a crash mid-write; return how many bytes were dropped."""
+        """Cut a torn (newline-less) tail left by a crash mid-write, after copying it to `torn-<time>.jsonl.part`
+        (best effort: it was never acknowledged); return how many bytes were cut."""
+        self.torn_copy: Path | None = None
         if not self.path.exists():
             return 0
         size = self.path.stat().st_size
@@ -129,6 +139,14 @@ class FeedbackLog:
                     keep = start + i + 1
                     break
                 pos = start
+            f.seek(keep)
+            tail = f.read()
+            copy = self.dir / f"torn-{time.strftime('%Y%m%dT%H%M%S')}-{keep}.jsonl.part"
+            try:
+                copy.write_bytes(tail)
+                self.torn_copy = copy
+            except OSError:
+                pass  # a full disk must not keep the log from opening; the warning still says what was cut
             f.truncate(keep)
             f.flush()
             os.fsync(f.fileno())
@@ -137,15 +155,16 @@ class FeedbackLog:
     def _read(self) -> Iterator[dict[str, Any]]:
         if not self.path.exists():
             return
-        with open(self.path, encoding="utf-8") as f:
+        with open(self.path, "rb") as f:  # bytes: a damaged line may not even be UTF-8
             for line in f:
                 line = line.strip()
                 if not line:
                     continue
                 try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a corrupt line in the middle (disk damage): skip it, keep the rest
+                    rec = json.loads(line)  # UTF-8, as `append` writes it
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    self.skipped += 1  # a corrupt line in the middle (disk damage): skip it, keep the rest
+                    continue
                 # a record this log wrote has an int seq; anything else (a line edited by hand) is skipped like a
                 # corrupt one, not a KeyError at every start
                 if isinstance(rec, dict) and isinstance(rec.get("seq"), int) and not isinstance(rec["seq"], bool):

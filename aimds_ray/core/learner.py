@@ -380,6 +380,11 @@ class Learner:
         self._build_base()
         self._replay_log()
         self.startup_seconds = round(time.perf_counter() - t0, 3)
+        # what an operator checks after a crash: how long the start took, what was re-applied, what the log repaired
+        self.startup = {"seconds": self.startup_seconds, "version": self.version, "replayed": self.replayed,
+                        "log_torn_bytes": self.log.torn_bytes,
+                        "log_torn_copy": str(self.log.torn_copy) if self.log.torn_copy else None,
+                        "log_skipped_lines": self.log.skipped}
 
     def _load_version(self, version: str | None) -> None:
         bundle = self.store.load(version) if version else None

@@ -295,7 +295,7 @@ class Learner:
         return self._version()
 
     def info(self) -> dict[str, Any]:
-        return {"version": self._version(), "pid": os.getpid()}
+        return {"version": self._version(), "pid": os.getpid(), "startup": self.learner.startup}
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
