@@ -131,11 +131,53 @@ class DetectorConfig:
 
 
 @dataclass(frozen=True)
+class ResponseConfig:
+    """`Detector.scan_response` (core/response.py): what a model's response is checked for, and when it is a threat.
+    Scores of the checks are evidence strengths in [0, 1]; the response's threat score is the top category's."""
+
+    signals: tuple[str, ...] = ("invisible", "pii")  # prompt-path signals also run on responses
+    checks: tuple[str, ...] = ("prompt_leak", "canary", "exfil_link")
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    leak_shingle: int = 5  # words per run compared between the system prompt and the response
+    leak_full_share: float = 0.5  # share of the system prompt's distinctive runs found for full evidence ...
+    leak_full_words: int = 24  # ... or a reproduced stretch this long (words)
+    min_evidence: float = 0.2  # leak evidence weaker than this is not reported (one shared run is coincidence)
+    canary_min_chars: int = 6  # canaries at least this long also match with separators removed
+    allowed_link_hosts: tuple[str, ...] = ()  # hosts (and their subdomains) a response may send data to
+    link_data_chars: int = 24  # a URL value this long ...
+    link_data_words: int = 4  # ... holding this many words is "text" leaving through the URL
+    image_exchange_data: float = 1.0  # an image URL carrying a canary, PII or system-prompt words
+    link_exchange_data: float = 0.9  # a link (needs a click) carrying the same
+    image_text_data: float = 0.6  # an image URL carrying text of unknown origin
+    link_text_data: float = 0.3  # a link carrying text of unknown origin (a search link): evidence, no threat
+
+    def validate(self, path: str) -> None:
+        from aimds_ray.core.response import CHECKS
+        from aimds_ray.core.signals import registered_signals
+
+        known = registered_signals()
+        for s in self.signals:
+            if s not in known:
+                raise ConfigError(f"{path}.signals: unknown signal {s!r} (known: {', '.join(sorted(known))})")
+        for c in self.checks:
+            if c not in CHECKS:
+                raise ConfigError(f"{path}.checks: unknown check {c!r} (known: {', '.join(sorted(CHECKS))})")
+        self.thresholds.validate(f"{path}.thresholds")
+        _positive(self, path, "leak_shingle", "leak_full_share", "leak_full_words", "canary_min_chars",
+                  "link_data_chars", "link_data_words")
+        for name in ("min_evidence", "image_exchange_data", "link_exchange_data", "image_text_data",
+                     "link_text_data"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{path}.{name}: expected a number in [0, 1], got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
 class AimdsConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    response: ResponseConfig = field(default_factory=ResponseConfig)
     extensions: dict[str, Any] = field(default_factory=dict)  # sections owned by other layers (serve, graph, ...)
 
     def validate(self, path: str = "") -> None:

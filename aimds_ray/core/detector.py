@@ -15,11 +15,13 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple
 
 from aimds_ray.core.config import AimdsConfig, load_config
-from aimds_ray.core.fusion import Fusion
+from aimds_ray.core.fusion import Decision, Fusion
 from aimds_ray.core.normalize import Normalized, normalize
 from aimds_ray.core.pii import PiiMatch, find_pii, redact
 from aimds_ray.core.process import collector_deferred
 from aimds_ray.core.report import Evidence, ThreatReport
+from aimds_ray.core.response import Exchange, check_response
+from aimds_ray.core.response import redactions as response_redactions
 from aimds_ray.core.signals import SignalContext, registered_signals
 from aimds_ray.core.signals.base import Signal
 from aimds_ray.core.validity import lone_surrogate
@@ -89,6 +91,32 @@ def coerce_text(value: Any, max_chars: int) -> str:
     return value
 
 
+def _coerce_part(value: Any, name: str, max_chars: int) -> str:
+    try:
+        return coerce_text(value, max_chars)
+    except InputError as e:
+        raise type(e)(f"{name}: {e}") from None
+
+
+def _coerce_canaries(value: Any) -> tuple[str, ...]:
+    """A list of non-empty strings (at most 64, each at most 256 characters), or None."""
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise InputError(f"canaries must be a list of strings, got {type(value).__name__}")
+    if len(value) > MAX_CANARIES:
+        raise InputError(f"canaries: {len(value)} given; at most {MAX_CANARIES}")
+    out = []
+    for i, c in enumerate(value):
+        if not isinstance(c, str) or not c.strip() or len(c) > 256 or lone_surrogate(c) >= 0:
+            raise InputError(f"canaries[{i}] must be a non-empty string of at most 256 characters")
+        out.append(c)
+    return tuple(out)
+
+
+MAX_CANARIES = 64
+
+
 class Detector:
     """Scans text for manipulation attempts and data leakage. Thread-safe for concurrent `scan` calls."""
 
@@ -112,7 +140,10 @@ class Detector:
         registry = registered_signals()
         signals: list[Signal] = [registry[name](ctx) for name in self.config.detector.signals]
         fusion = Fusion(self.config, model)
+        by_name = {s.name: s for s in signals}
+        resp = [by_name.get(name) or registry[name](ctx) for name in self.config.response.signals]
         self._state = (model, signals, fusion)
+        self._response_state = (model, resp, fusion)
 
     def reload(self, model: Any) -> None:
         """Switch to another model version; scans in flight finish on the old one."""
@@ -173,6 +204,34 @@ class Detector:
                 for ev in sig.scan_batch(docs):
                     evidence.extend(ev)
         return self._report(text, docs, evidence, fusion, model, t0, request_id)
+
+    def scan_response(self, text: Any, *, system_prompt: Any = None, prompt: Any = None,
+                      canaries: Sequence[str] | None = None, request_id: str | None = None) -> ThreatReport:
+        """Scan what a model returned, against the exchange it answers (all optional): its system prompt leaked,
+        a canary repeated, data sent out through a link (`core/response.py`), plus the `response.signals` of the
+        prompt path (invisible characters, PII). `sanitized_text` also replaces threat-level links, canaries and
+        leaked stretches. Same report schema as `scan`; the decision is `Fusion.decide_response`."""
+        t0 = time.perf_counter_ns()
+        lim = self.config.limits.max_input_chars
+        text = coerce_text(text, lim)
+        exchange = Exchange(
+            system_prompt=None if system_prompt is None else _coerce_part(system_prompt, "system_prompt", lim),
+            prompt=None if prompt is None else _coerce_part(prompt, "prompt", lim),
+            canaries=_coerce_canaries(canaries))
+        model, signals, fusion = self._response_state
+        docs = self._docs(text)
+        evidence: list[Evidence] = []
+        for sig in signals:
+            if len(docs) == 1:
+                evidence.extend(sig.scan(docs[0]))
+            else:
+                evidence.extend(sig.scan_original(text))
+                for ev in sig.scan_batch(docs):
+                    evidence.extend(ev)
+        evidence.extend(check_response(text, docs, exchange, self.config.response))
+        decision = fusion.decide_response(evidence)
+        hide = response_redactions(text, evidence, self.config.response.thresholds.threat)
+        return self._report(text, docs, evidence, fusion, model, t0, request_id, decision, hide)
 
     def scan_batch(self, texts: Sequence[Any], *,
                    request_ids: Sequence[str | None] | None = None) -> list[ThreatReport]:
@@ -239,9 +298,9 @@ class Detector:
 
     def _report(
         self, text: str, docs: list[Normalized], evidence: list[Evidence], fusion: Fusion, model: Any,
-        t0: int, request_id: str | None,
+        t0: int, request_id: str | None, decision: Decision | None = None, hide: Sequence[PiiMatch] = (),
     ) -> ThreatReport:
-        decision = fusion.decide(evidence)
+        decision = decision or fusion.decide(evidence)
         pii = [
             PiiMatch(e.detail.split(":")[0].upper(), e.start, e.end, text[e.start : e.end], e.detail.split(":")[-1])
             for e in evidence
@@ -249,7 +308,8 @@ class Detector:
         ]
         if len(pii) > 1:  # windows overlap, and PII read from several views of one window may overlap too
             pii = _dedupe_spans(pii)
-        sanitized = redact(text, pii, self.config.pii.redaction) if pii else text
+        sanitized = redact(text, _dedupe_spans([*pii, *hide]) if hide else pii, self.config.pii.redaction) \
+            if pii or hide else text
         if pii:
             _scrub_matches(evidence, pii, self.config.pii.entities)
             if len(pii) > PII_EVIDENCE_ITEMS:

@@ -105,9 +105,14 @@ class Fusion:
             top = max((sc for c, sc in cats.items() if c in self.manip), default=0.0)
         score = self.stack_score(evidence) if self.platt else min(1.0, top)
         is_threat = score >= self.threat_th
+        return self._decision(is_threat, score, top_cat, cats)
+
+    def _decision(self, is_threat: bool, score: float, top_cat: str, cats: dict[str, float],
+                  block_th: float | None = None) -> Decision:
+        """Action and threat type from the verdict: a threat blocks or escalates; PII alone redacts."""
         leak = cats.get(_LEAKAGE, 0.0) > 0
         if is_threat:
-            action = _BLOCK if score >= self.block_th else _ESCALATE
+            action = _BLOCK if score >= (self.block_th if block_th is None else block_th) else _ESCALATE
             threat_type = top_cat
         elif leak:
             action, threat_type = _REDACT, "none"
@@ -116,6 +121,18 @@ class Fusion:
         if leak and self.cfg.pii.counts_as_threat and not is_threat:
             is_threat, threat_type, action = True, _LEAKAGE, _REDACT
         return Decision(is_threat, action, score, str(threat_type), cats)
+
+    def decide_response(self, evidence: list[Evidence]) -> Decision:
+        """A model's response (`core/response.py`): the strongest category other than PII is the threat score,
+        against `response.thresholds`. The prompt model's calibration is not used: it was fitted on prompts, and
+        a response's checks (a leaked system prompt, a canary, an exfiltration link) state what they saw."""
+        cats = self.category_scores(evidence)
+        top_cat, score = "none", 0.0
+        for c, sc in cats.items():
+            if c != _LEAKAGE and sc > score:
+                top_cat, score = c, sc
+        th = self.cfg.response.thresholds
+        return self._decision(score >= th.threat, score, top_cat, cats, th.block)
 
 
 def detector_features(evidence: list[Evidence], manip: set[str]) -> dict[str, float]:

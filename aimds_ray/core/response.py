@@ -1,0 +1,352 @@
+"""Screening what an LLM returns: its instructions leaked, a planted canary repeated, data sent out through a link.
+
+Why a path of its own: a response is judged against the exchange it belongs to (the system prompt, the user's
+prompt, canary tokens the application planted), which the prompt path never sees, and what matters in it is what
+leaves, not what it asks. Each check is a small class behind `ResponseCheck`, registered in `CHECKS`;
+`Detector.scan_response` runs them on the same normalised views as the prompt path (so a system prompt returned in
+base64, letter-spaced or in leetspeak is read decoded), after the prompt-path signals named in `response.signals`
+(invisible characters, i.e. ASCII smuggling in Unicode tags, and PII by default).
+
+- `prompt_leak`: how much of the system prompt the response reproduces, as shared runs of `leak_shingle` words
+  (case, punctuation and layout ignored). A run counts only when at least two of its words are not common words
+  (`seqmatch.NON_ANCHOR`): "I want you to act as" opens a thousand system prompts and says nothing. The score is
+  the larger of the share of the system prompt's distinctive runs found and the longest reproduced stretch, each
+  against its `full` value. Paraphrase and translation keep no runs of words: this check does not see them.
+- `canary`: a canary token anywhere in any view, also with everything but letters and digits removed (so
+  "C-A-N-A-R-Y" and a base64 copy count).
+- `exfil_link`: a URL whose query, fragment or path carries data to a host not on `allowed_link_hosts`. Images
+  load without a click (the markdown-image exfiltration of indirect injections), so they weigh most; data taken
+  from the exchange (a canary, PII, a run of the system prompt) weighs more than data merely shaped like text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
+
+from aimds_ray.core.config import ResponseConfig
+from aimds_ray.core.normalize import Normalized, Variant, fold_text
+from aimds_ray.core.pii import PiiMatch, find_pii
+from aimds_ray.core.report import Category, Evidence
+from aimds_ray.core.seqmatch import NON_ANCHOR
+
+_WORD = re.compile(r"[^\W_]+")
+_ALNUM = re.compile(r"[\W_]+")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """What the application knows of the exchange a response belongs to; every part is optional."""
+
+    system_prompt: str | None = None
+    prompt: str | None = None
+    canaries: tuple[str, ...] = ()
+
+
+def _words(text: str) -> list[re.Match[str]]:
+    return list(_WORD.finditer(text.lower()))
+
+
+@dataclass
+class Context:
+    """An `Exchange` prepared once per scan: the system prompt's runs of words, the canaries' searchable forms."""
+
+    cfg: ResponseConfig
+    exchange: Exchange
+    runs: dict[tuple[str, ...], int] = field(default_factory=dict)  # distinctive run -> its first word index
+    canaries: list[Canary] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, exchange: Exchange, cfg: ResponseConfig) -> Context:
+        ctx = cls(cfg, exchange)
+        if exchange.system_prompt:
+            words = [m.group(0) for m in _words(fold_text(exchange.system_prompt))]
+            ctx.runs = distinctive_runs(words, cfg.leak_shingle)
+        for i, c in enumerate(exchange.canaries):
+            low = fold_text(c).lower().strip()
+            if low:
+                raw = c.encode("utf-8")
+                encoded = [(f, "base64") for f in _base64_forms(raw)] + [(raw.hex(), "hex")]
+                ctx.canaries.append(Canary(i, low, _ALNUM.sub("", low), encoded))
+        return ctx
+
+
+@dataclass(frozen=True)
+class Canary:
+    index: int  # in `Exchange.canaries`
+    low: str  # folded, lower case
+    alnum: str  # ... letters and digits only
+    encoded: list[tuple[str, str]]  # (form, encoding) as it would appear inside encoded text
+
+
+def _base64_forms(b: bytes) -> list[str]:
+    """What `b` looks like inside any base64 text: its encoding at each of the three byte alignments, cut to the
+    characters that depend on `b` alone (too short to say anything: left out). The normaliser decodes base64 runs of
+    `min_base64_chars` and more; a canary alone is often shorter."""
+    out = []
+    for shift in range(3):
+        enc = base64.b64encode(b"\0" * shift + b).decode("ascii")
+        head = (shift * 8 + 5) // 6  # characters that also hold the padding bytes
+        usable = (len(b) + shift) // 3 * 4  # characters of whole 3-byte groups
+        form = enc[head:usable]
+        if len(form) >= 8:
+            out.append(form)
+    return out
+
+
+def distinctive_runs(words: Sequence[str], k: int) -> dict[tuple[str, ...], int]:
+    """Every run of `k` consecutive words with at least two words that are not common, with where it first starts."""
+    out: dict[tuple[str, ...], int] = {}
+    rare = [w not in NON_ANCHOR for w in words]
+    for i in range(len(words) - k + 1):
+        if sum(rare[i : i + k]) >= 2:
+            out.setdefault(tuple(words[i : i + k]), i)
+    return out
+
+
+class ResponseCheck(ABC):
+    """One check of a response against its exchange; evidence spans are in the original response."""
+
+    name: str
+
+    @abstractmethod
+    def check(self, text: str, docs: Sequence[Normalized], ctx: Context) -> list[Evidence]: ...
+
+
+CHECKS: dict[str, type[ResponseCheck]] = {}
+
+
+def register(cls: type[ResponseCheck]) -> type[ResponseCheck]:
+    CHECKS[cls.name] = cls
+    return cls
+
+
+def _squeeze(text: str) -> tuple[str, list[int]]:
+    """`text` with everything but letters and digits removed, and where each kept character was."""
+    chars: list[str] = []
+    where: list[int] = []
+    for m in _WORD.finditer(text):
+        chars.append(m.group(0))
+        where.extend(range(m.start(), m.end()))
+    return "".join(chars), where
+
+
+def _views(docs: Sequence[Normalized]) -> Iterable[Variant]:
+    for d in docs:
+        yield from d.variants
+
+
+@register
+class PromptLeakCheck(ResponseCheck):
+    name = "prompt_leak"
+
+    def check(self, text: str, docs: Sequence[Normalized], ctx: Context) -> list[Evidence]:
+        if not ctx.runs:
+            return []
+        k, cfg = ctx.cfg.leak_shingle, ctx.cfg
+        found: set[tuple[str, ...]] = set()
+        stretches: list[tuple[int, int, int, Variant]] = []  # (words, start, end in the view, view)
+        for v in _views(docs):
+            ms = _words(v.text)
+            words = [m.group(0) for m in ms]
+            covered = [False] * len(words)
+            for i in range(len(words) - k + 1):
+                run = tuple(words[i : i + k])
+                if run in ctx.runs:
+                    found.add(run)
+                    covered[i : i + k] = [True] * k
+            if sum(len(w) == 1 for w in words) * 2 >= len(words) > 0:  # letter-spaced: "y o u  a r e ..."
+                stretches += self._spaced(v, ctx, found)
+            i = 0
+            while i < len(words):  # the stretches of covered words
+                if covered[i]:
+                    j = i
+                    while j < len(words) and covered[j]:
+                        j += 1
+                    stretches.append((j - i, ms[i].start(), ms[j - 1].end(), v))
+                    i = j
+                i += 1
+        if not found:
+            return []
+        longest = max(w for w, *_ in stretches)
+        score = min(1.0, max(len(found) / len(ctx.runs) / cfg.leak_full_share, longest / cfg.leak_full_words))
+        if score < cfg.min_evidence:
+            return []
+        detail = (f"{len(found)} of the system prompt's {len(ctx.runs)} distinctive {k}-word runs; longest stretch "
+                  f"{longest} words")
+        out, seen = [], set()
+        for _w, a, b, v in stretches:  # every stretch, so that `sanitized_text` hides all of what leaked
+            s, e = v.span(a, b)
+            if (s, e) not in seen:
+                seen.add((s, e))
+                out.append(Evidence(self.name, Category.PROMPT_EXTRACTION, round(score, 6), s, e, text[s:e][:200],
+                                    v.kind, detail))
+        return out
+
+    @staticmethod
+    def _spaced(v: Variant, ctx: Context, found: set[tuple[str, ...]]) -> list[tuple[int, int, int, Variant]]:
+        """Runs found in the view with every separator removed (each run's words joined): letter-spaced text has
+        no words to compare. A stretch here is one run."""
+        squeezed, where = _squeeze(v.text.lower())
+        out = []
+        for run in ctx.runs:
+            joined = "".join(run)
+            j = squeezed.find(joined) if len(joined) >= 12 else -1  # shorter: found anywhere by chance
+            if j >= 0:
+                found.add(run)
+                out.append((len(run), where[j], where[j + len(joined) - 1] + 1, v))
+        return out
+
+
+@register
+class CanaryCheck(ResponseCheck):
+    name = "canary"
+
+    def check(self, text: str, docs: Sequence[Normalized], ctx: Context) -> list[Evidence]:
+        out: list[Evidence] = []
+        for c in ctx.canaries:
+            hit = self._find(text, docs, c, ctx.cfg.canary_min_chars)
+            if hit is not None:
+                (s, e), kind, how = hit
+                out.append(Evidence(self.name, Category.PROMPT_EXTRACTION, 1.0, s, e, "", kind,
+                                    f"canary #{c.index} found {how}"))
+        return out
+
+    @staticmethod
+    def _find(text: str, docs: Sequence[Normalized], c: Canary, min_chars: int
+              ) -> tuple[tuple[int, int], str, str] | None:
+        """(original span, view, how) of the first sighting: as written in a view, with separators removed, or
+        still encoded in the raw text (too short a run for the normaliser to decode)."""
+        for v in _views(docs):
+            vt = v.text.lower()
+            i = vt.find(c.low)
+            if i >= 0:
+                return v.span(i, i + len(c.low)), v.kind, "as written"
+            if len(c.alnum) >= min_chars:
+                squeezed, where = _squeeze(vt)
+                j = squeezed.find(c.alnum)
+                if j >= 0:
+                    return v.span(where[j], where[j + len(c.alnum) - 1] + 1), v.kind, "with its separators removed"
+        for form, enc in c.encoded:
+            at = text.find(form) if enc == "base64" else text.lower().find(form)
+            if at >= 0:
+                return (at, at + len(form)), "raw", f"{enc}-encoded"
+        return None
+
+
+# markdown images ![alt](url) and links [text](url), HTML img/a, reference definitions [ref]: url, bare URLs
+_IMAGE = re.compile(r"!\[[^\]\n]{0,500}\]\(\s*<?(https?://[^\s)>]+)|<img\b[^>]*?\bsrc\s*=\s*[\"']?(https?://[^\s\"'>]+)",
+                    re.IGNORECASE)
+_URL = re.compile(r"https?://[^\s)\]>\"'`]+", re.IGNORECASE)
+_HEXLIKE = re.compile(r"[0-9a-fA-F]+")
+
+
+def _host_allowed(host: str, allowed: Sequence[str]) -> bool:
+    return any(host == a or host.endswith("." + a) for a in allowed)
+
+
+def _carried(url: str) -> list[str]:
+    """The data a URL can carry: query values, the fragment and path segments, percent-decoded; base64 values also
+    decoded when they decode to text."""
+    parts = urlsplit(url)
+    vals = [v for _, v in parse_qsl(parts.query, keep_blank_values=False)]
+    vals += [unquote_plus(parts.fragment)] if parts.fragment else []
+    vals += [unquote_plus(p) for p in parts.path.split("/") if p]
+    out = []
+    for v in vals:
+        out.append(v)
+        if len(v) >= 16 and not _HEXLIKE.fullmatch(v):
+            try:
+                d = base64.b64decode(v + "=" * (-len(v) % 4), altchars=b"-_", validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                continue
+            if d.isprintable():
+                out.append(d)
+    return out
+
+
+@register
+class ExfilLinkCheck(ResponseCheck):
+    name = "exfil_link"
+
+    def check(self, text: str, docs: Sequence[Normalized], ctx: Context) -> list[Evidence]:
+        if "http" not in text.lower():
+            return []
+        cfg = ctx.cfg
+        images = {m.start(1) if m.group(1) else m.start(2) for m in _IMAGE.finditer(text)}
+        out: list[Evidence] = []
+        for m in _URL.finditer(text):
+            url = m.group(0).rstrip(".,;:!?")
+            try:
+                host = (urlsplit(url).hostname or "").lower()
+            except ValueError:
+                continue  # not a URL a renderer would load either
+            if not host or _host_allowed(host, cfg.allowed_link_hosts):
+                continue
+            why, taken = self._data(url, ctx)
+            if not why:
+                continue
+            image = m.start() in images
+            if taken:
+                score = cfg.image_exchange_data if image else cfg.link_exchange_data
+            else:
+                score = cfg.image_text_data if image else cfg.link_text_data
+            out.append(Evidence(self.name, Category.EXFILTRATION, score, m.start(), m.start() + len(url), url[:200],
+                                "raw", f"{'image (loads without a click)' if image else 'link'} to {host} "
+                                       f"carrying {why}"))
+        return out
+
+    @staticmethod
+    def _data(url: str, ctx: Context) -> tuple[str, bool]:
+        """(what the URL carries, whether it came from the exchange); ("", False) when nothing worth a word."""
+        vals = _carried(url)
+        if not vals:
+            return "", False
+        blob = " ".join(vals)
+        low = fold_text(blob).lower()
+        alnum = _ALNUM.sub("", low)
+        for c in ctx.canaries:
+            if c.low in low or (len(c.alnum) >= ctx.cfg.canary_min_chars and c.alnum in alnum) \
+                    or any(form in blob for form, _ in c.encoded):
+                return f"canary #{c.index}", True
+        pii = find_pii(blob)
+        if pii:
+            return f"{pii[0].entity.lower()} data", True
+        words = [m.group(0) for m in _words(low)]
+        k = ctx.cfg.leak_shingle
+        if ctx.runs and any(tuple(words[i : i + k]) in ctx.runs for i in range(len(words) - k + 1)):
+            return "words of the system prompt", True
+        for v in vals:
+            if len(v) >= ctx.cfg.link_data_chars and len(_words(v)) >= ctx.cfg.link_data_words:
+                return f"{len(v)} characters of text", False
+        return "", False
+
+
+def check_response(text: str, docs: Sequence[Normalized], exchange: Exchange, cfg: ResponseConfig
+                   ) -> list[Evidence]:
+    """Evidence of every configured check (`cfg.checks`, in order)."""
+    ctx = Context.build(exchange, cfg)
+    out: list[Evidence] = []
+    for name in cfg.checks:
+        out.extend(CHECKS[name]().check(text, docs, ctx))
+    return out
+
+
+# what `sanitized_text` replaces in a response (besides PII): the link itself, a canary, a leaked stretch, and
+# invisible characters that carry text (Unicode tags: what a smuggled instruction or stolen datum is written in)
+_REDACT_AS = {"exfil_link": "LINK", "canary": "CANARY", "prompt_leak": "SYSTEM_PROMPT", "invisible": "HIDDEN_TEXT"}
+
+
+def redactions(text: str, evidence: Sequence[Evidence], threat_th: float) -> list[PiiMatch]:
+    """Spans of threat-level response evidence, as matches `pii.redact` can replace (entity names above)."""
+    out = []
+    for e in evidence:
+        ent = _REDACT_AS.get(e.detector)
+        if ent is not None and e.score >= threat_th and e.end > e.start:
+            out.append(PiiMatch(ent, e.start, e.end, text[e.start : e.end], e.detector))
+    return out
