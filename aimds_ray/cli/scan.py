@@ -1,4 +1,7 @@
-"""`aimds scan TEXT | --file F | < stdin`: one JSON report; exit 0 allow, 1 threat, 2 usage error."""
+"""`aimds scan TEXT | --file F | < stdin`: one JSON report; exit 0 allow, 1 threat, 2 usage error.
+
+`--response` scans a model's response instead (`Detector.scan_response`), against the exchange given with
+`--system-prompt[-file]`, `--prompt` and `--canary` (each optional)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--file", "-f", help="read the text from this file ('-' for stdin)")
     p.add_argument("--pretty", action="store_true", help="indented JSON for people")
     p.add_argument("--config", help="config file merged over the default")
+    r = p.add_argument_group("responses", "scan what a model returned: its system prompt, canaries or data leaving")
+    r.add_argument("--response", action="store_true", help="the text is a model's response")
+    r.add_argument("--system-prompt", help="the system prompt the response must not reveal")
+    r.add_argument("--system-prompt-file", help="... read from this file")
+    r.add_argument("--prompt", help="the user's prompt the response answers")
+    r.add_argument("--canary", action="append", default=[], help="a canary token planted in the context (repeatable)")
     p.set_defaults(func=run)
 
 
@@ -36,11 +45,33 @@ def _read_input(args: argparse.Namespace) -> str | bytes:
     return sys.stdin.buffer.read()
 
 
+def _exchange(args: argparse.Namespace) -> dict[str, object]:
+    from aimds_ray.cli import UsageError
+
+    given = [n for n in ("system_prompt", "system_prompt_file", "prompt") if getattr(args, n) is not None]
+    if not args.response:
+        if given or args.canary:
+            raise UsageError(f"--{given[0].replace('_', '-') if given else 'canary'} needs --response")
+        return {}
+    if args.system_prompt is not None and args.system_prompt_file:
+        raise UsageError("give --system-prompt or --system-prompt-file, not both")
+    system: str | bytes | None = args.system_prompt
+    if args.system_prompt_file:
+        try:
+            with open(args.system_prompt_file, "rb") as f:
+                system = f.read()
+        except OSError as e:
+            raise UsageError(f"cannot read {args.system_prompt_file}: {e.strerror}") from None
+    return {"system_prompt": system, "prompt": args.prompt, "canaries": args.canary}
+
+
 def run(args: argparse.Namespace) -> int:
     from aimds_ray.core.detector import Detector
 
+    exchange = _exchange(args)
     data = _read_input(args)
-    report = Detector(args.config).scan(data)
+    det = Detector(args.config)
+    report = det.scan_response(data, **exchange) if args.response else det.scan(data)
     code = 1 if report.is_threat else 0
     out = report.to_json(indent=2 if args.pretty else None)
     try:

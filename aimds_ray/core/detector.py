@@ -25,6 +25,7 @@ from aimds_ray.core.response import redactions as response_redactions
 from aimds_ray.core.signals import SignalContext, registered_signals
 from aimds_ray.core.signals.base import Signal
 from aimds_ray.core.validity import lone_surrogate
+from aimds_ray.core.wire import MAX_CANARIES
 
 
 def _id_prefix() -> str:
@@ -113,8 +114,6 @@ def _coerce_canaries(value: Any) -> tuple[str, ...]:
         out.append(c)
     return tuple(out)
 
-
-MAX_CANARIES = 64
 
 
 class Detector:

@@ -9,7 +9,14 @@ from typing import Any
 
 from aimds_ray.core.detector import Detector, InputError, coerce_text
 from aimds_ray.core.validity import lone_surrogate
-from aimds_ray.core.wire import DETECT_FIELDS, FEEDBACK_FIELDS, MAX_EVENTS, json_type, valid_id
+from aimds_ray.core.wire import (
+    DETECT_FIELDS,
+    FEEDBACK_FIELDS,
+    MAX_EVENTS,
+    bad_response_item,
+    json_type,
+    valid_id,
+)
 
 
 def error(message: str, status: int) -> dict[str, Any]:
@@ -47,6 +54,26 @@ def validate_detect_item(item: Any) -> dict[str, Any] | None:
         if "events" in meta and (bad := _bad_events(meta["events"])):
             return error(bad, 422)
     return None
+
+
+def validate_response_item(item: Any) -> dict[str, Any] | None:
+    """None when `item` is a valid /v1/detect/response body, else an error dict (422)."""
+    why = bad_response_item(item)
+    return error(why, 422) if why else None
+
+
+def detect_response(detector: Detector, item: Any) -> dict[str, Any]:
+    """The report dict of one response, or an error dict (422 schema, 400 / 413 text)."""
+    bad = validate_response_item(item)
+    if bad is not None:
+        return bad
+    try:
+        rep = detector.scan_response(item["text"], system_prompt=item.get("system_prompt"),
+                                     prompt=item.get("prompt"), canaries=item.get("canaries"),
+                                     request_id=item.get("request_id"))
+    except InputError as e:
+        return error(str(e), e.status)
+    return rep.to_dict()
 
 
 def _bad_events(evs: Any) -> str:

@@ -8,6 +8,9 @@ from typing import Any
 from aimds_ray.core.validity import lone_surrogate
 
 DETECT_FIELDS = ("text", "session_id", "client_id", "request_id", "metadata")
+# POST /v1/detect/response: a model's response and the exchange it answers (`Detector.scan_response`)
+RESPONSE_FIELDS = ("text", "system_prompt", "prompt", "canaries", "request_id")
+MAX_CANARIES = 64  # per response
 # feedback_id: the client's key for one piece of feedback; re-sending it (after a timeout) is applied once
 FEEDBACK_FIELDS = ("text", "request_id", "label", "category", "source", "session_id", "feedback_id")
 MAX_EVENTS = 32  # per request: what the session policies are given of `metadata.events`
@@ -30,3 +33,27 @@ def valid_id(v: Any) -> bool:
     """The rule for session, client and request ids on every front (a session read back by GET
     /v1/sessions/{id} is held to the same rule as the session_id it was sent with)."""
     return isinstance(v, str) and 0 < len(v) <= 256 and lone_surrogate(v) < 0
+
+
+def bad_response_item(item: Any) -> str:
+    """Why `item` is not a /v1/detect/response body ("" when it is): the same answer on every front."""
+    if not isinstance(item, dict):
+        return f"the body must be a JSON object, got {json_type(item)}"
+    unknown = set(item) - set(RESPONSE_FIELDS)
+    if unknown:
+        return f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(RESPONSE_FIELDS)})"
+    if "text" not in item:
+        return "missing field: text (the model's response)"
+    for k in ("text", "system_prompt", "prompt"):
+        if item.get(k) is not None and not isinstance(item[k], str):
+            return f"{k} must be a string, got {json_type(item[k])}"
+    if item.get("request_id") is not None and not valid_id(item["request_id"]):
+        return "request_id must be a string of 1-256 characters (valid Unicode)"
+    can = item.get("canaries")
+    if can is not None:
+        if not isinstance(can, list) or len(can) > MAX_CANARIES:
+            return f"canaries must be a list of at most {MAX_CANARIES} strings"
+        for i, c in enumerate(can):
+            if not isinstance(c, str) or not c.strip() or len(c) > 256 or lone_surrogate(c) >= 0:
+                return f"canaries[{i}] must be a non-empty string of at most 256 characters"
+    return ""

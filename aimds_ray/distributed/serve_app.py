@@ -28,7 +28,7 @@ from ray.serve import Application
 from aimds_ray import __version__
 from aimds_ray.core.feedback import RecentRequests
 from aimds_ray.core.process import settle_heap
-from aimds_ray.core.service import detect_items, error, validate_feedback
+from aimds_ray.core.service import detect_items, detect_response, error, validate_feedback
 from aimds_ray.core.validity import json_has_lone_surrogate
 from aimds_ray.core.wire import valid_id
 from aimds_ray.distributed.actors import client_events
@@ -397,6 +397,19 @@ class AimdsIngress:
         self._metrics.latency("detect_batch", time.perf_counter() - t0)
         return JSONResponse({"reports": reports})
 
+    @api.post("/v1/detect/response")
+    async def http_detect_response(self, request: Request) -> JSONResponse:
+        """Scan a model's response against its exchange: {"text": str, "system_prompt"?: str, "prompt"?: str,
+        "canaries"?: [str], "request_id"?: str} (`Detector.scan_response`). Stateless: no session, no learner."""
+        t0 = time.perf_counter()
+        try:
+            body = await read_json(request, MAX_BODY)
+        except ApiError as e:
+            return _respond(error(str(e), e.status))
+        res = await self.detect_response(body)
+        self._metrics.latency("detect_response", time.perf_counter() - t0)
+        return _respond(res)
+
     @api.post("/v1/feedback")
     async def http_feedback(self, request: Request) -> JSONResponse:
         """Label a text or an earlier request: {"text"|"request_id", "label": 0|1, "category"?, "source"?}."""
@@ -440,6 +453,12 @@ class AimdsIngress:
                     res["degraded"] = sorted(self.degraded)
         self._metrics.report_many(out, "detect_batch")
         return out
+
+    async def detect_response(self, item: Any) -> dict[str, Any]:
+        res = await self._on_scan_thread(detect_response, self.detector, item)
+        if "error" not in res:
+            self._metrics.report(res, "detect_response")
+        return res
 
     def _remember(self, items: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
         """Keep the text of each answered request under its id, and have it forwarded to the learner (which also

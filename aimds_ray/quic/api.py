@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from aimds_ray.core.validity import json_has_lone_surrogate
-from aimds_ray.core.wire import DETECT_FIELDS, FEEDBACK_FIELDS, json_type, valid_id
+from aimds_ray.core.wire import DETECT_FIELDS, FEEDBACK_FIELDS, bad_response_item, json_type, valid_id
 
 
 class ApiError(Exception):
@@ -28,7 +28,7 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class Route:
-    name: str  # detect | detect_batch | feedback | session | health | metrics
+    name: str  # detect | detect_batch | detect_response | feedback | session | health | metrics
     method: str
     idempotent: bool  # replay-safe: may be answered from 0-RTT early data
     has_body: bool
@@ -37,6 +37,7 @@ class Route:
 ROUTES: dict[str, Route] = {
     "/v1/detect": Route("detect", "POST", True, True),  # a pure function of its input: replaying it changes nothing
     "/v1/detect/batch": Route("detect_batch", "POST", True, True),
+    "/v1/detect/response": Route("detect_response", "POST", True, True),  # pure as well
     "/v1/feedback": Route("feedback", "POST", False, True),  # writes to the learner: never from replayable data
     "/healthz": Route("health", "GET", True, False),
     "/metrics": Route("metrics", "GET", True, False),
@@ -147,6 +148,15 @@ def validate_batch(obj: Any, max_texts: int) -> list[Any]:
     if len(raw) > max_texts:
         raise ApiError(413, f"{key}: {len(raw)} items; at most {max_texts} per request (split the batch)")
     return list(raw) if key == "items" else [{"text": t} for t in raw]
+
+
+def validate_response(obj: Any) -> dict[str, Any]:
+    """`{"text": str, "system_prompt"?, "prompt"?: str, "canaries"?: [str], "request_id"?: str}`: the Serve API's
+    /v1/detect/response body, by the same rule (`core.wire.bad_response_item`)."""
+    why = bad_response_item(obj)
+    if why:
+        raise ApiError(422, why)
+    return {k: v for k, v in obj.items() if v is not None}
 
 
 def validate_feedback(obj: Any) -> dict[str, Any]:

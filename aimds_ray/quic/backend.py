@@ -20,10 +20,14 @@ SERVE_INGRESS_NAME = "AimdsIngress"
 
 @runtime_checkable
 class Backend(Protocol):
-    """The four calls the proxy makes. Items/bodies are already validated at the proxy edge."""
+    """The calls the proxy makes. Items/bodies are already validated at the proxy edge."""
 
     async def detect_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One result per item, in order: a report dict or an error dict `{"error": ..., "status": ...}`."""
+        ...
+
+    async def detect_response(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A model's response against its exchange: a report dict or an error dict."""
         ...
 
     async def feedback(self, body: dict[str, Any]) -> dict[str, Any]: ...
@@ -74,6 +78,14 @@ class EmbeddedBackend:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._detect_sync, items)
 
+    async def detect_response(self, item: dict[str, Any]) -> dict[str, Any]:
+        from aimds_ray.core.service import detect_response
+
+        size = sum(len(item.get(k) or "") for k in ("text", "system_prompt", "prompt"))
+        if self._pool is None or size <= self.inline_max_chars:
+            return detect_response(self.detector, item)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, detect_response, self.detector, item)
+
     async def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
         return error("feedback is not available with the embedded backend: it is stored by the learner of the "
                      "Serve app (aimds serve); nothing was recorded", 501)
@@ -107,6 +119,9 @@ class ServeBackend:
 
     async def detect_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return await self._handle.detect_batch.remote(items)
+
+    async def detect_response(self, item: dict[str, Any]) -> dict[str, Any]:
+        return await self._handle.detect_response.remote(item)
 
     async def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self._handle.feedback.remote(body)

@@ -297,6 +297,15 @@ class H3Client:
     async def detect_batch(self, texts: list[str]) -> list[dict[str, Any]]:
         return (await self._json("POST", "/v1/detect/batch", {"texts": texts}))["reports"]
 
+    async def detect_response(self, text: str, *, system_prompt: str | None = None, prompt: str | None = None,
+                              canaries: list[str] | None = None) -> dict[str, Any]:
+        """Scan a model's response against its exchange (POST /v1/detect/response)."""
+        body: dict[str, Any] = {"text": text}
+        for k, v in (("system_prompt", system_prompt), ("prompt", prompt), ("canaries", canaries)):
+            if v is not None:
+                body[k] = v
+        return await self._json("POST", "/v1/detect/response", body)
+
     async def feedback(self, *, label: int, text: str | None = None, request_id: str | None = None,
                        category: str | None = None, source: str | None = None) -> dict[str, Any]:
         body = {k: v for k, v in (("text", text), ("request_id", request_id), ("label", label),

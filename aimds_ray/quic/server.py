@@ -303,6 +303,8 @@ class _H3Protocol(QuicConnectionProtocol):
                     payload: Any = api.validate_detect(obj)
                 elif route.name == "detect_batch":
                     payload = api.validate_batch(obj, srv.config.max_batch_texts)
+                elif route.name == "detect_response":
+                    payload = api.validate_response(obj)
                 else:
                     payload = api.validate_feedback(obj)
             except api.ApiError as e:
@@ -342,6 +344,8 @@ class _H3Protocol(QuicConnectionProtocol):
                 call: Callable[..., Awaitable[dict[str, Any]]]
                 if name == "feedback":
                     call, args = srv.backend.feedback, (payload,)
+                elif name == "detect_response":
+                    call, args = srv.backend.detect_response, (payload,)
                 elif name == "session":
                     call, args = srv.backend.session, (payload,)
                 else:
