@@ -27,6 +27,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from aimds_ray.core.config import ResponseConfig
@@ -59,20 +60,15 @@ class Context:
     cfg: ResponseConfig
     exchange: Exchange
     runs: dict[tuple[str, ...], int] = field(default_factory=dict)  # distinctive run -> its first word index
+    firsts: frozenset[str] = frozenset()  # the words a distinctive run starts with (most positions start none)
     canaries: list[Canary] = field(default_factory=list)
 
     @classmethod
     def build(cls, exchange: Exchange, cfg: ResponseConfig) -> Context:
         ctx = cls(cfg, exchange)
         if exchange.system_prompt:
-            words = [m.group(0) for m in _words(fold_text(exchange.system_prompt))]
-            ctx.runs = distinctive_runs(words, cfg.leak_shingle)
-        for i, c in enumerate(exchange.canaries):
-            low = fold_text(c).lower().strip()
-            if low:
-                raw = c.encode("utf-8")
-                encoded = [(f, "base64") for f in _base64_forms(raw)] + [(raw.hex(), "hex")]
-                ctx.canaries.append(Canary(i, low, _ALNUM.sub("", low), encoded))
+            ctx.runs, ctx.firsts = _prompt_runs(exchange.system_prompt, cfg.leak_shingle)
+        ctx.canaries = [c for i, raw in enumerate(exchange.canaries) if (c := _canary(raw, i)) is not None]
         return ctx
 
 
@@ -81,7 +77,23 @@ class Canary:
     index: int  # in `Exchange.canaries`
     low: str  # folded, lower case
     alnum: str  # ... letters and digits only
-    encoded: list[tuple[str, str]]  # (form, encoding) as it would appear inside encoded text
+    encoded: tuple[tuple[str, str], ...]  # (form, encoding) as it would appear inside encoded text
+
+
+# An application sends the same system prompt and canaries with every response: prepared once (bounded caches)
+@lru_cache(maxsize=256)
+def _prompt_runs(system_prompt: str, k: int) -> tuple[dict[tuple[str, ...], int], frozenset[str]]:
+    runs = distinctive_runs(_WORD.findall(fold_text(system_prompt).lower()), k)
+    return runs, frozenset(r[0] for r in runs)
+
+
+@lru_cache(maxsize=1024)
+def _canary(raw: str, index: int) -> Canary | None:
+    low = fold_text(raw).lower().strip()
+    if not low:
+        return None
+    b = raw.encode("utf-8")
+    return Canary(index, low, _ALNUM.sub("", low), (*((f, "base64") for f in _base64_forms(b)), (b.hex(), "hex")))
 
 
 def _base64_forms(b: bytes) -> list[str]:
@@ -151,17 +163,21 @@ class PromptLeakCheck(ResponseCheck):
         k, cfg = ctx.cfg.leak_shingle, ctx.cfg
         found: set[tuple[str, ...]] = set()
         stretches: list[tuple[int, int, int, Variant]] = []  # (words, start, end in the view, view)
+        runs, firsts = ctx.runs, ctx.firsts
         for v in _views(docs):
-            ms = _words(v.text)
-            words = [m.group(0) for m in ms]
-            covered = [False] * len(words)
-            for i in range(len(words) - k + 1):
-                run = tuple(words[i : i + k])
-                if run in ctx.runs:
-                    found.add(run)
-                    covered[i : i + k] = [True] * k
-            if sum(len(w) == 1 for w in words) * 2 >= len(words) > 0:  # letter-spaced: "y o u  a r e ..."
+            low = v.text.lower()
+            words = _WORD.findall(low)
+            hits = [i for i in range(len(words) - k + 1)
+                    if words[i] in firsts and tuple(words[i : i + k]) in runs]
+            if low.count(" ") * 5 >= len(low) * 2 > 0:  # letter-spaced ("y o u  a r e ..."): 40 %+ spaces
                 stretches += self._spaced(v, ctx, found)
+            if not hits:
+                continue
+            covered = [False] * len(words)
+            for i in hits:
+                found.add(tuple(words[i : i + k]))
+                covered[i : i + k] = [True] * k
+            ms = list(_WORD.finditer(low))  # word spans, only for a view that reproduced something
             i = 0
             while i < len(words):  # the stretches of covered words
                 if covered[i]:
@@ -192,13 +208,14 @@ class PromptLeakCheck(ResponseCheck):
     def _spaced(v: Variant, ctx: Context, found: set[tuple[str, ...]]) -> list[tuple[int, int, int, Variant]]:
         """Runs found in the view with every separator removed (each run's words joined): letter-spaced text has
         no words to compare. A stretch here is one run."""
-        squeezed, where = _squeeze(v.text.lower())
-        out = []
+        squeezed = _ALNUM.sub("", v.text.lower())
+        out, where = [], None
         for run in ctx.runs:
             joined = "".join(run)
             j = squeezed.find(joined) if len(joined) >= 12 else -1  # shorter: found anywhere by chance
             if j >= 0:
                 found.add(run)
+                where = where or _squeeze(v.text.lower())[1]
                 out.append((len(run), where[j], where[j + len(joined) - 1] + 1, v))
         return out
 
@@ -209,8 +226,11 @@ class CanaryCheck(ResponseCheck):
 
     def check(self, text: str, docs: Sequence[Normalized], ctx: Context) -> list[Evidence]:
         out: list[Evidence] = []
+        if not ctx.canaries:
+            return out
+        views = [_View(v) for v in _views(docs)]
         for c in ctx.canaries:
-            hit = self._find(text, docs, c, ctx.cfg.canary_min_chars)
+            hit = self._find(text, views, c, ctx.cfg.canary_min_chars)
             if hit is not None:
                 (s, e), kind, how = hit
                 out.append(Evidence(self.name, Category.PROMPT_EXTRACTION, 1.0, s, e, "", kind,
@@ -218,25 +238,37 @@ class CanaryCheck(ResponseCheck):
         return out
 
     @staticmethod
-    def _find(text: str, docs: Sequence[Normalized], c: Canary, min_chars: int
-              ) -> tuple[tuple[int, int], str, str] | None:
+    def _find(text: str, views: list[_View], c: Canary, min_chars: int) -> tuple[tuple[int, int], str, str] | None:
         """(original span, view, how) of the first sighting: as written in a view, with separators removed, or
         still encoded in the raw text (too short a run for the normaliser to decode)."""
-        for v in _views(docs):
-            vt = v.text.lower()
-            i = vt.find(c.low)
+        for w in views:
+            i = w.low.find(c.low)
             if i >= 0:
-                return v.span(i, i + len(c.low)), v.kind, "as written"
-            if len(c.alnum) >= min_chars:
-                squeezed, where = _squeeze(vt)
+                return w.v.span(i, i + len(c.low)), w.v.kind, "as written"
+            if len(c.alnum) >= min_chars and c.alnum in w.squeezed:
+                squeezed, where = _squeeze(w.low)  # positions only for a hit
                 j = squeezed.find(c.alnum)
-                if j >= 0:
-                    return v.span(where[j], where[j + len(c.alnum) - 1] + 1), v.kind, "with its separators removed"
+                return w.v.span(where[j], where[j + len(c.alnum) - 1] + 1), w.v.kind, "with its separators removed"
         for form, enc in c.encoded:
             at = text.find(form) if enc == "base64" else text.lower().find(form)
             if at >= 0:
                 return (at, at + len(form)), "raw", f"{enc}-encoded"
         return None
+
+
+class _View:
+    """A view's lower-case text and, when first asked, its letters and digits alone (shared by all canaries)."""
+
+    def __init__(self, v: Variant) -> None:
+        self.v = v
+        self.low = v.text.lower()
+        self._squeezed: str | None = None
+
+    @property
+    def squeezed(self) -> str:
+        if self._squeezed is None:
+            self._squeezed = _ALNUM.sub("", self.low)
+        return self._squeezed
 
 
 # markdown images ![alt](url) and links [text](url), HTML img/a, reference definitions [ref]: url, bare URLs
