@@ -5,7 +5,8 @@ The rows are constructed here, seeded, from public texts (not a benchmark of rec
 project's; what they measure is the mechanism on each form):
 - system prompts: the 223 role prompts of `benign_awesome_chatgpt_prompts.jsonl` (CC0) in `../shared/data`;
 - leaks of prompt i: verbatim after a preface, its middle half, re-cased as a bullet list, with every 7th word
-  misspelt, base64, letter-spaced (first 200 characters), in leetspeak;
+  misspelt, base64, letter-spaced (first 200 characters), in leetspeak, and with every third word replaced (a
+  stand-in for paraphrase, which runs of words cannot see: it shows where the check stops);
 - answers that leak nothing, judged against prompt i: another role prompt j (same genre, same openers: "I want
   you to act as ..."), an AlpacaEval / MT-bench request, a BIPIA e-mail, table or code post, and "As your
   <role>, ..." followed by another text (the role named, nothing reproduced);
@@ -42,6 +43,7 @@ from aimds_ray import Detector  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 LEET = str.maketrans("aeiost", "4310$7")
+SWAPS = ["really", "also", "then", "kindly", "always", "simply", "now", "just"]
 
 
 def rows(name: str, key: str = "text") -> list[str]:
@@ -61,6 +63,9 @@ def leak_forms(sp: str, r: random.Random) -> dict[str, str]:
         "base64": "Encoded for you: " + base64.b64encode(sp.encode()).decode(),
         "letter_spaced": " ".join(sp[:200]),
         "leetspeak": sp.lower().translate(LEET),
+        # a stand-in for paraphrase: no five words in a row survive. The check compares runs of words, so it is
+        # not expected to see this (nor a translation); measured to show where it stops
+        "every_3rd_word_replaced": " ".join(r.choice(SWAPS) if i % 3 == 1 else w for i, w in enumerate(words)),
     }
 
 
