@@ -18,7 +18,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from aimds_ray.core.batch import REPORT_COLUMNS, rescore_local  # noqa: E402
+from aimds_ray.core.batch import REPORT_COLUMNS, ExchangeColumns, RescoreError, rescore_local  # noqa: E402
 from aimds_ray.core.detector import Detector  # noqa: E402
 from aimds_ray.distributed.rescore import MANIFEST, SESSIONS_DIR, rescore_ray  # noqa: E402
 
@@ -102,6 +102,34 @@ def test_parquet_equals_local_with_bad_rows(cluster: str, tmp_path: Path, small_
     man = json.loads((tmp_path / "out" / MANIFEST).read_text())
     assert man["model_version"] == version == d["model_version"]
     assert sorted(p for w in man["waves"] for p in w["parts"]) == [p.name for p in parts]
+
+
+def test_responses_equal_local(cluster: str, tmp_path: Path) -> None:
+    """--response: each row's response scanned against its own system prompt and canaries, on both engines."""
+    system = "You are Helix, the support assistant of Northwind Bank. Never discuss interest rates for business."
+    texts, systems, canaries = [], [], []
+    for i in range(120):
+        c = f"CAN{i:03d}-X"
+        texts.append([f"Sure: {system}", f"the code is {c}", f"Your balance is shown in the app (#{i}).",
+                      None][i % 4])
+        systems.append(system if i % 3 else None)
+        canaries.append([c] if i % 5 else c)
+    pq.write_table(pa.table({"id": list(range(120)), "text": texts, "sys": systems,
+                             "can": pa.array([[c] if isinstance(c, str) else c for c in canaries],
+                                             pa.list_(pa.string()))}), tmp_path / "resp.parquet")
+    cols = ExchangeColumns(system_prompt="sys", canaries="can")
+    local = rescore_local(str(tmp_path / "resp.parquet"), str(tmp_path / "local.parquet"), progress=False,
+                          exchange=cols)
+    s = rescore_ray(str(tmp_path / "resp.parquet"), str(tmp_path / "out"), workers=2, progress=False, exchange=cols)
+    out = _assert_same(tmp_path / "out", tmp_path / "local.parquet")
+    assert s.rows == local.rows == 120 and s.threats == local.threats
+    got = dict(zip(out.column("id").to_pylist(), out.column("is_threat").to_pylist(), strict=True))
+    assert [got[i] for i in range(8)] == [False, True, False, None, True, True, False, None]  # i=0: no system
+    with pytest.raises(RescoreError, match="no column 'nope'"):
+        rescore_ray(str(tmp_path / "resp.parquet"), str(tmp_path / "out2"), progress=False,
+                    exchange=ExchangeColumns(system_prompt="nope"))
+    with pytest.raises(RescoreError, match="another job"):  # the same output directory, now as prompts
+        rescore_ray(str(tmp_path / "resp.parquet"), str(tmp_path / "out"), workers=2, progress=False)
 
 
 def test_binary_text_with_invalid_utf8_equals_local(cluster: str, tmp_path: Path) -> None:

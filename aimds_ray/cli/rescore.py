@@ -21,12 +21,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wave-rows", type=int, default=1_000_000,
                    help="--engine ray commits (and can resume) after about this many rows")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    r = p.add_argument_group("responses", "the text column holds model responses (Detector.scan_response)")
+    r.add_argument("--response", action="store_true", help="scan the texts as responses")
+    r.add_argument("--system-prompt-column", help="column with each row's system prompt")
+    r.add_argument("--prompt-column", help="column with each row's user prompt")
+    r.add_argument("--canary-column", help="column with each row's canaries (a list of strings, or one string)")
     p.set_defaults(func=run)
+
+
+def _exchange(args: argparse.Namespace) -> object:
+    from aimds_ray.cli import UsageError
+    from aimds_ray.core.batch import ExchangeColumns
+
+    cols = ExchangeColumns(args.system_prompt_column, args.prompt_column, args.canary_column)
+    if not args.response:
+        if cols.names():
+            raise UsageError("--system-prompt-column, --prompt-column and --canary-column need --response")
+        return None
+    if args.sessions:
+        raise UsageError("--sessions replays requests; it does not combine with --response")
+    return cols
 
 
 def run(args: argparse.Namespace) -> int:
     from aimds_ray.core.detector import Detector
 
+    exchange = _exchange(args)
     if args.engine == "local":
         from aimds_ray.core.batch import rescore_local
         from aimds_ray.core.process import settle_heap
@@ -35,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         detector.scan_batch(["warm-up: compile kernels before the first chunk"])
         settle_heap()  # this process is the CLI's: start-up objects leave the collector's work
         summary = rescore_local(args.input, args.output, detector=detector,
-                                text_column=args.text_column, progress=False if args.quiet else None)
+                                text_column=args.text_column, progress=False if args.quiet else None,
+                                exchange=exchange)
     else:
         try:
             from aimds_ray.distributed.rescore import rescore_ray
@@ -45,6 +66,6 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--engine ray is not available: {e}") from None
         summary = rescore_ray(args.input, args.output, config=args.config, text_column=args.text_column,
                               address=args.address, workers=args.workers, sessions=args.sessions,
-                              progress=not args.quiet, wave_rows=args.wave_rows)
+                              progress=not args.quiet, wave_rows=args.wave_rows, exchange=exchange)
     print(json.dumps(summary.to_dict()), file=sys.stdout)
     return 0

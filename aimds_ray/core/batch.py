@@ -3,6 +3,8 @@
 `score_table` is the one function both engines run: the local engine (`aimds rescore --engine local`) calls it on
 each chunk of the input; the Ray Data engine calls it inside `map_batches` actors. Bad rows (null, non-string,
 invalid UTF-8, oversized) are not dropped: they get `is_threat = null` and a message in `aimds_error`.
+With `ExchangeColumns` the text column holds model responses, scanned row by row with `Detector.scan_response`
+against the system prompt, prompt and canaries of the same row (`aimds rescore --response`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aimds_ray.core.detector import Detector, InputError
+from aimds_ray.core.detector import Detector, InputError, Verdict
 from aimds_ray.core.validity import json_has_lone_surrogate, lone_surrogate
 
 REPORT_COLUMNS = ("is_threat", "score", "threat_type", "action", "aimds_error")
@@ -43,6 +45,41 @@ class RescoreError(ValueError):
     """Bad invocation or unreadable input (exit code 2 at the CLI)."""
 
 
+@dataclass(frozen=True)
+class ExchangeColumns:
+    """Columns of a table of responses that hold each row's exchange (any may be None: not in the table). The
+    canaries column holds a list of strings or one string."""
+
+    system_prompt: str | None = None
+    prompt: str | None = None
+    canaries: str | None = None
+
+    def names(self) -> list[str]:
+        return [c for c in (self.system_prompt, self.prompt, self.canaries) if c]
+
+    def check(self, table: pa.Table | pa.RecordBatch) -> None:
+        """RescoreError naming a column the table does not have (asked of a Parquet file's schema: a wrong flag is
+        a usage error; in JSONL a line without the field is a response scanned without that part)."""
+        for c in self.names():
+            if c not in table.schema.names:
+                names = [n for n in table.schema.names if n != "aimds_input_error"]
+                raise RescoreError(f"input has no column {c!r} (columns: {', '.join(names)})")
+
+    def rows(self, table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
+        """Each row's keyword arguments for `Detector.scan_response` (a column missing from this chunk: none)."""
+        n = table.num_rows
+        cols = {}
+        for key, c in (("system_prompt", self.system_prompt), ("prompt", self.prompt), ("canaries", self.canaries)):
+            if c and c in table.schema.names:
+                vals = table.column(c).to_pylist()
+                if table.schema.field(c).metadata == JSON_FIELD:  # JSONL values of mixed types, carried as JSON
+                    vals = [None if v is None else json.loads(v) for v in vals]
+                if key == "canaries":
+                    vals = [[v] if isinstance(v, str) else v for v in vals]
+                cols[key] = vals
+        return [{k: v[i] for k, v in cols.items()} for i in range(n)]
+
+
 def lacks_text_column(table: pa.Table | pa.RecordBatch, text_column: str) -> bool:
     """True when `table` has no `text_column` and no row explains it: a wrong `--text-column`, a usage error. Rows
     that lack only the field (JSONL lines without it) are bad rows of a good input. Asked of a file's first chunk
@@ -55,10 +92,12 @@ def lacks_text_column(table: pa.Table | pa.RecordBatch, text_column: str) -> boo
     return all(e is None or e.endswith(missing) for e in table.column("aimds_input_error").to_pylist())
 
 
-def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_column: str = "text") -> pa.Table:
+def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_column: str = "text",
+                exchange: ExchangeColumns | None = None) -> pa.Table:
     """Append the report columns to `table`. An input column named like one of them is kept, renamed with the
     `input_` prefix ("score" -> "input_score"; the text column too, if it is one), so nothing of the input is lost;
-    `aimds_input_error` is the JSONL reader's note on a bad line (see `read_jsonl_chunks`), consumed here."""
+    `aimds_input_error` is the JSONL reader's note on a bad line (see `read_jsonl_chunks`), consumed here. With
+    `exchange`, the texts are responses (see the module docstring)."""
     if text_column not in table.schema.names:
         raise RescoreError(f"input has no column {text_column!r} (columns: {', '.join(table.schema.names)})")
     col = table.column(text_column)
@@ -95,8 +134,10 @@ def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_colum
             continue
         good_idx.append(i)
         good_txt.append(v)
-    if good_txt:
-        reports: list[Any]
+    reports: list[Any] = []
+    if good_txt and exchange is not None:
+        reports = _response_verdicts(detector, table, exchange, good_idx, good_txt)
+    elif good_txt:
         try:
             reports = detector.decide_batch(good_txt)  # the four columns, without building full reports
         except InputError:
@@ -106,6 +147,7 @@ def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_colum
                     reports.extend(detector.decide_batch([t]))
                 except InputError as e:
                     reports.append(str(e))
+    if reports:
         for i, r in zip(good_idx, reports, strict=True):
             if isinstance(r, str):
                 error[i] = r
@@ -131,6 +173,21 @@ def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_colum
     for f, arr in zip(REPORT_SCHEMA, arrays, strict=True):
         table = table.append_column(f, arr)
     return _valid_utf8(table)
+
+
+def _response_verdicts(detector: Detector, table: pa.Table | pa.RecordBatch, exchange: ExchangeColumns,
+                       idx: list[int], texts: list[str]) -> list[Verdict | str]:
+    """`scan_response` of each good row against its own exchange; a bad system prompt or canary list is that row's
+    error message, as a bad text is."""
+    parts = exchange.rows(table)
+    out: list[Verdict | str] = []
+    for i, t in zip(idx, texts, strict=True):
+        try:
+            r = detector.scan_response(t, **parts[i])
+            out.append(Verdict(r.is_threat, r.score, r.threat_type, str(r.action)))
+        except InputError as e:
+            out.append(str(e))
+    return out
 
 
 def _valid_utf8(table: pa.Table) -> pa.Table:
@@ -390,9 +447,10 @@ def _finite(v: Any) -> Any:
 
 def rescore_local(
     input_spec: str, output: str, *, detector: Detector | None = None, text_column: str = "text",
-    chunk_rows: int = 4096, progress: bool | None = None,
+    chunk_rows: int = 4096, progress: bool | None = None, exchange: ExchangeColumns | None = None,
 ) -> RescoreSummary:
-    """Score every row of the input(s) in-process and write one JSONL or Parquet file (chosen by extension)."""
+    """Score every row of the input(s) in-process and write one JSONL or Parquet file (chosen by extension); with
+    `exchange`, the texts are responses scanned against the exchange columns of their rows."""
     files = expand_inputs(input_spec)
     detector = detector or Detector()
     out_jsonl = _is_jsonl(output)
@@ -405,7 +463,8 @@ def rescore_local(
     t0 = time.perf_counter()
     tmp = output + ".tmp"
     try:
-        _rescore_into(files, output, tmp, detector, text_column, chunk_rows, progress, out_jsonl, summary, t0)
+        _rescore_into(files, output, tmp, detector, text_column, chunk_rows, progress, out_jsonl, summary, t0,
+                      exchange)
     except BaseException as e:
         try:
             Path(tmp).unlink(missing_ok=True)  # nothing half-written stays behind, under either name
@@ -494,7 +553,8 @@ def _json_texts(vals: list[Any]) -> pa.Array:
 
 
 def _rescore_into(files: list[str], output: str, tmp: str, detector: Detector, text_column: str, chunk_rows: int,
-                  progress: bool, out_jsonl: bool, summary: RescoreSummary, t0: float) -> None:
+                  progress: bool, out_jsonl: bool, summary: RescoreSummary, t0: float,
+                  exchange: ExchangeColumns | None = None) -> None:
     try:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -511,7 +571,12 @@ def _rescore_into(files: list[str], output: str, tmp: str, detector: Detector, t
                         raise RescoreError(f"{path}: no column {text_column!r} "
                                            f"(columns: {', '.join(names)}); use --text-column")
                     chunk = chunk.append_column(text_column, pa.nulls(chunk.num_rows, pa.string()))
-                scored = score_table(detector, chunk, text_column)
+                if n_chunk == 0 and exchange is not None and not _is_jsonl(path):  # (JSONL: a row may lack a part)
+                    try:
+                        exchange.check(chunk)
+                    except RescoreError as e:
+                        raise RescoreError(f"{path}: {e}") from None
+                scored = score_table(detector, chunk, text_column, exchange)
                 rows_before = summary.rows
                 summary.add(scored)
                 if out_jsonl:
@@ -519,7 +584,8 @@ def _rescore_into(files: list[str], output: str, tmp: str, detector: Detector, t
                 else:
                     meta = {b"aimds_model_version": detector.model_version.encode()}
                     if writer is None:
-                        first = scored if whole is None else score_table(detector, whole.empty_table(), text_column)
+                        first = scored if whole is None else \
+                            score_table(detector, whole.empty_table(), text_column, exchange)
                         schema = first.schema.with_metadata(meta)
                         writer = pq.ParquetWriter(tmp, schema)
                     scored = _align(scored, schema, path, rows_before) \

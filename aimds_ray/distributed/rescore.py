@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from aimds_ray.core.batch import REPORT_COLUMNS, RescoreError, RescoreSummary, expand_inputs
+from aimds_ray.core.batch import REPORT_COLUMNS, ExchangeColumns, RescoreError, RescoreSummary, expand_inputs
 
 MANIFEST = "_aimds_manifest.json"
 STAGING = "_aimds_staging"
@@ -123,9 +123,10 @@ def list_inputs(spec: str) -> tuple[pafs.FileSystem, list[InputFile]]:
     return fs, out
 
 
-def _row_counts(fs: pafs.FileSystem, files: list[InputFile], text_column: str) -> dict[str, int | None]:
+def _row_counts(fs: pafs.FileSystem, files: list[InputFile], text_column: str,
+                exchange: ExchangeColumns | None = None) -> dict[str, int | None]:
     """Rows per Parquet file from footers (parallel: on object storage each is a round trip); None for JSONL.
-    A Parquet file without the text column is refused here, before any actor starts."""
+    A Parquet file without the text column (or an exchange column) is refused here, before any actor starts."""
     def one(f: InputFile) -> int | None:
         if f.is_jsonl:
             return None
@@ -135,6 +136,11 @@ def _row_counts(fs: pafs.FileSystem, files: list[InputFile], text_column: str) -
             if text_column not in names:
                 raise RescoreError(f"{f.uri}: no column {text_column!r} (columns: {', '.join(names)}); "
                                    "use --text-column")
+            if exchange is not None:
+                try:
+                    exchange.check(pf.schema_arrow.empty_table())
+                except RescoreError as e:
+                    raise RescoreError(f"{f.uri}: {e}") from None
             return pf.metadata.num_rows
 
     with ThreadPoolExecutor(16) as ex:
@@ -187,7 +193,8 @@ class _Output:
 class _Scorer:
     """One Detector per actor, loaded once; `__call__` is `score_table` on an Arrow batch plus the version tag."""
 
-    def __init__(self, config: Any, text_column: str, model_version: str, progress: Any = None) -> None:
+    def __init__(self, config: Any, text_column: str, model_version: str, progress: Any = None,
+                 exchange: Any = None) -> None:
         from aimds_ray.core.detector import Detector
         from aimds_ray.core.process import settle_heap
 
@@ -197,6 +204,7 @@ class _Scorer:
         self.detector.scan_batch(["warm-up: compile kernels before the first batch"])
         settle_heap()  # the actor's process is ours (see core/process.py)
         self.text_column = text_column
+        self.exchange = exchange
         self.meta = {META_KEY: model_version.encode()}
         self.progress = progress
 
@@ -210,7 +218,7 @@ class _Scorer:
                 raise RescoreError(f"input has no column {col!r} (columns: {', '.join(names)}); "
                                    "use --text-column")
             batch = batch.append_column(col, pa.nulls(batch.num_rows, pa.string()))
-        out = score_table(self.detector, batch, col).replace_schema_metadata(self.meta)
+        out = score_table(self.detector, batch, col, self.exchange).replace_schema_metadata(self.meta)
         if self.progress is not None:
             self.progress.add.remote(out.num_rows)
         return out
@@ -333,9 +341,11 @@ def _wave_counts(table: pa.Table) -> dict[str, Any]:
 # --- the job ------------------------------------------------------------------------------------------------------
 
 
-def _job_key(model_version: str, config: Any, text_column: str) -> str:
-    """What makes outputs comparable: same model, same config, same text column."""
-    h = hashlib.sha256(f"{model_version}\0{config!r}\0{text_column}".encode())
+def _job_key(model_version: str, config: Any, text_column: str, exchange: Any = None) -> str:
+    """What makes outputs comparable: same model, same config, same text column (and, for responses, the same
+    exchange columns)."""
+    extra = "" if exchange is None else f"\0response:{exchange!r}"
+    h = hashlib.sha256(f"{model_version}\0{config!r}\0{text_column}{extra}".encode())
     return h.hexdigest()[:16]
 
 
@@ -383,9 +393,10 @@ def _cpu_plan(workers: int | None) -> tuple[int, float, float]:
 def rescore_ray(
     input: str, output: str, *, config: Any = None, text_column: str = "text", address: str | None = None,
     workers: int | None = None, sessions: str | None = None, progress: bool = True, wave_rows: int = 1_000_000,
-    batch_rows: int = 4096,
+    batch_rows: int = 4096, exchange: ExchangeColumns | None = None,
 ) -> RayRescoreSummary:
-    """Score INPUT into the Parquet directory OUTPUT with a pool of detector actors; resumable (see module doc)."""
+    """Score INPUT into the Parquet directory OUTPUT with a pool of detector actors; resumable (see module doc).
+    With `exchange`, the texts are responses scanned against their rows' exchange columns."""
     import ray
 
     from aimds_ray.core.config import AimdsConfig, load_config
@@ -400,7 +411,7 @@ def rescore_ray(
         raise RescoreError(f"output {output!r}: --engine ray writes a directory of Parquet parts")
 
     model_version = Detector(cfg).model_version  # the version actors must match; also names the job
-    job = _job_key(model_version, cfg, text_column)
+    job = _job_key(model_version, cfg, text_column, exchange)
     manifest = out.read_manifest()
     if manifest is None:
         leftovers = [p for p in out.files() if not _ours(p)]
@@ -449,7 +460,7 @@ def rescore_ray(
         logging.getLogger("ray.data").setLevel(logging.WARNING)
 
         n_actors, actor_cpus, io_cpus = _cpu_plan(workers)
-        counts = _row_counts(in_fs, pending, text_column)
+        counts = _row_counts(in_fs, pending, text_column, exchange)
         known = [c for c in counts.values() if c is not None]
         total = sum(w["rows"] for w in manifest["waves"]) + sum(known) if len(known) == len(pending) else None
         prog = _progress_actor() if progress else None
@@ -474,7 +485,8 @@ def rescore_ray(
                     _Scorer, batch_size=batch_rows, batch_format="pyarrow",
                     compute=ray.data.ActorPoolStrategy(size=n_actors), num_cpus=actor_cpus,
                     fn_constructor_kwargs={"config": cfg, "text_column": text_column,
-                                           "model_version": model_version, "progress": prog})
+                                           "model_version": model_version, "progress": prog,
+                                           "exchange": exchange})
                 ds.write_parquet(staging, filesystem=out.fs, min_rows_per_file=wave_rows // 4 or 1,
                                  ray_remote_args={"num_cpus": io_cpus}, concurrency=IO_TASKS)
                 staged = out.files(f"{STAGING}/{key}")
