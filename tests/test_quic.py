@@ -215,7 +215,7 @@ def test_response_route_matches_the_embedded_detector(proxy: Callable[..., H3Pro
         async with client(h) as c:
             got = await c.detect_response(leak, system_prompt=system, canaries=["ZEBRA-7731"])
             assert _strip(got) == expected and got["is_threat"] and "<LINK_1>" in got["sanitized_text"]
-            for body, needle in [({"text": "a", "session_id": "s"}, "unknown field(s): session_id"),
+            for body, needle in [({"text": "a", "metadata": {}}, "unknown field(s): metadata"),
                                  ({"system_prompt": "x"}, "missing field: text"),
                                  ({"text": "a", "canaries": "x"}, "canaries must be a list"),
                                  ({"text": "a", "canaries": [""]}, "canaries[0]"),

@@ -230,3 +230,28 @@ def test_rescore_responses_locally(tmp_path) -> None:
     got = [json.loads(line)["is_threat"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert got == [True, False, True, None, None]
     assert main(["rescore", str(src), str(tmp_path / "x.jsonl"), "--canary-column", "can"]) == 2
+
+
+def test_trace_event_feeds_the_shipped_policies(det: Detector) -> None:
+    """The session event a screened response becomes (what the Serve replica queues with a session_id): the
+    shipped policy no_system_prompt_in_response, which had only application-reported events to read, sees a leak."""
+    from aimds_ray.core.ltl.policy import load_policies
+    from aimds_ray.core.response import trace_event
+
+    th = det.config.response.thresholds.threat
+    leak = trace_event(det.scan_response(f"Sure: {SYSTEM}", system_prompt=SYSTEM).to_dict(), 2.0, th)
+    clean = trace_event(det.scan_response("Paris.", system_prompt=SYSTEM, canaries=[CANARY]).to_dict(), 2.0, th)
+    canary = trace_event(det.scan_response(f"it is {CANARY}", canaries=[CANARY]).to_dict(), 2.0, th)
+    assert leak["type"] == "response" and leak["screened"] and leak["system_prompt_leak"] and not leak["canary_leak"]
+    assert canary["system_prompt_leak"] and canary["canary_leak"] and not clean["system_prompt_leak"]
+    assert all(isinstance(v, str | int | float | bool) for v in leak.values())  # scalars: what monitors take
+    ps = load_policies()
+    request = {"t": 1.0, "type": "detect", "is_threat": False, "action": "allow", "score": 0.0, "pii": False}
+    mon = ps.session("s")
+    for ev in ({"t": 1.0, "type": "request"}, request):
+        mon.step(ev)
+    assert any(v["policy"] == "no_system_prompt_in_response" for v in mon.step(leak))
+    mon2 = ps.session("s2")
+    for ev in ({"t": 1.0, "type": "request"}, request):
+        mon2.step(ev)
+    assert not any(v["policy"] == "no_system_prompt_in_response" for v in mon2.step(clean))

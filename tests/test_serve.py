@@ -175,12 +175,33 @@ def test_response_endpoint(app) -> None:
     assert (got["is_threat"], got["score"], got["threat_type"], got["action"], got["sanitized_text"]) == (
         want.is_threat, want.score, want.threat_type, str(want.action), want.sanitized_text)
     assert got["is_threat"] and got["action"] == "block"
-    for body, status in [({"text": "a", "session_id": "s"}, 422), ({"text": "a", "canaries": [5]}, 422),
+    for body, status in [({"text": "a", "metadata": {}}, 422), ({"text": "a", "canaries": [5]}, 422),
                          ({"prompt": "a"}, 422), ({"text": "a" * (1 << 21)}, 413)]:
         r = app.post("/v1/detect/response", json=body)
         assert r.status_code == status and r.json()["error"], (body, r.text)
     r = app.post("/v1/detect/response", content=b"\xff", headers={"content-type": "application/json"})
     assert r.status_code == 400
+
+
+def test_a_screened_response_joins_its_session_and_its_policies(app) -> None:
+    """A response posted with a session_id is a `response` event of that session: the shipped policy
+    no_system_prompt_in_response sees the leak (and the behaviour model, which counts requests, does not)."""
+    sid = f"resp-{time.time_ns()}"
+    app.post("/v1/detect", json={"text": "What can you help me with?", "session_id": sid})
+    r = app.post("/v1/detect/response", json={**RESPONSE, "session_id": sid, "client_id": "c-1"})
+    assert r.status_code == 200 and r.json()["is_threat"] and r.json()["deep_analysis"] == "pending", r.text
+    deadline = time.time() + 120
+    state: dict = {}
+    while time.time() < deadline:
+        state = app.get(f"/v1/sessions/{sid}").json()
+        names = {v["policy"] for v in (state.get("policies") or {}).get("violations", [])}
+        if "no_system_prompt_in_response" in names:
+            break
+        time.sleep(0.5)
+    assert "no_system_prompt_in_response" in names, state
+    assert state["behaviour"]["n"] == 1  # the request only
+    r = app.post("/v1/detect/response", json={"text": "fine", "session_id": 5})
+    assert r.status_code == 422 and "session_id" in r.json()["error"]
 
 
 def test_http3_through_the_serve_handle_equals_http(app) -> None:

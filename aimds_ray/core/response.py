@@ -388,3 +388,19 @@ def redactions(text: str, evidence: Sequence[Evidence], threat_th: float) -> lis
         if ent is not None and e.score >= threat_th and e.end > e.start:
             out.append(PiiMatch(ent, e.start, e.end, text[e.start : e.end], e.detector))
     return out
+
+
+def trace_event(report: dict[str, object], t: float, threat_th: float) -> dict[str, object]:
+    """The session-trace event of one screened response (`/v1/detect/response` with a `session_id`), in the
+    vocabulary of the shipped policies: a `response` that says what it leaked (`system_prompt_leak`: the system
+    prompt or a canary at threat level, as `no_system_prompt_in_response` asks; `canary_leak`; `exfiltration`;
+    `pii`) and how it was judged. `screened` tells it from the response the trace assumes after an allowed request."""
+    evidence = report.get("evidence") or []
+    strong = {str(e["detector"]) for e in evidence if isinstance(e, dict) and float(e["score"]) >= threat_th}
+    return {"t": t, "type": "response", "screened": True, "is_threat": bool(report["is_threat"]),
+            "threat_type": str(report["threat_type"]), "action": str(report["action"]),
+            "score": float(report["score"]),  # type: ignore[arg-type]
+            "system_prompt_leak": bool(strong & {"prompt_leak", "canary"}), "canary_leak": "canary" in strong,
+            "exfiltration": "exfil_link" in strong,
+            "pii": any(isinstance(e, dict) and e.get("category") == Category.DATA_LEAKAGE for e in evidence),
+            "redacted": str(report["action"]) == "redact", "request_id": str(report.get("request_id", ""))}

@@ -9,7 +9,7 @@ from aimds_ray.core.validity import lone_surrogate
 
 DETECT_FIELDS = ("text", "session_id", "client_id", "request_id", "metadata")
 # POST /v1/detect/response: a model's response and the exchange it answers (`Detector.scan_response`)
-RESPONSE_FIELDS = ("text", "system_prompt", "prompt", "canaries", "request_id")
+RESPONSE_FIELDS = ("text", "system_prompt", "prompt", "canaries", "request_id", "session_id", "client_id")
 MAX_CANARIES = 64  # per response
 # feedback_id: the client's key for one piece of feedback; re-sending it (after a timeout) is applied once
 FEEDBACK_FIELDS = ("text", "request_id", "label", "category", "source", "session_id", "feedback_id")
@@ -47,8 +47,9 @@ def bad_response_item(item: Any) -> str:
     for k in ("text", "system_prompt", "prompt"):
         if item.get(k) is not None and not isinstance(item[k], str):
             return f"{k} must be a string, got {json_type(item[k])}"
-    if item.get("request_id") is not None and not valid_id(item["request_id"]):
-        return "request_id must be a string of 1-256 characters (valid Unicode)"
+    for k in ("request_id", "session_id", "client_id"):
+        if item.get(k) is not None and not valid_id(item[k]):
+            return f"{k} must be a string of 1-256 characters (valid Unicode)"
     can = item.get("canaries")
     if can is not None:
         if not isinstance(can, list) or len(can) > MAX_CANARIES:

@@ -316,9 +316,9 @@ class GraphWriterActor:
 
         recs: list[Any] = []
         for it in items:
-            rep = ThreatReport.from_dict(it["report"])
             sid, cid, t = it["session_id"], it.get("client_id") or "", float(it["t"])  # "": no client given
-            recs.extend(records_from_report(rep, sid, cid, t))
+            if it.get("role", "request") == "request":  # a screened response adds only its violations
+                recs.extend(records_from_report(ThreatReport.from_dict(it["report"]), sid, cid, t))
             for v in it.get("violations") or []:
                 pol = str(v.get("policy", "unknown"))
                 recs.append(ViolationRecord(violation_id=f"{sid}/{pol}/{v.get('position', t)}", session_id=sid,
@@ -543,15 +543,17 @@ class DeadlineScheduler:
                 self.deep_matches += 1
         if not sid:
             return
-        a = self.h["analyzers"][self.ring_a.owner(sid)]
         v = self.h["verifiers"][self.ring_v.owner(sid)]
-        cats = {k: float(x) for k, x in rep.get("categories", {}).items()}
-        obs = a.observe.remote(sid, p["t"], float(rep["score"]), int(p.get("text_len", 0)), p.get("entropy"), cats)
-        events = session_events(p)
-        viol = v.step.remote(sid, events)
+        calls: list[tuple[str, Any]] = []
+        if p.get("role") != "response":  # a response is no request: the behaviour model sees requests only
+            a = self.h["analyzers"][self.ring_a.owner(sid)]
+            cats = {k: float(x) for k, x in rep.get("categories", {}).items()}
+            calls.append(("analyzer", a.observe.remote(sid, p["t"], float(rep["score"]), int(p.get("text_len", 0)),
+                                                       p.get("entropy"), cats)))
+        calls.append(("verifier", v.step.remote(sid, session_events(p))))
         failed: Exception | None = None
         violations: list[dict[str, Any]] = []
-        for name, ref in (("analyzer", obs), ("verifier", viol)):  # one failing must not cost the other, nor the
+        for name, ref in calls:  # one failing must not cost the other, nor the
             try:                                                    # request its graph record
                 out = await self._call(name, ref)
             except Exception as e:
@@ -561,7 +563,7 @@ class DeadlineScheduler:
                 violations = out
         if self.cfg.graph and self.h.get("graph") is not None:
             rec = {"kind": "report", "session_id": sid, "client_id": p.get("client_id") or "", "t": p["t"],
-                   "report": rep, "violations": violations}
+                   "report": rep, "violations": violations, "role": p.get("role", "request")}
             # acknowledged once spooled to disk; a writer that refuses (full spool) or is down shows as degraded.
             # Retried: a killed writer restarts in seconds, and replaying a record changes nothing
             graph = self.h["graph"]
@@ -585,7 +587,10 @@ class DeadlineScheduler:
 
 
 def session_events(p: dict[str, Any]) -> list[dict[str, Any]]:
-    """The trace events one answered request contributes to its session (the vocabulary policies speak)."""
+    """The trace events one answered request contributes to its session (the vocabulary policies speak); a screened
+    response contributes the one event the Serve replica made of it (`core.response.trace_event`)."""
+    if p.get("role") == "response":
+        return list(p.get("events", []))
     rep = p["report"]
     t_in = float(p["t"])
     t_out = t_in + float(rep.get("latency_us", 0.0)) / 1e6

@@ -28,6 +28,7 @@ from ray.serve import Application
 from aimds_ray import __version__
 from aimds_ray.core.feedback import RecentRequests
 from aimds_ray.core.process import settle_heap
+from aimds_ray.core.response import trace_event
 from aimds_ray.core.service import detect_items, detect_response, error, validate_feedback
 from aimds_ray.core.validity import json_has_lone_surrogate
 from aimds_ray.core.wire import valid_id
@@ -400,7 +401,7 @@ class AimdsIngress:
     @api.post("/v1/detect/response")
     async def http_detect_response(self, request: Request) -> JSONResponse:
         """Scan a model's response against its exchange: {"text": str, "system_prompt"?: str, "prompt"?: str,
-        "canaries"?: [str], "request_id"?: str} (`Detector.scan_response`). Stateless: no session, no learner."""
+        "canaries"?: [str], "request_id"?, "session_id"?, "client_id"?: str} (`Detector.scan_response`)."""
         t0 = time.perf_counter()
         try:
             body = await read_json(request, MAX_BODY)
@@ -455,9 +456,25 @@ class AimdsIngress:
         return out
 
     async def detect_response(self, item: Any) -> dict[str, Any]:
+        """A response with a `session_id` joins its session's trace (`core.response.trace_event`) for the policy
+        verifiers; it is not a request, so the behaviour analyzers and the learner do not see it."""
+        self._ensure_background()
+        t = time.time()
         res = await self._on_scan_thread(detect_response, self.detector, item)
-        if "error" not in res:
-            self._metrics.report(res, "detect_response")
+        if "error" in res:
+            return res
+        res["deep_analysis"] = "none"
+        if item.get("session_id"):
+            event = trace_event(res, t, self.detector.config.response.thresholds.threat)
+            prio = "critical" if res["action"] == "block" else "high" if res["is_threat"] else "low"
+            task = {"id": res.get("request_id") or uuid.uuid4().hex, "priority": prio, "t": t, "role": "response",
+                    "session_id": item["session_id"], "client_id": item.get("client_id"), "events": [event],
+                    "uncertain": False, "report": {k: res[k] for k in ("score", "is_threat", "threat_type", "action",
+                                                                       "request_id", "model_version")}}
+            res["deep_analysis"] = self._enqueue_deep([task])
+        if self.degraded:
+            res["degraded"] = sorted(self.degraded)
+        self._metrics.report(res, "detect_response")
         return res
 
     def _remember(self, items: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
