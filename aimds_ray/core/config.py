@@ -139,8 +139,8 @@ class ResponseConfig:
     checks: tuple[str, ...] = ("prompt_leak", "canary", "exfil_link")
     thresholds: Thresholds = field(default_factory=Thresholds)
     leak_shingle: int = 5  # words per run compared between the system prompt and the response
-    leak_full_share: float = 0.5  # share of the system prompt's distinctive runs found for full evidence ...
-    leak_full_words: int = 24  # ... or a reproduced stretch this long (words)
+    leak_full_share: float = 0.8  # share of the system prompt's words that reproduced runs cover, for full evidence ...
+    leak_full_words: int = 60  # ... or a reproduced stretch this long (words); threat at half of either
     min_evidence: float = 0.2  # leak evidence weaker than this is not reported (one shared run is coincidence)
     canary_min_chars: int = 6  # canaries at least this long also match with separators removed
     allowed_link_hosts: tuple[str, ...] = ()  # hosts (and their subdomains) a response may send data to

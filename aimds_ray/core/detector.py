@@ -25,7 +25,7 @@ from aimds_ray.core.response import redactions as response_redactions
 from aimds_ray.core.signals import SignalContext, registered_signals
 from aimds_ray.core.signals.base import Signal
 from aimds_ray.core.validity import lone_surrogate
-from aimds_ray.core.wire import MAX_CANARIES
+from aimds_ray.core.wire import MAX_CANARIES, MIN_CANARY_ALNUM, canary_ok
 
 
 def _id_prefix() -> str:
@@ -109,8 +109,9 @@ def _coerce_canaries(value: Any) -> tuple[str, ...]:
         raise InputError(f"canaries: {len(value)} given; at most {MAX_CANARIES}")
     out = []
     for i, c in enumerate(value):
-        if not isinstance(c, str) or not c.strip() or len(c) > 256 or lone_surrogate(c) >= 0:
-            raise InputError(f"canaries[{i}] must be a non-empty string of at most 256 characters")
+        if not isinstance(c, str) or len(c) > 256 or lone_surrogate(c) >= 0 or not canary_ok(c):
+            raise InputError(f"canaries[{i}] must be a string of at most 256 characters with at least "
+                             f"{MIN_CANARY_ALNUM} letters or digits")
         out.append(c)
     return tuple(out)
 
@@ -307,12 +308,15 @@ class Detector:
         ]
         if len(pii) > 1:  # windows overlap, and PII read from several views of one window may overlap too
             pii = _dedupe_spans(pii)
-        sanitized = redact(text, _dedupe_spans([*pii, *hide]) if hide else pii, self.config.pii.redaction) \
+        sanitized = redact(text, _merge_spans(text, [*pii, *hide]) if hide else pii, self.config.pii.redaction) \
             if pii or hide else text
         if pii:
             _scrub_matches(evidence, pii, self.config.pii.entities)
             if len(pii) > PII_EVIDENCE_ITEMS:
-                evidence = _condense_pii(evidence)
+                evidence = _condense(evidence, "pii", "PII items")
+        for name, what in _RESPONSE_ITEMS if hide else ():  # after redaction, which read them all
+            if sum(e.detector == name for e in evidence) > PII_EVIDENCE_ITEMS:
+                evidence = _condense(evidence, name, what)
         evidence.sort(key=lambda e: (e.start, -e.score))
         return ThreatReport(
             is_threat=decision.is_threat,
@@ -330,19 +334,21 @@ class Detector:
         )
 
 
-PII_EVIDENCE_ITEMS = 64  # PII items a report lists one by one; the rest are one item (all are redacted)
+PII_EVIDENCE_ITEMS = 64  # items of one detector a report lists one by one; the rest are one item (all redacted)
+_RESPONSE_ITEMS = (("exfil_link", "data-carrying URLs"), ("canary", "canary copies"), ("prompt_leak", "leaked stretches"))
 
 
-def _condense_pii(evidence: list[Evidence]) -> list[Evidence]:
-    """The first PII_EVIDENCE_ITEMS PII items (by position), then one item spanning the rest with their strongest
-    score, as a window's invisible-character runs are reported: 100,000 e-mail addresses made a 17 MB report.
-    The decision was taken on all of them, and `sanitized_text` redacts all of them."""
-    items = sorted((e for e in evidence if e.detector == "pii"), key=lambda e: (e.start, -e.score))
+def _condense(evidence: list[Evidence], detector: str, what: str) -> list[Evidence]:
+    """The first PII_EVIDENCE_ITEMS items of `detector` (by position), then one item spanning the rest with their
+    strongest score, as a window's invisible-character runs are reported: 100,000 e-mail addresses made a 17 MB
+    report. The decision was taken on all of them, and `sanitized_text` redacts all of them."""
+    items = sorted((e for e in evidence if e.detector == detector), key=lambda e: (e.start, -e.score))
     keep, rest = items[:PII_EVIDENCE_ITEMS], items[PII_EVIDENCE_ITEMS:]
-    kinds = sorted({e.match for e in rest})
-    summary = Evidence("pii", rest[0].category, max(e.score for e in rest), rest[0].start, max(e.end for e in rest),
-                       " ".join(kinds[:8]), "raw", f"more:{len(rest)} more PII items, all redacted")
-    return [e for e in evidence if e.detector != "pii"] + keep + [summary]
+    kinds = sorted({e.match for e in rest}) if detector == "pii" else []
+    summary = Evidence(detector, rest[0].category, max(e.score for e in rest), rest[0].start,
+                       max(e.end for e in rest), " ".join(kinds[:8]), "raw",
+                       f"more:{len(rest)} more {what}, all redacted")
+    return [e for e in evidence if e.detector != detector] + keep + [summary]
 
 
 def _scrub_matches(evidence: list[Evidence], pii: list[PiiMatch], entities: Any) -> None:
@@ -373,6 +379,21 @@ def _scrub_matches(evidence: list[Evidence], pii: list[PiiMatch], entities: Any)
             if k:  # or begins inside it
                 m = tag + m[k:]
         e.match = m
+
+
+def _merge_spans(text: str, matches: list[PiiMatch]) -> list[PiiMatch]:
+    """Overlapping spans (a response's leaked stretch and an e-mail address inside it) as one span covering both,
+    named after the longer: every character either hides stays hidden."""
+    out: list[PiiMatch] = []
+    for m in sorted(matches, key=lambda m: (m.start, -m.end)):
+        if out and m.start < out[-1].end:
+            last = out[-1]
+            if m.end > last.end:
+                name = last if last.end - last.start >= m.end - m.start else m
+                out[-1] = PiiMatch(name.entity, last.start, m.end, text[last.start : m.end], name.kind)
+            continue
+        out.append(m)
+    return out
 
 
 def _dedupe_spans(matches: list[PiiMatch]) -> list[PiiMatch]:

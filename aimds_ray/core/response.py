@@ -10,15 +10,18 @@ base64, letter-spaced or in leetspeak is read decoded), after the prompt-path si
 - `prompt_leak`: how much of the system prompt the response reproduces, as shared runs of `leak_shingle` words
   (case, punctuation and layout ignored). A run counts only when at least two of its words are not common words
   (`seqmatch.NON_ANCHOR`): "I want you to act as" opens a thousand system prompts and says nothing. The score is
-  the larger of the share of the system prompt's distinctive runs found and the longest reproduced stretch, each
-  against its `full` value. Paraphrase and translation keep no runs of words: this check does not see them.
-- `canary`: a canary token anywhere in any view, also with everything but letters and digits removed (so
-  "C-A-N-A-R-Y" and a base64 copy count).
-- `exfil_link`: a URL whose query, fragment or path carries data to a host not on `allowed_link_hosts`. Images
-  load without a click (the markdown-image exfiltration of indirect injections), so they weigh most; data taken
-  from the exchange (a canary, PII, a run of the system prompt; for an image also three words of the user's
-  prompt in a row) weighs more than data merely shaped like text. A link built from the user's question is what a
-  search link is, so for links the prompt's words count as text.
+  the larger of the share of the system prompt's words that reproduced runs cover (sparse edits leave most of
+  them covered) and the longest reproduced stretch, each against its `full` value: a correct answer may repeat a
+  procedure or a fact its system prompt holds, so a sentence or two is evidence, not a leak. Paraphrase and
+  translation keep no runs of words: this check does not see them.
+- `canary`: every copy of a canary token in any view, also with everything but letters and digits removed (so
+  "C-A-N-A-R-Y") and still base64- or hex-encoded in the raw text.
+- `exfil_link`: a URL that carries data (query names and values, fragment, path, subdomain labels, user info) to
+  a host not on `allowed_link_hosts`. What loads without a click (markdown and reference-style images, HTML `src`,
+  `srcset`, `poster`, `background`, CSS `url()`) weighs most: the markdown-image exfiltration of indirect
+  injections. Data taken from the exchange (a canary, PII, a run of the system prompt) weighs more than words of
+  the user's prompt or text of unknown origin (a chart, a map, a badge: allow their hosts). URLs are read as a
+  browser reads them: protocol-relative, backslashes as slashes, tabs and newlines dropped.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from urllib.parse import parse_qsl, unquote_plus, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlsplit
 
 from aimds_ray.core.config import ResponseConfig
 from aimds_ray.core.normalize import Normalized, Variant, fold_text
@@ -52,41 +55,66 @@ class Exchange:
     canaries: tuple[str, ...] = ()
 
 
-@dataclass
-class Context:
-    """An `Exchange` prepared once per scan: the system prompt's runs of words, the canaries' searchable forms."""
+@dataclass(frozen=True)
+class PromptIndex:
+    """A system prompt's (or user prompt's) distinctive runs of words, prepared once per text."""
 
-    cfg: ResponseConfig
-    exchange: Exchange
-    runs: dict[tuple[str, ...], int] = field(default_factory=dict)  # distinctive run -> its first word index
-    firsts: frozenset[str] = frozenset()  # the words a distinctive run starts with (most positions start none)
-    prompt_runs: dict[tuple[str, ...], int] = field(default_factory=dict)  # the user prompt's, PROMPT_RUN words
-    canaries: list[Canary] = field(default_factory=list)
+    runs: dict[tuple[str, ...], tuple[int, ...]]  # run -> every word position it starts at
+    firsts: frozenset[str]  # the words a run starts with (most positions of a response start none)
+    words: int  # word positions the runs cover (the denominator of the coverage)
+    joined: dict[str, tuple[tuple[tuple[str, ...], str], ...]]  # 12-char prefix of a run's joined words -> runs
 
     @classmethod
-    def build(cls, exchange: Exchange, cfg: ResponseConfig) -> Context:
-        ctx = cls(cfg, exchange)
-        if exchange.system_prompt:
-            ctx.runs, ctx.firsts = _prompt_runs(exchange.system_prompt, cfg.leak_shingle)
-        if exchange.prompt:
-            ctx.prompt_runs = _prompt_runs(exchange.prompt, PROMPT_RUN)[0]
-        ctx.canaries = [c for i, raw in enumerate(exchange.canaries) if (c := _canary(raw, i)) is not None]
-        return ctx
+    def of(cls, text: str, k: int) -> PromptIndex:
+        words = _WORD.findall(fold_text(text).lower())
+        rare = [w not in NON_ANCHOR for w in words]
+        runs: dict[tuple[str, ...], list[int]] = {}
+        for i in range(len(words) - k + 1):
+            if sum(rare[i : i + k]) >= 2:
+                runs.setdefault(tuple(words[i : i + k]), []).append(i)
+        cover = {j for starts in runs.values() for i in starts for j in range(i, i + k)}
+        joined: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for run in runs:
+            j = "".join(run)
+            if len(j) >= SPACED_KEY:  # shorter: found anywhere in squeezed text by chance
+                joined.setdefault(j[:SPACED_KEY], []).append((run, j))
+        return cls({r: tuple(v) for r, v in runs.items()}, frozenset(r[0] for r in runs), len(cover),
+                   {key: tuple(v) for key, v in joined.items()})
+
+
+EMPTY_INDEX = PromptIndex({}, frozenset(), 0, {})
+SPACED_KEY = 12  # letters of a run's joined words looked up in letter-spaced text
+CACHE_MAX_CHARS = 65_536  # longer prompts are prepared per call: a cache entry holds ~30x its text
+
+
+@lru_cache(maxsize=256)
+def _cached_index(text: str, k: int) -> PromptIndex:
+    return PromptIndex.of(text, k)
+
+
+def prompt_index(text: str | None, k: int) -> PromptIndex:
+    """An application sends the same system prompt with every response: prepared once (a bounded cache)."""
+    if not text:
+        return EMPTY_INDEX
+    return _cached_index(text, k) if len(text) <= CACHE_MAX_CHARS else PromptIndex.of(text, k)
+
+
+def distinctive_runs(words: Sequence[str], k: int) -> dict[tuple[str, ...], int]:
+    """Every run of `k` consecutive words with at least two words that are not common, with where it first starts."""
+    out: dict[tuple[str, ...], int] = {}
+    rare = [w not in NON_ANCHOR for w in words]
+    for i in range(len(words) - k + 1):
+        if sum(rare[i : i + k]) >= 2:
+            out.setdefault(tuple(words[i : i + k]), i)
+    return out
 
 
 @dataclass(frozen=True)
 class Canary:
     index: int  # in `Exchange.canaries`
-    low: str  # folded, lower case
-    alnum: str  # ... letters and digits only
-    encoded: tuple[tuple[str, str], ...]  # (form, encoding) as it would appear inside encoded text
-
-
-# An application sends the same system prompt and canaries with every response: prepared once (bounded caches)
-@lru_cache(maxsize=256)
-def _prompt_runs(system_prompt: str, k: int) -> tuple[dict[tuple[str, ...], int], frozenset[str]]:
-    runs = distinctive_runs(_WORD.findall(fold_text(system_prompt).lower()), k)
-    return runs, frozenset(r[0] for r in runs)
+    pattern: re.Pattern[str]  # its folded form, case-insensitive (positions stay those of the searched text)
+    alnum: str  # letters and digits only, lower case
+    encoded: tuple[tuple[re.Pattern[str], str], ...]  # base64 / hex forms as they appear inside encoded text
 
 
 @lru_cache(maxsize=1024)
@@ -95,7 +123,9 @@ def _canary(raw: str, index: int) -> Canary | None:
     if not low:
         return None
     b = raw.encode("utf-8")
-    return Canary(index, low, _ALNUM.sub("", low), (*((f, "base64") for f in _base64_forms(b)), (b.hex(), "hex")))
+    enc = tuple((re.compile(re.escape(f)), "base64") for f in _base64_forms(b))
+    return Canary(index, re.compile(re.escape(low), re.IGNORECASE), _ALNUM.sub("", low),
+                  (*enc, (re.compile(re.escape(b.hex()), re.IGNORECASE), "hex")))
 
 
 def _base64_forms(b: bytes) -> list[str]:
@@ -113,14 +143,21 @@ def _base64_forms(b: bytes) -> list[str]:
     return out
 
 
-def distinctive_runs(words: Sequence[str], k: int) -> dict[tuple[str, ...], int]:
-    """Every run of `k` consecutive words with at least two words that are not common, with where it first starts."""
-    out: dict[tuple[str, ...], int] = {}
-    rare = [w not in NON_ANCHOR for w in words]
-    for i in range(len(words) - k + 1):
-        if sum(rare[i : i + k]) >= 2:
-            out.setdefault(tuple(words[i : i + k]), i)
-    return out
+@dataclass
+class Context:
+    """An `Exchange` prepared for one scan."""
+
+    cfg: ResponseConfig
+    exchange: Exchange
+    system: PromptIndex = EMPTY_INDEX
+    prompt: PromptIndex = EMPTY_INDEX  # the user's prompt, in runs of PROMPT_RUN words
+    canaries: list[Canary] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, exchange: Exchange, cfg: ResponseConfig) -> Context:
+        return cls(cfg, exchange, prompt_index(exchange.system_prompt, cfg.leak_shingle),
+                   prompt_index(exchange.prompt, PROMPT_RUN),
+                   [c for i, raw in enumerate(exchange.canaries) if (c := _canary(raw, i)) is not None])
 
 
 class ResponseCheck(ABC):
@@ -155,31 +192,46 @@ def _views(docs: Sequence[Normalized]) -> Iterable[Variant]:
         yield from d.variants
 
 
+def _lower_words(text: str) -> tuple[list[str], list[re.Match[str]] | None]:
+    """A view's words in lower case, and their matches when lower-casing changed the text's length (then
+    positions come from the matches over the text itself; else `_WORD.finditer(text.lower())` gives them)."""
+    low = text.lower()
+    if len(low) == len(text):
+        return _WORD.findall(low), None
+    ms = list(_WORD.finditer(text))
+    return [m.group(0).lower() for m in ms], ms
+
+
+# letter-spaced text: twelve single letters or digits in a row, each followed by a space
+_SPACED_RUN = re.compile(r"(?<![^\W_])[^\W_](?:[ \t]+[^\W_](?![^\W_])){11}")
+
+
 @register
 class PromptLeakCheck(ResponseCheck):
     name = "prompt_leak"
 
     def check(self, text: str, docs: Sequence[Normalized], ctx: Context) -> list[Evidence]:
-        if not ctx.runs:
+        idx = ctx.system
+        if not idx.runs:
             return []
         k, cfg = ctx.cfg.leak_shingle, ctx.cfg
         found: set[tuple[str, ...]] = set()
         stretches: list[tuple[int, int, int, Variant]] = []  # (words, start, end in the view, view)
-        runs, firsts = ctx.runs, ctx.firsts
+        runs, firsts = idx.runs, idx.firsts
         for v in _views(docs):
-            low = v.text.lower()
-            words = _WORD.findall(low)
+            words, ms = _lower_words(v.text)
             hits = [i for i in range(len(words) - k + 1)
                     if words[i] in firsts and tuple(words[i : i + k]) in runs]
-            if low.count(" ") * 5 >= len(low) * 2 > 0:  # letter-spaced ("y o u  a r e ..."): 40 %+ spaces
-                stretches += self._spaced(v, ctx, found)
+            if _SPACED_RUN.search(v.text):  # "y o u  a r e ...": no words to compare
+                stretches += self._spaced(v, idx, found)
             if not hits:
                 continue
             covered = [False] * len(words)
             for i in hits:
                 found.add(tuple(words[i : i + k]))
                 covered[i : i + k] = [True] * k
-            ms = list(_WORD.finditer(low))  # word spans, only for a view that reproduced something
+            if ms is None:
+                ms = list(_WORD.finditer(v.text.lower()))  # word spans, only for a view that reproduced something
             i = 0
             while i < len(words):  # the stretches of covered words
                 if covered[i]:
@@ -191,11 +243,12 @@ class PromptLeakCheck(ResponseCheck):
                 i += 1
         if not found:
             return []
+        share = len({j for r in found for i in runs[r] for j in range(i, i + k)}) / idx.words
         longest = max(w for w, *_ in stretches)
-        score = min(1.0, max(len(found) / len(ctx.runs) / cfg.leak_full_share, longest / cfg.leak_full_words))
+        score = min(1.0, max(share / cfg.leak_full_share, longest / cfg.leak_full_words))
         if score < cfg.min_evidence:
             return []
-        detail = (f"{len(found)} of the system prompt's {len(ctx.runs)} distinctive {k}-word runs; longest stretch "
+        detail = (f"{share:.0%} of the system prompt's words reproduced in runs of {k}; longest stretch "
                   f"{longest} words")
         out, seen = [], set()
         for _w, a, b, v in stretches:  # every stretch, so that `sanitized_text` hides all of what leaked
@@ -207,18 +260,20 @@ class PromptLeakCheck(ResponseCheck):
         return out
 
     @staticmethod
-    def _spaced(v: Variant, ctx: Context, found: set[tuple[str, ...]]) -> list[tuple[int, int, int, Variant]]:
-        """Runs found in the view with every separator removed (each run's words joined): letter-spaced text has
-        no words to compare. A stretch here is one run."""
-        squeezed = _ALNUM.sub("", v.text.lower())
-        out, where = [], None
-        for run in ctx.runs:
-            joined = "".join(run)
-            j = squeezed.find(joined) if len(joined) >= 12 else -1  # shorter: found anywhere by chance
-            if j >= 0:
-                found.add(run)
-                where = where or _squeeze(v.text.lower())[1]
-                out.append((len(run), where[j], where[j + len(joined) - 1] + 1, v))
+    def _spaced(v: Variant, idx: PromptIndex, found: set[tuple[str, ...]]) -> list[tuple[int, int, int, Variant]]:
+        """Runs whose joined words occur in the view with every separator removed; looked up by their first
+        SPACED_KEY letters at each position, so the cost is the view's length, not runs x length."""
+        squeezed, where = _squeeze(v.text)
+        low = squeezed.lower()
+        out: list[tuple[int, int, int, Variant]] = []
+        if len(low) != len(squeezed):  # lower case changed the length ("İ"): positions would not hold
+            return out
+        squeezed = low
+        for j in range(len(squeezed) - SPACED_KEY + 1):
+            for run, joined in idx.joined.get(squeezed[j : j + SPACED_KEY], ()):
+                if squeezed.startswith(joined, j):
+                    found.add(run)
+                    out.append((len(run), where[j], where[j + len(joined) - 1] + 1, v))
         return out
 
 
@@ -232,76 +287,172 @@ class CanaryCheck(ResponseCheck):
             return out
         views = [_View(v) for v in _views(docs)]
         for c in ctx.canaries:
-            hit = self._find(text, views, c, ctx.cfg.canary_min_chars)
-            if hit is not None:
-                (s, e), kind, how = hit
+            spans: dict[tuple[int, int], tuple[str, str]] = {}
+            for span, kind, how in self._sightings(text, views, c, ctx.cfg.canary_min_chars):
+                spans.setdefault(span, (kind, how))
+            for (s, e), (kind, how) in sorted(spans.items()):
                 out.append(Evidence(self.name, Category.PROMPT_EXTRACTION, 1.0, s, e, "", kind,
                                     f"canary #{c.index} found {how}"))
         return out
 
     @staticmethod
-    def _find(text: str, views: list[_View], c: Canary, min_chars: int) -> tuple[tuple[int, int], str, str] | None:
-        """(original span, view, how) of the first sighting: as written in a view, with separators removed, or
-        still encoded in the raw text (too short a run for the normaliser to decode)."""
+    def _sightings(text: str, views: list[_View], c: Canary, min_chars: int
+                   ) -> Iterable[tuple[tuple[int, int], str, str]]:
+        """(original span, view, how) of every copy: as written in a view, with separators removed, or still
+        encoded in the raw text (too short a run for the normaliser to decode)."""
         for w in views:
-            i = w.low.find(c.low)
-            if i >= 0:
-                return w.v.span(i, i + len(c.low)), w.v.kind, "as written"
+            for m in c.pattern.finditer(w.v.text):
+                yield w.v.span(m.start(), m.end()), w.v.kind, "as written"
             if len(c.alnum) >= min_chars and c.alnum in w.squeezed:
-                squeezed, where = _squeeze(w.low)  # positions only for a hit
-                j = squeezed.find(c.alnum)
-                return w.v.span(where[j], where[j + len(c.alnum) - 1] + 1), w.v.kind, "with its separators removed"
-        for form, enc in c.encoded:
-            at = text.find(form) if enc == "base64" else text.lower().find(form)
-            if at >= 0:
-                return (at, at + len(form)), "raw", f"{enc}-encoded"
-        return None
+                squeezed, where = _squeeze(w.v.text)
+                low = squeezed.lower()
+                j = low.find(c.alnum)
+                while j >= 0 and len(low) == len(squeezed):
+                    yield w.v.span(where[j], where[j + len(c.alnum) - 1] + 1), w.v.kind, "with its separators removed"
+                    j = low.find(c.alnum, j + 1)
+        for pat, enc in c.encoded:
+            for m in pat.finditer(text):
+                yield (m.start(), m.end()), "raw", f"{enc}-encoded"
 
 
 class _View:
-    """A view's lower-case text and, when first asked, its letters and digits alone (shared by all canaries)."""
+    """A view and, when first asked, its letters and digits alone in lower case (shared by all canaries)."""
 
     def __init__(self, v: Variant) -> None:
         self.v = v
-        self.low = v.text.lower()
         self._squeezed: str | None = None
 
     @property
     def squeezed(self) -> str:
         if self._squeezed is None:
-            self._squeezed = _ALNUM.sub("", self.low)
+            self._squeezed = _ALNUM.sub("", self.v.text).lower()
         return self._squeezed
 
 
-# markdown images ![alt](url) and links [text](url), HTML img/a, reference definitions [ref]: url, bare URLs
-_IMAGE = re.compile(r"!\[[^\]\n]{0,500}\]\(\s*<?(https?://[^\s)>]+)|<img\b[^>]*?\bsrc\s*=\s*[\"']?(https?://[^\s\"'>]+)",
-                    re.IGNORECASE)
-_URL = re.compile(r"https?://[^\s)\]>\"'`]+", re.IGNORECASE)
+# --- URLs ----------------------------------------------------------------------------------------------------------
+
+# a URL as a browser would follow it: absolute or protocol-relative, an IPv6 host in brackets
+_URL = re.compile(r"(?:https?:)?//(?:\[[0-9A-Fa-f:.]+\]|[^\s/?#<>\"'`\\\[\]()]+)[^\s<>\"]*", re.IGNORECASE)
+# attributes that load what they name without a click, and CSS url(); their values may span lines
+_LOAD_ATTR = re.compile(r"\b(?:src|srcset|poster|background|data)\s*=\s*(?:\"([^\"]{0,8192})\"|'([^']{0,8192})'|([^\s>]+))"
+                        r"|url\(\s*[\"']?([^\"')]{1,8192})", re.IGNORECASE)
+_REF_DEF = re.compile(r"^[ \t]{0,3}\[([^\]\n]{1,200})\]:[ \t]*<?(\S+?)>?[ \t]*$", re.MULTILINE)
+_REF_IMAGE = re.compile(r"!\[([^\]\n]{0,2000})\](?:\[([^\]\n]{0,200})\])?")
 _HEXLIKE = re.compile(r"[0-9a-fA-F]+")
+_TRAIL = ".,;:!?'`"
+
+
+def _trim(url: str) -> str:
+    """Drop trailing punctuation and closing brackets the URL did not open (markdown's "(...)" around it)."""
+    while url:
+        c = url[-1]
+        if c in _TRAIL or (c == ")" and url.count("(") < url.count(")")) or (c == "]" and url.count("[") < url.count("]")):
+            url = url[:-1]
+        else:
+            break
+    return url
+
+
+def _is_image_destination(text: str, at: int) -> bool:
+    """Whether the URL at `at` is the destination of a markdown image: "![alt](" right before it, the alt text
+    found by counting brackets back (nested brackets and line breaks allowed, as CommonMark allows them)."""
+    j = at - 1
+    while j >= 0 and text[j] in " \t<":
+        j -= 1
+    if j < 1 or text[j] != "(" or text[j - 1] != "]":
+        return False
+    depth, j = 0, j - 1
+    stop = max(-1, j - 4096)
+    while j > stop:
+        c = text[j]
+        if c == "]":
+            depth += 1
+        elif c == "[":
+            depth -= 1
+            if depth == 0:
+                return j > 0 and text[j - 1] == "!"
+        j -= 1
+    return False
+
+
+def _candidates(text: str) -> list[tuple[int, int, str, bool]]:
+    """(start, end, URL as a browser reads it, loads by itself) for every URL of the text: values of loading
+    attributes and CSS url() (which may hold line breaks), reference-style image definitions, then the other URLs
+    (a markdown image's destination loads by itself; anything else needs a click)."""
+    out: list[tuple[int, int, str, bool]] = []
+    taken: list[tuple[int, int]] = []
+    if "=" in text or "url(" in text.lower():
+        for m in _LOAD_ATTR.finditer(text):
+            g = next(i for i in range(1, 5) if m.group(i) is not None)
+            val, at = m.group(g), m.start(g)
+            srcset = m.group(0)[:6].lower() == "srcset"
+            for part in re.finditer(r"[^,]+", val) if srcset else [re.match(r"(?s).+", val)]:
+                if part is None:
+                    continue
+                u = part.group(0).split()[0] if srcset and part.group(0).split() else part.group(0)
+                if "//" in u:
+                    out.append((at + part.start(), at + part.end(), _clean(u), True))
+            taken.append((m.start(g), m.end(g)))
+    if "![" in text and "]:" in text:
+        defs = {m.group(1).strip().lower(): m for m in _REF_DEF.finditer(text)}
+        for m in _REF_IMAGE.finditer(text):
+            d = defs.get((m.group(2) or m.group(1) or "").strip().lower())
+            if d is not None and "//" in d.group(2):
+                out.append((d.start(2), d.end(2), _clean(d.group(2)), True))
+                taken.append((d.start(2), d.end(2)))
+    for m in _URL.finditer(text):
+        if any(a <= m.start() < b for a, b in taken):
+            continue
+        raw = _trim(m.group(0))
+        out.append((m.start(), m.start() + len(raw), _clean(raw), _is_image_destination(text, m.start())))
+    return out
+
+
+def _clean(url: str) -> str:
+    """A URL as a browser reads it: tabs, newlines and surrounding spaces dropped, backslashes as slashes, a
+    protocol-relative one given its scheme."""
+    url = "".join(url.split()).replace("\\", "/")
+    return "https:" + url if url.startswith("//") else url
 
 
 def _host_allowed(host: str, allowed: Sequence[str]) -> bool:
     return any(host == a or host.endswith("." + a) for a in allowed)
 
 
-def _carried(url: str) -> list[str]:
-    """The data a URL can carry: query values, the fragment and path segments, percent-decoded; base64 values also
-    decoded when they decode to text."""
-    parts = urlsplit(url)
-    vals = [v for _, v in parse_qsl(parts.query, keep_blank_values=False)]
-    vals += [unquote_plus(parts.fragment)] if parts.fragment else []
-    vals += [unquote_plus(p) for p in parts.path.split("/") if p]
-    out = []
-    for v in vals:
-        out.append(v)
-        if len(v) >= 16 and not _HEXLIKE.fullmatch(v):
-            try:
-                d = base64.b64decode(v + "=" * (-len(v) % 4), altchars=b"-_", validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError, ValueError):
-                continue
-            if d.isprintable():
-                out.append(d)
-    return out
+def _carried(parts: SplitResult) -> tuple[list[str], list[str]]:
+    """(what a URL can carry, of which the query and fragment: where free text is what a link is for) --
+    percent-decoded; base64 values also decoded when they decode to text."""
+    qs = [x for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _signing_param(k) for x in (k, v) if x]
+    qs += [unquote_plus(parts.fragment)] if parts.fragment else []
+    host = parts.hostname or ""
+    labels = host.split(".")[:-2] if not host.startswith("[") else []  # subdomain labels of the host
+    other = [unquote_plus(p) for p in parts.path.split("/") if p] + labels
+    other += [unquote_plus(x) for x in (parts.username, parts.password) if x]
+    query = [*qs, *filter(None, map(_b64_text, qs))]
+    return [*query, *other, *filter(None, map(_b64_text, other))], query
+
+
+def _signing_param(name: str) -> bool:
+    """A pre-signed URL's credential parameters (S3, GCS, CloudFront, Azure SAS): opaque by design, and an access
+    key id in them is how such a link is meant to look, not data leaving. (A canary or system prompt hidden in
+    one is still found by those checks, which read the whole response.)"""
+    n = name.lower()
+    return n.startswith(("x-amz-", "x-goog-")) or n in _SIGNING
+
+
+_SIGNING = frozenset({"signature", "key-pair-id", "policy", "expires", "sig", "se", "sp", "sv", "sr", "st", "skoid",
+                      "sktid", "skt", "ske", "sks", "skv"})
+
+
+def _b64_text(v: str) -> str | None:
+    """`v` decoded, when it is base64 (either alphabet) of printable UTF-8 text; else None."""
+    if len(v) < 16 or _HEXLIKE.fullmatch(v):
+        return None
+    try:
+        d = base64.b64decode(v + "=" * (-len(v) % 4), altchars=b"-_", validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return d if d.isprintable() else None
 
 
 @register
@@ -309,57 +460,54 @@ class ExfilLinkCheck(ResponseCheck):
     name = "exfil_link"
 
     def check(self, text: str, docs: Sequence[Normalized], ctx: Context) -> list[Evidence]:
-        if "http" not in text.lower():
+        if "//" not in text:
             return []
         cfg = ctx.cfg
-        images = {m.start(1) if m.group(1) else m.start(2) for m in _IMAGE.finditer(text)}
         out: list[Evidence] = []
-        for m in _URL.finditer(text):
-            url = m.group(0).rstrip(".,;:!?")
+        for start, end, url, image in _candidates(text):
             try:
-                host = (urlsplit(url).hostname or "").lower()
+                parts = urlsplit(url)
+                host = (parts.hostname or "").lower()
             except ValueError:
                 continue  # not a URL a renderer would load either
             if not host or _host_allowed(host, cfg.allowed_link_hosts):
                 continue
-            why, source = self._data(url, ctx)
+            why, source = self._data(parts, ctx)
             if not why:
                 continue
-            image = m.start() in images
-            if image:  # loads by itself: the conversation's words in it are the conversation leaving
-                score = cfg.image_text_data if source == "text" else cfg.image_exchange_data
+            if image:  # loads by itself
+                score = cfg.image_exchange_data if source == "exchange" else cfg.image_text_data
             else:  # a link built from the user's question (a search link) is what answers do
                 score = cfg.link_exchange_data if source == "exchange" else cfg.link_text_data
-            out.append(Evidence(self.name, Category.EXFILTRATION, score, m.start(), m.start() + len(url), url[:200],
-                                "raw", f"{'image (loads without a click)' if image else 'link'} to {host} "
-                                       f"carrying {why}"))
+            out.append(Evidence(self.name, Category.EXFILTRATION, score, start, end, text[start:end][:200], "raw",
+                                f"{'image (loads without a click)' if image else 'link'} to {host} carrying {why}"))
         return out
 
     @staticmethod
-    def _data(url: str, ctx: Context) -> tuple[str, str]:
+    def _data(parts: SplitResult, ctx: Context) -> tuple[str, str]:
         """(what the URL carries, where it came from: "exchange" (a canary, PII, the system prompt), "prompt" (the
         user's words), "text" (words of unknown origin)); ("", "") when it carries nothing worth a word."""
-        vals = _carried(url)
+        vals, query = _carried(parts)
         if not vals:
             return "", ""
         blob = " ".join(vals)
         low = fold_text(blob).lower()
         alnum = _ALNUM.sub("", low)
         for c in ctx.canaries:
-            if c.low in low or (len(c.alnum) >= ctx.cfg.canary_min_chars and c.alnum in alnum) \
-                    or any(form in blob for form, _ in c.encoded):
+            if c.pattern.search(low) or (len(c.alnum) >= ctx.cfg.canary_min_chars and c.alnum in alnum) \
+                    or any(pat.search(blob) for pat, _ in c.encoded):
                 return f"canary #{c.index}", "exchange"
         pii = find_pii(blob)
         if pii:
             return f"{pii[0].entity.lower()} data", "exchange"
         words = _WORD.findall(low)
         k = ctx.cfg.leak_shingle
-        if ctx.runs and any(tuple(words[i : i + k]) in ctx.runs for i in range(len(words) - k + 1)):
+        if ctx.system.runs and any(tuple(words[i : i + k]) in ctx.system.runs for i in range(len(words) - k + 1)):
             return "words of the system prompt", "exchange"
-        if ctx.prompt_runs and any(tuple(words[i : i + PROMPT_RUN]) in ctx.prompt_runs
+        if ctx.prompt.runs and any(tuple(words[i : i + PROMPT_RUN]) in ctx.prompt.runs
                                    for i in range(len(words) - PROMPT_RUN + 1)):
             return "words of the user's prompt", "prompt"
-        for v in vals:
+        for v in query:  # free text in the query or fragment (a path segment holds names: files, pages)
             if len(v) >= ctx.cfg.link_data_chars and len(_WORD.findall(v)) >= ctx.cfg.link_data_words:
                 return f"{len(v)} characters of text", "text"
         return "", ""
@@ -375,18 +523,25 @@ def check_response(text: str, docs: Sequence[Normalized], exchange: Exchange, cf
     return out
 
 
-# what `sanitized_text` replaces in a response (besides PII): the link itself, a canary, a leaked stretch, and
-# invisible characters that carry text (Unicode tags: what a smuggled instruction or stolen datum is written in)
-_REDACT_AS = {"exfil_link": "LINK", "canary": "CANARY", "prompt_leak": "SYSTEM_PROMPT", "invisible": "HIDDEN_TEXT"}
+# what `sanitized_text` replaces in a response (besides PII): the link itself, a canary, a leaked stretch
+_REDACT_AS = {"exfil_link": "LINK", "canary": "CANARY", "prompt_leak": "SYSTEM_PROMPT"}
+# and, when the invisible-character evidence reaches a threat, every run of the characters that carry hidden text or
+# hide it (Unicode tags: what a smuggled instruction or stolen datum is written in; zero-width and bidi controls).
+# Read from the text, not from the evidence: a window condenses its runs past the 16th into one item
+_HIDDEN = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\U000e0000-\U000e007f]+")
 
 
 def redactions(text: str, evidence: Sequence[Evidence], threat_th: float) -> list[PiiMatch]:
     """Spans of threat-level response evidence, as matches `pii.redact` can replace (entity names above)."""
     out = []
+    hidden = False
     for e in evidence:
         ent = _REDACT_AS.get(e.detector)
         if ent is not None and e.score >= threat_th and e.end > e.start:
             out.append(PiiMatch(ent, e.start, e.end, text[e.start : e.end], e.detector))
+        hidden = hidden or (e.detector == "invisible" and e.score >= threat_th)
+    if hidden:
+        out += [PiiMatch("HIDDEN_TEXT", m.start(), m.end(), m.group(0), "invisible") for m in _HIDDEN.finditer(text)]
     return out
 
 

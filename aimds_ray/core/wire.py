@@ -11,6 +11,7 @@ DETECT_FIELDS = ("text", "session_id", "client_id", "request_id", "metadata")
 # POST /v1/detect/response: a model's response and the exchange it answers (`Detector.scan_response`)
 RESPONSE_FIELDS = ("text", "system_prompt", "prompt", "canaries", "request_id", "session_id", "client_id")
 MAX_CANARIES = 64  # per response
+MIN_CANARY_ALNUM = 4  # a canary of fewer letters and digits ("--", "a1") would be found in any text
 # feedback_id: the client's key for one piece of feedback; re-sending it (after a timeout) is applied once
 FEEDBACK_FIELDS = ("text", "request_id", "label", "category", "source", "session_id", "feedback_id")
 MAX_EVENTS = 32  # per request: what the session policies are given of `metadata.events`
@@ -35,6 +36,10 @@ def valid_id(v: Any) -> bool:
     return isinstance(v, str) and 0 < len(v) <= 256 and lone_surrogate(v) < 0
 
 
+def canary_ok(c: str) -> bool:
+    return sum(ch.isalnum() for ch in c) >= MIN_CANARY_ALNUM
+
+
 def bad_response_item(item: Any) -> str:
     """Why `item` is not a /v1/detect/response body ("" when it is): the same answer on every front."""
     if not isinstance(item, dict):
@@ -55,6 +60,7 @@ def bad_response_item(item: Any) -> str:
         if not isinstance(can, list) or len(can) > MAX_CANARIES:
             return f"canaries must be a list of at most {MAX_CANARIES} strings"
         for i, c in enumerate(can):
-            if not isinstance(c, str) or not c.strip() or len(c) > 256 or lone_surrogate(c) >= 0:
-                return f"canaries[{i}] must be a non-empty string of at most 256 characters"
+            if not isinstance(c, str) or len(c) > 256 or lone_surrogate(c) >= 0 or not canary_ok(c):
+                return (f"canaries[{i}] must be a string of at most 256 characters with at least {MIN_CANARY_ALNUM} "
+                        "letters or digits")
     return ""
