@@ -599,3 +599,20 @@ def test_cli_client(proxy: Callable[..., H3ProxyThread], capsys: pytest.CaptureF
     assert main(["client", "--h3", h.url, "--timeout", "5", "hi"]) == 3
     err = capsys.readouterr().err
     assert "self-signed certificate" in err and "--insecure" in err and "never retrieved" not in err
+
+
+def test_client_encodes_session_ids_and_sends_feedback_ids() -> None:
+    """What the client puts on the wire: the session id percent-encoded (as the README says ids are sent), and the
+    feedback_id that makes a re-sent feedback apply once."""
+    sent: list[tuple[str, str, Any]] = []
+
+    async def fake_json(method: str, path: str, body: Any = None) -> dict[str, Any]:
+        sent.append((method, path, body))
+        return {}
+
+    c = H3Client("https://127.0.0.1:1")
+    c._json = fake_json  # type: ignore[method-assign]
+    run(c.session("user 1/chat?x#y é"))
+    run(c.feedback(label=1, text="t", feedback_id="fb-1", session_id="s"))
+    assert sent[0] == ("GET", "/v1/sessions/user%201%2Fchat%3Fx%23y%20%C3%A9", None)
+    assert sent[1][2] == {"text": "t", "label": 1, "session_id": "s", "feedback_id": "fb-1"}

@@ -336,11 +336,18 @@ def test_aimds_serve_command_end_to_end(tmp_path) -> None:
     import sys
 
     import httpx
+    import yaml
+
+    from aimds_ray.cli.serve import default_serve_config
 
     port, h3 = _free_port(), _free_port()
+    cfg = yaml.safe_load(default_serve_config().read_text())
+    cfg["http_options"]["port"] = port  # the file's HTTP port is honoured as `serve run` honours it
+    (tmp_path / "serve.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "AIMDS_HOME": str(tmp_path / "home"), "RAY_ADDRESS": ""}
-    p = subprocess.Popen([sys.executable, "-m", "aimds_ray", "serve", "--port", str(port), "--h3-port", str(h3),
-                          "--num-cpus", "2"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    p = subprocess.Popen([sys.executable, "-m", "aimds_ray", "serve", "--config", str(tmp_path / "serve.yaml"),
+                          "--h3-port", str(h3), "--num-cpus", "2"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=env, text=True)
     try:
         line = p.stdout.readline()  # blocks until the app is deployed (or the process dies)
         assert line, f"aimds serve exited with {p.wait(timeout=30)}"

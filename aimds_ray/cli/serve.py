@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the online detection service on Ray Serve (+ HTTP/3)")
     p.add_argument("--config", help="Serve config YAML (default: configs/serve.yaml, shipped with the package)")
     p.add_argument("--address", default=None, help="Ray address to join (default: $RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default=None,
+                   help="address of both fronts (default: the config's http_options.host, else 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="HTTP port (default: http_options.port, else 8000)")
     p.add_argument("--h3-port", type=int, default=None, help="UDP port of the HTTP/3 proxy (default 4433)")
     p.add_argument("--no-h3", action="store_true", help="do not start the HTTP/3 proxy")
     p.add_argument("--num-cpus", type=float, default=None, help="CPUs of a local Ray (default: all)")
@@ -49,6 +50,21 @@ def load_serve_config(path: str | None) -> dict[str, Any]:
     if not apps or not isinstance(apps, list):
         raise UsageError(f"{p}: not a Serve config (no applications)")
     return cfg
+
+
+def listen_address(cfg: dict[str, Any], host: str | None, port: int | None) -> tuple[str, int]:
+    """Where Serve's HTTP proxy listens: the flags, else the config's `http_options` (as `serve run` reads it),
+    else 127.0.0.1:8000."""
+    from aimds_ray.cli import UsageError
+
+    http = cfg.get("http_options") if isinstance(cfg.get("http_options"), dict) else {}
+    host = host if host is not None else http.get("host", "127.0.0.1")
+    port = port if port is not None else http.get("port", 8000)
+    if not isinstance(host, str) or not host:
+        raise UsageError(f"http_options.host must be a host name or address, got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise UsageError(f"http_options.port must be a port number, got {port!r}")
+    return host, port
 
 
 def deploy(cfg: dict[str, Any], *, address: str | None, host: str, port: int,
@@ -90,13 +106,15 @@ def run(args: argparse.Namespace) -> int:
     from aimds_ray.quic import QuicConfig, ServeBackend, start_h3_proxy_in_thread
 
     cfg = load_serve_config(args.config)
+    host, port = listen_address(cfg, args.host, args.port)
     qdict = dict((cfg["applications"][0].get("args") or {}).get("quic") or {})
-    qdict["host"] = args.host
+    if args.host is not None or "host" not in qdict:  # the flag names both fronts; the file may name each
+        qdict["host"] = host
     if args.h3_port is not None:
         qdict["port"] = args.h3_port
     qcfg = QuicConfig.from_dict(qdict)  # validate before starting anything
-    apps = deploy(cfg, address=args.address, host=args.host, port=args.port, num_cpus=args.num_cpus)
-    base = f"http://{args.host}:{args.port}"
+    apps = deploy(cfg, address=args.address, host=host, port=port, num_cpus=args.num_cpus)
+    base = f"http://{host}:{port}"
     endpoints = {"http": base, "detect": f"{base}/v1/detect", "batch": f"{base}/v1/detect/batch",
                  "openapi": f"{base}/openapi.json", "health": f"{base}/healthz"}
     proxy = None

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
@@ -307,13 +307,17 @@ class H3Client:
         return await self._json("POST", "/v1/detect/response", body)
 
     async def feedback(self, *, label: int, text: str | None = None, request_id: str | None = None,
-                       category: str | None = None, source: str | None = None) -> dict[str, Any]:
+                       category: str | None = None, source: str | None = None, session_id: str | None = None,
+                       feedback_id: str | None = None) -> dict[str, Any]:
+        """POST /v1/feedback. Re-send the same `feedback_id` after a timeout: it is applied once."""
         body = {k: v for k, v in (("text", text), ("request_id", request_id), ("label", label),
-                                  ("category", category), ("source", source)) if v is not None}
+                                  ("category", category), ("source", source), ("session_id", session_id),
+                                  ("feedback_id", feedback_id)) if v is not None}
         return await self._json("POST", "/v1/feedback", body)
 
     async def session(self, session_id: str) -> dict[str, Any]:
-        return await self._json("GET", f"/v1/sessions/{session_id}")
+        """GET /v1/sessions/{id}, the id percent-encoded ("/", "?", "#" and spaces are part of an id)."""
+        return await self._json("GET", f"/v1/sessions/{quote(session_id, safe='')}")
 
     async def health(self) -> dict[str, Any]:
         return await self._json("GET", "/healthz")
@@ -342,6 +346,9 @@ class SyncH3Client:
 
     def detect_batch(self, texts: list[str]) -> list[dict[str, Any]]:
         return self._run(self.client.detect_batch(texts))
+
+    def detect_response(self, text: str, **kwargs: Any) -> dict[str, Any]:
+        return self._run(self.client.detect_response(text, **kwargs))
 
     def feedback(self, **kwargs: Any) -> dict[str, Any]:
         return self._run(self.client.feedback(**kwargs))
