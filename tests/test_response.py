@@ -339,3 +339,13 @@ def test_many_urls_are_condensed_but_all_hidden(det: Detector) -> None:
 def test_canaries_need_four_letters_or_digits(det: Detector, bad: str) -> None:
     with pytest.raises(InputError, match="at least 4 letters or digits"):
         det.scan_response("text", canaries=[bad])
+
+
+@pytest.mark.parametrize("call", ["scan", "scan_response"])
+def test_request_ids_are_strings(det: Detector, call: str) -> None:
+    with pytest.raises(InputError, match="request_id must be a string"):
+        getattr(det, call)("text", request_id=5)
+    assert getattr(det, call)("text", request_id="r-1").request_id == "r-1"
+    assert getattr(det, call)("text", request_id="").request_id  # generated
+    with pytest.raises(InputError, match="request_id must be a string"):
+        det.scan_batch(["a", "b"], request_ids=["r", 7])

@@ -25,7 +25,7 @@ from aimds_ray.core.response import redactions as response_redactions
 from aimds_ray.core.signals import SignalContext, registered_signals
 from aimds_ray.core.signals.base import Signal
 from aimds_ray.core.validity import lone_surrogate
-from aimds_ray.core.wire import MAX_CANARIES, MIN_CANARY_ALNUM, canary_ok
+from aimds_ray.core.wire import MAX_CANARIES, MIN_CANARY_ALNUM, canary_ok, valid_id
 
 
 def _id_prefix() -> str:
@@ -90,6 +90,13 @@ def coerce_text(value: Any, max_chars: int) -> str:
     if bad >= 0:
         raise InputError(f"text is not valid Unicode: lone surrogate U+{ord(value[bad]):04X} at character {bad}")
     return value
+
+
+def _check_request_id(value: Any) -> None:
+    """A report's request_id is a string (the id rule of the HTTP fronts, `core.wire.valid_id`), or None / "" for
+    a generated one."""
+    if value is not None and value != "" and not valid_id(value):
+        raise InputError("request_id must be a string of 1-256 characters (valid Unicode)")
 
 
 def _coerce_part(value: Any, name: str, max_chars: int) -> str:
@@ -193,6 +200,7 @@ class Detector:
     def scan(self, text: Any, *, request_id: str | None = None) -> ThreatReport:
         t0 = time.perf_counter_ns()
         text = coerce_text(text, self.config.limits.max_input_chars)
+        _check_request_id(request_id)
         model, signals, fusion = self._state
         docs = self._docs(text)
         evidence: list[Evidence] = []
@@ -214,6 +222,7 @@ class Detector:
         t0 = time.perf_counter_ns()
         lim = self.config.limits.max_input_chars
         text = coerce_text(text, lim)
+        _check_request_id(request_id)
         exchange = Exchange(
             system_prompt=None if system_prompt is None else _coerce_part(system_prompt, "system_prompt", lim),
             prompt=None if prompt is None else _coerce_part(prompt, "prompt", lim),
@@ -240,6 +249,8 @@ class Detector:
         t0 = time.perf_counter_ns()
         if request_ids is not None and len(request_ids) != len(texts):
             raise InputError(f"request_ids has {len(request_ids)} items for {len(texts)} texts")
+        for rid in request_ids or ():
+            _check_request_id(rid)
         model, signals, fusion = self._state
         with self._batch_heap():
             clean, per_docs, per_text = self._evidence_batch(texts, signals)
