@@ -585,6 +585,14 @@ def test_cli_client(proxy: Callable[..., H3ProxyThread], capsys: pytest.CaptureF
     assert json.loads(capsys.readouterr().out)["is_threat"] is False
     assert main(["client", "--h3", h.url, "--insecure", "--path", "/v1/detect/batch", "hello"]) == 0
     assert len(json.loads(capsys.readouterr().out)["reports"]) == 1
+    # --response: the exchange flags of `aimds scan --response`, posted to /v1/detect/response
+    assert main(["client", "--h3", h.url, "--insecure", "--response", "--canary", "ZEBRA-7731",
+                 "the code is ZEBRA-7731"]) == 1
+    assert json.loads(capsys.readouterr().out)["evidence"][0]["detector"] == "canary"
+    assert main(["client", "--h3", h.url, "--insecure", "--response", "Paris."]) == 0
+    capsys.readouterr()
+    assert main(["client", "--h3", h.url, "--insecure", "--canary", "ZEBRA-7731", "x"]) == 2
+    assert "needs --response" in capsys.readouterr().err
     # an argument holding bytes that are not UTF-8 (Python escapes them): said here, not sent
     assert main(["client", "--h3", h.url, "--insecure", b"bad \xff".decode("utf-8", "surrogateescape")]) == 2
     assert "not valid UTF-8: a byte that is not UTF-8 at character 4" in capsys.readouterr().err

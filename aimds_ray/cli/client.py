@@ -1,5 +1,6 @@
 """`aimds client --h3 https://127.0.0.1:4433 TEXT [--insecure]`: send one text to a running aimds HTTP/3 front and
-print the answer JSON; exit 0 allow, 1 threat (like `aimds scan`), 2 usage / 4xx, 3 connection or server error."""
+print the answer JSON; exit 0 allow, 1 threat (like `aimds scan`), 2 usage / 4xx, 3 connection or server error.
+`--response` with the exchange flags of `aimds scan --response` posts to /v1/detect/response."""
 
 from __future__ import annotations
 
@@ -22,15 +23,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cafile", help="trust this CA / certificate file (e.g. $AIMDS_HOME/tls/dev-cert.pem)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)")
     p.add_argument("--pretty", action="store_true", help="indented JSON for people")
+    from aimds_ray.cli.scan import add_response_flags
+
+    add_response_flags(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from aimds_ray.cli import UsageError
-    from aimds_ray.cli.scan import _read_input
+    from aimds_ray.cli.scan import _exchange, _read_input
     from aimds_ray.core.validity import lone_surrogate
     from aimds_ray.quic.client import H3Error, detect
 
+    exchange = _exchange(args)
+    fields: dict[str, object] = {}
+    if args.response:
+        system = exchange.get("system_prompt")
+        if isinstance(system, bytes):
+            try:
+                system = system.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UsageError(f"--system-prompt-file is not valid UTF-8 (byte {e.start})") from None
+        fields = {k: v for k, v in (("system_prompt", system), ("prompt", exchange.get("prompt")),
+                                    ("canaries", exchange.get("canaries") or None)) if v is not None}
+        if args.path != "/v1/detect":
+            raise UsageError("--response posts to /v1/detect/response; leave out --path")
+        args.path = "/v1/detect/response"
     data = _read_input(args)
     if isinstance(data, bytes):
         try:
@@ -40,14 +58,14 @@ def run(args: argparse.Namespace) -> int:
     if (i := lone_surrogate(data)) >= 0:  # an argument with bytes that are not UTF-8 (Python escapes them)
         what = "a byte that is not UTF-8" if 0xDC80 <= ord(data[i]) <= 0xDCFF else "a lone surrogate"
         raise UsageError(f"text is not valid UTF-8: {what} at character {i}")
-    if args.path.rstrip("/") not in ("/v1/detect", "/v1/detect/batch"):
+    if args.path.rstrip("/") not in ("/v1/detect", "/v1/detect/batch", "/v1/detect/response"):
         raise UsageError(f"--path: expected /v1/detect or /v1/detect/batch, got {args.path!r}")
     import logging
 
     logging.getLogger("quic").setLevel(logging.CRITICAL)  # aioquic's connection log: the error below says why
     try:
         resp = detect(args.h3, data, insecure=args.insecure, cafile=args.cafile, timeout=args.timeout,
-                      path=args.path)
+                      path=args.path, fields=fields)
     except ValueError as e:  # bad URL
         raise UsageError(str(e)) from None
     except H3Error as e:

@@ -18,13 +18,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--file", "-f", help="read the text from this file ('-' for stdin)")
     p.add_argument("--pretty", action="store_true", help="indented JSON for people")
     p.add_argument("--config", help="config file merged over the default")
+    add_response_flags(p)
+    p.set_defaults(func=run)
+
+
+def add_response_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of a response scan (`aimds scan --response`, `aimds client --response`)."""
     r = p.add_argument_group("responses", "scan what a model returned: its system prompt, canaries or data leaving")
     r.add_argument("--response", action="store_true", help="the text is a model's response")
     r.add_argument("--system-prompt", help="the system prompt the response must not reveal")
     r.add_argument("--system-prompt-file", help="... read from this file")
     r.add_argument("--prompt", help="the user's prompt the response answers")
     r.add_argument("--canary", action="append", default=[], help="a canary token planted in the context (repeatable)")
-    p.set_defaults(func=run)
 
 
 def _read_input(args: argparse.Namespace) -> str | bytes:
