@@ -624,3 +624,6 @@ def test_client_encodes_session_ids_and_sends_feedback_ids() -> None:
     run(c.feedback(label=1, text="t", feedback_id="fb-1", session_id="s"))
     assert sent[0] == ("GET", "/v1/sessions/user%201%2Fchat%3Fx%23y%20%C3%A9", None)
     assert sent[1][2] == {"text": "t", "label": 1, "session_id": "s", "feedback_id": "fb-1"}
+    run(c.detect_response("r", canaries=["ZEBRA-7731"], session_id="s", client_id="c", request_id="q"))
+    assert sent[2] == ("POST", "/v1/detect/response", {"text": "r", "canaries": ["ZEBRA-7731"], "request_id": "q",
+                                                       "session_id": "s", "client_id": "c"})

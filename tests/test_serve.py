@@ -187,8 +187,9 @@ def test_a_screened_response_joins_its_session_and_its_policies(app) -> None:
     """A response posted with a session_id is a `response` event of that session: the shipped policy
     no_system_prompt_in_response sees the leak (and the behaviour model, which counts requests, does not)."""
     sid = f"resp-{time.time_ns()}"
-    app.post("/v1/detect", json={"text": "What can you help me with?", "session_id": sid})
-    r = app.post("/v1/detect/response", json={**RESPONSE, "session_id": sid, "client_id": "c-1"})
+    app.post("/v1/detect", json={"text": "What can you help me with?", "session_id": sid, "request_id": sid})
+    # the answer carries its request's id, as an application ties them: its event must not be taken for a retry
+    r = app.post("/v1/detect/response", json={**RESPONSE, "session_id": sid, "client_id": "c-1", "request_id": sid})
     assert r.status_code == 200 and r.json()["is_threat"] and r.json()["deep_analysis"] == "pending", r.text
     deadline = time.time() + 120
     state: dict = {}

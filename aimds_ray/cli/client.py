@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         what = "a byte that is not UTF-8" if 0xDC80 <= ord(data[i]) <= 0xDCFF else "a lone surrogate"
         raise UsageError(f"text is not valid UTF-8: {what} at character {i}")
     if args.path.rstrip("/") not in ("/v1/detect", "/v1/detect/batch", "/v1/detect/response"):
-        raise UsageError(f"--path: expected /v1/detect or /v1/detect/batch, got {args.path!r}")
+        raise UsageError(f"--path: expected /v1/detect, /v1/detect/batch or /v1/detect/response, got {args.path!r}")
     import logging
 
     logging.getLogger("quic").setLevel(logging.CRITICAL)  # aioquic's connection log: the error below says why

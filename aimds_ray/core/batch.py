@@ -71,10 +71,7 @@ class ExchangeColumns:
         cols = {}
         for key, c in (("system_prompt", self.system_prompt), ("prompt", self.prompt), ("canaries", self.canaries)):
             if c and c in table.schema.names:
-                try:
-                    vals = table.column(c).to_pylist()
-                except UnicodeDecodeError:  # a string column with invalid UTF-8: its bytes, the row's error
-                    vals = table.column(c).cast(pa.large_binary()).to_pylist()
+                vals = _lenient_pylist(table.column(c))
                 if table.schema.field(c).metadata == JSON_FIELD:  # JSONL values of mixed types, carried as JSON
                     vals = [None if v is None else json.loads(v) for v in vals]
                 if key == "canaries":
@@ -178,6 +175,39 @@ def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_colum
     return _valid_utf8(table)
 
 
+class _Undecodable(bytes):
+    """A value of a column that held invalid UTF-8 (a list column's element included): the row's error."""
+
+
+def _lenient_pylist(col: pa.ChunkedArray) -> list[Any]:
+    """`col` as Python values; where a value holds invalid UTF-8 (not every Parquet writer validates), that row's
+    value is `_Undecodable` bytes, which `scan_response` refuses as that row's error (not the run's crash)."""
+    try:
+        return col.to_pylist()
+    except UnicodeDecodeError:
+        pass
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return [None if v is None else v if isinstance(v, str) else _Undecodable(v)
+                for v in (_utf8_or_bytes(b) for b in col.cast(pa.large_binary()).to_pylist())]
+    out: list[Any] = []
+    for chunk in col.chunks:
+        for i in range(len(chunk)):
+            try:
+                out.append(chunk[i].as_py())
+            except UnicodeDecodeError:
+                out.append(_Undecodable(b"\xff"))
+    return out
+
+
+def _utf8_or_bytes(b: bytes | None) -> str | bytes | None:
+    if b is None:
+        return None
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return b
+
+
 def _response_verdicts(detector: Detector, table: pa.Table | pa.RecordBatch, exchange: ExchangeColumns,
                        idx: list[int], texts: list[str]) -> list[Verdict | str]:
     """`scan_response` of each good row against its own exchange; a bad system prompt or canary list is that row's
@@ -185,6 +215,10 @@ def _response_verdicts(detector: Detector, table: pa.Table | pa.RecordBatch, exc
     parts = exchange.rows(table)
     out: list[Verdict | str] = []
     for i, t in zip(idx, texts, strict=True):
+        bad = next((k for k, v in parts[i].items() if isinstance(v, _Undecodable)), None)
+        if bad is not None:
+            out.append(f"{bad}: not valid UTF-8")
+            continue
         try:
             r = detector.scan_response(t, **parts[i])
             out.append(Verdict(r.is_threat, r.score, r.threat_type, str(r.action)))
@@ -194,21 +228,33 @@ def _response_verdicts(detector: Detector, table: pa.Table | pa.RecordBatch, exc
 
 
 def _valid_utf8(table: pa.Table) -> pa.Table:
-    """`table` with invalid UTF-8 in its string columns replaced by U+FFFD, as JSONL output writes it: not every
+    """`table` with invalid UTF-8 in its string (and list-of-string) columns replaced by U+FFFD, as JSONL output
+    writes it: not every
     Parquet writer validates, and a file holding such strings fails every reader that decodes them (`to_pylist`,
     pandas). The text column's rows that had any say so in `aimds_error`. One C pass per string column."""
     for i, f in enumerate(table.schema):
-        if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
+        t = f.type
+        listed = (pa.types.is_list(t) or pa.types.is_large_list(t)) and _is_str(t.value_type)
+        if not (_is_str(t) or listed):
             continue
         col = table.column(i)
         try:
             col.validate(full=True)
         except pa.ArrowInvalid:
-            fixed = [None if b is None else b.decode("utf-8", "replace")
-                     for b in col.cast(pa.large_binary() if pa.types.is_large_string(f.type) else pa.binary())
-                     .to_pylist()]
-            table = table.set_column(i, f, pa.array(fixed, f.type))
+            def fix(b: bytes | None) -> str | None:
+                return None if b is None else b.decode("utf-8", "replace")
+
+            if listed:  # a list of strings (canaries, tags): the same, element by element
+                as_bin = pa.list_(pa.large_binary()) if pa.types.is_list(t) else pa.large_list(pa.large_binary())
+                fixed: list[Any] = [None if v is None else [fix(b) for b in v] for v in col.cast(as_bin).to_pylist()]
+            else:
+                fixed = [fix(b) for b in col.cast(pa.large_binary()).to_pylist()]
+            table = table.set_column(i, f, pa.array(fixed, t))
     return table
+
+
+def _is_str(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def _kept_name(name: str, names: list[str]) -> str:

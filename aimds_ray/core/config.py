@@ -141,6 +141,7 @@ class ResponseConfig:
     leak_shingle: int = 5  # words per run compared between the system prompt and the response
     leak_full_share: float = 0.8  # share of the system prompt's words that reproduced runs cover, for full evidence ...
     leak_full_words: int = 60  # ... or a reproduced stretch this long (words); threat at half of either
+    leak_min_words: int = 12  # ... the share counts once this many of its words are reproduced (below: evidence)
     min_evidence: float = 0.2  # leak evidence weaker than this is not reported (one shared run is coincidence)
     canary_min_chars: int = 6  # canaries at least this long also match with separators removed
     allowed_link_hosts: tuple[str, ...] = ()  # hosts (and their subdomains) a response may send data to
@@ -163,8 +164,12 @@ class ResponseConfig:
             if c not in CHECKS:
                 raise ConfigError(f"{path}.checks: unknown check {c!r} (known: {', '.join(sorted(CHECKS))})")
         self.thresholds.validate(f"{path}.thresholds")
-        _positive(self, path, "leak_shingle", "leak_full_share", "leak_full_words", "canary_min_chars",
+        _positive(self, path, "leak_full_share", "leak_full_words", "leak_min_words", "canary_min_chars",
                   "link_data_chars", "link_data_words")
+        if self.leak_shingle < 2:  # a run must hold two uncommon words to count
+            raise ConfigError(f"{path}.leak_shingle: must be >= 2, got {self.leak_shingle}")
+        if self.leak_full_share > 1.0:
+            raise ConfigError(f"{path}.leak_full_share: a share, at most 1, got {self.leak_full_share}")
         for name in ("min_evidence", "image_exchange_data", "link_exchange_data", "image_text_data",
                      "link_text_data"):
             if not 0.0 <= getattr(self, name) <= 1.0:

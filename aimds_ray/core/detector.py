@@ -25,7 +25,7 @@ from aimds_ray.core.response import redactions as response_redactions
 from aimds_ray.core.signals import SignalContext, registered_signals
 from aimds_ray.core.signals.base import Signal
 from aimds_ray.core.validity import lone_surrogate
-from aimds_ray.core.wire import MAX_CANARIES, MIN_CANARY_ALNUM, canary_ok, valid_id
+from aimds_ray.core.wire import bad_canaries, valid_id
 
 
 def _id_prefix() -> str:
@@ -107,21 +107,13 @@ def _coerce_part(value: Any, name: str, max_chars: int) -> str:
 
 
 def _coerce_canaries(value: Any) -> tuple[str, ...]:
-    """A list of non-empty strings (at most 64, each at most 256 characters), or None."""
+    """None, or a list of canaries by the rule of the HTTP fronts (`core.wire.bad_canaries`)."""
     if value is None:
         return ()
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        raise InputError(f"canaries must be a list of strings, got {type(value).__name__}")
-    if len(value) > MAX_CANARIES:
-        raise InputError(f"canaries: {len(value)} given; at most {MAX_CANARIES}")
-    out = []
-    for i, c in enumerate(value):
-        if not isinstance(c, str) or len(c) > 256 or lone_surrogate(c) >= 0 or not canary_ok(c):
-            raise InputError(f"canaries[{i}] must be a string of at most 256 characters with at least "
-                             f"{MIN_CANARY_ALNUM} letters or digits")
-        out.append(c)
-    return tuple(out)
-
+    why = bad_canaries(list(value) if isinstance(value, Sequence) and not isinstance(value, str | bytes) else value)
+    if why:
+        raise InputError(why)
+    return tuple(value)
 
 
 class Detector:
@@ -240,6 +232,10 @@ class Detector:
         evidence.extend(check_response(text, docs, exchange, self.config.response))
         decision = fusion.decide_response(evidence)
         hide = response_redactions(text, evidence, self.config.response.thresholds.threat)
+        hidden = {m.kind for m in hide}
+        for e in evidence:  # a report does not quote what its sanitized_text hides (a canary inside a URL)
+            if e.detector in hidden and e.score >= self.config.response.thresholds.threat:
+                e.match = ""
         return self._report(text, docs, evidence, fusion, model, t0, request_id, decision, hide)
 
     def scan_batch(self, texts: Sequence[Any], *,
@@ -325,7 +321,7 @@ class Detector:
             _scrub_matches(evidence, pii, self.config.pii.entities)
             if len(pii) > PII_EVIDENCE_ITEMS:
                 evidence = _condense(evidence, "pii", "PII items")
-        for name, what in _RESPONSE_ITEMS if hide else ():  # after redaction, which read them all
+        for name, what in _RESPONSE_ITEMS:  # after redaction, which read them all
             if sum(e.detector == name for e in evidence) > PII_EVIDENCE_ITEMS:
                 evidence = _condense(evidence, name, what)
         evidence.sort(key=lambda e: (e.start, -e.score))

@@ -124,8 +124,9 @@ class Fusion:
 
     def decide_response(self, evidence: list[Evidence]) -> Decision:
         """A model's response (`core/response.py`): the strongest category other than PII is the threat score,
-        against `response.thresholds`. The prompt model's calibration is not used: it was fitted on prompts, and
-        a response's checks (a leaked system prompt, a canary, an exfiltration link) state what they saw."""
+        against `response.thresholds`. The prompt model's Platt calibration and threshold are not used: they were
+        fitted on prompts, and a response's checks (a leaked system prompt, a canary, an exfiltration link) state
+        what they saw. (A bundle's per-detector `detector_weights` still scale the evidence, as for prompts.)"""
         cats = self.category_scores(evidence)
         top_cat, score = "none", 0.0
         for c, sc in cats.items():

@@ -99,16 +99,6 @@ def prompt_index(text: str | None, k: int) -> PromptIndex:
     return _cached_index(text, k) if len(text) <= CACHE_MAX_CHARS else PromptIndex.of(text, k)
 
 
-def distinctive_runs(words: Sequence[str], k: int) -> dict[tuple[str, ...], int]:
-    """Every run of `k` consecutive words with at least two words that are not common, with where it first starts."""
-    out: dict[tuple[str, ...], int] = {}
-    rare = [w not in NON_ANCHOR for w in words]
-    for i in range(len(words) - k + 1):
-        if sum(rare[i : i + k]) >= 2:
-            out.setdefault(tuple(words[i : i + k]), i)
-    return out
-
-
 @dataclass(frozen=True)
 class Canary:
     index: int  # in `Exchange.canaries`
@@ -148,14 +138,13 @@ class Context:
     """An `Exchange` prepared for one scan."""
 
     cfg: ResponseConfig
-    exchange: Exchange
     system: PromptIndex = EMPTY_INDEX
     prompt: PromptIndex = EMPTY_INDEX  # the user's prompt, in runs of PROMPT_RUN words
     canaries: list[Canary] = field(default_factory=list)
 
     @classmethod
     def build(cls, exchange: Exchange, cfg: ResponseConfig) -> Context:
-        return cls(cfg, exchange, prompt_index(exchange.system_prompt, cfg.leak_shingle),
+        return cls(cfg, prompt_index(exchange.system_prompt, cfg.leak_shingle),
                    prompt_index(exchange.prompt, PROMPT_RUN),
                    [c for i, raw in enumerate(exchange.canaries) if (c := _canary(raw, i)) is not None])
 
@@ -175,6 +164,18 @@ CHECKS: dict[str, type[ResponseCheck]] = {}
 def register(cls: type[ResponseCheck]) -> type[ResponseCheck]:
     CHECKS[cls.name] = cls
     return cls
+
+
+def _merged(spans: dict[tuple[int, int], str]) -> list[tuple[tuple[int, int], str]]:
+    """Overlapping spans (the same stretch read in two views) as one, named by the first view that saw it."""
+    out: list[tuple[tuple[int, int], str]] = []
+    for (s, e), kind in sorted(spans.items()):
+        if out and s < out[-1][0][1]:
+            (s0, e0), k0 = out[-1]
+            out[-1] = ((s0, max(e0, e)), k0)
+        else:
+            out.append(((s, e), kind))
+    return out
 
 
 def _squeeze(text: str) -> tuple[str, list[int]]:
@@ -243,21 +244,24 @@ class PromptLeakCheck(ResponseCheck):
                 i += 1
         if not found:
             return []
-        share = len({j for r in found for i in runs[r] for j in range(i, i + k)}) / idx.words
+        reproduced = len({j for r in found for i in runs[r] for j in range(i, i + k)})
+        share = reproduced / idx.words
         longest = max(w for w, *_ in stretches)
-        score = min(1.0, max(share / cfg.leak_full_share, longest / cfg.leak_full_words))
+        # the share counts once leak_min_words words are reproduced; below, it is evidence under the threat line: a
+        # one-line system prompt ("answer questions about the Python programming language") restated leaks nothing
+        cover = share / cfg.leak_full_share
+        if reproduced < cfg.leak_min_words:
+            cover = min(cover, 0.5 * reproduced / cfg.leak_min_words)
+        score = min(1.0, max(cover, longest / cfg.leak_full_words))
         if score < cfg.min_evidence:
             return []
-        detail = (f"{share:.0%} of the system prompt's words reproduced in runs of {k}; longest stretch "
-                  f"{longest} words")
-        out, seen = [], set()
+        detail = (f"{share:.0%} of the system prompt's words ({reproduced}) reproduced in runs of {k}; longest "
+                  f"stretch {longest} words")
+        spans: dict[tuple[int, int], str] = {}
         for _w, a, b, v in stretches:  # every stretch, so that `sanitized_text` hides all of what leaked
-            s, e = v.span(a, b)
-            if (s, e) not in seen:
-                seen.add((s, e))
-                out.append(Evidence(self.name, Category.PROMPT_EXTRACTION, round(score, 6), s, e, text[s:e][:200],
-                                    v.kind, detail))
-        return out
+            spans.setdefault(v.span(a, b), v.kind)
+        return [Evidence(self.name, Category.PROMPT_EXTRACTION, round(score, 6), s, e, text[s:e][:200], kind, detail)
+                for (s, e), kind in _merged(spans)]
 
     @staticmethod
     def _spaced(v: Variant, idx: PromptIndex, found: set[tuple[str, ...]]) -> list[tuple[int, int, int, Variant]]:
@@ -273,7 +277,11 @@ class PromptLeakCheck(ResponseCheck):
             for run, joined in idx.joined.get(squeezed[j : j + SPACED_KEY], ()):
                 if squeezed.startswith(joined, j):
                     found.add(run)
-                    out.append((len(run), where[j], where[j + len(joined) - 1] + 1, v))
+                    a, b = where[j], where[j + len(joined) - 1] + 1
+                    if out and a <= out[-1][2]:  # overlaps the previous run: one stretch, a word longer
+                        out[-1] = (out[-1][0] + 1, out[-1][1], max(out[-1][2], b), v)
+                    else:
+                        out.append((len(run), a, b, v))
         return out
 
 
@@ -316,7 +324,8 @@ class CanaryCheck(ResponseCheck):
 
 
 class _View:
-    """A view and, when first asked, its letters and digits alone in lower case (shared by all canaries)."""
+    """A view and, when first asked, its letters and digits alone in lower case: the test every canary makes
+    before any position is computed (positions only for a hit)."""
 
     def __init__(self, v: Variant) -> None:
         self.v = v
@@ -334,8 +343,10 @@ class _View:
 # a URL as a browser would follow it: absolute or protocol-relative, an IPv6 host in brackets
 _URL = re.compile(r"(?:https?:)?//(?:\[[0-9A-Fa-f:.]+\]|[^\s/?#<>\"'`\\\[\]()]+)[^\s<>\"]*", re.IGNORECASE)
 # attributes that load what they name without a click, and CSS url(); their values may span lines
-_LOAD_ATTR = re.compile(r"\b(?:src|srcset|poster|background|data)\s*=\s*(?:\"([^\"]{0,8192})\"|'([^']{0,8192})'|([^\s>]+))"
-                        r"|url\(\s*[\"']?([^\"')]{1,8192})", re.IGNORECASE)
+# (a quoted value is read up to its quote or 64 KB, whichever comes first: padding a URL past any bound must not
+# turn it into something else, and an unclosed quote must not make each later attribute rescan the rest)
+_LOAD_ATTR = re.compile(r"\b(?:src|srcset|poster|background|data)\s*=\s*(?:\"([^\"]{0,65536})|'([^']{0,65536})"
+                        r"|([^\s>\"']+))|url\(\s*[\"']?([^\"')]{1,65536})", re.IGNORECASE)
 _REF_DEF = re.compile(r"^[ \t]{0,3}\[([^\]\n]{1,200})\]:[ \t]*<?(\S+?)>?[ \t]*$", re.MULTILINE)
 _REF_IMAGE = re.compile(r"!\[([^\]\n]{0,2000})\](?:\[([^\]\n]{0,200})\])?")
 _HEXLIKE = re.compile(r"[0-9a-fA-F]+")
@@ -416,7 +427,8 @@ def _clean(url: str) -> str:
 
 
 def _host_allowed(host: str, allowed: Sequence[str]) -> bool:
-    return any(host == a or host.endswith("." + a) for a in allowed)
+    host = host.rstrip(".")
+    return any(host == a or host.endswith("." + a) for a in (x.lower().rstrip(".") for x in allowed))
 
 
 def _carried(parts: SplitResult) -> tuple[list[str], list[str]]:

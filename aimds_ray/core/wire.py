@@ -36,8 +36,19 @@ def valid_id(v: Any) -> bool:
     return isinstance(v, str) and 0 < len(v) <= 256 and lone_surrogate(v) < 0
 
 
-def canary_ok(c: str) -> bool:
-    return sum(ch.isalnum() for ch in c) >= MIN_CANARY_ALNUM
+def bad_canaries(value: Any) -> str:
+    """Why `value` is not a list of canaries ("" when it is): at most MAX_CANARIES strings of at most 256
+    characters, each with at least MIN_CANARY_ALNUM letters or digits. The rule of every front and of the API."""
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        return f"canaries must be a list of strings, got {json_type(value)}"
+    if len(value) > MAX_CANARIES:
+        return f"canaries: {len(value)} given; at most {MAX_CANARIES}"
+    for i, c in enumerate(value):
+        if not isinstance(c, str) or len(c) > 256 or lone_surrogate(c) >= 0 \
+                or sum(ch.isalnum() for ch in c) < MIN_CANARY_ALNUM:
+            return (f"canaries[{i}] must be a string of at most 256 characters with at least {MIN_CANARY_ALNUM} "
+                    "letters or digits")
+    return ""
 
 
 def bad_response_item(item: Any) -> str:
@@ -55,12 +66,4 @@ def bad_response_item(item: Any) -> str:
     for k in ("request_id", "session_id", "client_id"):
         if item.get(k) is not None and not valid_id(item[k]):
             return f"{k} must be a string of 1-256 characters (valid Unicode)"
-    can = item.get("canaries")
-    if can is not None:
-        if not isinstance(can, list) or len(can) > MAX_CANARIES:
-            return f"canaries must be a list of at most {MAX_CANARIES} strings"
-        for i, c in enumerate(can):
-            if not isinstance(c, str) or len(c) > 256 or lone_surrogate(c) >= 0 or not canary_ok(c):
-                return (f"canaries[{i}] must be a string of at most 256 characters with at least {MIN_CANARY_ALNUM} "
-                        "letters or digits")
-    return ""
+    return bad_canaries(item["canaries"]) if item.get("canaries") is not None else ""

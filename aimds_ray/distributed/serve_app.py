@@ -467,7 +467,10 @@ class AimdsIngress:
         if item.get("session_id"):
             event = trace_event(res, t, self.detector.config.response.thresholds.threat)
             prio = "critical" if res["action"] == "block" else "high" if res["is_threat"] else "low"
-            task = {"id": res.get("request_id") or uuid.uuid4().hex, "priority": prio, "t": t, "role": "response",
+            # its own task id: the request it answers may carry the same request_id, and the scheduler answers a
+            # repeated id as a retry ("duplicate"), which would drop the response's event
+            task = {"id": f"{res.get('request_id') or uuid.uuid4().hex}/response", "priority": prio, "t": t,
+                    "role": "response",
                     "session_id": item["session_id"], "client_id": item.get("client_id"), "events": [event],
                     "uncertain": False, "report": {k: res[k] for k in ("score", "is_threat", "threat_type", "action",
                                                                        "request_id", "model_version")}}

@@ -37,7 +37,8 @@ class Route:
 ROUTES: dict[str, Route] = {
     "/v1/detect": Route("detect", "POST", True, True),  # a pure function of its input: replaying it changes nothing
     "/v1/detect/batch": Route("detect_batch", "POST", True, True),
-    "/v1/detect/response": Route("detect_response", "POST", True, True),  # pure as well
+    # as /v1/detect: the report is a pure function of the body; with a session_id a replay adds its event again
+    "/v1/detect/response": Route("detect_response", "POST", True, True),
     "/v1/feedback": Route("feedback", "POST", False, True),  # writes to the learner: never from replayable data
     "/healthz": Route("health", "GET", True, False),
     "/metrics": Route("metrics", "GET", True, False),

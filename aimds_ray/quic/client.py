@@ -298,10 +298,13 @@ class H3Client:
         return (await self._json("POST", "/v1/detect/batch", {"texts": texts}))["reports"]
 
     async def detect_response(self, text: str, *, system_prompt: str | None = None, prompt: str | None = None,
-                              canaries: list[str] | None = None) -> dict[str, Any]:
-        """Scan a model's response against its exchange (POST /v1/detect/response)."""
+                              canaries: list[str] | None = None, request_id: str | None = None,
+                              session_id: str | None = None, client_id: str | None = None) -> dict[str, Any]:
+        """Scan a model's response against its exchange (POST /v1/detect/response); with a session_id it joins
+        that session's trace."""
         body: dict[str, Any] = {"text": text}
-        for k, v in (("system_prompt", system_prompt), ("prompt", prompt), ("canaries", canaries)):
+        for k, v in (("system_prompt", system_prompt), ("prompt", prompt), ("canaries", canaries),
+                     ("request_id", request_id), ("session_id", session_id), ("client_id", client_id)):
             if v is not None:
                 body[k] = v
         return await self._json("POST", "/v1/detect/response", body)

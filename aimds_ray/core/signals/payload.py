@@ -125,7 +125,7 @@ def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
                    head, shared)
 
 
-@lru_cache(maxsize=1 << 13)  # tokens are at most head_chars + tail_chars long: a few MB at worst
+@lru_cache(maxsize=1 << 13)  # tokens are at most head_chars + tail_chars (900) characters: ~30 MB at worst
 def _odd_token(tok: str, markup: bool = False) -> bool:
     """A token GCG-style optimisation leaves and prose does not: symbols glued to letters, a camel-case junction
     inside a word, or a cluster of two or more different punctuation marks. Typographic quotes and dashes, emoticons
