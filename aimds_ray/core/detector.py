@@ -92,6 +92,19 @@ def coerce_text(value: Any, max_chars: int) -> str:
     return value
 
 
+def _signal_evidence(text: str, docs: list[Normalized], signals: list[Signal]) -> list[Evidence]:
+    """Every signal's evidence on one text: on its one window, or on the whole text and then each window."""
+    evidence: list[Evidence] = []
+    for sig in signals:
+        if len(docs) == 1:
+            evidence.extend(sig.scan(docs[0]))
+        else:
+            evidence.extend(sig.scan_original(text))
+            for ev in sig.scan_batch(docs):
+                evidence.extend(ev)
+    return evidence
+
+
 def _check_request_id(value: Any) -> None:
     """A report's request_id is a string (the id rule of the HTTP fronts, `core.wire.valid_id`), or None / "" for
     a generated one."""
@@ -195,14 +208,7 @@ class Detector:
         _check_request_id(request_id)
         model, signals, fusion = self._state
         docs = self._docs(text)
-        evidence: list[Evidence] = []
-        for sig in signals:
-            if len(docs) == 1:
-                evidence.extend(sig.scan(docs[0]))
-            else:
-                evidence.extend(sig.scan_original(text))
-                for ev in sig.scan_batch(docs):
-                    evidence.extend(ev)
+        evidence = _signal_evidence(text, docs, signals)
         return self._report(text, docs, evidence, fusion, model, t0, request_id)
 
     def scan_response(self, text: Any, *, system_prompt: Any = None, prompt: Any = None,
@@ -221,14 +227,7 @@ class Detector:
             canaries=_coerce_canaries(canaries))
         model, signals, fusion = self._response_state
         docs = self._docs(text)
-        evidence: list[Evidence] = []
-        for sig in signals:
-            if len(docs) == 1:
-                evidence.extend(sig.scan(docs[0]))
-            else:
-                evidence.extend(sig.scan_original(text))
-                for ev in sig.scan_batch(docs):
-                    evidence.extend(ev)
+        evidence = _signal_evidence(text, docs, signals)
         evidence.extend(check_response(text, docs, exchange, self.config.response))
         decision = fusion.decide_response(evidence)
         hide = response_redactions(text, evidence, self.config.response.thresholds.threat)
