@@ -218,13 +218,9 @@ class Detector:
         prompt path (invisible characters, PII). `sanitized_text` also replaces threat-level links, canaries and
         leaked stretches. Same report schema as `scan`; the decision is `Fusion.decide_response`."""
         t0 = time.perf_counter_ns()
-        lim = self.config.limits.max_input_chars
-        text = coerce_text(text, lim)
+        text = coerce_text(text, self.config.limits.max_input_chars)
         _check_request_id(request_id)
-        exchange = Exchange(
-            system_prompt=None if system_prompt is None else _coerce_part(system_prompt, "system_prompt", lim),
-            prompt=None if prompt is None else _coerce_part(prompt, "prompt", lim),
-            canaries=_coerce_canaries(canaries))
+        exchange = self._exchange(system_prompt, prompt, canaries)
         model, signals, fusion = self._response_state
         docs = self._docs(text)
         evidence = _signal_evidence(text, docs, signals)
@@ -240,13 +236,16 @@ class Detector:
     def response_stream(self, *, system_prompt: Any = None, prompt: Any = None,
                         canaries: Sequence[str] | None = None, request_id: str | None = None) -> ResponseStream:
         """Screen a response while it streams (see `ResponseStream`); the exchange is checked now."""
-        lim = self.config.limits.max_input_chars
         _check_request_id(request_id)
-        exchange = Exchange(
+        return ResponseStream(self, self._exchange(system_prompt, prompt, canaries), request_id)
+
+    def _exchange(self, system_prompt: Any, prompt: Any, canaries: Sequence[str] | None) -> Exchange:
+        """The parts of a response's exchange, each checked like a text (an InputError names the part)."""
+        lim = self.config.limits.max_input_chars
+        return Exchange(
             system_prompt=None if system_prompt is None else _coerce_part(system_prompt, "system_prompt", lim),
             prompt=None if prompt is None else _coerce_part(prompt, "prompt", lim),
             canaries=_coerce_canaries(canaries))
-        return ResponseStream(self, exchange, request_id)
 
     def scan_batch(self, texts: Sequence[Any], *,
                    request_ids: Sequence[str | None] | None = None) -> list[ThreatReport]:
