@@ -469,21 +469,31 @@ def test_a_stream_sees_what_a_chunk_boundary_cut(det: Detector) -> None:
 
 def test_a_stream_costs_linear_time(det: Detector) -> None:
     """Counted, not timed: each character is read by the stream's scans at most 1 + overlap/step times (3 with
-    the defaults), plus once by finish."""
-    read = []
-    orig = det.scan_response
+    the defaults), plus once by finish; a long system prompt is indexed once, not per scan."""
+    from aimds_ray.core import response as R
 
-    def counting(text: str, **kw: object):  # type: ignore[no-untyped-def]
+    read: list[int] = []
+    built: list[int] = []
+    orig_scan, orig_of = det._scan_response, R.PromptIndex.of
+
+    def counting(text: str, *a: object):  # type: ignore[no-untyped-def]
         read.append(len(text))
-        return orig(text, **kw)
+        return orig_scan(text, *a)
 
-    det.scan_response = counting  # type: ignore[method-assign]
+    def indexing(text: str, k: int):  # type: ignore[no-untyped-def]
+        built.append(len(text))
+        return orig_of(text, k)
+
+    det._scan_response = counting  # type: ignore[method-assign]
+    R.PromptIndex.of = indexing  # type: ignore[method-assign]
     try:
         text = "plain words of an ordinary answer " * 600  # 20,400 characters
-        _stream(det, text, 4)
+        _stream(det, text, 4, system_prompt=SYSTEM * 400)  # ~92,000 characters: past the prompt cache
     finally:
-        del det.scan_response
+        del det._scan_response
+        R.PromptIndex.of = orig_of  # type: ignore[method-assign]
     assert sum(read) <= 4 * len(text) and read[-1] == len(text)
+    assert built == [len(SYSTEM * 400)]
 
 
 def test_stream_input_errors(det: Detector) -> None:
@@ -496,3 +506,48 @@ def test_stream_input_errors(det: Detector) -> None:
     assert not st.finish().is_threat
     with pytest.raises(InputError, match="finished"):
         st.feed("more")
+
+
+def test_stream_forwardable_holds_back_what_is_not_screened(det: Detector) -> None:
+    """A caller that passes on only `forwardable` characters never passes on a canary: the check that catches it
+    runs before its characters become forwardable."""
+    filler = "An ordinary sentence of the answer. "
+    for pos in range(900, 1700, 37):
+        text = (filler * 60)[:pos] + CANARY + filler * 40
+        st = det.response_stream(canaries=[CANARY])
+        forwarded = 0
+        for i in range(0, len(text), 7):
+            c = st.feed(text[i : i + 7])
+            if c.is_threat:
+                break
+            forwarded = c.forwardable
+        assert c.is_threat and forwarded <= pos, pos
+
+
+def test_a_flag_emoji_cut_by_a_scan_is_not_smuggling(det: Detector) -> None:
+    eng = "\U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F"  # the flag of England
+    filler = "Travel tips for a week in the north. "
+    for pos in (1017, 1018, 1019, 1023, 1024, 1530):
+        for size in (1, 512):
+            text = (filler * 40)[:pos] + eng + filler * 40
+            checks, final = _stream(det, text, size)
+            assert not any(c.is_threat for c in checks) and not final.is_threat, (pos, size)
+
+
+def test_stream_evidence_is_reported_once(det: Detector) -> None:
+    text = "x" * 508 + " alice.smith@corp.example " + "y " * 1500
+    checks, final = _stream(det, text, 1)
+    pii = [(e.start, e.end) for c in checks for e in c.evidence if e.detector == "pii"]
+    assert pii == [(e.start, e.end) for e in final.evidence if e.detector == "pii"]
+
+
+def test_stream_bytes_may_split_a_character(det: Detector) -> None:
+    st = det.response_stream()
+    data = "café 日本 ".encode() * 100
+    for i in range(0, len(data), 3):
+        st.feed(data[i : i + 3])
+    assert st.finish().input_chars == len("café 日本 ") * 100
+    st = det.response_stream()
+    st.feed(b"ok" + "é".encode()[:1])
+    with pytest.raises(InputError, match="ends inside a UTF-8 character"):
+        st.finish()

@@ -20,7 +20,7 @@ from aimds_ray.core.normalize import Normalized, normalize
 from aimds_ray.core.pii import PiiMatch, find_pii, redact
 from aimds_ray.core.process import collector_deferred
 from aimds_ray.core.report import Evidence, ThreatReport
-from aimds_ray.core.response import Exchange, check_response
+from aimds_ray.core.response import Context, Exchange, check_response
 from aimds_ray.core.response import redactions as response_redactions
 from aimds_ray.core.signals import SignalContext, registered_signals
 from aimds_ray.core.signals.base import Signal
@@ -220,7 +220,10 @@ class Detector:
         t0 = time.perf_counter_ns()
         text = coerce_text(text, self.config.limits.max_input_chars)
         _check_request_id(request_id)
-        exchange = self._exchange(system_prompt, prompt, canaries)
+        return self._scan_response(text, self._exchange(system_prompt, prompt, canaries), request_id, t0)
+
+    def _scan_response(self, text: str, exchange: Exchange | Context, request_id: str | None,
+                       t0: int) -> ThreatReport:
         model, signals, fusion = self._response_state
         docs = self._docs(text)
         evidence = _signal_evidence(text, docs, signals)
@@ -351,46 +354,66 @@ class Detector:
 
 
 class StreamCheck(NamedTuple):
-    """Where a streamed response stands after a `ResponseStream.feed`: the verdict so far (a threat stays one) and
-    the evidence the latest scan added (spans in the whole response)."""
+    """Where a streamed response stands after a `ResponseStream.feed`: the verdict so far (a threat stays one; the
+    action and score are the most severe seen), the evidence the latest scan added (spans in the whole response),
+    and `forwardable`: how many characters of the response may be passed on. Text past it has not been screened,
+    or sits where the next scan may still find it to be the start of a canary or a URL."""
 
     is_threat: bool
     action: str
     threat_type: str
     score: float
     evidence: list[Evidence]
+    forwardable: int
 
 
 _SEVERITY = {"allow": 0, "redact": 1, "escalate": 2, "block": 3}
+_TAG_FIRST, _TAG_LAST = 0xE0000, 0xE007F  # Unicode tag characters (subdivision flags, and smuggled text)
+
+
+def _tagged(c: str) -> bool:
+    return _TAG_FIRST <= ord(c) <= _TAG_LAST
 
 
 class ResponseStream:
-    """A response screened while it streams (`Detector.response_stream`): `feed` each chunk as it arrives and stop
-    forwarding once it turns into a threat (a canary, a link that sends data out, smuggled text, a leaked stretch);
-    `finish` gives the report of the whole response, which is `scan_response` of it. A feed scans once
-    `response.stream_step_chars` new characters have arrived, and only them plus the `stream_overlap_chars` before
-    (so a canary or URL cut between two chunks is seen whole): the cost stays linear in the length. A leak's share
-    of the system prompt is judged on each such region, so a leak spread thin over a long answer may show only at
-    `finish`. Not thread-safe: one stream per response."""
+    """A response screened while it streams (`Detector.response_stream`). `feed` each chunk (str, or UTF-8 bytes
+    that may split a character) as it arrives; pass on only the first `forwardable` characters, and stop once the
+    stream is a threat. `finish` gives the report of the whole response: `scan_response` of it.
+
+    A scan runs once `response.stream_step_chars` new characters have arrived and reads them with the
+    `stream_overlap_chars` before them, so a canary or a URL of up to about that length cut between chunks is seen
+    whole; `forwardable` holds back that overlap, and the whole of a run of tag characters. The cost is linear in
+    the length (at most 1 + overlap/step reads of a character, plus one by `finish`; the exchange is prepared once).
+    A leak's share of the system prompt is judged on each region, and a URL longer than the overlap is seen whole
+    only by `finish`. Not thread-safe: one stream per response."""
 
     def __init__(self, detector: Detector, exchange: Exchange, request_id: str | None) -> None:
+        import codecs
+
         self._det = detector
         self._exchange = exchange
+        self._ctx = Context.build(exchange, detector.config.response)  # a long system prompt is indexed once
         self._request_id = request_id
         cfg = detector.config.response
         self._step, self._overlap = cfg.stream_step_chars, cfg.stream_overlap_chars
+        self._bytes = codecs.getincrementaldecoder("utf-8")()
         self._parts: list[str] = []  # the whole response, for `finish`
         self._tail = ""  # the text from `_tail_at` on: what the next scan reads
         self._tail_at = 0
         self._length = 0
         self._scanned = 0  # characters some scan has read
         self._seen: set[tuple[str, int, int]] = set()
-        self._state = StreamCheck(False, "allow", "none", 0.0, [])
+        self._state = StreamCheck(False, "allow", "none", 0.0, [], 0)
         self._done = False
 
     def feed(self, chunk: Any) -> StreamCheck:
         if self._done:
             raise InputError("the response stream is finished")
+        if isinstance(chunk, bytes | bytearray | memoryview):
+            try:  # a character split between two network reads is completed by the next one
+                chunk = self._bytes.decode(bytes(chunk))
+            except UnicodeDecodeError as e:
+                raise InputError(f"chunk: not valid UTF-8 ({e.reason})") from None
         lim = self._det.config.limits.max_input_chars
         chunk = _coerce_part(chunk, "chunk", lim)
         if self._length + len(chunk) > lim:
@@ -398,32 +421,39 @@ class ResponseStream:
         self._parts.append(chunk)
         self._tail += chunk
         self._length += len(chunk)
-        if self._length - self._scanned < self._step:
+        # a tag run at the end may be a subdivision flag whose cancel tag has not arrived: wait for the rest
+        if self._length - self._scanned < self._step or (self._tail and _tagged(self._tail[-1])):
             return self._state._replace(evidence=[])
         return self._scan()
 
     def _scan(self) -> StreamCheck:
-        ex = self._exchange
-        rep = self._det.scan_response(self._tail, system_prompt=ex.system_prompt, prompt=ex.prompt,
-                                      canaries=ex.canaries)
-        new = []
+        rep = self._det._scan_response(self._tail, self._ctx, None, time.perf_counter_ns())
+        start_cut = self._tail_at > 0
+        whole = []  # what this region saw whole: not a fragment its start cut off (the earlier scan judged it)
         for e in rep.evidence:
             e.start += self._tail_at
             e.end += self._tail_at
+            if not (start_cut and e.start <= self._tail_at):
+                whole.append(e)
+        new = []
+        for e in whole:
             key = (e.detector, e.start, e.end)
-            if e.end > self._scanned - self._overlap and key not in self._seen:
+            if e.end > self._scanned and key not in self._seen and not e.detail.startswith("more:"):
                 self._seen.add(key)
-                new.append(e)
+                new.append(e)  # (seen whole before: ended where the last scan read; "more:" summarises the rest)
+        decision = self._det._response_state[2].decide_response(whole)
         self._scanned = self._length
-        keep = min(len(self._tail), self._overlap)  # the next scan starts this far back
-        self._tail_at = self._length - keep
-        self._tail = self._tail[len(self._tail) - keep :]
-        st, act = self._state, str(rep.action)
-        worse = _SEVERITY[act] > _SEVERITY[st.action]  # the action so far is the most severe one seen
-        if rep.is_threat and (not st.is_threat or rep.score > st.score):  # the type: of the strongest threat
-            st = StreamCheck(True, act if worse else st.action, rep.threat_type, rep.score, [])
-        elif worse:
-            st = st._replace(action=act)
+        cut = max(0, len(self._tail) - self._overlap)  # the next scan starts `overlap` back ...
+        while 0 < cut and _tagged(self._tail[cut]):  # ... and not inside a run of tag characters
+            cut -= 1
+        self._tail_at += cut
+        self._tail = self._tail[cut:]
+        st, act = self._state, str(decision.action)
+        stronger = decision.is_threat and (not st.is_threat or decision.score > st.score)
+        st = StreamCheck(st.is_threat or decision.is_threat,
+                         act if _SEVERITY[act] > _SEVERITY[st.action] else st.action,
+                         decision.threat_type if stronger else st.threat_type,
+                         max(st.score, round(decision.score, 6)), [], self._tail_at)
         self._state = st
         return st._replace(evidence=new)
 
@@ -431,10 +461,15 @@ class ResponseStream:
         """The report of the whole response (`scan_response` of it, with the stream's exchange and request id)."""
         if self._done:
             raise InputError("the response stream is finished")
+        try:
+            rest = self._bytes.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise InputError("the response ends inside a UTF-8 character") from None
         self._done = True
-        ex = self._exchange
-        return self._det.scan_response("".join(self._parts), system_prompt=ex.system_prompt, prompt=ex.prompt,
-                                       canaries=ex.canaries, request_id=self._request_id)
+        if rest:
+            self._parts.append(rest)
+        text = "".join(self._parts)
+        return self._det._scan_response(text, self._ctx, self._request_id, time.perf_counter_ns())
 
 
 PII_EVIDENCE_ITEMS = 64  # items of one detector a report lists one by one; the rest are one item (all redacted)

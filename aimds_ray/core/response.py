@@ -525,10 +525,11 @@ class ExfilLinkCheck(ResponseCheck):
         return "", ""
 
 
-def check_response(text: str, docs: Sequence[Normalized], exchange: Exchange, cfg: ResponseConfig
+def check_response(text: str, docs: Sequence[Normalized], exchange: Exchange | Context, cfg: ResponseConfig
                    ) -> list[Evidence]:
-    """Evidence of every configured check (`cfg.checks`, in order)."""
-    ctx = Context.build(exchange, cfg)
+    """Evidence of every configured check (`cfg.checks`, in order); `exchange` may come prepared (a stream
+    prepares it once for all its scans)."""
+    ctx = exchange if isinstance(exchange, Context) else Context.build(exchange, cfg)
     out: list[Evidence] = []
     for name in cfg.checks:
         out.extend(CHECKS[name]().check(text, docs, ctx))
