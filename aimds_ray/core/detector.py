@@ -7,6 +7,7 @@ object; it never re-implements it.
 from __future__ import annotations
 
 import bisect
+import codecs
 import itertools
 import os
 import time
@@ -388,10 +389,7 @@ class ResponseStream:
     only by `finish`. Not thread-safe: one stream per response."""
 
     def __init__(self, detector: Detector, exchange: Exchange, request_id: str | None) -> None:
-        import codecs
-
         self._det = detector
-        self._exchange = exchange
         self._ctx = Context.build(exchange, detector.config.response)  # a long system prompt is indexed once
         self._request_id = request_id
         cfg = detector.config.response

@@ -65,7 +65,8 @@ class PromptIndex:
     joined: dict[str, tuple[tuple[tuple[str, ...], str], ...]]  # 12-char prefix of a run's joined words -> runs
 
     @classmethod
-    def of(cls, text: str, k: int) -> PromptIndex:
+    def of(cls, text: str, k: int, spaced: bool = True) -> PromptIndex:
+        """`spaced`: also the letter-spaced lookup (the system prompt's; a user prompt is only looked for in URLs)."""
         words = _WORD.findall(fold_text(text).lower())
         rare = [w not in NON_ANCHOR for w in words]
         runs: dict[tuple[str, ...], list[int]] = {}
@@ -74,7 +75,7 @@ class PromptIndex:
                 runs.setdefault(tuple(words[i : i + k]), []).append(i)
         cover = {j for starts in runs.values() for i in starts for j in range(i, i + k)}
         joined: dict[str, list[tuple[tuple[str, ...], str]]] = {}
-        for run in runs:
+        for run in runs if spaced else ():
             j = "".join(run)
             if len(j) >= SPACED_KEY:  # shorter: found anywhere in squeezed text by chance
                 joined.setdefault(j[:SPACED_KEY], []).append((run, j))
@@ -93,7 +94,8 @@ def _cached_index(text: str, k: int) -> PromptIndex:
 
 
 def prompt_index(text: str | None, k: int) -> PromptIndex:
-    """An application sends the same system prompt with every response: prepared once (a bounded cache)."""
+    """A system prompt's index. An application sends the same one with every response: prepared once (a bounded
+    cache)."""
     if not text:
         return EMPTY_INDEX
     return _cached_index(text, k) if len(text) <= CACHE_MAX_CHARS else PromptIndex.of(text, k)
@@ -144,8 +146,9 @@ class Context:
 
     @classmethod
     def build(cls, exchange: Exchange, cfg: ResponseConfig) -> Context:
-        return cls(cfg, prompt_index(exchange.system_prompt, cfg.leak_shingle),
-                   prompt_index(exchange.prompt, PROMPT_RUN),
+        # the user's prompt changes with every request: indexed per scan (short), not cached, no spaced lookup
+        user = PromptIndex.of(exchange.prompt, PROMPT_RUN, spaced=False) if exchange.prompt else EMPTY_INDEX
+        return cls(cfg, prompt_index(exchange.system_prompt, cfg.leak_shingle), user,
                    [c for i, raw in enumerate(exchange.canaries) if (c := _canary(raw, i)) is not None])
 
 
