@@ -100,11 +100,7 @@ def score_table(detector: Detector, table: pa.Table | pa.RecordBatch, text_colum
     `exchange`, the texts are responses (see the module docstring)."""
     if text_column not in table.schema.names:
         raise RescoreError(f"input has no column {text_column!r} (columns: {', '.join(table.schema.names)})")
-    col = table.column(text_column)
-    try:
-        values = col.to_pylist()
-    except UnicodeDecodeError:  # a string column holding invalid UTF-8 (not every Parquet writer validates)
-        values = col.cast(pa.large_binary()).to_pylist()  # the bytes branch below explains each bad row
+    values = _lenient_pylist(table.column(text_column))  # invalid UTF-8: bytes, which the loop below explains
     n = len(values)
     is_threat: list[bool | None] = [None] * n
     score: list[float | None] = [None] * n
@@ -181,15 +177,20 @@ class _Undecodable(bytes):
 
 def _lenient_pylist(col: pa.ChunkedArray) -> list[Any]:
     """`col` as Python values; where a value holds invalid UTF-8 (not every Parquet writer validates), that row's
-    value is `_Undecodable` bytes, which `scan_response` refuses as that row's error (not the run's crash)."""
+    value is `_Undecodable` bytes (the original bytes of a string), which become that row's error, not the run's
+    crash: for the text column as for an exchange column."""
     try:
         return col.to_pylist()
     except UnicodeDecodeError:
         pass
-    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        return [None if v is None else v if isinstance(v, str) else _Undecodable(v)
-                for v in (_utf8_or_bytes(b) for b in col.cast(pa.large_binary()).to_pylist())]
     out: list[Any] = []
+    if _is_str(col.type):
+        for b in col.cast(pa.large_binary()).to_pylist():
+            try:
+                out.append(None if b is None else b.decode("utf-8"))
+            except UnicodeDecodeError:
+                out.append(_Undecodable(b))
+        return out
     for chunk in col.chunks:
         for i in range(len(chunk)):
             try:
@@ -197,15 +198,6 @@ def _lenient_pylist(col: pa.ChunkedArray) -> list[Any]:
             except UnicodeDecodeError:
                 out.append(_Undecodable(b"\xff"))
     return out
-
-
-def _utf8_or_bytes(b: bytes | None) -> str | bytes | None:
-    if b is None:
-        return None
-    try:
-        return b.decode("utf-8")
-    except UnicodeDecodeError:
-        return b
 
 
 def _response_verdicts(detector: Detector, table: pa.Table | pa.RecordBatch, exchange: ExchangeColumns,
