@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         from aimds_ray.core.process import settle_heap
 
         detector = Detector(args.config)
-        detector.scan_batch(["warm-up: compile kernels before the first chunk"])
+        detector.warm_up()
         settle_heap()  # this process is the CLI's: start-up objects leave the collector's work
         summary = rescore_local(args.input, args.output, detector=detector,
                                 text_column=args.text_column, progress=False if args.quiet else None,

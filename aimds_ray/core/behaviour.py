@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -156,6 +157,18 @@ class BehaviourModel:
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._clock = -math.inf
         self.evicted = 0
+
+    def warm_up(self) -> float:
+        """Run one attractor analysis on a throwaway model of the same config: its numba kernels load on their first
+        call (about 0.16 s from the cache, seconds without one), which would otherwise fall on a real session's
+        request. This model's sessions are untouched; returns the seconds it took."""
+        t0 = time.perf_counter()
+        scratch = BehaviourModel(self.config)
+        rng = np.random.default_rng(0)
+        for i in range(self.config.attractor_min_points):
+            scratch.observe("warm-up", float(i), score=float(rng.uniform(0, 0.3)), length=int(rng.integers(20, 2000)),
+                            entropy=float(rng.uniform(3.5, 5.0)), categories={"prompt_injection": float(rng.random())})
+        return time.perf_counter() - t0
 
     def __len__(self) -> int:
         return len(self._sessions)

@@ -103,8 +103,12 @@ def _closer_run(codes: np.ndarray) -> tuple[int, int, int]:
 
 
 def _codes(text: str) -> np.ndarray:
-    return (np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.uint32) if text.isascii()
-            else np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
+    """The code points as uint32, read-only either way: one argument type, so the kernels compile once."""
+    if not text.isascii():
+        return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.uint32)
+    codes.flags.writeable = False
+    return codes
 
 
 def longest_run(text: str, max_len: int = 4) -> tuple[int, int, int]:

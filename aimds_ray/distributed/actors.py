@@ -65,6 +65,7 @@ class AttractorAnalyzer:
             self.model = BehaviourModel(BehaviourConfig(max_sessions=self.cfg.max_sessions_per_actor))
             if ray.get_runtime_context().was_current_actor_reconstructed:
                 self.origin = "rebuilt"  # restarted before any checkpoint: earlier sessions are gone
+        self.model.warm_up()
         self._since = 0
 
     def observe(self, session_id: str, t: float, score: float, text_len: int, entropy: float | None,
@@ -153,8 +154,15 @@ class PatternMatcherShard:
         from aimds_ray.core.signals.similarity import shipped_index
 
         self.shard = shipped_index().shard(n_shards)[index]
+        self._warm_up()
         self.calls = 0
         self.queries = 0
+
+    def _warm_up(self) -> None:
+        """Load the featuriser's and the index's kernels now (see `Detector.warm_up`), not on the first query."""
+        from aimds_ray.core.detector import WARM_UP_TEXTS
+
+        self.shard.find_similar_batch(list(WARM_UP_TEXTS), 1)
 
     def find_similar(self, texts: list[str], k: int) -> list[list[Any]]:
         self.calls += 1
@@ -170,6 +178,7 @@ class PatternMatcherShard:
             p = Path(d) / "idx.npz"
             p.write_bytes(shard_bytes)
             self.shard = VectorIndex.load(p)
+        self._warm_up()
         self.version = version
         return len(self.shard)
 

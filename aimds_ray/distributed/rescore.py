@@ -201,7 +201,7 @@ class _Scorer:
         self.detector = Detector(config)
         if self.detector.model_version != model_version:  # e.g. a node with another model store
             raise RescoreError(f"worker loaded model {self.detector.model_version!r}, driver has {model_version!r}")
-        self.detector.scan_batch(["warm-up: compile kernels before the first batch"])
+        self.detector.warm_up()
         settle_heap()  # the actor's process is ours (see core/process.py)
         self.text_column = text_column
         self.exchange = exchange

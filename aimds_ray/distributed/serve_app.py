@@ -165,7 +165,7 @@ class AimdsIngress:
         from aimds_ray.core.detector import Detector
 
         self.detector = Detector(config)
-        self.detector.scan_batch(["warm-up: compile and load everything before the first request"])
+        self.detector.warm_up()  # every kernel loaded before the first request, not by it
         settle_heap()  # the replica's process is ours: start-up objects leave the collector's work (see process.py)
         self.rcfg = RuntimeConfig.from_dict(runtime)
         self.handles: dict[str, Any] | None = None

@@ -57,6 +57,7 @@ class EmbeddedBackend:
             from aimds_ray.core.detector import Detector
 
             detector = Detector()
+            detector.warm_up()  # every kernel loaded before the first request, not by it
         self.detector = detector
         # Small batches are scanned inline on the event loop: a thread hand-off (GIL switch, queue wake-up) costs
         # more than scanning a few short prompts. Larger ones go to the pool so packets keep flowing meanwhile.
