@@ -31,7 +31,7 @@
   surface features for legitimate reasons (74: decoding and cipher puzzles, hex dumps, ordinary non-Latin text,
   HTML, JSON escapes, zalgo, security-class quotes), from one helper that saw neither the detector nor the
   session's evasion mutators; 16 rows sharing an 8-word run with a dev, training or held-out text were removed
-  after its first scoring (see the README). Grouped by technique family.
+  after its first scoring (benchmarks/HISTORY.md, eighteenth session). Grouped by technique family.
 
 Each was written by a helper session of this project that saw neither the detector nor any data set, in the styles
 of public injection and jailbreak sets. They estimate how the detector generalises to phrasings nobody tuned for;
