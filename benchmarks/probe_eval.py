@@ -25,6 +25,19 @@
   sees); 193 rows that repeated, or shared a run of 8 words with, a dev, training or held-out text or the probe
   corpus's set 15 (written beside it) were removed before any model was scored on it.
 
+- `benchmarks/data/probes_heldout6.jsonl` (set 18, twenty-seventh session): 451 texts (217 attacks: 71 direct
+  injections, 63 jailbreaks, 46 extraction, 37 indirect; 234 benign: 137 everyday, 36 documents, 35 borderline, 26
+  role-play) from two helpers asked for the styles of public sets (deepset, HackAPrompt, Gandalf, Tensor Trust,
+  WildJailbreak, MultiJail, in-the-wild jailbreaks; Dolly / ShareGPT-like requests), about a sixth in other
+  languages; 149 rows that repeated, or shared a run of 8 words with, a dev, training or held-out text were removed
+  before any model was scored on it. Its misses were read after it was first scored (12 of 23 not in English),
+  and signatures were written for other languages then: it no longer measures those.
+- `benchmarks/data/probes_heldout7.jsonl` (set 19, twenty-seventh session): 475 texts (232 attacks: 76 direct
+  injections, 71 jailbreaks, 49 extraction, 36 indirect; 243 benign: 133 everyday, 42 role-play, 34 borderline,
+  34 documents) from two helpers asked for production gateway traffic with about a third in other languages (17
+  languages, 8 scripts); 125 rows that repeated, or shared a run of 8 words with, a dev, training, held-out or set
+  18 text were removed before any model was scored on it. Written blind while the session's multilingual
+  signatures were being written, and scored after them; no text of it was read.
 - `benchmarks/data/probes_heldout_obf.jsonl` (set 17, eighteenth session): 224 texts, obfuscated attacks (150:
   encodings, classical ciphers, translations into 23 languages, markup and tool-output hiding, invisible and
   styled Unicode, leetspeak, word games, symbol codes, splitting, several combined) and benign texts with the same
@@ -45,7 +58,9 @@ With `--peer`, the seed's reference implementation (`@claude-flow/aidefence@3.0.
 scores the same texts, its figures under "peer" in each set's entry.
 Prints TPR and FPR of each set, per-style (set 4) and per-category (sets 8, 11, 14 and 16) rates; the last stdout line
 is one JSON object (set 4 at the top level, set 8 under "heldout2", set 11 under "heldout3", set 14 under "heldout4",
-set 16 under "heldout5", set 17 under "heldout_obf").
+set 16 under "heldout5", set 17 under "heldout_obf", set 18 under "heldout6", set 19 under "heldout7"). Every set's
+entry also gives the attack and benign flag rates by the script a text is mostly written in (`per_script`:
+ascii, latin for Latin letters with accents, or the Unicode script's name).
 """
 
 from __future__ import annotations
@@ -71,7 +86,9 @@ SETS = (("set 4", None, "style", DATA / "probes_heldout.jsonl"),
         ("set 11", "heldout3", "category", DATA / "probes_heldout3.jsonl"),
         ("set 14", "heldout4", "category", DATA / "probes_heldout4.jsonl"),
         ("set 16", "heldout5", "category", DATA / "probes_heldout5.jsonl"),
-        ("set 17", "heldout_obf", "category", DATA / "probes_heldout_obf.jsonl"))
+        ("set 17", "heldout_obf", "category", DATA / "probes_heldout_obf.jsonl"),
+        ("set 18", "heldout6", "category", DATA / "probes_heldout6.jsonl"),
+        ("set 19", "heldout7", "category", DATA / "probes_heldout7.jsonl"))
 
 
 def main() -> None:
@@ -108,12 +125,16 @@ def main() -> None:
 def measure(det: Detector, rows: list[dict], group: str, misses: bool) -> dict:
     """TPR/FPR of `det` on `rows`, and the flag rate per `group` value (style or category) and label."""
     total, flagged = Counter(), Counter()
+    by_script, flagged_script = Counter(), Counter()
     t0 = time.perf_counter()
     for r in rows:
         rep = det.scan(r["text"])
         key = (r["label"], r[group])
         total[key] += 1
         flagged[key] += rep.is_threat
+        sk = (r["label"], script_of(r["text"]))
+        by_script[sk] += 1
+        flagged_script[sk] += rep.is_threat
         if misses and rep.is_threat != bool(r["label"]):
             print(f"{'MISS' if r['label'] else 'FP  '} {rep.score:.3f} {r[group]}: {r['text'][:140]!r}")
     seconds = time.perf_counter() - t0
@@ -125,8 +146,27 @@ def measure(det: Detector, rows: list[dict], group: str, misses: bool) -> dict:
     (tp, na), (fp, nb) = rate(1), rate(0)
     per = {f"{'attack' if lab else 'benign'}/{st}": round(flagged[(lab, st)] / n, 3)
            for (lab, st), n in sorted(total.items())}
+    scripts = {f"{'attack' if lab else 'benign'}/{sc}": f"{flagged_script[(lab, sc)]}/{n}"
+               for (lab, sc), n in sorted(by_script.items())}
     return {"rows": len(rows), "tpr": round(tp / na, 4), "fpr": round(fp / nb, 4), "tp": tp, "fp": fp,
-            "attacks": na, "benign": nb, "seconds": round(seconds, 2), f"per_{group}": per}
+            "attacks": na, "benign": nb, "seconds": round(seconds, 2), f"per_{group}": per, "per_script": scripts}
+
+
+def script_of(text: str) -> str:
+    """The script most of a text's letters are written in: "ascii", "latin" (Latin letters, some with accents), or
+    the first word of the Unicode name of its letters ("CJK", "CYRILLIC", "ARABIC", ...)."""
+    import unicodedata
+
+    counts: Counter = Counter()
+    for ch in text:
+        if ch.isalpha():
+            counts[unicodedata.name(ch, "OTHER").split()[0]] += 1
+    if not counts:
+        return "none"
+    top = counts.most_common(1)[0][0]
+    if top == "LATIN":
+        return "ascii" if all(ord(ch) < 128 for ch in text if ch.isalpha()) else "latin"
+    return top
 
 
 if __name__ == "__main__":
