@@ -37,7 +37,15 @@
   34 documents) from two helpers asked for production gateway traffic with about a third in other languages (17
   languages, 8 scripts); 125 rows that repeated, or shared a run of 8 words with, a dev, training, held-out or set
   18 text were removed before any model was scored on it. Written blind while the session's multilingual
-  signatures were being written, and scored after them; no text of it was read.
+  signatures were being written, and scored after them (182 of 232 attacks, 78.4 %, at 2 of 243 benign, 0.8 %).
+  Its misses were then read and signatures written for their mechanisms: it no longer measures those.
+- `benchmarks/data/probes_heldout8.jsonl` (set 20, twenty-seventh session): 461 texts (218 attacks: 77 direct
+  injections, 63 jailbreaks, 43 extraction, 35 indirect; 243 benign: 142 everyday, 37 role-play, 35 borderline,
+  29 documents), mostly English (about 15 % German, Spanish, French, Italian, Portuguese, Dutch or Chinese), from
+  two helpers asked for the styles of public sets and production traffic; 139 rows that repeated, or shared a run
+  of 8 words with, a dev, training or held-out text (sets 18 and 19 included) were removed before any model was
+  scored on it. Written blind while the session's last signatures were written from the misses of sets 18 and
+  19; scored once at the session's end, against the session's first detection state too.
 - `benchmarks/data/probes_heldout_obf.jsonl` (set 17, eighteenth session): 224 texts, obfuscated attacks (150:
   encodings, classical ciphers, translations into 23 languages, markup and tool-output hiding, invisible and
   styled Unicode, leetspeak, word games, symbol codes, splitting, several combined) and benign texts with the same
@@ -58,7 +66,8 @@ With `--peer`, the seed's reference implementation (`@claude-flow/aidefence@3.0.
 scores the same texts, its figures under "peer" in each set's entry.
 Prints TPR and FPR of each set, per-style (set 4) and per-category (sets 8, 11, 14 and 16) rates; the last stdout line
 is one JSON object (set 4 at the top level, set 8 under "heldout2", set 11 under "heldout3", set 14 under "heldout4",
-set 16 under "heldout5", set 17 under "heldout_obf", set 18 under "heldout6", set 19 under "heldout7"). Every set's
+set 16 under "heldout5", set 17 under "heldout_obf", set 18 under "heldout6", set 19 under "heldout7", set 20 under
+"heldout8"). Every set's
 entry also gives the attack and benign flag rates by the script a text is mostly written in (`per_script`:
 ascii, latin for Latin letters with accents, or the Unicode script's name).
 """
@@ -88,7 +97,8 @@ SETS = (("set 4", None, "style", DATA / "probes_heldout.jsonl"),
         ("set 16", "heldout5", "category", DATA / "probes_heldout5.jsonl"),
         ("set 17", "heldout_obf", "category", DATA / "probes_heldout_obf.jsonl"),
         ("set 18", "heldout6", "category", DATA / "probes_heldout6.jsonl"),
-        ("set 19", "heldout7", "category", DATA / "probes_heldout7.jsonl"))
+        ("set 19", "heldout7", "category", DATA / "probes_heldout7.jsonl"),
+        ("set 20", "heldout8", "category", DATA / "probes_heldout8.jsonl"))
 
 
 def main() -> None:
