@@ -1,7 +1,9 @@
 """`aimds scan TEXT | --file F | < stdin`: one JSON report; exit 0 allow, 1 threat, 2 usage error.
 
 `--response` scans a model's response instead (`Detector.scan_response`), against the exchange given with
-`--system-prompt[-file]`, `--prompt` and `--canary` (each optional)."""
+`--system-prompt[-file]`, `--prompt` and `--canary` (each optional). `--messages` reads the input as an
+OpenAI-style conversation (a JSON list of messages, or a chat request body with `messages`) and prints its
+conversation report (`Detector.scan_messages`)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretty", action="store_true", help="indented JSON for people")
     p.add_argument("--config", help="config file merged over the default")
     add_response_flags(p)
+    p.add_argument("--messages", action="store_true",
+                   help="the input is a JSON conversation: a list of {role, content} messages, or a chat request "
+                        "body holding one; --canary applies to its assistant turns")
     p.set_defaults(func=run)
 
 
@@ -70,15 +75,42 @@ def _exchange(args: argparse.Namespace) -> dict[str, object]:
     return {"system_prompt": system, "prompt": args.prompt, "canaries": args.canary}
 
 
+def _conversation(data: str | bytes) -> list:
+    """The messages of `aimds scan --messages` input: a JSON list, or an object with a `messages` list (a chat
+    completion request body; its other fields, the model's settings, are not screened)."""
+    from aimds_ray.cli import UsageError
+
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UsageError(f"--messages: the input is not JSON ({e})") from None
+    if isinstance(obj, dict) and "messages" in obj:
+        obj = obj["messages"]
+    if not isinstance(obj, list):
+        raise UsageError('--messages: the input must be a JSON list of messages or an object with "messages"')
+    return obj
+
+
 def run(args: argparse.Namespace) -> int:
+    from aimds_ray.cli import UsageError
     from aimds_ray.core.detector import Detector
 
-    exchange = _exchange(args)
+    if args.messages and args.response:
+        raise UsageError("give --messages or --response, not both (a conversation's assistant turns are checked "
+                         "as responses)")
+    exchange = _exchange(args) if not args.messages else {}
+    if args.messages and any(getattr(args, n) is not None for n in ("system_prompt", "system_prompt_file",
+                                                                     "prompt")):
+        raise UsageError("--messages takes the system prompt and prompts from the conversation itself")
     data = _read_input(args)
     det = Detector(args.config)
-    report = det.scan_response(data, **exchange) if args.response else det.scan(data)
+    if args.messages:
+        report = det.scan_messages(_conversation(data), canaries=args.canary or None)
+        out = json.dumps(report.to_dict(), ensure_ascii=False, indent=2 if args.pretty else None)
+    else:
+        report = det.scan_response(data, **exchange) if args.response else det.scan(data)
+        out = report.to_json(indent=2 if args.pretty else None)
     code = 1 if report.is_threat else 0
-    out = report.to_json(indent=2 if args.pretty else None)
     try:
         out.encode(sys.stdout.encoding or "utf-8")
     except UnicodeEncodeError:  # a terminal or pipe that is not UTF-8 gets JSON's \u escapes (still valid JSON)

@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple
 
 from aimds_ray.core.config import AimdsConfig, load_config
+from aimds_ray.core.conversation import ConversationReport, scan_conversation
 from aimds_ray.core.fusion import Decision, Fusion
 from aimds_ray.core.normalize import Normalized, normalize
 from aimds_ray.core.pii import PiiMatch, find_pii, redact
@@ -266,6 +267,13 @@ class Detector:
         """Screen a response while it streams (see `ResponseStream`); the exchange is checked now."""
         _check_request_id(request_id)
         return ResponseStream(self, self._exchange(system_prompt, prompt, canaries), request_id)
+
+    def scan_messages(self, messages: Sequence[Any], *, canaries: Sequence[str] | None = None,
+                      request_id: str | None = None) -> ConversationReport:
+        """Screen an OpenAI-style conversation: user turns and tool results as input, earlier assistant turns as
+        responses to the system messages (`core/conversation.py`). The verdict is the worst message's."""
+        _check_request_id(request_id)
+        return scan_conversation(self, messages, canaries=canaries, request_id=request_id)
 
     def _exchange(self, system_prompt: Any, prompt: Any, canaries: Sequence[str] | None) -> Exchange:
         """The parts of a response's exchange, each checked like a text (an InputError names the part)."""

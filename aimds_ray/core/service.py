@@ -13,6 +13,7 @@ from aimds_ray.core.wire import (
     DETECT_FIELDS,
     FEEDBACK_FIELDS,
     MAX_EVENTS,
+    bad_messages_item,
     bad_response_item,
     json_type,
     valid_id,
@@ -70,6 +71,20 @@ def detect_response(detector: Detector, item: Any) -> dict[str, Any]:
     try:
         rep = detector.scan_response(item["text"], system_prompt=item.get("system_prompt"),
                                      prompt=item.get("prompt"), canaries=item.get("canaries"),
+                                     request_id=item.get("request_id"))
+    except InputError as e:
+        return error(str(e), e.status)
+    return rep.to_dict()
+
+
+def detect_messages(detector: Detector, item: Any) -> dict[str, Any]:
+    """The conversation report dict of one /v1/detect/messages body, or an error dict (422 schema, 400 / 413
+    text)."""
+    why = bad_messages_item(item)
+    if why:
+        return error(why, 422)
+    try:
+        rep = detector.scan_messages(item["messages"], canaries=item.get("canaries"),
                                      request_id=item.get("request_id"))
     except InputError as e:
         return error(str(e), e.status)

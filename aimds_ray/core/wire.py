@@ -15,6 +15,14 @@ MIN_CANARY_ALNUM = 4  # a canary of fewer letters and digits ("--", "a1") would 
 # feedback_id: the client's key for one piece of feedback; re-sending it (after a timeout) is applied once
 FEEDBACK_FIELDS = ("text", "request_id", "label", "category", "source", "session_id", "feedback_id")
 MAX_EVENTS = 32  # per request: what the session policies are given of `metadata.events`
+# POST /v1/detect/messages: an OpenAI-style conversation (`Detector.scan_messages`, core/conversation.py)
+MESSAGES_FIELDS = ("messages", "canaries", "request_id")
+MAX_MESSAGES = 1024  # per conversation
+INPUT_ROLES = ("user", "tool", "function")  # scanned as input (`Detector.scan`)
+CONTEXT_ROLES = ("system", "developer")  # the application's instructions: the exchange responses are checked against
+OUTPUT_ROLES = ("assistant",)  # checked as responses (`Detector.scan_response`)
+# the keys of a chat message the OpenAI format defines; others are refused as unknown
+MESSAGE_KEYS = ("role", "content", "name", "tool_call_id", "tool_calls", "function_call", "refusal")
 
 
 def json_type(v: Any) -> str:
@@ -51,15 +59,20 @@ def bad_canaries(value: Any) -> str:
     return ""
 
 
-def bad_response_item(item: Any) -> str:
-    """Why `item` is not a /v1/detect/response body ("" when it is): the same answer on every front."""
+def _bad_body(item: Any, fields: tuple[str, ...], required: str, what: str = "") -> str:
+    """Why `item` is not a JSON object of `fields` holding `required` ("" when it is)."""
     if not isinstance(item, dict):
         return f"the body must be a JSON object, got {json_type(item)}"
-    unknown = set(item) - set(RESPONSE_FIELDS)
+    unknown = set(item) - set(fields)
     if unknown:
-        return f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(RESPONSE_FIELDS)})"
-    if "text" not in item:
-        return "missing field: text (the model's response)"
+        return f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(fields)})"
+    return "" if required in item else f"missing field: {required}{what}"
+
+
+def bad_response_item(item: Any) -> str:
+    """Why `item` is not a /v1/detect/response body ("" when it is): the same answer on every front."""
+    if why := _bad_body(item, RESPONSE_FIELDS, "text", " (the model's response)"):
+        return why
     for k in ("text", "system_prompt", "prompt"):
         if item.get(k) is not None and not isinstance(item[k], str):
             return f"{k} must be a string, got {json_type(item[k])}"
@@ -67,3 +80,52 @@ def bad_response_item(item: Any) -> str:
         if item.get(k) is not None and not valid_id(item[k]):
             return f"{k} must be a string of 1-256 characters (valid Unicode)"
     return bad_canaries(item["canaries"]) if item.get("canaries") is not None else ""
+
+
+def bad_messages(value: Any) -> str:
+    """Why `value` is not a conversation ("" when it is): a list of 1-MAX_MESSAGES message objects, each with a
+    known `role` and a `content` that is a string, a list of content parts (`{"type": "text", "text": ...}`; parts
+    of other types carry no text) or, for an assistant turn that only calls tools, null."""
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        return f"messages must be a list of message objects, got {json_type(value)}"
+    if not value:
+        return "messages is empty: give at least one message"
+    if len(value) > MAX_MESSAGES:
+        return f"messages: {len(value)} given; at most {MAX_MESSAGES} per conversation"
+    roles = INPUT_ROLES + CONTEXT_ROLES + OUTPUT_ROLES
+    for i, m in enumerate(value):
+        if not isinstance(m, dict):
+            return f"messages[{i}] must be an object, got {json_type(m)}"
+        unknown = set(m) - set(MESSAGE_KEYS)
+        if unknown:
+            return f"messages[{i}]: unknown field(s): {', '.join(sorted(map(str, unknown)))}"
+        if m.get("role") not in roles:
+            return f"messages[{i}].role must be one of {', '.join(roles)}, got {m.get('role')!r}"[:300]
+        c = m.get("content")
+        if c is None:
+            if m["role"] != "assistant":
+                return f"messages[{i}].content is missing (only an assistant turn that calls tools may have none)"
+            continue
+        if isinstance(c, str):
+            if lone_surrogate(c) >= 0:
+                return f"messages[{i}].content is not valid Unicode (lone surrogate)"
+            continue
+        if not isinstance(c, list):
+            return f"messages[{i}].content must be a string or a list of content parts, got {json_type(c)}"
+        for j, part in enumerate(c):
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                return f'messages[{i}].content[{j}] must be an object with a string "type"'
+            if part["type"] == "text" and (not isinstance(part.get("text"), str) or lone_surrogate(part["text"]) >= 0):
+                return f'messages[{i}].content[{j}]: a text part needs "text", a string of valid Unicode'
+    return ""
+
+
+def bad_messages_item(item: Any) -> str:
+    """Why `item` is not a /v1/detect/messages body ("" when it is): the same answer on every front."""
+    if why := _bad_body(item, MESSAGES_FIELDS, "messages"):
+        return why
+    if item.get("request_id") is not None and not valid_id(item["request_id"]):
+        return "request_id must be a string of 1-256 characters (valid Unicode)"
+    if item.get("canaries") is not None and (why := bad_canaries(item["canaries"])):
+        return why
+    return bad_messages(item["messages"])

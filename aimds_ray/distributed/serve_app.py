@@ -29,7 +29,7 @@ from aimds_ray import __version__
 from aimds_ray.core.feedback import RecentRequests
 from aimds_ray.core.process import settle_heap
 from aimds_ray.core.response import trace_event
-from aimds_ray.core.service import detect_items, detect_response, error, validate_feedback
+from aimds_ray.core.service import detect_items, detect_messages, detect_response, error, validate_feedback
 from aimds_ray.core.validity import json_has_lone_surrogate
 from aimds_ray.core.wire import valid_id
 from aimds_ray.distributed.actors import client_events
@@ -411,6 +411,20 @@ class AimdsIngress:
         self._metrics.latency("detect_response", time.perf_counter() - t0)
         return _respond(res)
 
+    @api.post("/v1/detect/messages")
+    async def http_detect_messages(self, request: Request) -> JSONResponse:
+        """Screen an OpenAI-style conversation: {"messages": [{"role", "content"}, ...], "canaries"?: [str],
+        "request_id"?: str} (`Detector.scan_messages`): user turns and tool results as input, assistant turns as
+        responses; the verdict is the worst message's."""
+        t0 = time.perf_counter()
+        try:
+            body = await read_json(request, MAX_BATCH_BODY)
+        except ApiError as e:
+            return _respond(error(str(e), e.status))
+        res = await self.detect_messages(body)
+        self._metrics.latency("detect_messages", time.perf_counter() - t0)
+        return _respond(res)
+
     @api.post("/v1/feedback")
     async def http_feedback(self, request: Request) -> JSONResponse:
         """Label a text or an earlier request: {"text"|"request_id", "label": 0|1, "category"?, "source"?}."""
@@ -478,6 +492,18 @@ class AimdsIngress:
         if self.degraded:
             res["degraded"] = sorted(self.degraded)
         self._metrics.report(res, "detect_response")
+        return res
+
+    async def detect_messages(self, item: Any) -> dict[str, Any]:
+        """A conversation is screened on the fast path only: it carries no session, and its messages' texts are
+        not kept for feedback by request id (send feedback with the text)."""
+        self._ensure_background()
+        res = await self._on_scan_thread(detect_messages, self.detector, item)
+        if "error" in res:
+            return res
+        if self.degraded:
+            res["degraded"] = sorted(self.degraded)
+        self._metrics.report(res, "detect_messages")
         return res
 
     def _remember(self, items: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:

@@ -13,7 +13,14 @@ from typing import Any
 from urllib.parse import unquote
 
 from aimds_ray.core.validity import json_has_lone_surrogate
-from aimds_ray.core.wire import DETECT_FIELDS, FEEDBACK_FIELDS, bad_response_item, json_type, valid_id
+from aimds_ray.core.wire import (
+    DETECT_FIELDS,
+    FEEDBACK_FIELDS,
+    bad_messages_item,
+    bad_response_item,
+    json_type,
+    valid_id,
+)
 
 
 class ApiError(Exception):
@@ -28,7 +35,7 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class Route:
-    name: str  # detect | detect_batch | detect_response | feedback | session | health | metrics
+    name: str  # detect | detect_batch | detect_response | detect_messages | feedback | session | health | metrics
     method: str
     idempotent: bool  # replay-safe: may be answered from 0-RTT early data
     has_body: bool
@@ -39,6 +46,7 @@ ROUTES: dict[str, Route] = {
     "/v1/detect/batch": Route("detect_batch", "POST", True, True),
     # as /v1/detect: the report is a pure function of the body; with a session_id a replay adds its event again
     "/v1/detect/response": Route("detect_response", "POST", True, True),
+    "/v1/detect/messages": Route("detect_messages", "POST", True, True),  # a pure function of its body
     "/v1/feedback": Route("feedback", "POST", False, True),  # writes to the learner: never from replayable data
     "/healthz": Route("health", "GET", True, False),
     "/metrics": Route("metrics", "GET", True, False),
@@ -155,6 +163,15 @@ def validate_response(obj: Any) -> dict[str, Any]:
     """`{"text": str, "system_prompt"?, "prompt"?: str, "canaries"?: [str], "request_id"?: str}`: the Serve API's
     /v1/detect/response body, by the same rule (`core.wire.bad_response_item`)."""
     why = bad_response_item(obj)
+    if why:
+        raise ApiError(422, why)
+    return {k: v for k, v in obj.items() if v is not None}
+
+
+def validate_messages(obj: Any) -> dict[str, Any]:
+    """`{"messages": [...], "canaries"?: [str], "request_id"?: str}`: the Serve API's /v1/detect/messages body, by
+    the same rule (`core.wire.bad_messages_item`)."""
+    why = bad_messages_item(obj)
     if why:
         raise ApiError(422, why)
     return {k: v for k, v in obj.items() if v is not None}

@@ -30,6 +30,10 @@ class Backend(Protocol):
         """A model's response against its exchange: a report dict or an error dict."""
         ...
 
+    async def detect_messages(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A conversation: a conversation report dict or an error dict."""
+        ...
+
     async def feedback(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
     async def session(self, session_id: str) -> dict[str, Any]: ...
@@ -87,6 +91,16 @@ class EmbeddedBackend:
             return detect_response(self.detector, item)
         return await asyncio.get_running_loop().run_in_executor(self._pool, detect_response, self.detector, item)
 
+    async def detect_messages(self, item: dict[str, Any]) -> dict[str, Any]:
+        from aimds_ray.core.conversation import message_text
+        from aimds_ray.core.service import detect_messages
+
+        # validated at the edge (`api.validate_messages`): every message is an object with text or parts
+        size = sum(len(message_text(m)) for m in item["messages"])
+        if self._pool is None or size <= self.inline_max_chars:
+            return detect_messages(self.detector, item)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, detect_messages, self.detector, item)
+
     async def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
         return error("feedback is not available with the embedded backend: it is stored by the learner of the "
                      "Serve app (aimds serve); nothing was recorded", 501)
@@ -123,6 +137,9 @@ class ServeBackend:
 
     async def detect_response(self, item: dict[str, Any]) -> dict[str, Any]:
         return await self._handle.detect_response.remote(item)
+
+    async def detect_messages(self, item: dict[str, Any]) -> dict[str, Any]:
+        return await self._handle.detect_messages.remote(item)
 
     async def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self._handle.feedback.remote(body)

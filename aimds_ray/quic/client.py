@@ -309,6 +309,15 @@ class H3Client:
                 body[k] = v
         return await self._json("POST", "/v1/detect/response", body)
 
+    async def detect_messages(self, messages: list[dict[str, Any]], *, canaries: list[str] | None = None,
+                              request_id: str | None = None) -> dict[str, Any]:
+        """Screen an OpenAI-style conversation (POST /v1/detect/messages)."""
+        body: dict[str, Any] = {"messages": messages}
+        for k, v in (("canaries", canaries), ("request_id", request_id)):
+            if v is not None:
+                body[k] = v
+        return await self._json("POST", "/v1/detect/messages", body)
+
     async def feedback(self, *, label: int, text: str | None = None, request_id: str | None = None,
                        category: str | None = None, source: str | None = None, session_id: str | None = None,
                        feedback_id: str | None = None) -> dict[str, Any]:
@@ -352,6 +361,9 @@ class SyncH3Client:
 
     def detect_response(self, text: str, **kwargs: Any) -> dict[str, Any]:
         return self._run(self.client.detect_response(text, **kwargs))
+
+    def detect_messages(self, messages: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        return self._run(self.client.detect_messages(messages, **kwargs))
 
     def feedback(self, **kwargs: Any) -> dict[str, Any]:
         return self._run(self.client.feedback(**kwargs))

@@ -305,6 +305,8 @@ class _H3Protocol(QuicConnectionProtocol):
                     payload = api.validate_batch(obj, srv.config.max_batch_texts)
                 elif route.name == "detect_response":
                     payload = api.validate_response(obj)
+                elif route.name == "detect_messages":
+                    payload = api.validate_messages(obj)
                 else:
                     payload = api.validate_feedback(obj)
             except api.ApiError as e:
@@ -346,6 +348,8 @@ class _H3Protocol(QuicConnectionProtocol):
                     call, args = srv.backend.feedback, (payload,)
                 elif name == "detect_response":
                     call, args = srv.backend.detect_response, (payload,)
+                elif name == "detect_messages":
+                    call, args = srv.backend.detect_messages, (payload,)
                 elif name == "session":
                     call, args = srv.backend.session, (payload,)
                 else:
