@@ -617,6 +617,16 @@ def test_cli_client(proxy: Callable[..., H3ProxyThread], capsys: pytest.CaptureF
     capsys.readouterr()
     assert main(["client", "--h3", h.url, "--insecure", "--canary", "ZEBRA-7731", "x"]) == 2
     assert "needs --response" in capsys.readouterr().err
+    # --messages: a JSON conversation, posted to /v1/detect/messages
+    conv = json.dumps([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "It is ZEBRA-7731."}])
+    assert main(["client", "--h3", h.url, "--insecure", "--messages", "--canary", "ZEBRA-7731", conv]) == 1
+    assert json.loads(capsys.readouterr().out)["worst_index"] == 1
+    assert main(["client", "--h3", h.url, "--insecure", "--messages", conv]) == 0
+    capsys.readouterr()
+    assert main(["client", "--h3", h.url, "--insecure", "--messages", '[{"role": "robot", "content": "x"}]']) == 2
+    assert "role must be one of" in capsys.readouterr().err
+    assert main(["client", "--h3", h.url, "--insecure", "--messages", "--response", conv]) == 2
+    assert "leave out --response" in capsys.readouterr().err
     # an argument holding bytes that are not UTF-8 (Python escapes them): said here, not sent
     assert main(["client", "--h3", h.url, "--insecure", b"bad \xff".decode("utf-8", "surrogateescape")]) == 2
     assert "not valid UTF-8: a byte that is not UTF-8 at character 4" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """`aimds client --h3 https://127.0.0.1:4433 TEXT [--insecure]`: send one text to a running aimds HTTP/3 front and
 print the answer JSON; exit 0 allow, 1 threat (like `aimds scan`), 2 usage / 4xx, 3 connection or server error.
-`--response` with the exchange flags of `aimds scan --response` posts to /v1/detect/response."""
+`--response` with the exchange flags of `aimds scan --response` posts to /v1/detect/response; `--messages` (a JSON
+conversation, as `aimds scan --messages` reads it) to /v1/detect/messages."""
 
 from __future__ import annotations
 
@@ -26,16 +27,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     from aimds_ray.cli.scan import add_response_flags
 
     add_response_flags(p)
+    p.add_argument("--messages", action="store_true",
+                   help="the input is a JSON conversation (as for aimds scan --messages): POST /v1/detect/messages")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from aimds_ray.cli import UsageError
-    from aimds_ray.cli.scan import _exchange, _read_input
+    from aimds_ray.cli.scan import _conversation, _exchange, _read_input
     from aimds_ray.core.validity import lone_surrogate
     from aimds_ray.quic.client import H3Error, detect
 
-    exchange = _exchange(args)
+    if args.messages and (args.response or args.path != "/v1/detect"):
+        raise UsageError("--messages posts to /v1/detect/messages; leave out --response and --path")
+    if args.messages and any(getattr(args, n) is not None for n in ("system_prompt", "system_prompt_file", "prompt")):
+        raise UsageError("--messages takes the system prompt and prompts from the conversation itself")
+    exchange = _exchange(args) if not args.messages else {}
     fields: dict[str, object] = {}
     if args.response:
         system = exchange.get("system_prompt")
@@ -50,15 +57,18 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--response posts to /v1/detect/response; leave out --path")
         args.path = "/v1/detect/response"
     data = _read_input(args)
-    if isinstance(data, bytes):
+    if args.messages:  # the conversation is the body; its texts are checked by the server
+        fields = {"messages": _conversation(data), **({"canaries": args.canary} if args.canary else {})}
+        args.path, data = "/v1/detect/messages", None
+    elif isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise UsageError(f"text is not valid UTF-8 (byte {e.start}: {e.reason})") from None
-    if (i := lone_surrogate(data)) >= 0:  # an argument with bytes that are not UTF-8 (Python escapes them)
+    if data is not None and (i := lone_surrogate(data)) >= 0:  # an argument with bytes that are not UTF-8
         what = "a byte that is not UTF-8" if 0xDC80 <= ord(data[i]) <= 0xDCFF else "a lone surrogate"
         raise UsageError(f"text is not valid UTF-8: {what} at character {i}")
-    if args.path.rstrip("/") not in ("/v1/detect", "/v1/detect/batch", "/v1/detect/response"):
+    if not args.messages and args.path.rstrip("/") not in ("/v1/detect", "/v1/detect/batch", "/v1/detect/response"):
         raise UsageError(f"--path: expected /v1/detect, /v1/detect/batch or /v1/detect/response, got {args.path!r}")
     import logging
 

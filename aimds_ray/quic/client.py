@@ -390,14 +390,15 @@ class SyncH3Client:
         self.close()
 
 
-def detect(url: str, text: str, *, insecure: bool = False, cafile: str | None = None,
+def detect(url: str, text: str | None, *, insecure: bool = False, cafile: str | None = None,
            timeout: float = 10.0, path: str = "/v1/detect", fields: dict[str, Any] | None = None) -> H3Response:
-    """One-shot helper: connect, POST {"text": text, **fields} to `path`, close. Returns the raw response."""
+    """One-shot helper: connect, POST {"text": text, **fields} to `path` (`text` None: `fields` is the body, as
+    /v1/detect/messages takes it), close. Returns the raw response."""
 
     async def run() -> H3Response:
         async with H3Client(url, insecure=insecure, cafile=cafile, timeout=timeout) as c:
-            body: dict[str, Any] = {"texts": [text]} if path.rstrip("/").endswith("/batch") else \
-                {"text": text, **(fields or {})}
+            body: dict[str, Any] = dict(fields or {}) if text is None else {"texts": [text]} \
+                if path.rstrip("/").endswith("/batch") else {"text": text, **(fields or {})}
             return await c.request("POST", path, body)
 
     return asyncio.run(run())
