@@ -46,7 +46,8 @@ def test_scan_messages(tmp_path, capsys) -> None:
                          (["--messages", '{"model": "x"}'], "list of messages"),
                          (["--messages", '[{"role": "robot", "content": "x"}]'], "role must be one of"),
                          (["--messages", "--response", "[]"], "not both"),
-                         (["--messages", "--prompt", "p", "[]"], "from the conversation itself")]:
+                         (["--messages", "--prompt", "p", "[]"], "from the conversation itself"),
+                         (["--messages", "[" * 100_000 + "]" * 100_000], "nested too deeply")]:
         capsys.readouterr()
         assert main(["scan", *args]) == 2, args
         assert needle in capsys.readouterr().err, args

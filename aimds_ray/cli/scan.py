@@ -84,6 +84,8 @@ def _conversation(data: str | bytes) -> list:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise UsageError(f"--messages: the input is not JSON ({e})") from None
+    except RecursionError:
+        raise UsageError("--messages: the input is JSON nested too deeply to read") from None
     if isinstance(obj, dict) and "messages" in obj:
         obj = obj["messages"]
     if not isinstance(obj, list):

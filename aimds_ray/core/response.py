@@ -151,6 +151,12 @@ class Context:
         return cls(cfg, prompt_index(exchange.system_prompt, cfg.leak_shingle), user,
                    [c for i, raw in enumerate(exchange.canaries) if (c := _canary(raw, i)) is not None])
 
+    def with_prompt(self, prompt: str | None) -> Context:
+        """The same exchange answering another user prompt: the system prompt and canaries stay prepared (a
+        conversation's assistant turns answer different user turns of one system prompt)."""
+        user = PromptIndex.of(prompt, PROMPT_RUN, spaced=False) if prompt else EMPTY_INDEX
+        return Context(self.cfg, self.system, user, self.canaries)
+
 
 class ResponseCheck(ABC):
     """One check of a response against its exchange; evidence spans are in the original response."""

@@ -59,13 +59,19 @@ def bad_canaries(value: Any) -> str:
     return ""
 
 
+def _names(keys: set[Any]) -> str:
+    """Unknown keys for an error message, cut short (a key may be a megabyte long)."""
+    names = ", ".join(sorted(map(str, keys)))
+    return names if len(names) <= 200 else names[:200] + "..."
+
+
 def _bad_body(item: Any, fields: tuple[str, ...], required: str, what: str = "") -> str:
     """Why `item` is not a JSON object of `fields` holding `required` ("" when it is)."""
     if not isinstance(item, dict):
         return f"the body must be a JSON object, got {json_type(item)}"
     unknown = set(item) - set(fields)
     if unknown:
-        return f"unknown field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(fields)})"
+        return f"unknown field(s): {_names(unknown)} (allowed: {', '.join(fields)})"
     return "" if required in item else f"missing field: {required}{what}"
 
 
@@ -98,25 +104,49 @@ def bad_messages(value: Any) -> str:
             return f"messages[{i}] must be an object, got {json_type(m)}"
         unknown = set(m) - set(MESSAGE_KEYS)
         if unknown:
-            return f"messages[{i}]: unknown field(s): {', '.join(sorted(map(str, unknown)))}"
+            return f"messages[{i}]: unknown field(s): {_names(unknown)} (allowed: {', '.join(MESSAGE_KEYS)})"
         if m.get("role") not in roles:
             return f"messages[{i}].role must be one of {', '.join(roles)}, got {m.get('role')!r}"[:300]
+        if m["role"] in OUTPUT_ROLES and (why := _bad_tool_calls(m, i)):
+            return why
         c = m.get("content")
         if c is None:
-            if m["role"] != "assistant":
-                return f"messages[{i}].content is missing (only an assistant turn that calls tools may have none)"
+            if m["role"] not in OUTPUT_ROLES:
+                return (f"messages[{i}].content is {'null' if 'content' in m else 'missing'} (only an assistant turn "
+                        "that calls tools may have none)")
             continue
         if isinstance(c, str):
             if lone_surrogate(c) >= 0:
                 return f"messages[{i}].content is not valid Unicode (lone surrogate)"
             continue
-        if not isinstance(c, list):
+        if not isinstance(c, list | tuple):
             return f"messages[{i}].content must be a string or a list of content parts, got {json_type(c)}"
         for j, part in enumerate(c):
             if not isinstance(part, dict) or not isinstance(part.get("type"), str):
                 return f'messages[{i}].content[{j}] must be an object with a string "type"'
-            if part["type"] == "text" and (not isinstance(part.get("text"), str) or lone_surrogate(part["text"]) >= 0):
-                return f'messages[{i}].content[{j}]: a text part needs "text", a string of valid Unicode'
+            if part["type"] == "text" and "text" not in part:
+                return f'messages[{i}].content[{j}]: a text part needs "text"'
+            for k in ("text", "refusal"):  # screened whatever the part's type ("input_text", "output_text", ...)
+                if k in part and (not isinstance(part[k], str) or lone_surrogate(part[k]) >= 0):
+                    return f'messages[{i}].content[{j}].{k} must be a string of valid Unicode'
+    return ""
+
+
+def _bad_tool_calls(m: dict[str, Any], i: int) -> str:
+    """Why an assistant turn's tool calls cannot be read ("" when they can): their arguments are screened."""
+    calls = m.get("tool_calls")
+    if calls is not None and (isinstance(calls, str) or not isinstance(calls, list | tuple)):
+        return f"messages[{i}].tool_calls must be a list, got {json_type(calls)}"
+    for j, call in enumerate(calls or ()):
+        if not isinstance(call, dict) or not isinstance(call.get("function") or {}, dict):
+            return f'messages[{i}].tool_calls[{j}] must be an object whose "function" is an object'
+    for where, fn in [(f"tool_calls[{j}].function", c.get("function") or {}) for j, c in enumerate(calls or ())] + [
+            ("function_call", m.get("function_call") or {})]:
+        if not isinstance(fn, dict):
+            return f"messages[{i}].{where} must be an object"
+        a = fn.get("arguments")
+        if a is not None and (not isinstance(a, str) or lone_surrogate(a) >= 0):
+            return f"messages[{i}].{where}.arguments must be a string of valid Unicode (the JSON of the arguments)"
     return ""
 
 

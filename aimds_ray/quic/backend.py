@@ -49,6 +49,9 @@ def is_error(result: Any) -> bool:
     return isinstance(result, dict) and "error" in result and isinstance(result.get("status"), int)
 
 
+INLINE_MAX_MESSAGES = 16  # a conversation with more is scanned on the pool, not on the event loop
+
+
 class EmbeddedBackend:
     """An in-process `Detector`. Scans run on a small thread pool so the QUIC event loop keeps serving packets
     while a batch is scanned. Feedback and sessions need the learner / session actors of the Serve app, so they
@@ -95,9 +98,11 @@ class EmbeddedBackend:
         from aimds_ray.core.conversation import message_text
         from aimds_ray.core.service import detect_messages
 
-        # validated at the edge (`api.validate_messages`): every message is an object with text or parts
-        size = sum(len(message_text(m)) for m in item["messages"])
-        if self._pool is None or size <= self.inline_max_chars:
+        # validated at the edge (`api.validate_messages`): every message is an object with text or parts. Inline
+        # only when small in both ways: each message costs a scan whatever its length
+        msgs = item["messages"]
+        size = sum(len(message_text(m)) for m in msgs)
+        if self._pool is None or (size <= self.inline_max_chars and len(msgs) <= INLINE_MAX_MESSAGES):
             return detect_messages(self.detector, item)
         return await asyncio.get_running_loop().run_in_executor(self._pool, detect_messages, self.detector, item)
 
