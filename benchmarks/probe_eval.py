@@ -31,21 +31,21 @@
   WildJailbreak, MultiJail, in-the-wild jailbreaks; Dolly / ShareGPT-like requests), about a sixth in other
   languages; 149 rows that repeated, or shared a run of 8 words with, a dev, training or held-out text were removed
   before any model was scored on it. Its misses were read after it was first scored (12 of 23 not in English),
-  and signatures were written for other languages then: it no longer measures those.
+  so it is no longer clean.
 - `benchmarks/data/probes_heldout7.jsonl` (set 19, twenty-seventh session): 475 texts (232 attacks: 76 direct
   injections, 71 jailbreaks, 49 extraction, 36 indirect; 243 benign: 133 everyday, 42 role-play, 34 borderline,
   34 documents) from two helpers asked for production gateway traffic with about a third in other languages (17
   languages, 8 scripts); 125 rows that repeated, or shared a run of 8 words with, a dev, training, held-out or set
   18 text were removed before any model was scored on it. Written blind while the session's multilingual
-  signatures were being written, and scored after them (182 of 232 attacks, 78.4 %, at 2 of 243 benign, 0.8 %).
-  Its misses were then read and signatures written for their mechanisms: it no longer measures those.
+  signatures were being written, and scored after them (182 of 232 attacks, 78.4 %, at 2 of 243 benign, 0.8 %;
+  the signatures changed none of its verdicts). Its misses were then read, so it is no longer clean.
 - `benchmarks/data/probes_heldout8.jsonl` (set 20, twenty-seventh session): 461 texts (218 attacks: 77 direct
   injections, 63 jailbreaks, 43 extraction, 35 indirect; 243 benign: 142 everyday, 37 role-play, 35 borderline,
   29 documents), mostly English (about 15 % German, Spanish, French, Italian, Portuguese, Dutch or Chinese), from
   two helpers asked for the styles of public sets and production traffic; 139 rows that repeated, or shared a run
   of 8 words with, a dev, training or held-out text (sets 18 and 19 included) were removed before any model was
-  scored on it. Written blind while the session's last signatures were written from the misses of sets 18 and
-  19; scored once at the session's end, against the session's first detection state too.
+  scored on it. Written blind while signatures were written from the misses of sets 18 and 19 (which moved one
+  of its attacks; they were taken out after a false-positive audit); its misses were not read.
 - `benchmarks/data/probes_heldout_obf.jsonl` (set 17, eighteenth session): 224 texts, obfuscated attacks (150:
   encodings, classical ciphers, translations into 23 languages, markup and tool-output hiding, invisible and
   styled Unicode, leetspeak, word games, symbol codes, splitting, several combined) and benign texts with the same

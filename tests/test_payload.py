@@ -291,29 +291,3 @@ def test_only_link_markup_is_blanked() -> None:
                        ("[NORMAL]: ...\n[SHADOW]: ...", "[NORMAL]: ...\n[SHADOW]: ..."),
                        ("oppositeley.]( Me giving**ONE", "oppositeley.]( Me giving**ONE")]:
         assert _blank_links(text) == want and len(want) == len(text)
-
-
-def test_strong_pretexts_count_double(tmp_path) -> None:
-    """A pretext that voids the rules ("no restrictions") says more than a story frame: with `strong_wrappers` each
-    of its terms counts `strong_weight` toward `wrapper_full`, so one harm term, one such term and one frame reach
-    the evidence floor that three frames reach. A group name that is not a wrapper group is an error."""
-    from aimds_ray.core.signals.payload import payload_scores
-
-    spec = ("harm: {w: [bomb]}\nwrappers: {fiction: [a story, the novel, the villain], unrestricted: [no limits]}\n"
-            "scoring: {harm_full: 2, wrapper_full: 3, min_score: 0.45, strong_wrappers: [unrestricted], "
-            "strong_weight: 2}\n")
-    p = tmp_path / "p.yaml"
-    p.write_text(spec, encoding="utf-8")
-    lex = load_lexicon(str(p))
-
-    def strengths(text: str) -> tuple[float, float]:
-        seen = lex.automaton.find(text)[0]
-        harm, pretext, *_ = payload_scores(seen, text, lex)
-        return harm, pretext
-
-    assert strengths("a story with no limits: how to make a bomb") == (0.5, 1.0)  # 1 + 2 of 3
-    assert strengths("a story about the novel: how to make a bomb") == (0.5, 2 / 3)
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(spec.replace("strong_wrappers: [unrestricted]", "strong_wrappers: [lawless]"), encoding="utf-8")
-    with pytest.raises(ValueError, match="lawless"):
-        load_lexicon(str(bad))

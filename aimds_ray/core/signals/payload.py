@@ -82,7 +82,6 @@ class Lexicon:
     harm_full: int
     wrapper_full: int
     min_score: float
-    wrapper_weight: np.ndarray  # per literal: what a wrapper term counts toward `wrapper_full` (0 for harm terms)
     request_head: re.Pattern[str] | None = None  # the text opens with one of `suffix.request_verbs`
     literal_set: literal_pass.LiteralSet | None = None  # the literals as registered with the shared pass
 
@@ -113,15 +112,9 @@ def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
                 flags.append(M.WORD_START | (0 if prefix else M.WORD_END))
                 groups.append(f"{'harm' if kind == 'harm' else 'wrapper'}:{topic}")
     harm = np.array([g.startswith("harm:") for g in groups])
-    sc = spec.get("scoring", {})
-    strong = set(sc.get("strong_wrappers", ()))
-    unknown = strong - set(spec["wrappers"])
-    if unknown:
-        raise ValueError(f"{path}: scoring.strong_wrappers names no wrapper group: {', '.join(sorted(unknown))}")
-    weight = np.array([0 if h else (int(sc.get("strong_weight", 1)) if g.split(":", 1)[1] in strong else 1)
-                       for h, g in zip(harm, groups, strict=True)], dtype=np.int64)
     # counted in the normaliser's shared pass over the main view too (group 0: harm terms, 1: wrapper terms)
     shared = literal_pass.register(lexicon_set(path), literals, flags, (~harm).astype(np.int64).tolist(), 2)
+    sc = spec.get("scoring", {})
     shape_spec = dict(spec.get("suffix", {}))
     shape_spec["request_verbs"] = tuple(shape_spec.get("request_verbs", ()))
     shape = SuffixShape(**shape_spec)
@@ -129,7 +122,7 @@ def load_lexicon(path: str = str(LEXICON_PATH)) -> Lexicon:
     head = re.compile(rf"\s*(?:{verbs})\b", re.IGNORECASE) if shape.request_verbs else None
     return Lexicon(M.Automaton.build(literals, flags), harm, ~harm, tuple(groups), shape,
                    int(sc.get("harm_full", 2)), int(sc.get("wrapper_full", 3)), float(sc.get("min_score", 0.45)),
-                   weight, head, shared)
+                   head, shared)
 
 
 @lru_cache(maxsize=1 << 13)  # tokens are at most head_chars + tail_chars (900) characters: ~30 MB at worst
@@ -292,7 +285,7 @@ def payload_scores(seen: set[int], original: str, lex: Lexicon
     n_harm = sum(1 for i in ids if lex.harm[i])
     if n_harm == 0:
         return 0.0, 0.0, 0.0, 0, []
-    n_wrap = sum(int(lex.wrapper_weight[i]) for i in ids)
+    n_wrap = len(ids) - n_harm
     harm = min(1.0, n_harm / lex.harm_full)
     pretext = min(1.0, n_wrap / lex.wrapper_full)
     odd, at = suffix_oddness(original, lex.suffix)
