@@ -46,6 +46,12 @@
   of 8 words with, a dev, training or held-out text (sets 18 and 19 included) were removed before any model was
   scored on it. Written blind while signatures were written from the misses of sets 18 and 19 (which moved one
   of its attacks; they were taken out after a false-positive audit); its misses were not read.
+- `benchmarks/data/benign_lookalikes.jsonl` (set 21, twenty-seventh session): 307 benign texts only, a helper's
+  false-positive hunt aimed at the words of rules this session wrote and then took out (scam warnings, German
+  "der Umsatz betrug", a heat pump's "bomba", Japanese prompt-writing guides, call-centre software, regulation
+  headlines, AGENTS.md files, multilingual everyday text). Those rules flagged 221 of them, the detection files
+  they were taken out for 55. Run a new rule against it before it lands: the dev data holds little of this
+  vocabulary. Grouped by the rule each text was aimed at.
 - `benchmarks/data/probes_heldout_obf.jsonl` (set 17, eighteenth session): 224 texts, obfuscated attacks (150:
   encodings, classical ciphers, translations into 23 languages, markup and tool-output hiding, invisible and
   styled Unicode, leetspeak, word games, symbol codes, splitting, several combined) and benign texts with the same
@@ -67,7 +73,7 @@ scores the same texts, its figures under "peer" in each set's entry.
 Prints TPR and FPR of each set, per-style (set 4) and per-category (sets 8, 11, 14 and 16) rates; the last stdout line
 is one JSON object (set 4 at the top level, set 8 under "heldout2", set 11 under "heldout3", set 14 under "heldout4",
 set 16 under "heldout5", set 17 under "heldout_obf", set 18 under "heldout6", set 19 under "heldout7", set 20 under
-"heldout8"). Every set's
+"heldout8", set 21 under "lookalikes": benign texts only, its TPR is null). Every set's
 entry also gives the attack and benign flag rates by the script a text is mostly written in (`per_script`:
 ascii, latin for Latin letters with accents, or the Unicode script's name).
 """
@@ -98,7 +104,8 @@ SETS = (("set 4", None, "style", DATA / "probes_heldout.jsonl"),
         ("set 17", "heldout_obf", "category", DATA / "probes_heldout_obf.jsonl"),
         ("set 18", "heldout6", "category", DATA / "probes_heldout6.jsonl"),
         ("set 19", "heldout7", "category", DATA / "probes_heldout7.jsonl"),
-        ("set 20", "heldout8", "category", DATA / "probes_heldout8.jsonl"))
+        ("set 20", "heldout8", "category", DATA / "probes_heldout8.jsonl"),
+        ("set 21", "lookalikes", "style", DATA / "benign_lookalikes.jsonl"))
 
 
 def main() -> None:
@@ -119,7 +126,8 @@ def main() -> None:
             peer_rows = [{"text": r["text"], "category": r.get("category") or
                           ("prompt_injection" if r["label"] else "benign")} for r in rows]
             h["peer"] = run_peer({path.name: peer_rows}, None)
-        line = f"{name + ':':8s}TPR {h['tp']}/{h['attacks']} = {h['tpr']:.3f}   FPR {h['fp']}/{h['benign']} = {h['fpr']:.3f}"
+        tpr = f"{h['tpr']:.3f}" if h["tpr"] is not None else "-"
+        line = f"{name + ':':8s}TPR {h['tp']}/{h['attacks']} = {tpr}   FPR {h['fp']}/{h['benign']} = {h['fpr']:.3f}"
         peer = h.get("peer")
         if peer and "error" not in peer:
             line += f"   peer: TPR {peer['manipulation_tpr']:.3f} FPR {peer['benign_fpr']:.3f}"
@@ -154,11 +162,12 @@ def measure(det: Detector, rows: list[dict], group: str, misses: bool) -> dict:
         return sum(v for (lab, _), v in flagged.items() if lab == label), n
 
     (tp, na), (fp, nb) = rate(1), rate(0)
+    tpr = round(tp / na, 4) if na else None  # (set 21 holds no attacks)
     per = {f"{'attack' if lab else 'benign'}/{st}": round(flagged[(lab, st)] / n, 3)
            for (lab, st), n in sorted(total.items())}
     scripts = {f"{'attack' if lab else 'benign'}/{sc}": f"{flagged_script[(lab, sc)]}/{n}"
                for (lab, sc), n in sorted(by_script.items())}
-    return {"rows": len(rows), "tpr": round(tp / na, 4), "fpr": round(fp / nb, 4), "tp": tp, "fp": fp,
+    return {"rows": len(rows), "tpr": tpr, "fpr": round(fp / nb, 4), "tp": tp, "fp": fp,
             "attacks": na, "benign": nb, "seconds": round(seconds, 2), f"per_{group}": per, "per_script": scripts}
 
 

@@ -70,10 +70,10 @@ def test_held_out_probes_stay_out_of_training() -> None:
     root = Path(__file__).resolve().parent.parent
     names = ("probes_heldout.jsonl", "probes_heldout2.jsonl", "probes_heldout3.jsonl", "probes_heldout4.jsonl",
              "probes_heldout5.jsonl", "probes_heldout_obf.jsonl", "probes_heldout6.jsonl", "probes_heldout7.jsonl",
-             "probes_heldout8.jsonl")
+             "probes_heldout8.jsonl", "benign_lookalikes.jsonl")
     held = [json.loads(line)["text"] for name in names
             for line in (root / "benchmarks/data" / name).open(encoding="utf-8")]
-    assert len(held) > 3800
+    assert len(held) > 4100
     spec = yaml.safe_load((root / "aimds_ray/data/training.yaml").read_text(encoding="utf-8"))
     assert not any("heldout" in str(x) for x in (spec.get("files") or []) + (spec.get("corpora") or []))
     trained = {r["text"].strip() for r in read_corpora(spec.get("corpora") or [])}
