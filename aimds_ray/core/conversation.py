@@ -20,15 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aimds_ray.core.report import Action, ThreatReport
+from aimds_ray.core.report import ACTION_SEVERITY, Action, ThreatReport
 from aimds_ray.core.response import Context
 from aimds_ray.core.wire import CONTEXT_ROLES, INPUT_ROLES, OUTPUT_ROLES, bad_messages
 
 if TYPE_CHECKING:
     from aimds_ray.core.detector import Detector
-
-_SEVERITY = {Action.ALLOW: 0, Action.REDACT: 1, Action.ESCALATE: 2, Action.BLOCK: 3}
-
 
 @dataclass
 class MessageReport:
@@ -59,7 +56,7 @@ class ConversationReport:
         """The message the verdict comes from (None when nothing was screened)."""
         if not self.messages:
             return None
-        return max(self.messages, key=lambda m: (_SEVERITY[m.report.action], m.report.is_threat, m.report.score))
+        return max(self.messages, key=lambda m: (ACTION_SEVERITY[m.report.action], m.report.is_threat, m.report.score))
 
     def to_dict(self) -> dict[str, Any]:
         worst = self.worst

@@ -21,7 +21,7 @@ from aimds_ray.core.fusion import Decision, Fusion
 from aimds_ray.core.normalize import Normalized, normalize
 from aimds_ray.core.pii import PiiMatch, find_pii, redact
 from aimds_ray.core.process import collector_deferred
-from aimds_ray.core.report import Evidence, ThreatReport
+from aimds_ray.core.report import ACTION_SEVERITY, Evidence, ThreatReport
 from aimds_ray.core.response import Context, Exchange, check_response
 from aimds_ray.core.response import redactions as response_redactions
 from aimds_ray.core.signals import SignalContext, registered_signals
@@ -400,7 +400,6 @@ class StreamCheck(NamedTuple):
     forwardable: int
 
 
-_SEVERITY = {"allow": 0, "redact": 1, "escalate": 2, "block": 3}
 _TAG_FIRST, _TAG_LAST = 0xE0000, 0xE007F  # Unicode tag characters (subdivision flags, and smuggled text)
 
 
@@ -481,7 +480,7 @@ class ResponseStream:
         st, act = self._state, str(decision.action)
         stronger = decision.is_threat and (not st.is_threat or decision.score > st.score)
         st = StreamCheck(st.is_threat or decision.is_threat,
-                         act if _SEVERITY[act] > _SEVERITY[st.action] else st.action,
+                         act if ACTION_SEVERITY[act] > ACTION_SEVERITY[st.action] else st.action,
                          decision.threat_type if stronger else st.threat_type,
                          max(st.score, round(decision.score, 6)), [], self._tail_at)
         self._state = st

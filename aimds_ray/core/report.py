@@ -48,6 +48,11 @@ class Action(StrEnum):
     ESCALATE = "escalate"
 
 
+# how strongly each action acts, to combine verdicts (a stream's chunks, a conversation's messages); keyed by the
+# enum, which also answers to its string ("block")
+ACTION_SEVERITY = {Action.ALLOW: 0, Action.REDACT: 1, Action.ESCALATE: 2, Action.BLOCK: 3}
+
+
 class Category(StrEnum):
     """Threat categories. Manipulation categories make `is_threat`; data leakage makes `action=redact`."""
 
