@@ -17,6 +17,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -361,18 +362,24 @@ class AimdsIngress:
 
     # --- HTTP routes --------------------------------------------------------------------------------------------
 
+    async def _answer(self, request: Request, limit: int, call: Callable[[Any], Awaitable[dict[str, Any]]],
+                      endpoint: str) -> JSONResponse:
+        """A JSON body of at most `limit` bytes handed to `call`; its result (report or error dict) answered with
+        its status, the time taken recorded under `endpoint`."""
+        t0 = time.perf_counter()
+        try:
+            body = await read_json(request, limit)
+        except ApiError as e:
+            return _respond(error(str(e), e.status))
+        res = await call(body)
+        self._metrics.latency(endpoint, time.perf_counter() - t0)
+        return _respond(res)
+
     @api.post("/v1/detect")
     async def http_detect(self, request: Request) -> JSONResponse:
         """Scan one text. Body: {"text": str, "session_id"?: str, "client_id"?: str, "metadata"?: {}}."""
         self._ensure_background()
-        t0 = time.perf_counter()
-        try:
-            body = await read_json(request, MAX_BODY)
-        except ApiError as e:
-            return _respond(error(str(e), e.status))
-        res = await self._detect_one(body)
-        self._metrics.latency("detect", time.perf_counter() - t0)
-        return _respond(res)
+        return await self._answer(request, MAX_BODY, self._detect_one, "detect")
 
     @api.post("/v1/detect/batch")
     async def http_detect_batch(self, request: Request) -> JSONResponse:
@@ -402,28 +409,14 @@ class AimdsIngress:
     async def http_detect_response(self, request: Request) -> JSONResponse:
         """Scan a model's response against its exchange: {"text": str, "system_prompt"?: str, "prompt"?: str,
         "canaries"?: [str], "request_id"?, "session_id"?, "client_id"?: str} (`Detector.scan_response`)."""
-        t0 = time.perf_counter()
-        try:
-            body = await read_json(request, MAX_BODY)
-        except ApiError as e:
-            return _respond(error(str(e), e.status))
-        res = await self.detect_response(body)
-        self._metrics.latency("detect_response", time.perf_counter() - t0)
-        return _respond(res)
+        return await self._answer(request, MAX_BODY, self.detect_response, "detect_response")
 
     @api.post("/v1/detect/messages")
     async def http_detect_messages(self, request: Request) -> JSONResponse:
         """Screen an OpenAI-style conversation: {"messages": [{"role", "content"}, ...], "canaries"?: [str],
         "request_id"?: str} (`Detector.scan_messages`): user turns and tool results as input, assistant turns as
         responses; the verdict is the worst message's."""
-        t0 = time.perf_counter()
-        try:
-            body = await read_json(request, MAX_BATCH_BODY)
-        except ApiError as e:
-            return _respond(error(str(e), e.status))
-        res = await self.detect_messages(body)
-        self._metrics.latency("detect_messages", time.perf_counter() - t0)
-        return _respond(res)
+        return await self._answer(request, MAX_BATCH_BODY, self.detect_messages, "detect_messages")
 
     @api.post("/v1/feedback")
     async def http_feedback(self, request: Request) -> JSONResponse:
