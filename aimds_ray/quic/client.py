@@ -397,8 +397,12 @@ def detect(url: str, text: str | None, *, insecure: bool = False, cafile: str | 
 
     async def run() -> H3Response:
         async with H3Client(url, insecure=insecure, cafile=cafile, timeout=timeout) as c:
-            body: dict[str, Any] = dict(fields or {}) if text is None else {"texts": [text]} \
-                if path.rstrip("/").endswith("/batch") else {"text": text, **(fields or {})}
+            if text is None:
+                body: dict[str, Any] = dict(fields or {})
+            elif path.rstrip("/").endswith("/batch"):
+                body = {"texts": [text]}
+            else:
+                body = {"text": text, **(fields or {})}
             return await c.request("POST", path, body)
 
     return asyncio.run(run())
